@@ -1,0 +1,36 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+let package = Package(
+    name: "virtfs-tools",
+    products: [
+        .library(name: "VirtFSCore", targets: ["VirtFSCore"]),
+        .executable(name: "virtfs-stat", targets: ["virtfs-stat"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+    ],
+    targets: [
+        // glibc's xattr calls, a raw statx, and libacl, behind one small shim header.
+        .systemLibrary(
+            name: "CVirtFS",
+            pkgConfig: "libacl",
+            providers: [.apt(["libacl1-dev"])]
+        ),
+        // The library: host facts -> per-model codec -> guest view. Never prints, never exits.
+        .target(name: "VirtFSCore", dependencies: ["CVirtFS"]),
+        // What every executable shares: option groups, error rendering, output.
+        .target(
+            name: "VirtFSCommand",
+            dependencies: [
+                "VirtFSCore",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+        .executableTarget(name: "virtfs-stat", dependencies: ["VirtFSCommand"]),
+        // Test support: materialises a text tree spec (testdata/trees/*.tree) in any model.
+        .executableTarget(name: "vt-mktree", dependencies: ["VirtFSCommand"]),
+        .testTarget(name: "VirtFSCoreTests", dependencies: ["VirtFSCore"]),
+    ],
+    swiftLanguageModes: [.v6]
+)

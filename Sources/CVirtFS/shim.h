@@ -1,0 +1,89 @@
+#ifndef VIRTFS_SHIM_H
+#define VIRTFS_SHIM_H
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stdint.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/types.h>
+#include <sys/xattr.h>
+#include <sys/acl.h>
+#include <acl/libacl.h>
+#include <unistd.h>
+
+/* The kernel's struct statx (include/uapi/linux/stat.h), declared here because glibc only
+   exposes it under _GNU_SOURCE, which Swift's Glibc module is not built with. The layout is
+   kernel ABI and never changes. */
+struct virtfs_statx_timestamp {
+    int64_t tv_sec;
+    uint32_t tv_nsec;
+    int32_t reserved;
+};
+
+struct virtfs_statx {
+    uint32_t stx_mask;
+    uint32_t stx_blksize;
+    uint64_t stx_attributes;
+    uint32_t stx_nlink;
+    uint32_t stx_uid;
+    uint32_t stx_gid;
+    uint16_t stx_mode;
+    uint16_t spare0;
+    uint64_t stx_ino;
+    uint64_t stx_size;
+    uint64_t stx_blocks;
+    uint64_t stx_attributes_mask;
+    struct virtfs_statx_timestamp stx_atime;
+    struct virtfs_statx_timestamp stx_btime;
+    struct virtfs_statx_timestamp stx_ctime;
+    struct virtfs_statx_timestamp stx_mtime;
+    uint32_t stx_rdev_major;
+    uint32_t stx_rdev_minor;
+    uint32_t stx_dev_major;
+    uint32_t stx_dev_minor;
+    uint64_t spare2[14];
+};
+
+#define VIRTFS_STATX_BASIC_STATS 0x000007ffU
+#define VIRTFS_STATX_BTIME 0x00000800U
+#define VIRTFS_AT_STATX_SYNC_AS_STAT 0x0000
+#define VIRTFS_AT_SYMLINK_NOFOLLOW 0x100
+#define VIRTFS_AT_EMPTY_PATH 0x1000
+
+/* statx(2) without following symlinks. Returns 0 or -1 with errno set. */
+static inline int virtfs_statx(int dirfd, const char *path, int flags, struct virtfs_statx *out) {
+    return (int)syscall(SYS_statx, dirfd, path, flags | VIRTFS_AT_SYMLINK_NOFOLLOW,
+                        VIRTFS_STATX_BASIC_STATS | VIRTFS_STATX_BTIME, out);
+}
+
+/* glibc's makedev/major/minor are macros, which Swift cannot import. */
+static inline uint64_t virtfs_makedev(uint32_t major, uint32_t minor) {
+    return ((uint64_t)(major & 0x00000fffU) << 8) | ((uint64_t)(major & 0xfffff000U) << 32) |
+           ((uint64_t)(minor & 0x000000ffU)) | ((uint64_t)(minor & 0xffffff00U) << 12);
+}
+static inline uint32_t virtfs_major(uint64_t dev) {
+    return (uint32_t)(((dev >> 8) & 0x00000fffU) | ((dev >> 32) & 0xfffff000U));
+}
+static inline uint32_t virtfs_minor(uint64_t dev) {
+    return (uint32_t)((dev & 0x000000ffU) | ((dev >> 12) & 0xffffff00U));
+}
+
+static inline int virtfs_errno(void) { return errno; }
+static inline void virtfs_set_errno(int value) { errno = value; }
+
+/* O_* and AT_* values Swift sees only as macros on some glibc versions. */
+/* O_PATH is only declared under _GNU_SOURCE; its value is fixed kernel ABI on Linux. */
+#ifdef O_PATH
+static const int VIRTFS_O_PATH = O_PATH;
+#else
+static const int VIRTFS_O_PATH = 010000000;
+#endif
+static const int VIRTFS_O_NOFOLLOW = O_NOFOLLOW;
+static const int VIRTFS_O_DIRECTORY = O_DIRECTORY;
+static const int VIRTFS_O_CLOEXEC = O_CLOEXEC;
+static const int VIRTFS_O_NONBLOCK = O_NONBLOCK;
+static const int VIRTFS_O_NOCTTY = O_NOCTTY;
+static const int VIRTFS_AT_REMOVEDIR = AT_REMOVEDIR;
+
+#endif

@@ -1,0 +1,55 @@
+import Glibc
+import VirtFSCore
+
+/// Where a tool's words go: data to stdout (buffered, raw bytes), diagnostics to stderr in the
+/// coreutils form `TOOL: PATH: STEP: REASON`, and a count of failures for the exit status.
+public final class Console {
+    public let tool: String
+    public private(set) var failures = 0
+    private var buffer: [UInt8] = []
+
+    public init(tool: String) {
+        self.tool = tool
+        buffer.reserveCapacity(1 << 16)
+    }
+
+    public func write(_ bytes: [UInt8]) {
+        buffer.append(contentsOf: bytes)
+        if buffer.count >= 1 << 16 { flush() }
+    }
+
+    public func write(_ text: String) {
+        write(Array(text.utf8))
+    }
+
+    public func flush() {
+        var offset = 0
+        while offset < buffer.count {
+            let n = buffer.withUnsafeBytes { Glibc.write(1, $0.baseAddress! + offset, buffer.count - offset) }
+            if n < 0 {
+                if errno == EINTR { continue }
+                break
+            }
+            offset += n
+        }
+        buffer.removeAll(keepingCapacity: true)
+    }
+
+    /// Reports one failed entry and counts it.
+    public func error(_ error: Error) {
+        failures += 1
+        emit(": " + ((error as? VirtFSError)?.description ?? String(describing: error)))
+    }
+
+    /// Says something the user should know that is not a failure.
+    public func warning(_ text: String) {
+        emit(": warning: " + text)
+    }
+
+    private func emit(_ text: String) {
+        // Keep stdout and stderr in order when both go to one place.
+        flush()
+        let line = Array((tool + text + "\n").utf8)
+        line.withUnsafeBytes { _ = Glibc.write(2, $0.baseAddress!, $0.count) }
+    }
+}

@@ -1,0 +1,207 @@
+import CVirtFS
+import Glibc
+
+/// A POSIX access or default ACL, as the kernel stores it in `system.posix_acl_*` xattrs
+/// (and QEMU's mapped-xattr model, unchanged, in `user.virtfs.system.posix_acl_*`).
+public struct ACL: Sendable, Equatable, Hashable, Codable {
+    public enum Tag: UInt16, Sendable, Codable {
+        case userObj = 0x01
+        case user = 0x02
+        case groupObj = 0x04
+        case group = 0x08
+        case mask = 0x10
+        case other = 0x20
+
+        var libacl: acl_tag_t {
+            switch self {
+            case .userObj: return acl_tag_t(ACL_USER_OBJ)
+            case .user: return acl_tag_t(ACL_USER)
+            case .groupObj: return acl_tag_t(ACL_GROUP_OBJ)
+            case .group: return acl_tag_t(ACL_GROUP)
+            case .mask: return acl_tag_t(ACL_MASK)
+            case .other: return acl_tag_t(ACL_OTHER)
+            }
+        }
+
+        init?(libacl tag: acl_tag_t) {
+            switch Int32(tag) {
+            case ACL_USER_OBJ: self = .userObj
+            case ACL_USER: self = .user
+            case ACL_GROUP_OBJ: self = .groupObj
+            case ACL_GROUP: self = .group
+            case ACL_MASK: self = .mask
+            case ACL_OTHER: self = .other
+            default: return nil
+            }
+        }
+    }
+
+    public struct Entry: Sendable, Equatable, Hashable, Codable {
+        public var tag: Tag
+        /// rwx as 4/2/1.
+        public var permissions: UInt16
+        /// uid or gid for `user`/`group` entries.
+        public var qualifier: UInt32?
+
+        public init(tag: Tag, permissions: UInt16, qualifier: UInt32? = nil) {
+            self.tag = tag
+            self.permissions = permissions
+            self.qualifier = qualifier
+        }
+    }
+
+    public var entries: [Entry]
+
+    public init(entries: [Entry]) {
+        self.entries = entries
+    }
+
+    /// The blob's version word (`POSIX_ACL_XATTR_VERSION`).
+    static let xattrVersion: UInt32 = 2
+    static let undefinedID: UInt32 = 0xffff_ffff
+
+    /// Decodes the kernel's xattr blob: le32 version, then 8-byte entries (le16 tag, le16 perm,
+    /// le32 id).
+    public init(xattr bytes: [UInt8], attribute: String = "system.posix_acl_access") throws {
+        guard bytes.count >= 4, (bytes.count - 4) % 8 == 0 else {
+            throw VirtFSError.corrupt("decode", attribute: attribute, "ACL value is \(bytes.count) bytes; expected 4 + 8n")
+        }
+        let version = Bytes.readLittle(bytes[0..<4], as: UInt32.self)
+        guard version == ACL.xattrVersion else {
+            throw VirtFSError.corrupt("decode", attribute: attribute, offset: 0, "ACL version \(version); expected 2")
+        }
+        var entries: [Entry] = []
+        var offset = 4
+        while offset < bytes.count {
+            let rawTag = Bytes.readLittle(bytes[offset..<offset + 2], as: UInt16.self)
+            let perm = Bytes.readLittle(bytes[offset + 2..<offset + 4], as: UInt16.self)
+            let id = Bytes.readLittle(bytes[offset + 4..<offset + 8], as: UInt32.self)
+            guard let tag = Tag(rawValue: rawTag) else {
+                throw VirtFSError.corrupt("decode", attribute: attribute, offset: offset, "unknown ACL tag 0x\(String(rawTag, radix: 16))")
+            }
+            guard perm & ~7 == 0 else {
+                throw VirtFSError.corrupt("decode", attribute: attribute, offset: offset + 2, "ACL permission bits 0x\(String(perm, radix: 16))")
+            }
+            let hasQualifier = tag == .user || tag == .group
+            entries.append(Entry(tag: tag, permissions: perm, qualifier: hasQualifier ? id : nil))
+            offset += 8
+        }
+        self.entries = entries
+    }
+
+    /// The kernel's xattr blob, the exact inverse of `init(xattr:)` for canonical input.
+    public var xattrValue: [UInt8] {
+        var out = Bytes.little32(ACL.xattrVersion)
+        for e in entries {
+            out += withUnsafeBytes(of: e.tag.rawValue.littleEndian, Array.init)
+            out += withUnsafeBytes(of: e.permissions.littleEndian, Array.init)
+            out += Bytes.little32(e.qualifier ?? ACL.undefinedID)
+        }
+        return out
+    }
+
+    /// A minimal ACL (user::, group::, other::) carries nothing the mode does not.
+    public var isMinimal: Bool {
+        entries.allSatisfy { $0.tag == .userObj || $0.tag == .groupObj || $0.tag == .other }
+    }
+
+    /// The mask entry, or the group-owner entry when there is no mask: what a file's group
+    /// permission bits mirror.
+    public var groupClassPermissions: UInt16? {
+        (entries.first { $0.tag == .mask } ?? entries.first { $0.tag == .groupObj })?.permissions
+    }
+
+    /// The ACL equivalent to a permission mode (libacl's `acl_from_mode`).
+    public init(mode: UInt32) {
+        entries = [
+            Entry(tag: .userObj, permissions: UInt16((mode >> 6) & 7)),
+            Entry(tag: .groupObj, permissions: UInt16((mode >> 3) & 7)),
+            Entry(tag: .other, permissions: UInt16(mode & 7)),
+        ]
+    }
+
+    // MARK: libacl bridge
+
+    /// Builds a libacl object; the caller frees it with acl_free.
+    func withLibacl<T>(_ body: (acl_t) throws -> T) throws -> T {
+        // acl_create_entry may move the object: free whatever `acl` points to at the end.
+        var acl: acl_t? = acl_init(Int32(entries.count))
+        guard acl != nil else {
+            throw VirtFSError.system("acl_init", errno: virtfs_errno())
+        }
+        defer { acl_free(UnsafeMutableRawPointer(acl)) }
+        for e in entries {
+            var entry: acl_entry_t?
+            guard acl_create_entry(&acl, &entry) == 0, let entry else {
+                throw VirtFSError.system("acl_create_entry", errno: virtfs_errno())
+            }
+            acl_set_tag_type(entry, e.tag.libacl)
+            if var q = e.qualifier {
+                acl_set_qualifier(entry, &q)
+            }
+            var permset: acl_permset_t?
+            acl_get_permset(entry, &permset)
+            if let permset {
+                acl_clear_perms(permset)
+                if e.permissions & 4 != 0 { acl_add_perm(permset, acl_perm_t(ACL_READ)) }
+                if e.permissions & 2 != 0 { acl_add_perm(permset, acl_perm_t(ACL_WRITE)) }
+                if e.permissions & 1 != 0 { acl_add_perm(permset, acl_perm_t(ACL_EXECUTE)) }
+                acl_set_permset(entry, permset)
+            }
+        }
+        return try body(acl!)
+    }
+
+    /// getfacl(1)'s text for this ACL (libacl's `acl_to_any_text`), with numeric ids: the ids
+    /// are the guest's, which the host's user database cannot name.
+    public func text(prefix: String? = nil) throws -> String {
+        try withLibacl { acl in
+            let options = Int32(TEXT_SOME_EFFECTIVE | TEXT_NUMERIC_IDS)
+            guard let cText = acl_to_any_text(acl, prefix, CChar(UInt8(ascii: "\n")), options) else {
+                throw VirtFSError.system("acl_to_any_text", errno: virtfs_errno())
+            }
+            defer { acl_free(UnsafeMutableRawPointer(cText)) }
+            return String(cString: cText)
+        }
+    }
+
+    /// Whether libacl accepts this as a valid ACL (`acl_valid`): one of each owner/other entry,
+    /// a mask when there are named entries, no duplicate qualifiers.
+    public var isValid: Bool {
+        (try? withLibacl { acl_valid($0) == 0 }) ?? false
+    }
+
+    /// Parses setfacl(1)'s long or short text form (libacl's `acl_from_text`). Names are looked
+    /// up in the host's user database by libacl, so callers use numeric ids for guest ACLs.
+    public init(text: String) throws {
+        guard let acl = acl_from_text(text) else {
+            throw VirtFSError.corrupt("acl_from_text", "invalid ACL text \"\(text)\"")
+        }
+        defer { acl_free(UnsafeMutableRawPointer(acl)) }
+        var result: [Entry] = []
+        var entry: acl_entry_t?
+        var which = ACL_FIRST_ENTRY
+        while acl_get_entry(acl, which, &entry) == 1, let e = entry {
+            which = ACL_NEXT_ENTRY
+            var rawTag = acl_tag_t(0)
+            acl_get_tag_type(e, &rawTag)
+            guard let tag = Tag(libacl: rawTag) else { continue }
+            var permset: acl_permset_t?
+            acl_get_permset(e, &permset)
+            var perms: UInt16 = 0
+            if let permset {
+                if acl_get_perm(permset, acl_perm_t(ACL_READ)) == 1 { perms |= 4 }
+                if acl_get_perm(permset, acl_perm_t(ACL_WRITE)) == 1 { perms |= 2 }
+                if acl_get_perm(permset, acl_perm_t(ACL_EXECUTE)) == 1 { perms |= 1 }
+            }
+            var qualifier: UInt32?
+            if tag == .user || tag == .group, let q = acl_get_qualifier(e) {
+                qualifier = q.load(as: UInt32.self)
+                acl_free(q)
+            }
+            result.append(Entry(tag: tag, permissions: perms, qualifier: qualifier))
+        }
+        // libacl keeps entries sorted the way the kernel wants them; keep that order.
+        entries = result.sorted { ($0.tag.rawValue, $0.qualifier ?? 0) < ($1.tag.rawValue, $1.qualifier ?? 0) }
+    }
+}

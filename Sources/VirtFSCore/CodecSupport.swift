@@ -1,0 +1,141 @@
+import CVirtFS
+import Glibc
+
+/// Names of the xattrs QEMU's mapped-xattr model keeps guest metadata in.
+public enum VirtfsXattr {
+    public static let prefix = "user.virtfs."
+    public static let uid = "user.virtfs.uid"
+    public static let gid = "user.virtfs.gid"
+    public static let mode = "user.virtfs.mode"
+    public static let rdev = "user.virtfs.rdev"
+    public static let aclAccess = "user.virtfs.system.posix_acl_access"
+    public static let aclDefault = "user.virtfs.system.posix_acl_default"
+}
+
+public enum HostACLXattr {
+    public static let access = "system.posix_acl_access"
+    public static let `default` = "system.posix_acl_default"
+}
+
+let userPrefix = Array("user.".utf8)
+let virtfsPrefix = Array(VirtfsXattr.prefix.utf8)
+
+extension HostEntry {
+    /// Decodes an ACL blob; a blob the guest kernel would reject becomes a diagnostic.
+    func acl(_ attribute: String, present names: [[UInt8]], into diagnostics: inout [VirtFSError]) throws -> ACL? {
+        guard names.contains(Array(attribute.utf8)), let bytes = try xattr(attribute) else { return nil }
+        do {
+            return try ACL(xattr: bytes, attribute: attribute)
+        } catch let error as VirtFSError {
+            diagnostics.append(error.at(path))
+            return nil
+        }
+    }
+
+    /// The `user.*` xattrs the guest can list and read, in host order. In mapped-xattr QEMU
+    /// hides the whole `user.virtfs.` namespace; elsewhere the guest sees every `user.*`.
+    func guestVisibleUserXattrs(_ names: [[UInt8]], hideVirtfs: Bool) throws -> [Xattr] {
+        var out: [Xattr] = []
+        for name in names where name.starts(with: userPrefix) {
+            if hideVirtfs && name.starts(with: virtfsPrefix) { continue }
+            let attribute = String(decoding: name, as: UTF8.self)
+            // A name that is not valid UTF-8 cannot be passed back through String; read it raw.
+            guard Array(attribute.utf8) == name else {
+                throw VirtFSError.corrupt("llistxattr", path: path, "xattr name is not valid UTF-8: 0x\(Bytes.hex(name))")
+            }
+            if let value = try xattr(attribute) {
+                out.append(Xattr(name: name, value: value))
+            }
+        }
+        return out
+    }
+
+    /// The host object's own symlink, as a guest of a mapped export sees it: a symlink whose
+    /// target QEMU < 11 cannot read (it opens it with O_NOFOLLOW: ELOOP).
+    func applyHostSymlink(to view: inout GuestView, readable: Bool) throws {
+        view.attributes.symlinkTarget = try readLink()
+        view.symlinkReadable = readable
+    }
+
+    /// A mapped symlink's target: the data of the host regular file standing for it.
+    func applyMappedSymlinkTarget(to view: inout GuestView) throws {
+        let (bytes, truncated) = try readContent(limit: symlinkTargetLimit)
+        if truncated {
+            view.diagnostics.append(.corrupt("readlink", path: path, "symlink target longer than \(symlinkTargetLimit) bytes"))
+        }
+        view.attributes.symlinkTarget = bytes
+    }
+}
+
+/// Checks the file type the metadata claims against the host object that carries it. QEMU
+/// believes the metadata; the guest then fails on the object (a "directory" it cannot list).
+func checkTypeAgainstHost(_ view: inout GuestView, host: FileType) {
+    let claimed = view.attributes.type
+    let consistent: Bool
+    switch host {
+    case .directory: consistent = claimed == .directory
+    case .regular: consistent = claimed != .directory
+    default: consistent = claimed == host
+    }
+    if !consistent {
+        view.diagnostics.append(.corrupt("decode", path: view.path, attribute: "mode",
+                                         "metadata says \(claimed.keyword) but the host object is a \(host.keyword)"))
+    }
+}
+
+/// Creation of the host object that stands for a guest object in both mapped models: a
+/// directory for a directory, a regular file for everything else (symlink target as data).
+func createMappedHostObject(_ attributes: GuestAttributes, named name: [UInt8], in directory: DirectoryContext,
+                            content: [UInt8], placement: HostPlacement) throws -> HostEntry {
+    let path = Bytes.join(directory.path, name)
+    do {
+        if attributes.type == .directory {
+            try Sys.mkdir(directory.fd, name, mode_t(placement.directoryMode & 0o777))
+            try Sys.chmod(directory.fd, name, mode_t(placement.directoryMode))
+        } else {
+            let fd = try Sys.openAt(directory.fd, name, O_WRONLY | O_CREAT | O_EXCL, mode: mode_t(placement.fileMode & 0o777))
+            defer { Sys.close(fd) }
+            let data = attributes.type == .symlink ? (attributes.symlinkTarget ?? []) : (attributes.type == .regular ? content : [])
+            try Sys.writeAll(fd, data, name: name)
+            // The umask narrowed the mode open() applied; set exactly what was asked.
+            _ = try Sys.retry("fchmod", name) { fchmod(fd, mode_t(placement.fileMode)) }
+        }
+        if let owner = placement.owner {
+            try Sys.chown(directory.fd, name, owner.uid, owner.gid)
+        }
+        return try HostEntry(directory: directory, name: name, path: path)
+    } catch let error as VirtFSError {
+        throw error.at(path)
+    }
+}
+
+/// Writes ACLs under `accessName`/`defaultName` (removing absent ones) and the guest's user
+/// xattrs, which every model but none keeps on the host object as they are.
+func writeACLs(_ attributes: GuestAttributes, to entry: HostEntry, accessName: String, defaultName: String) throws {
+    if let acl = attributes.accessACL {
+        try entry.setXattr(accessName, acl.xattrValue)
+    } else {
+        try entry.removeXattr(accessName)
+    }
+    if attributes.type == .directory {
+        if let acl = attributes.defaultACL {
+            try entry.setXattr(defaultName, acl.xattrValue)
+        } else {
+            try entry.removeXattr(defaultName)
+        }
+    } else if attributes.defaultACL != nil {
+        throw VirtFSError.refused("setxattr", path: entry.path, "only directories have default ACLs")
+    }
+}
+
+func writeUserXattrs(_ attributes: GuestAttributes, to entry: HostEntry, refusingVirtfs: Bool) throws {
+    for x in attributes.xattrs {
+        guard x.name.starts(with: userPrefix) else {
+            throw VirtFSError.refused("lsetxattr", path: entry.path, "guest xattr \(String(decoding: x.name, as: UTF8.self)) is not in the user namespace")
+        }
+        if refusingVirtfs && x.name.starts(with: virtfsPrefix) {
+            throw VirtFSError.refused("lsetxattr", path: entry.path, "mapped-xattr cannot keep a guest xattr named \(String(decoding: x.name, as: UTF8.self)): QEMU reserves user.virtfs.*")
+        }
+        try entry.setXattr(String(decoding: x.name, as: UTF8.self), x.value)
+    }
+}

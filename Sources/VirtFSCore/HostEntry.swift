@@ -1,0 +1,151 @@
+import CVirtFS
+import Glibc
+
+/// An open host directory, and (lazily) its mapped-file `.virtfs_metadata` directory.
+/// Closes what it owns when released, so a walk holds descriptors only along its current path.
+public final class DirectoryContext {
+    public let fd: Int32
+    /// The directory's path as the user named it, for messages.
+    public let path: [UInt8]
+    private let ownsFD: Bool
+    private enum Metadata {
+        case unknown
+        case absent
+        case open(Int32)
+    }
+    private var metadata: Metadata = .unknown
+
+    public init(fd: Int32, path: [UInt8], owned: Bool = true) {
+        self.fd = fd
+        self.path = path
+        self.ownsFD = owned
+    }
+
+    /// Opens a directory operand the user named; symlinks in the path itself are the user's.
+    public static func open(path: [UInt8]) throws -> DirectoryContext {
+        let (parent, name) = try Sys.openOperandParent(path)
+        defer { Sys.close(parent) }
+        do {
+            let fd = try Sys.openDirectory(parent, name)
+            return DirectoryContext(fd: fd, path: path)
+        } catch let error as VirtFSError {
+            throw error.at(path)
+        }
+    }
+
+    /// Opens `name`, a subdirectory, without following symlinks.
+    public func child(_ name: [UInt8], path childPath: [UInt8]) throws -> DirectoryContext {
+        DirectoryContext(fd: try Sys.openDirectory(fd, name), path: childPath)
+    }
+
+    deinit {
+        if case .open(let mfd) = metadata { Sys.close(mfd) }
+        if ownsFD { Sys.close(fd) }
+    }
+
+    /// The `.virtfs_metadata` directory below this one, or nil when there is none. Like QEMU,
+    /// a symlink in its place is not followed (and so is not metadata).
+    public func metadataDirectory() throws -> Int32? {
+        switch metadata {
+        case .open(let mfd): return mfd
+        case .absent: return nil
+        case .unknown:
+            do {
+                let mfd = try Sys.openDirectory(fd, MappedFileNames.metadataDirectory)
+                metadata = .open(mfd)
+                return mfd
+            } catch let error as VirtFSError where error.errno == ENOENT {
+                metadata = .absent
+                return nil
+            } catch let error as VirtFSError {
+                throw error.at(Bytes.join(path, MappedFileNames.metadataDirectory))
+            }
+        }
+    }
+
+    /// The `.virtfs_metadata` directory, created (0700, like QEMU) when missing.
+    public func makeMetadataDirectory(placement: HostPlacement) throws -> Int32 {
+        if let mfd = try metadataDirectory() { return mfd }
+        do {
+            try Sys.mkdir(fd, MappedFileNames.metadataDirectory, 0o700)
+            try Sys.chmod(fd, MappedFileNames.metadataDirectory, 0o700)
+            if let owner = placement.owner {
+                try Sys.chown(fd, MappedFileNames.metadataDirectory, owner.uid, owner.gid)
+            }
+        } catch let error as VirtFSError where error.errno == EEXIST {
+            // Raced with another writer; open what is there.
+        }
+        metadata = .unknown
+        guard let mfd = try metadataDirectory() else {
+            throw VirtFSError.system("mkdirat", path: Bytes.join(path, MappedFileNames.metadataDirectory), errno: ENOENT)
+        }
+        return mfd
+    }
+}
+
+/// One host object reached as a name below an open directory: the facts a codec may ask
+/// about it. For the export root the name is `.` and the directory is the root itself.
+public struct HostEntry {
+    public let directory: DirectoryContext
+    public let name: [UInt8]
+    /// The entry's path as the user named it, for messages and output.
+    public let path: [UInt8]
+    public let stat: HostStat
+    /// True for the exported directory itself (mapped-file keeps its metadata in
+    /// `.virtfs_metadata_root` rather than in a parent it does not have).
+    public let isExportRoot: Bool
+
+    public init(directory: DirectoryContext, name: [UInt8], path: [UInt8], isExportRoot: Bool = false) throws {
+        self.directory = directory
+        self.name = name
+        self.path = path
+        self.isExportRoot = isExportRoot
+        do {
+            stat = try Sys.stat(directory.fd, name)
+        } catch let error as VirtFSError {
+            throw error.at(path)
+        }
+    }
+
+    init(directory: DirectoryContext, name: [UInt8], path: [UInt8], stat: HostStat, isExportRoot: Bool) {
+        self.directory = directory
+        self.name = name
+        self.path = path
+        self.stat = stat
+        self.isExportRoot = isExportRoot
+    }
+
+    /// Re-reads the host inode after a change.
+    public func refreshed() throws -> HostEntry {
+        try HostEntry(directory: directory, name: name, path: path, isExportRoot: isExportRoot)
+    }
+
+    public func xattrNames() throws -> [[UInt8]] {
+        do { return try Sys.listXattrs(directory.fd, name) } catch let e as VirtFSError { throw e.at(path) }
+    }
+
+    public func xattr(_ attribute: String) throws -> [UInt8]? {
+        do { return try Sys.getXattr(directory.fd, name, attribute) } catch let e as VirtFSError { throw e.at(path) }
+    }
+
+    public func setXattr(_ attribute: String, _ value: [UInt8]) throws {
+        do { try Sys.setXattr(directory.fd, name, attribute, value) } catch let e as VirtFSError { throw e.at(path) }
+    }
+
+    public func removeXattr(_ attribute: String) throws {
+        do { try Sys.removeXattr(directory.fd, name, attribute) } catch let e as VirtFSError { throw e.at(path) }
+    }
+
+    /// The target of a real host symlink.
+    public func readLink() throws -> [UInt8] {
+        do { return try Sys.readLink(directory.fd, name) } catch let e as VirtFSError { throw e.at(path) }
+    }
+
+    /// The data of a regular file, at most `limit` bytes (a mapped symlink's target).
+    public func readContent(limit: Int) throws -> (bytes: [UInt8], truncated: Bool) {
+        do { return try Sys.readFile(directory.fd, name, limit: limit) } catch let e as VirtFSError { throw e.at(path) }
+    }
+}
+
+/// The longest symlink target a guest can have (PATH_MAX including the NUL).
+let symlinkTargetLimit = 4095

@@ -1,0 +1,89 @@
+import Glibc
+
+/// `security_model=passthrough` and `none`: the guest sees the host inode itself. The two
+/// differ in what QEMU lets the guest do (passthrough chowns, so QEMU runs as root; none ignores
+/// a failed chown) and in ACLs: passthrough passes host ACLs through, none refuses them.
+public struct HostInodeCodec: ModelCodec {
+    public let model: SecurityModel
+
+    public init(model: SecurityModel) {
+        precondition(model == .passthrough || model == .none, "HostInodeCodec serves passthrough and none")
+        self.model = model
+    }
+
+    var keepsACLs: Bool { model == .passthrough }
+
+    public func decode(_ entry: HostEntry) throws -> GuestView {
+        let host = entry.stat
+        guard let type = host.fileType else {
+            throw VirtFSError.corrupt("statx", path: entry.path, "unknown host file type in mode 0\(String(host.mode, radix: 8))")
+        }
+        var view = GuestView(path: entry.path, model: model, host: host, type: type)
+        view.hostFallback = true
+        if type == .symlink {
+            try entry.applyHostSymlink(to: &view, readable: true)
+        }
+        let names = try entry.xattrNames()
+        if keepsACLs {
+            view.attributes.accessACL = try entry.acl(HostACLXattr.access, present: names, into: &view.diagnostics)
+            view.attributes.defaultACL = try entry.acl(HostACLXattr.default, present: names, into: &view.diagnostics)
+        }
+        view.attributes.xattrs = try entry.guestVisibleUserXattrs(names, hideVirtfs: false)
+        return view
+    }
+
+    public func create(_ attributes: GuestAttributes, named name: [UInt8], in directory: DirectoryContext,
+                       content: [UInt8], placement: HostPlacement) throws {
+        let path = Bytes.join(directory.path, name)
+        do {
+            switch attributes.type {
+            case .directory:
+                try Sys.mkdir(directory.fd, name, 0o700)
+            case .regular:
+                let fd = try Sys.openAt(directory.fd, name, O_WRONLY | O_CREAT | O_EXCL, mode: 0o600)
+                defer { Sys.close(fd) }
+                try Sys.writeAll(fd, content, name: name)
+            case .symlink:
+                try Sys.symlink(attributes.symlinkTarget ?? [], directory.fd, name)
+            case .fifo, .socket, .characterDevice, .blockDevice:
+                let dev = attributes.type.hasDeviceNumber ? attributes.rdev.glibc : 0
+                try Sys.mknod(directory.fd, name, mode_t(attributes.type.rawValue | 0o600), dev)
+            }
+        } catch let error as VirtFSError {
+            throw error.at(path)
+        }
+        try update(attributes, of: HostEntry(directory: directory, name: name, path: path), placement: placement)
+    }
+
+    public func update(_ attributes: GuestAttributes, of entry: HostEntry, placement: HostPlacement) throws {
+        do {
+            if entry.stat.uid != attributes.uid || entry.stat.gid != attributes.gid {
+                try Sys.chown(entry.directory.fd, entry.name, attributes.uid, attributes.gid)
+            }
+            // After chown, which clears set-id bits; symlinks have no mode of their own.
+            if attributes.type != .symlink {
+                try Sys.chmod(entry.directory.fd, entry.name, mode_t(attributes.permissions))
+            }
+        } catch let error as VirtFSError {
+            throw error.at(entry.path)
+        }
+        if keepsACLs {
+            try writeACLs(attributes, to: entry, accessName: HostACLXattr.access, defaultName: HostACLXattr.default)
+        } else if attributes.accessACL.map({ !$0.isMinimal }) == true || attributes.defaultACL != nil {
+            throw VirtFSError.refused("setxattr", path: entry.path, "the none model cannot show ACLs to the guest")
+        }
+        if attributes.type != .symlink {
+            try writeUserXattrs(attributes, to: entry, refusingVirtfs: false)
+        } else if !attributes.xattrs.isEmpty {
+            throw VirtFSError.refused("lsetxattr", path: entry.path, "Linux keeps no user xattrs on symlinks")
+        }
+    }
+
+    public func link(_ entry: HostEntry, as newName: [UInt8], in newDirectory: DirectoryContext, placement: HostPlacement) throws {
+        do {
+            try Sys.link(entry.directory.fd, entry.name, newDirectory.fd, newName)
+        } catch let error as VirtFSError {
+            throw error.at(Bytes.join(newDirectory.path, newName))
+        }
+    }
+}

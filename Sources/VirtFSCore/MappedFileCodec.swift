@@ -1,0 +1,181 @@
+import Glibc
+
+/// `security_model=mapped-file`: the guest's uid, gid, mode and rdev in `DIR/.virtfs_metadata/NAME`
+/// (the export root's in `.virtfs_metadata_root`); ACLs are real host ACLs.
+public struct MappedFileCodec: ModelCodec {
+    public var model: SecurityModel { .mappedFile }
+    public init() {}
+
+    /// Largest metadata file read; QEMU's own files are under 100 bytes.
+    static let metadataLimit = 64 * 1024
+
+    /// Where an entry's metadata file is: (directory fd, name) — nil when there is no
+    /// `.virtfs_metadata` directory.
+    func metadataLocation(of entry: HostEntry) throws -> (fd: Int32, name: [UInt8], path: [UInt8])? {
+        if entry.isExportRoot {
+            return (entry.directory.fd, MappedFileNames.rootMetadata, Bytes.join(entry.directory.path, MappedFileNames.rootMetadata))
+        }
+        guard let mfd = try entry.directory.metadataDirectory() else { return nil }
+        let dir = Bytes.join(entry.directory.path, MappedFileNames.metadataDirectory)
+        return (mfd, entry.name, Bytes.join(dir, entry.name))
+    }
+
+    /// The metadata file's bytes, nil when QEMU would find none. QEMU opens it with O_NOFOLLOW,
+    /// so a symlink in its place reads as no metadata; that is reported, not followed.
+    func readMetadata(of entry: HostEntry, diagnostics: inout [VirtFSError]) throws -> [UInt8]? {
+        guard let location = try metadataLocation(of: entry) else { return nil }
+        let fd: Int32
+        do {
+            fd = try Sys.openAt(location.fd, location.name, O_RDONLY | VIRTFS_O_NONBLOCK_FLAG)
+        } catch let error as VirtFSError where error.errno == ENOENT {
+            return nil
+        } catch let error as VirtFSError where error.errno == ELOOP {
+            diagnostics.append(.corrupt("openat", path: location.path, "metadata file is a symlink; QEMU ignores it"))
+            return nil
+        } catch let error as VirtFSError {
+            throw error.at(location.path)
+        }
+        defer { Sys.close(fd) }
+        let st = try Sys.stat(fd: fd)
+        guard st.fileType == .regular else {
+            diagnostics.append(.corrupt("open", path: location.path, "metadata file is a \(st.fileType?.keyword ?? "strange object"); QEMU reads nothing from it"))
+            return nil
+        }
+        do {
+            let (bytes, truncated) = try Sys.readAll(fd, name: location.path, limit: Self.metadataLimit)
+            if truncated {
+                diagnostics.append(.corrupt("read", path: location.path, "metadata file larger than \(Self.metadataLimit) bytes"))
+            }
+            return bytes
+        } catch let error as VirtFSError {
+            throw error.at(location.path)
+        }
+    }
+
+    public func decode(_ entry: HostEntry) throws -> GuestView {
+        let host = entry.stat
+        guard let hostType = host.fileType else {
+            throw VirtFSError.corrupt("statx", path: entry.path, "unknown host file type in mode 0\(String(host.mode, radix: 8))")
+        }
+        var view = GuestView(path: entry.path, model: model, host: host, type: hostType)
+        if let bytes = try readMetadata(of: entry, diagnostics: &view.diagnostics) {
+            let metadata = MappedFileMetadata.parse(bytes)
+            let file = entry.isExportRoot ? MappedFileNames.rootMetadata
+                : Bytes.join(MappedFileNames.metadataDirectory, entry.name)
+            let fileName = String(decoding: file, as: UTF8.self)
+            for deviation in metadata.deviations {
+                view.diagnostics.append(.corrupt("parse", path: entry.path, attribute: fileName, offset: deviation.offset, deviation.description))
+            }
+            // QEMU assigns the C int to uid_t, gid_t, mode_t and dev_t; a Linux guest keeps
+            // the low 32 bits of the device number.
+            if let v = metadata.uid { view.attributes.uid = UInt32(bitPattern: v); view.provenance.uid = .metadataFile }
+            if let v = metadata.gid { view.attributes.gid = UInt32(bitPattern: v); view.provenance.gid = .metadataFile }
+            if let v = metadata.rdev {
+                view.attributes.rdev = DeviceNumber(guestKernel: UInt64(UInt32(bitPattern: v)))
+                view.provenance.rdev = .metadataFile
+            }
+            if let v = metadata.mode {
+                let mode = UInt32(bitPattern: v)
+                guard let type = FileType(mode: mode) else {
+                    throw VirtFSError.corrupt("decode", path: entry.path, attribute: fileName,
+                                              "virtfs.mode=\(v) (0\(String(mode, radix: 8))) has no valid file type")
+                }
+                view.attributes.type = type
+                view.attributes.permissions = mode & 0o7777
+                view.provenance.mode = .metadataFile
+                checkTypeAgainstHost(&view, host: hostType)
+            }
+        }
+        view.hostFallback = view.provenance.uid == .host && view.provenance.gid == .host
+            && view.provenance.mode == .host && view.provenance.rdev == .host
+
+        if hostType == .symlink {
+            // QEMU's mapped-file readlink opens the host object with O_NOFOLLOW too.
+            try entry.applyHostSymlink(to: &view, readable: false)
+        } else if view.type == .symlink && hostType == .regular {
+            try entry.applyMappedSymlinkTarget(to: &view)
+        }
+        let names = try entry.xattrNames()
+        view.attributes.accessACL = try entry.acl(HostACLXattr.access, present: names, into: &view.diagnostics)
+        view.attributes.defaultACL = try entry.acl(HostACLXattr.default, present: names, into: &view.diagnostics)
+        view.attributes.xattrs = try entry.guestVisibleUserXattrs(names, hideVirtfs: false)
+        return view
+    }
+
+    /// The metadata QEMU writes for an object with these attributes.
+    public static func metadata(for attributes: GuestAttributes) -> MappedFileMetadata {
+        MappedFileMetadata(
+            uid: Int32(bitPattern: attributes.uid),
+            gid: Int32(bitPattern: attributes.gid),
+            mode: Int32(bitPattern: attributes.mode),
+            rdev: attributes.type.isSpecial
+                ? Int32(truncatingIfNeeded: attributes.type.hasDeviceNumber ? attributes.rdev.glibc : 0) : nil
+        )
+    }
+
+    public func create(_ attributes: GuestAttributes, named name: [UInt8], in directory: DirectoryContext,
+                       content: [UInt8], placement: HostPlacement) throws {
+        let entry = try createMappedHostObject(attributes, named: name, in: directory, content: content, placement: placement)
+        try write(attributes, to: entry, placement: placement)
+    }
+
+    public func update(_ attributes: GuestAttributes, of entry: HostEntry, placement: HostPlacement) throws {
+        try write(attributes, to: entry, placement: placement)
+    }
+
+    func write(_ attributes: GuestAttributes, to entry: HostEntry, placement: HostPlacement) throws {
+        try writeMetadataFile(Self.metadata(for: attributes).serialized(), for: entry, placement: placement)
+        // Guest ACLs are host ACLs here; setting one makes the host group bits its mask, as it
+        // does when the guest sets it through QEMU.
+        try writeACLs(attributes, to: entry, accessName: HostACLXattr.access, defaultName: HostACLXattr.default)
+        try writeUserXattrs(attributes, to: entry, refusingVirtfs: false)
+    }
+
+    /// Replaces the metadata file atomically: written under a temporary name in the same
+    /// directory, then renamed over (QEMU itself rewrites in place).
+    func writeMetadataFile(_ bytes: [UInt8], for entry: HostEntry, placement: HostPlacement) throws {
+        let dirfd = entry.isExportRoot ? entry.directory.fd : try entry.directory.makeMetadataDirectory(placement: placement)
+        let name = entry.isExportRoot ? MappedFileNames.rootMetadata : entry.name
+        let temporary = Array(".virtfs-tools.\(getpid()).tmp".utf8)
+        let path = entry.isExportRoot ? Bytes.join(entry.directory.path, name)
+            : Bytes.join(Bytes.join(entry.directory.path, MappedFileNames.metadataDirectory), name)
+        do {
+            let fd = try Sys.openAt(dirfd, temporary, O_WRONLY | O_CREAT | O_TRUNC, mode: 0o600)
+            do {
+                defer { Sys.close(fd) }
+                try Sys.writeAll(fd, bytes, name: temporary)
+                _ = try Sys.retry("fchmod", temporary) { fchmod(fd, 0o600) }
+                if let owner = placement.owner {
+                    _ = try Sys.retry("fchown", temporary) { fchown(fd, owner.uid, owner.gid) }
+                }
+                _ = try Sys.retry("fsync", temporary) { fsync(fd) }
+            } catch {
+                try? Sys.unlink(dirfd, temporary)
+                throw error
+            }
+            try Sys.rename(dirfd, temporary, dirfd, name)
+        } catch let error as VirtFSError {
+            throw error.at(path)
+        }
+    }
+
+    public func link(_ entry: HostEntry, as newName: [UInt8], in newDirectory: DirectoryContext, placement: HostPlacement) throws {
+        let newPath = Bytes.join(newDirectory.path, newName)
+        do {
+            try Sys.link(entry.directory.fd, entry.name, newDirectory.fd, newName)
+            // QEMU links the metadata file after the data, so both names keep one metadata.
+            if let source = try entry.directory.metadataDirectory() {
+                let target = try newDirectory.makeMetadataDirectory(placement: placement)
+                do {
+                    try Sys.link(source, entry.name, target, newName)
+                } catch let error as VirtFSError where error.errno == ENOENT {
+                    // The source had no metadata: neither has the link.
+                }
+            }
+        } catch let error as VirtFSError {
+            throw error.at(newPath)
+        }
+    }
+}
+
+let VIRTFS_O_NONBLOCK_FLAG: Int32 = O_NONBLOCK

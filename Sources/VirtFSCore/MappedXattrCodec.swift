@@ -1,0 +1,140 @@
+/// `security_model=mapped-xattr`: the guest's uid, gid, mode and rdev in `user.virtfs.*` xattrs
+/// on a host regular file or directory; ACLs in `user.virtfs.system.posix_acl_*`.
+///
+/// QEMU (`local_lstat`) lstat()s the host object, then overrides each field independently with
+/// the xattr when `getxattr` into a field-sized buffer returns more than 0 bytes: a longer value
+/// fails with ERANGE and leaves the host value; a shorter one is used with undefined high bytes.
+public struct MappedXattrCodec: ModelCodec {
+    public var model: SecurityModel { .mappedXattr }
+    public init() {}
+
+    /// How one `user.virtfs.*` value reads.
+    public enum Field<Value: Equatable>: Equatable {
+        case absent
+        case value(Value, Source)
+        /// QEMU ignores it (longer than the field, or empty) and the guest sees the host value.
+        case ignored(String)
+        /// QEMU would read undefined bytes: no one can say what the guest sees.
+        case undefined(String)
+    }
+
+    /// `user.virtfs.uid` / `.gid`: 4 bytes little-endian on every host.
+    public static func decodeID(_ bytes: [UInt8]?) -> Field<UInt32> {
+        guard let bytes else { return .absent }
+        switch bytes.count {
+        case 4: return .value(Bytes.readLittle(bytes[...], as: UInt32.self), .xattr)
+        case 0: return .ignored("empty value; QEMU uses the host's")
+        case 1...3: return .undefined("value is \(bytes.count) bytes; expected 4 (QEMU reads undefined high bytes)")
+        default: return .ignored("value is \(bytes.count) bytes; expected 4 (QEMU ignores it and uses the host's)")
+        }
+    }
+
+    /// `user.virtfs.mode`: the full st_mode, 4 bytes on Linux hosts, 2 on macOS hosts.
+    public static func decodeMode(_ bytes: [UInt8]?) -> Field<UInt32> {
+        guard let bytes else { return .absent }
+        switch bytes.count {
+        case 4: return .value(Bytes.readLittle(bytes[...], as: UInt32.self), .xattr)
+        case 2: return .value(UInt32(Bytes.readLittle(bytes[...], as: UInt16.self)), .xattrMacOS)
+        case 0: return .ignored("empty value; QEMU uses the host's")
+        case 1, 3: return .undefined("value is \(bytes.count) bytes; expected 4 (Linux) or 2 (macOS)")
+        default: return .ignored("value is \(bytes.count) bytes; expected 4 (QEMU ignores it and uses the host's)")
+        }
+    }
+
+    /// `user.virtfs.rdev`: glibc `makedev()` in 8 bytes on Linux hosts; Darwin `maj<<24|min` in
+    /// 4 bytes on macOS hosts. A Linux guest keeps the low 32 bits.
+    public static func decodeRdev(_ bytes: [UInt8]?) -> Field<DeviceNumber> {
+        guard let bytes else { return .absent }
+        switch bytes.count {
+        case 8: return .value(DeviceNumber(guestKernel: Bytes.readLittle(bytes[...], as: UInt64.self)), .xattr)
+        case 4: return .value(DeviceNumber(darwin: Bytes.readLittle(bytes[...], as: UInt32.self)), .xattrMacOS)
+        case 0: return .ignored("empty value; QEMU uses the host's")
+        case 1...7: return .undefined("value is \(bytes.count) bytes; expected 8 (Linux) or 4 (macOS)")
+        default: return .ignored("value is \(bytes.count) bytes; expected 8 (QEMU ignores it and uses the host's)")
+        }
+    }
+
+    public static func encodeID(_ id: UInt32) -> [UInt8] { Bytes.little32(id) }
+    public static func encodeMode(_ mode: UInt32) -> [UInt8] { Bytes.little32(mode) }
+    public static func encodeRdev(_ dev: DeviceNumber) -> [UInt8] { Bytes.little64(dev.glibc) }
+
+    public func decode(_ entry: HostEntry) throws -> GuestView {
+        let host = entry.stat
+        guard let hostType = host.fileType else {
+            throw VirtFSError.corrupt("statx", path: entry.path, "unknown host file type in mode 0\(String(host.mode, radix: 8))")
+        }
+        var view = GuestView(path: entry.path, model: model, host: host, type: hostType)
+        let names = try entry.xattrNames()
+        func read(_ attribute: String) throws -> [UInt8]? {
+            names.contains(Array(attribute.utf8)) ? try entry.xattr(attribute) : nil
+        }
+        func apply<V>(_ field: Field<V>, _ attribute: String, set: (V, Source) -> Void) throws {
+            switch field {
+            case .absent: break
+            case .value(let v, let source): set(v, source)
+            case .ignored(let why): view.diagnostics.append(.corrupt("decode", path: entry.path, attribute: attribute, why))
+            case .undefined(let why): throw VirtFSError.corrupt("decode", path: entry.path, attribute: attribute, why)
+            }
+        }
+        try apply(Self.decodeID(read(VirtfsXattr.uid)), VirtfsXattr.uid) { view.attributes.uid = $0; view.provenance.uid = $1 }
+        try apply(Self.decodeID(read(VirtfsXattr.gid)), VirtfsXattr.gid) { view.attributes.gid = $0; view.provenance.gid = $1 }
+        var mode: UInt32?
+        try apply(Self.decodeMode(read(VirtfsXattr.mode)), VirtfsXattr.mode) { mode = $0; view.provenance.mode = $1 }
+        try apply(Self.decodeRdev(read(VirtfsXattr.rdev)), VirtfsXattr.rdev) { view.attributes.rdev = $0; view.provenance.rdev = $1 }
+        if let mode {
+            guard let type = FileType(mode: mode) else {
+                throw VirtFSError.corrupt("decode", path: entry.path, attribute: VirtfsXattr.mode,
+                                          "mode 0\(String(mode, radix: 8)) has no valid file type")
+            }
+            view.attributes.type = type
+            view.attributes.permissions = mode & 0o7777
+            checkTypeAgainstHost(&view, host: hostType)
+        }
+        view.hostFallback = view.provenance.uid == .host && view.provenance.gid == .host
+            && view.provenance.mode == .host && view.provenance.rdev == .host
+
+        if hostType == .symlink {
+            try entry.applyHostSymlink(to: &view, readable: false)
+        } else if view.type == .symlink && hostType == .regular {
+            try entry.applyMappedSymlinkTarget(to: &view)
+        }
+        view.attributes.accessACL = try entry.acl(VirtfsXattr.aclAccess, present: names, into: &view.diagnostics)
+        view.attributes.defaultACL = try entry.acl(VirtfsXattr.aclDefault, present: names, into: &view.diagnostics)
+        if view.attributes.accessACL != nil || view.attributes.defaultACL != nil { view.provenance.acl = .xattr }
+        view.attributes.xattrs = try entry.guestVisibleUserXattrs(names, hideVirtfs: true)
+        return view
+    }
+
+    public func create(_ attributes: GuestAttributes, named name: [UInt8], in directory: DirectoryContext,
+                       content: [UInt8], placement: HostPlacement) throws {
+        let entry = try createMappedHostObject(attributes, named: name, in: directory, content: content, placement: placement)
+        try write(attributes, to: entry)
+    }
+
+    public func update(_ attributes: GuestAttributes, of entry: HostEntry, placement: HostPlacement) throws {
+        try write(attributes, to: entry)
+    }
+
+    /// Writes the fields in QEMU's order (uid, gid, mode, rdev); rdev only for the types mknod
+    /// makes, as QEMU does.
+    func write(_ attributes: GuestAttributes, to entry: HostEntry) throws {
+        try entry.setXattr(VirtfsXattr.uid, Self.encodeID(attributes.uid))
+        try entry.setXattr(VirtfsXattr.gid, Self.encodeID(attributes.gid))
+        try entry.setXattr(VirtfsXattr.mode, Self.encodeMode(attributes.mode))
+        if attributes.type.isSpecial {
+            try entry.setXattr(VirtfsXattr.rdev, Self.encodeRdev(attributes.type.hasDeviceNumber ? attributes.rdev : .zero))
+        } else {
+            try entry.removeXattr(VirtfsXattr.rdev)
+        }
+        try writeACLs(attributes, to: entry, accessName: VirtfsXattr.aclAccess, defaultName: VirtfsXattr.aclDefault)
+        try writeUserXattrs(attributes, to: entry, refusingVirtfs: true)
+    }
+
+    public func link(_ entry: HostEntry, as newName: [UInt8], in newDirectory: DirectoryContext, placement: HostPlacement) throws {
+        do {
+            try Sys.link(entry.directory.fd, entry.name, newDirectory.fd, newName)
+        } catch let error as VirtFSError {
+            throw error.at(Bytes.join(newDirectory.path, newName))
+        }
+    }
+}

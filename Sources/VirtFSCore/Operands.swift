@@ -1,0 +1,96 @@
+import Glibc
+
+/// Turns the paths a user names into walk locations, the way every tool does it: with an
+/// explicit export root (`--root`) operands are resolved inside it without following symlinks;
+/// without one, a directory operand is an export root when walked recursively or when it holds
+/// `.virtfs_metadata_root`, and anything else is an entry of whatever tree it is in.
+public struct OperandResolver {
+    public let root: Walker.Location?
+    private let rootRealPath: [UInt8]?
+
+    public init(root: [UInt8]?) throws {
+        guard let root else {
+            self.root = nil
+            rootRealPath = nil
+            return
+        }
+        self.root = try Walker.exportRoot(root)
+        rootRealPath = try Self.realPath(root)
+    }
+
+    public func locate(_ operand: [UInt8], recursive: Bool) throws -> Walker.Location {
+        if let root, let rootRealPath {
+            let real = try Self.realPathOfParent(operand)
+            if real == rootRealPath {
+                return Walker.Location(directory: root.directory, name: root.name, path: operand, isExportRoot: true)
+            }
+            guard real.starts(with: rootRealPath + [UInt8(ascii: "/")]) || rootRealPath == [UInt8(ascii: "/")] else {
+                throw VirtFSError.refused("resolve", path: operand, "not inside the export root \(String(decoding: root.path, as: UTF8.self))")
+            }
+            let relative = Array(real.dropFirst(rootRealPath.count))
+            return try Walker.inside(root, relative: Bytes.components(relative), path: operand)
+        }
+        var st = stat()
+        let isDirectory = Sys.withCString(operand) { lstat($0, &st) } == 0 && (UInt32(st.st_mode) & FileType.mask) == FileType.directory.rawValue
+        if isDirectory {
+            let hasRootMetadata = Sys.withCString(Bytes.join(operand, MappedFileNames.rootMetadata)) { access($0, F_OK) } == 0
+            if recursive || hasRootMetadata {
+                return try Walker.exportRoot(operand)
+            }
+        }
+        return try Walker.operand(operand)
+    }
+
+    /// The model to read a location with: the user's, else what the tree shows.
+    public func model(for location: Walker.Location, explicit: SecurityModel?) throws -> (SecurityModel, ModelDetection?) {
+        if let explicit { return (explicit, nil) }
+        let detection: ModelDetection
+        if let root {
+            detection = ModelDetection.detect(in: root.directory)
+        } else if location.isExportRoot {
+            detection = ModelDetection.detect(in: location.directory)
+        } else {
+            detection = ModelDetection.detect(in: location.directory, entry: try? location.entry(), limit: 64)
+        }
+        guard let model = detection.model else {
+            throw VirtFSError.refused("detect", path: location.path, detection.explanation)
+        }
+        return (model, detection)
+    }
+
+    /// The guest's user database: from the export root when one is known.
+    public func accounts(for location: Walker.Location) -> GuestAccounts {
+        if let root { return GuestAccounts.load(root: root.directory) }
+        if location.isExportRoot { return GuestAccounts.load(root: location.directory) }
+        return GuestAccounts()
+    }
+
+    static func realPath(_ path: [UInt8]) throws -> [UInt8] {
+        guard let resolved = Sys.withCString(path, { realpath($0, nil) }) else {
+            throw VirtFSError.system("realpath", path: path, errno: errno)
+        }
+        defer { free(resolved) }
+        return Array(UnsafeBufferPointer(start: UnsafeRawPointer(resolved).assumingMemoryBound(to: UInt8.self), count: strlen(resolved)))
+    }
+
+    /// The real path of the operand's parent joined with its last component, which is not
+    /// resolved (it may be a symlink, which the tools look at, not through).
+    static func realPathOfParent(_ operand: [UInt8]) throws -> [UInt8] {
+        var trimmed = operand
+        while trimmed.count > 1 && trimmed.last == UInt8(ascii: "/") { trimmed.removeLast() }
+        let parent: [UInt8]
+        let name: [UInt8]
+        if let slash = trimmed.lastIndex(of: UInt8(ascii: "/")) {
+            parent = slash == 0 ? [UInt8(ascii: "/")] : Array(trimmed[..<slash])
+            name = Array(trimmed[(slash + 1)...])
+        } else {
+            parent = [UInt8(ascii: ".")]
+            name = trimmed
+        }
+        if name == [UInt8(ascii: ".")] || name == Array("..".utf8) || name.isEmpty {
+            return try realPath(trimmed)
+        }
+        let base = try realPath(parent)
+        return base == [UInt8(ascii: "/")] ? base + name : base + [UInt8(ascii: "/")] + name
+    }
+}

@@ -1,0 +1,318 @@
+import Glibc
+
+/// Renders a guest view the way coreutils stat(1) renders an inode: `-c/--format`, `--printf`
+/// directives with printf-style flags, width and precision, and stat's default layout.
+///
+/// Extensions (letters stat(1) leaves unused): `%M` security model, `%P` provenance of uid,
+/// gid, mode and rdev (`uid=xattr,gid=xattr,mode=xattr,rdev=host`), `%L` raw symlink target.
+public struct StatFormatter: Sendable {
+    public var accounts: GuestAccounts
+
+    public init(accounts: GuestAccounts = GuestAccounts()) {
+        self.accounts = accounts
+    }
+
+    /// stat(1)'s default layout (coreutils 9.1), for the guest's view, plus a line naming the
+    /// model and where each field came from.
+    public static func defaultFormat(for view: GuestView) -> [UInt8] {
+        var format = "  File: %N\n  Size: %-10s\tBlocks: %-10b IO Block: %-6o %F\n"
+        if view.type.hasDeviceNumber {
+            format += "Device: %Hd,%Ld\tInode: %-11i Links: %-5h Device type: %Hr,%Lr\n"
+        } else {
+            format += "Device: %Hd,%Ld\tInode: %-11i Links: %h\n"
+        }
+        format += "Access: (%04a/%10.10A)  Uid: (%5u/%8U)   Gid: (%5g/%8G)\n"
+        format += "Access: %x\nModify: %y\nChange: %z\n Birth: %w\n Model: %M (%P)\n"
+        return Array(format.utf8)
+    }
+
+    /// Expands `format` for `view`. With `escapes`, backslash escapes are interpreted first
+    /// (`--printf`). `literalNames` prints `%N` unquoted, as stat's default layout does.
+    public func render(_ format: [UInt8], _ view: GuestView, escapes: Bool = false, literalNames: Bool = false) -> [UInt8] {
+        var out: [UInt8] = []
+        var i = 0
+        while i < format.count {
+            let c = format[i]
+            if c == UInt8(ascii: "\\") && escapes {
+                i = Self.escape(format, at: i, into: &out)
+                continue
+            }
+            guard c == UInt8(ascii: "%") else {
+                out.append(c)
+                i += 1
+                continue
+            }
+            // %[flags][width][.precision][H|L]conversion
+            var j = i + 1
+            var spec = Spec()
+            while j < format.count, let flag = "-#0+ '".utf8.first(where: { $0 == format[j] }) {
+                spec.flags.append(flag)
+                j += 1
+            }
+            while j < format.count, format[j] >= UInt8(ascii: "0"), format[j] <= UInt8(ascii: "9") {
+                spec.width = spec.width * 10 + Int(format[j] - UInt8(ascii: "0"))
+                j += 1
+            }
+            if j < format.count, format[j] == UInt8(ascii: ".") {
+                j += 1
+                var p = 0
+                while j < format.count, format[j] >= UInt8(ascii: "0"), format[j] <= UInt8(ascii: "9") {
+                    p = p * 10 + Int(format[j] - UInt8(ascii: "0"))
+                    j += 1
+                }
+                spec.precision = p
+            }
+            if j < format.count, format[j] == UInt8(ascii: "H") || format[j] == UInt8(ascii: "L"),
+               j + 1 < format.count, format[j + 1] == UInt8(ascii: "d") || format[j + 1] == UInt8(ascii: "r") {
+                spec.modifier = format[j]
+                j += 1
+            }
+            guard j < format.count else {
+                // A lone trailing % is printed as is, like stat.
+                out.append(contentsOf: format[i...])
+                break
+            }
+            let conversion = format[j]
+            if conversion == UInt8(ascii: "%") && j == i + 1 {
+                out.append(UInt8(ascii: "%"))
+            } else {
+                out.append(contentsOf: directive(conversion, spec, view, literalNames: literalNames))
+            }
+            i = j + 1
+        }
+        return out
+    }
+
+    struct Spec {
+        var flags: [UInt8] = []
+        var width = 0
+        var precision: Int?
+        var modifier: UInt8?
+        func has(_ flag: Character) -> Bool { flags.contains(UInt8(ascii: flag.unicodeScalars.first!)) }
+    }
+
+    func directive(_ conversion: UInt8, _ spec: Spec, _ view: GuestView, literalNames: Bool) -> [UInt8] {
+        let a = view.attributes
+        switch Character(UnicodeScalar(conversion)) {
+        case "n": return pad(view.path, spec)
+        case "N":
+            var text = literalNames ? view.path : Self.shellQuote(view.path)
+            if a.type == .symlink, let target = a.symlinkTarget, view.symlinkReadable {
+                text += Array(" -> ".utf8) + (literalNames ? target : Self.shellQuote(target))
+            }
+            return pad(text, spec)
+        case "a": return number(UInt64(a.permissions), radix: 8, spec)
+        case "A": return pad(Array(Self.modeString(a.mode).utf8), spec)
+        case "f": return number(UInt64(a.mode), radix: 16, spec)
+        case "F": return pad(Array(Self.typeName(view).utf8), spec)
+        case "s": return number(view.size, radix: 10, spec)
+        case "b": return number(view.blocks, radix: 10, spec)
+        case "B": return number(512, radix: 10, spec)
+        case "o": return number(UInt64(view.blockSize), radix: 10, spec)
+        case "u": return number(UInt64(a.uid), radix: 10, spec)
+        case "g": return number(UInt64(a.gid), radix: 10, spec)
+        case "U": return pad(Array((accounts.users[a.uid] ?? String(a.uid)).utf8), spec)
+        case "G": return pad(Array((accounts.groups[a.gid] ?? String(a.gid)).utf8), spec)
+        case "h": return number(view.nlink, radix: 10, spec)
+        case "i": return number(view.identity.inode, radix: 10, spec)
+        case "d": return device(view.identity.device, spec)
+        case "D": return number(view.identity.device.glibc, radix: 16, spec)
+        case "r": return device(a.rdev, spec)
+        case "R": return number(a.rdev.glibc, radix: 16, spec)
+        case "t": return number(UInt64(a.rdev.major), radix: 16, spec)
+        case "T": return number(UInt64(a.rdev.minor), radix: 16, spec)
+        case "x": return pad(Array(Self.humanTime(view.atime).utf8), spec)
+        case "y": return pad(Array(Self.humanTime(view.mtime).utf8), spec)
+        case "z": return pad(Array(Self.humanTime(view.ctime).utf8), spec)
+        case "w": return pad(Array((view.btime.map(Self.humanTime) ?? "-").utf8), spec)
+        case "X": return seconds(view.atime, spec)
+        case "Y": return seconds(view.mtime, spec)
+        case "Z": return seconds(view.ctime, spec)
+        case "W": return seconds(view.btime ?? Timestamp(seconds: 0, nanoseconds: 0), spec)
+        case "M": return pad(Array(view.model.rawValue.utf8), spec)
+        case "P": return pad(Array(view.provenance.summary.utf8), spec)
+        case "L": return pad(a.type == .symlink ? (a.symlinkTarget ?? []) : [], spec)
+        default: return Array("?".utf8)
+        }
+    }
+
+    func device(_ dev: DeviceNumber, _ spec: Spec) -> [UInt8] {
+        switch spec.modifier {
+        case UInt8(ascii: "H"): return number(UInt64(dev.major), radix: 10, spec)
+        case UInt8(ascii: "L"): return number(UInt64(dev.minor), radix: 10, spec)
+        default: return number(dev.glibc, radix: 10, spec)
+        }
+    }
+
+    /// An unsigned number with printf's `-`, `0`, `#` flags and width.
+    func number(_ value: UInt64, radix: Int, _ spec: Spec) -> [UInt8] {
+        var digits = String(value, radix: radix)
+        if let p = spec.precision, digits.count < p {
+            digits = String(repeating: "0", count: p - digits.count) + digits
+        }
+        if spec.has("#") && value != 0 {
+            if radix == 8 { digits = "0" + digits } else if radix == 16 { digits = "0x" + digits }
+        }
+        if spec.has("0") && !spec.has("-") && spec.precision == nil && digits.count < spec.width {
+            digits = String(repeating: "0", count: spec.width - digits.count) + digits
+        }
+        return pad(Array(digits.utf8), Spec(flags: spec.flags, width: spec.width, precision: nil))
+    }
+
+    /// A string with printf's width, `-` and precision (truncation).
+    func pad(_ bytes: [UInt8], _ spec: Spec) -> [UInt8] {
+        var text = bytes
+        if let p = spec.precision, text.count > p { text = Array(text.prefix(p)) }
+        guard text.count < spec.width else { return text }
+        let fill = [UInt8](repeating: UInt8(ascii: " "), count: spec.width - text.count)
+        return spec.has("-") ? text + fill : fill + text
+    }
+
+    /// Seconds since the epoch; a precision adds that many fractional digits, as stat does.
+    func seconds(_ t: Timestamp, _ spec: Spec) -> [UInt8] {
+        var text = String(t.seconds)
+        if let p = spec.precision, p > 0 {
+            var frac = String(t.nanoseconds)
+            frac = String(repeating: "0", count: 9 - frac.count) + frac
+            text += "." + String(frac.prefix(min(p, 9))) + String(repeating: "0", count: max(0, p - 9))
+        }
+        return pad(Array(text.utf8), Spec(flags: spec.flags, width: spec.width, precision: nil))
+    }
+
+    /// `2026-11-25 01:23:32.300336947 +0000`, in the local time zone like stat.
+    public static func humanTime(_ t: Timestamp) -> String {
+        var seconds = time_t(t.seconds)
+        var parts = tm()
+        localtime_r(&seconds, &parts)
+        var buf = [CChar](repeating: 0, count: 64)
+        let n = strftime(&buf, buf.count, "%Y-%m-%d %H:%M:%S", &parts)
+        var zone = [CChar](repeating: 0, count: 16)
+        strftime(&zone, zone.count, "%z", &parts)
+        var nanos = String(t.nanoseconds)
+        nanos = String(repeating: "0", count: 9 - nanos.count) + nanos
+        let date = String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        let offset = String(decoding: zone.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
+        return "\(date).\(nanos) \(offset)"
+    }
+
+    /// ls-style mode string: `-rwsr-xr-t` and friends.
+    public static func modeString(_ mode: UInt32) -> String {
+        var s = String(FileType(mode: mode)?.letter ?? "?")
+        let bits: [(UInt32, Character)] = [(0o400, "r"), (0o200, "w"), (0o100, "x"), (0o040, "r"), (0o020, "w"), (0o010, "x"), (0o004, "r"), (0o002, "w"), (0o001, "x")]
+        for (index, (bit, letter)) in bits.enumerated() {
+            var ch: Character = mode & bit != 0 ? letter : "-"
+            if index == 2 && mode & 0o4000 != 0 { ch = mode & bit != 0 ? "s" : "S" }
+            if index == 5 && mode & 0o2000 != 0 { ch = mode & bit != 0 ? "s" : "S" }
+            if index == 8 && mode & 0o1000 != 0 { ch = mode & bit != 0 ? "t" : "T" }
+            s.append(ch)
+        }
+        return s
+    }
+
+    public static func typeName(_ view: GuestView) -> String {
+        switch view.type {
+        case .regular: return view.size == 0 ? "regular empty file" : "regular file"
+        case .directory: return "directory"
+        case .symlink: return "symbolic link"
+        case .characterDevice: return "character special file"
+        case .blockDevice: return "block special file"
+        case .fifo: return "fifo"
+        case .socket: return "socket"
+        }
+    }
+
+    /// coreutils' shell-escape-always quoting: `'a b'`, `'n'$'\n''l'`, `'it'\''s'`.
+    public static func shellQuote(_ bytes: [UInt8]) -> [UInt8] {
+        // Runs of printable characters go in single quotes; a quote is \'; anything else is
+        // an ANSI-C $'\ooo' token. The result always starts with a quote, as coreutils' does.
+        var out: [UInt8] = []
+        var run: [UInt8] = []
+        func flush() {
+            if !run.isEmpty || out.isEmpty { out += [UInt8(ascii: "'")] + run + [UInt8(ascii: "'")] }
+            run.removeAll()
+        }
+        var i = 0
+        while i < bytes.count {
+            let length = utf8SequenceLength(bytes, at: i)
+            let b = bytes[i]
+            if length > 1 || (b >= 0x20 && b < 0x7f && b != UInt8(ascii: "'")) {
+                run.append(contentsOf: bytes[i..<i + length])
+                i += length
+                continue
+            }
+            flush()
+            if b == UInt8(ascii: "'") {
+                out += Array("\\'".utf8)
+            } else {
+                let named: [UInt8: String] = [0x07: "a", 0x08: "b", 0x0c: "f", 0x0a: "n", 0x0d: "r", 0x09: "t", 0x0b: "v"]
+                let body = named[b].map { "\\" + $0 } ?? "\\" + String(b, radix: 8).leftPadded(to: 3)
+                out += Array("$'\(body)'".utf8)
+            }
+            i += 1
+        }
+        if !run.isEmpty || out.isEmpty { flush() }
+        return out
+    }
+
+    static func utf8SequenceLength(_ bytes: [UInt8], at i: Int) -> Int {
+        let b = bytes[i]
+        let length: Int
+        switch b {
+        case 0xc2...0xdf: length = 2
+        case 0xe0...0xef: length = 3
+        case 0xf0...0xf4: length = 4
+        default: return 1
+        }
+        guard i + length <= bytes.count else { return 1 }
+        return String(validating: bytes[i..<i + length], as: UTF8.self) != nil ? length : 1
+    }
+
+    /// `--printf` escapes: \n \t \\ \" \a \b \f \r \v, \ooo octal, \xHH hex.
+    static func escape(_ format: [UInt8], at i: Int, into out: inout [UInt8]) -> Int {
+        guard i + 1 < format.count else {
+            out.append(UInt8(ascii: "\\"))
+            return i + 1
+        }
+        let c = format[i + 1]
+        let simple: [UInt8: UInt8] = [UInt8(ascii: "n"): 0x0a, UInt8(ascii: "t"): 0x09, UInt8(ascii: "\\"): 0x5c,
+                                      UInt8(ascii: "\""): 0x22, UInt8(ascii: "a"): 0x07, UInt8(ascii: "b"): 0x08,
+                                      UInt8(ascii: "f"): 0x0c, UInt8(ascii: "r"): 0x0d, UInt8(ascii: "v"): 0x0b,
+                                      UInt8(ascii: "e"): 0x1b]
+        if let s = simple[c] {
+            out.append(s)
+            return i + 2
+        }
+        if c >= UInt8(ascii: "0") && c <= UInt8(ascii: "7") {
+            var value = 0
+            var j = i + 1
+            while j < format.count && j < i + 4 && format[j] >= UInt8(ascii: "0") && format[j] <= UInt8(ascii: "7") {
+                value = value * 8 + Int(format[j] - UInt8(ascii: "0"))
+                j += 1
+            }
+            out.append(UInt8(truncatingIfNeeded: value))
+            return j
+        }
+        if c == UInt8(ascii: "x") {
+            var value = 0
+            var j = i + 2
+            while j < format.count && j < i + 4, let n = Bytes.nibble(format[j]) {
+                value = value * 16 + Int(n)
+                j += 1
+            }
+            if j == i + 2 {
+                out.append(contentsOf: [UInt8(ascii: "\\"), c])
+                return i + 2
+            }
+            out.append(UInt8(truncatingIfNeeded: value))
+            return j
+        }
+        out.append(contentsOf: [UInt8(ascii: "\\"), c])
+        return i + 2
+    }
+}
+
+extension String {
+    func leftPadded(to width: Int) -> String {
+        count >= width ? self : String(repeating: "0", count: width - count) + self
+    }
+}

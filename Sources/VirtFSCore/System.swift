@@ -1,0 +1,305 @@
+import CVirtFS
+import Glibc
+
+/// One thin wrapper per system call, relative to directory fds and never following symlinks.
+/// Every wrapper retries on EINTR and throws `VirtFSError.system` naming the call.
+public enum Sys {
+    /// Runs `body` until it stops failing with EINTR; returns its result or throws errno.
+    @inline(__always)
+    static func retry<T: BinaryInteger>(_ op: String, _ name: [UInt8], attribute: String? = nil, _ body: () -> T) throws -> T {
+        while true {
+            let r = body()
+            if r >= 0 { return r }
+            let e = virtfs_errno()
+            if e == EINTR { continue }
+            throw VirtFSError.system(op, path: name, attribute: attribute, errno: e)
+        }
+    }
+
+    /// Calls `body` with `bytes` as a NUL-terminated C string.
+    @inline(__always)
+    static func withCString<T>(_ bytes: [UInt8], _ body: (UnsafePointer<CChar>) throws -> T) rethrows -> T {
+        var z = bytes
+        z.append(0)
+        return try z.withUnsafeBufferPointer { buf in
+            try buf.baseAddress!.withMemoryRebound(to: CChar.self, capacity: z.count) { try body($0) }
+        }
+    }
+
+    static func checkName(_ name: [UInt8], _ op: String) throws {
+        if name.contains(0) {
+            throw VirtFSError.refused(op, path: name, "name contains a NUL byte")
+        }
+    }
+
+    // MARK: descriptors
+
+    /// openat(2) with O_NOFOLLOW and O_CLOEXEC always added.
+    public static func openAt(_ dirfd: Int32, _ name: [UInt8], _ flags: Int32, mode: mode_t = 0) throws -> Int32 {
+        try checkName(name, "openat")
+        let all = flags | VIRTFS_O_NOFOLLOW | VIRTFS_O_CLOEXEC | VIRTFS_O_NOCTTY
+        return try retry("openat", name) { withCString(name) { Glibc.openat(dirfd, $0, all, mode) } }
+    }
+
+    /// Opens a directory below `dirfd` for walking (O_RDONLY|O_DIRECTORY|O_NOFOLLOW).
+    public static func openDirectory(_ dirfd: Int32, _ name: [UInt8]) throws -> Int32 {
+        try openAt(dirfd, name, O_RDONLY | VIRTFS_O_DIRECTORY)
+    }
+
+    /// Opens a path the user named (an operand): only its last component is protected from
+    /// symlinks, like stat(1) and QEMU's own `path=` option.
+    public static func openOperandParent(_ path: [UInt8]) throws -> (dirfd: Int32, name: [UInt8]) {
+        var trimmed = path
+        while trimmed.count > 1 && trimmed.last == UInt8(ascii: "/") { trimmed.removeLast() }
+        if trimmed == [UInt8(ascii: "/")] {
+            let fd = try retry("open", path) { withCString([UInt8(ascii: "/")]) { Glibc.open($0, O_RDONLY | VIRTFS_O_DIRECTORY | VIRTFS_O_CLOEXEC) } }
+            return (fd, [UInt8(ascii: ".")])
+        }
+        let parent: [UInt8]
+        let name: [UInt8]
+        if let slash = trimmed.lastIndex(of: UInt8(ascii: "/")) {
+            parent = slash == 0 ? [UInt8(ascii: "/")] : Array(trimmed[..<slash])
+            name = Array(trimmed[(slash + 1)...])
+        } else {
+            parent = [UInt8(ascii: ".")]
+            name = trimmed
+        }
+        let fd = try retry("open", parent) {
+            withCString(parent) { Glibc.open($0, O_RDONLY | VIRTFS_O_DIRECTORY | VIRTFS_O_CLOEXEC) }
+        }
+        if name == Array("..".utf8) {
+            // `..` as the last component has to be resolved, not looked up as a name.
+            let up = try openAt(fd, name, O_RDONLY | VIRTFS_O_DIRECTORY)
+            close(fd)
+            return (up, [UInt8(ascii: ".")])
+        }
+        return (fd, name)
+    }
+
+    public static func close(_ fd: Int32) {
+        _ = Glibc.close(fd)
+    }
+
+    public static func dup(_ fd: Int32) throws -> Int32 {
+        try retry("dup", []) { fcntl(fd, F_DUPFD_CLOEXEC, 0) }
+    }
+
+    // MARK: metadata
+
+    /// statx(2) of `name` below `dirfd`, never following a final symlink.
+    public static func stat(_ dirfd: Int32, _ name: [UInt8]) throws -> HostStat {
+        try checkName(name, "statx")
+        var sx = virtfs_statx()
+        _ = try retry("statx", name) { withCString(name) { virtfs_statx(dirfd, $0, 0, &sx) } }
+        return HostStat(sx)
+    }
+
+    /// statx(2) of an open descriptor.
+    public static func stat(fd: Int32) throws -> HostStat {
+        var sx = virtfs_statx()
+        _ = try retry("statx", []) { virtfs_statx(fd, "", VIRTFS_AT_EMPTY_PATH, &sx) }
+        return HostStat(sx)
+    }
+
+    /// readlinkat(2), growing the buffer until the target fits.
+    public static func readLink(_ dirfd: Int32, _ name: [UInt8]) throws -> [UInt8] {
+        try checkName(name, "readlinkat")
+        var size = 256
+        while true {
+            var buf = [UInt8](repeating: 0, count: size)
+            let n = try retry("readlinkat", name) {
+                withCString(name) { p in buf.withUnsafeMutableBufferPointer { readlinkat(dirfd, p, UnsafeMutableRawPointer($0.baseAddress!).assumingMemoryBound(to: CChar.self), size) } }
+            }
+            if n < size { return Array(buf[0..<n]) }
+            size *= 4
+        }
+    }
+
+    /// Reads a whole regular file below `dirfd` (O_NOFOLLOW), at most `limit` bytes.
+    /// `truncated` tells whether more was there.
+    public static func readFile(_ dirfd: Int32, _ name: [UInt8], limit: Int) throws -> (bytes: [UInt8], truncated: Bool) {
+        let fd = try openAt(dirfd, name, O_RDONLY | VIRTFS_O_NONBLOCK)
+        defer { close(fd) }
+        return try readAll(fd, name: name, limit: limit)
+    }
+
+    public static func readAll(_ fd: Int32, name: [UInt8], limit: Int) throws -> (bytes: [UInt8], truncated: Bool) {
+        var out: [UInt8] = []
+        var chunk = [UInt8](repeating: 0, count: 65536)
+        while out.count <= limit {
+            let n = try retry("read", name) { chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) } }
+            if n == 0 { return (out, false) }
+            out.append(contentsOf: chunk[0..<n])
+        }
+        return (Array(out.prefix(limit)), true)
+    }
+
+    public static func writeAll(_ fd: Int32, _ bytes: [UInt8], name: [UInt8]) throws {
+        var offset = 0
+        while offset < bytes.count {
+            let n = try retry("write", name) {
+                bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress! + offset, bytes.count - offset) }
+            }
+            offset += n
+        }
+    }
+
+    // MARK: extended attributes
+
+    /// The path QEMU itself uses to reach an entry's xattrs without following it:
+    /// `/proc/self/fd/DIRFD/NAME` with the l*xattr calls (CVE-2016-9602 hardening).
+    public static func xattrPath(_ dirfd: Int32, _ name: [UInt8]) -> [UInt8] {
+        Array("/proc/self/fd/\(dirfd)/".utf8) + name
+    }
+
+    /// lgetxattr(2); nil when the attribute does not exist (ENODATA). Probes the size first and
+    /// loops on ERANGE, since the value can grow between the two calls.
+    public static func getXattr(_ dirfd: Int32, _ name: [UInt8], _ attr: String) throws -> [UInt8]? {
+        try checkName(name, "lgetxattr")
+        let path = xattrPath(dirfd, name)
+        return try withCString(path) { p in
+            while true {
+                let size = lgetxattr(p, attr, nil, 0)
+                if size < 0 {
+                    let e = virtfs_errno()
+                    if e == EINTR { continue }
+                    if e == ENODATA { return nil }
+                    throw VirtFSError.system("lgetxattr", path: name, attribute: attr, errno: e)
+                }
+                if size == 0 { return [] }
+                var buf = [UInt8](repeating: 0, count: size)
+                let n = buf.withUnsafeMutableBytes { lgetxattr(p, attr, $0.baseAddress, size) }
+                if n >= 0 { return Array(buf[0..<n]) }
+                let e = virtfs_errno()
+                if e == ERANGE || e == EINTR { continue }
+                if e == ENODATA { return nil }
+                throw VirtFSError.system("lgetxattr", path: name, attribute: attr, errno: e)
+            }
+        }
+    }
+
+    /// llistxattr(2) as a list of names (raw bytes), looping on ERANGE.
+    public static func listXattrs(_ dirfd: Int32, _ name: [UInt8]) throws -> [[UInt8]] {
+        try checkName(name, "llistxattr")
+        let path = xattrPath(dirfd, name)
+        return try withCString(path) { p in
+            while true {
+                let size = llistxattr(p, nil, 0)
+                if size < 0 {
+                    let e = virtfs_errno()
+                    if e == EINTR { continue }
+                    if e == ENOTSUP { return [] }
+                    throw VirtFSError.system("llistxattr", path: name, errno: e)
+                }
+                if size == 0 { return [] }
+                var buf = [CChar](repeating: 0, count: size)
+                let n = llistxattr(p, &buf, size)
+                if n < 0 {
+                    let e = virtfs_errno()
+                    if e == ERANGE || e == EINTR { continue }
+                    throw VirtFSError.system("llistxattr", path: name, errno: e)
+                }
+                return buf[0..<n].split(separator: 0).map { $0.map { UInt8(bitPattern: $0) } }
+            }
+        }
+    }
+
+    /// lsetxattr(2).
+    public static func setXattr(_ dirfd: Int32, _ name: [UInt8], _ attr: String, _ value: [UInt8]) throws {
+        try checkName(name, "lsetxattr")
+        let path = xattrPath(dirfd, name)
+        _ = try retry("lsetxattr", name, attribute: attr) {
+            withCString(path) { p in value.withUnsafeBytes { lsetxattr(p, attr, $0.baseAddress, value.count, 0) } }
+        }
+    }
+
+    /// lremovexattr(2); a missing attribute is not an error.
+    public static func removeXattr(_ dirfd: Int32, _ name: [UInt8], _ attr: String) throws {
+        try checkName(name, "lremovexattr")
+        let path = xattrPath(dirfd, name)
+        while true {
+            let r = withCString(path) { lremovexattr($0, attr) }
+            if r == 0 { return }
+            let e = virtfs_errno()
+            if e == EINTR { continue }
+            if e == ENODATA { return }
+            throw VirtFSError.system("lremovexattr", path: name, attribute: attr, errno: e)
+        }
+    }
+
+    // MARK: creating and changing entries
+
+    public static func mkdir(_ dirfd: Int32, _ name: [UInt8], _ mode: mode_t) throws {
+        try checkName(name, "mkdirat")
+        _ = try retry("mkdirat", name) { withCString(name) { mkdirat(dirfd, $0, mode) } }
+    }
+
+    public static func mknod(_ dirfd: Int32, _ name: [UInt8], _ mode: mode_t, _ dev: UInt64) throws {
+        try checkName(name, "mknodat")
+        _ = try retry("mknodat", name) { withCString(name) { mknodat(dirfd, $0, mode, dev_t(dev)) } }
+    }
+
+    public static func symlink(_ target: [UInt8], _ dirfd: Int32, _ name: [UInt8]) throws {
+        try checkName(name, "symlinkat")
+        try checkName(target, "symlinkat")
+        _ = try retry("symlinkat", name) { withCString(target) { t in withCString(name) { symlinkat(t, dirfd, $0) } } }
+    }
+
+    /// linkat(2) without following a symlink source.
+    public static func link(_ olddirfd: Int32, _ oldname: [UInt8], _ newdirfd: Int32, _ newname: [UInt8]) throws {
+        try checkName(newname, "linkat")
+        _ = try retry("linkat", newname) {
+            withCString(oldname) { o in withCString(newname) { linkat(olddirfd, o, newdirfd, $0, 0) } }
+        }
+    }
+
+    public static func rename(_ olddirfd: Int32, _ oldname: [UInt8], _ newdirfd: Int32, _ newname: [UInt8]) throws {
+        _ = try retry("renameat", newname) {
+            withCString(oldname) { o in withCString(newname) { renameat(olddirfd, o, newdirfd, $0) } }
+        }
+    }
+
+    public static func unlink(_ dirfd: Int32, _ name: [UInt8], directory: Bool = false) throws {
+        _ = try retry("unlinkat", name) { withCString(name) { unlinkat(dirfd, $0, directory ? VIRTFS_AT_REMOVEDIR : 0) } }
+    }
+
+    /// fchownat(2) with AT_SYMLINK_NOFOLLOW: changes a symlink itself, never its target.
+    public static func chown(_ dirfd: Int32, _ name: [UInt8], _ uid: UInt32, _ gid: UInt32) throws {
+        _ = try retry("fchownat", name) {
+            withCString(name) { fchownat(dirfd, $0, uid, gid, VIRTFS_AT_SYMLINK_NOFOLLOW) }
+        }
+    }
+
+    /// chmod of an entry that is not a symlink, without a window in which a swapped-in symlink
+    /// could redirect it: the entry is pinned with O_PATH|O_NOFOLLOW, checked, then changed
+    /// through its /proc/self/fd link.
+    public static func chmod(_ dirfd: Int32, _ name: [UInt8], _ mode: mode_t) throws {
+        let fd = try openAt(dirfd, name, VIRTFS_O_PATH)
+        defer { close(fd) }
+        let st = try stat(fd: fd)
+        if st.fileType == .symlink {
+            throw VirtFSError.system("fchmodat", path: name, errno: ELOOP)
+        }
+        let path = Array("/proc/self/fd/\(fd)".utf8)
+        _ = try retry("fchmodat", name) { withCString(path) { Glibc.chmod($0, mode) } }
+    }
+
+    /// utimensat(2) with AT_SYMLINK_NOFOLLOW.
+    public static func setTimes(_ dirfd: Int32, _ name: [UInt8], atime: Timestamp, mtime: Timestamp) throws {
+        var times = [
+            timespec(tv_sec: Int(atime.seconds), tv_nsec: Int(atime.nanoseconds)),
+            timespec(tv_sec: Int(mtime.seconds), tv_nsec: Int(mtime.nanoseconds)),
+        ]
+        _ = try retry("utimensat", name) { withCString(name) { utimensat(dirfd, $0, &times, VIRTFS_AT_SYMLINK_NOFOLLOW) } }
+    }
+
+    /// Raises the soft open-file limit to the hard limit: the walker holds a few descriptors per
+    /// directory level of the tree.
+    public static func raiseOpenFileLimit() {
+        var lim = rlimit()
+        if getrlimit(Int32(RLIMIT_NOFILE.rawValue), &lim) == 0, lim.rlim_cur < lim.rlim_max {
+            lim.rlim_cur = lim.rlim_max
+            _ = setrlimit(Int32(RLIMIT_NOFILE.rawValue), &lim)
+        }
+    }
+}

@@ -1,0 +1,61 @@
+/// getfacl(1)-style text of the guest's ACLs: exactly what `getfacl -n NAME` prints in the guest.
+public enum GetfaclFormat {
+    /// getfacl's `quote(path, "\n\r")`: backslash doubled, newline and return as `\ooo`.
+    public static func quote(_ bytes: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        for b in bytes {
+            if b == UInt8(ascii: "\\") {
+                out += Array("\\\\".utf8)
+            } else if b == 0x0a || b == 0x0d {
+                out += Array(("\\" + String(b, radix: 8).leftPadded(to: 3)).utf8)
+            } else {
+                out.append(b)
+            }
+        }
+        return out
+    }
+
+    /// getfacl drops a leading `/` (without -p) and one leading `./` with its slashes.
+    public static func displayName(_ path: [UInt8]) -> [UInt8] {
+        var p = path[...]
+        if p.count > 2 && p.starts(with: Array("./".utf8)) {
+            p = p.dropFirst(2)
+            while p.first == UInt8(ascii: "/") && p.count > 1 { p = p.dropFirst() }
+        }
+        while p.first == UInt8(ascii: "/") && p.count > 1 { p = p.dropFirst() }
+        return Array(p)
+    }
+
+    public static func render(_ view: GuestView) throws -> [UInt8] {
+        let a = view.attributes
+        var out = Array("# file: ".utf8) + quote(displayName(view.path)) + [0x0a]
+        out += Array("# owner: \(a.uid)\n# group: \(a.gid)\n".utf8)
+        if a.permissions & 0o7000 != 0 {
+            let flags = (a.permissions & 0o4000 != 0 ? "s" : "-") + (a.permissions & 0o2000 != 0 ? "s" : "-")
+                + (a.permissions & 0o1000 != 0 ? "t" : "-")
+            out += Array("# flags: \(flags)\n".utf8)
+        }
+        // Without an access ACL the guest's getfacl shows the one the mode implies.
+        let access = a.accessACL ?? ACL(mode: a.permissions)
+        out += Array(try access.text().utf8)
+        if a.type == .directory, let def = a.defaultACL {
+            out += Array(try def.text(prefix: "default:").utf8)
+        }
+        out.append(0x0a)
+        return out
+    }
+}
+
+/// getfattr(1)-style dump of the guest-visible user xattrs: what `getfattr -d -e hex NAME`
+/// prints in the guest (nothing for an entry without any).
+public enum GetfattrFormat {
+    public static func render(_ view: GuestView) -> [UInt8] {
+        guard !view.attributes.xattrs.isEmpty else { return [] }
+        var out = Array("# file: ".utf8) + GetfaclFormat.quote(GetfaclFormat.displayName(view.path)) + [0x0a]
+        for x in view.attributes.xattrs.sorted(by: { $0.name.lexicographicallyPrecedes($1.name) }) {
+            out += GetfaclFormat.quote(x.name) + Array("=0x\(Bytes.hex(x.value))\n".utf8)
+        }
+        out.append(0x0a)
+        return out
+    }
+}

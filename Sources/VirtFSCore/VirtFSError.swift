@@ -1,0 +1,81 @@
+import Glibc
+
+/// The one error type of the toolkit: what failed, on which entry, and why, with enough detail
+/// to render it the way getfattr(1) and coreutils do:
+/// `etc/shadow: lgetxattr user.virtfs.mode: Permission denied`.
+public struct VirtFSError: Error, Sendable, Equatable, CustomStringConvertible {
+    public enum Reason: Sendable, Equatable {
+        /// A system call failed with this errno.
+        case system(Int32)
+        /// Bytes on disk do not decode: the text says what was expected.
+        case corrupt(String)
+        /// The request cannot be carried out as asked (usage, privilege, policy).
+        case refused(String)
+    }
+
+    /// The step that failed: a syscall name (`openat`, `lgetxattr`) or a decode step.
+    public var operation: String
+    /// The entry's path as the user named it (raw bytes; names need not be UTF-8).
+    public var path: [UInt8]
+    /// The attribute, metadata key or file concerned, if any.
+    public var attribute: String?
+    /// Byte offset (metadata files) or line number context, if any.
+    public var offset: Int?
+    public var reason: Reason
+
+    public init(
+        _ operation: String, path: [UInt8] = [], attribute: String? = nil, offset: Int? = nil,
+        reason: Reason
+    ) {
+        self.operation = operation
+        self.path = path
+        self.attribute = attribute
+        self.offset = offset
+        self.reason = reason
+    }
+
+    public static func system(
+        _ operation: String, path: [UInt8] = [], attribute: String? = nil, errno: Int32
+    ) -> VirtFSError {
+        VirtFSError(operation, path: path, attribute: attribute, reason: .system(errno))
+    }
+
+    public static func corrupt(
+        _ operation: String, path: [UInt8] = [], attribute: String? = nil, offset: Int? = nil,
+        _ detail: String
+    ) -> VirtFSError {
+        VirtFSError(operation, path: path, attribute: attribute, offset: offset, reason: .corrupt(detail))
+    }
+
+    public static func refused(_ operation: String, path: [UInt8] = [], _ detail: String) -> VirtFSError {
+        VirtFSError(operation, path: path, reason: .refused(detail))
+    }
+
+    public var errno: Int32? {
+        if case .system(let e) = reason { return e }
+        return nil
+    }
+
+    /// The same error, re-homed on another path (errors raised below the walker know only names).
+    public func at(_ path: [UInt8]) -> VirtFSError {
+        var copy = self
+        copy.path = path
+        return copy
+    }
+
+    /// `PATH: OPERATION ATTRIBUTE: REASON`, path bytes decoded leniently for display.
+    public var description: String {
+        var parts: [String] = []
+        if !path.isEmpty { parts.append(String(decoding: path, as: UTF8.self)) }
+        var step = operation
+        if let attribute { step += " " + attribute }
+        if let offset { step += " (byte \(offset))" }
+        parts.append(step)
+        switch reason {
+        case .system(let e): parts.append(String(cString: strerror(e)))
+        case .corrupt(let text): parts.append(text)
+        case .refused(let text): parts.append(text)
+        }
+        return parts.joined(separator: ": ")
+    }
+}

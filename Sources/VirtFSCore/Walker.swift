@@ -1,0 +1,234 @@
+import Glibc
+
+/// The one way the toolkit visits a tree: directory fds and *at() calls only, never following a
+/// symlink, names as raw bytes, pre-order, streaming (a directory stream per level of the
+/// current path, so memory does not grow with the number of entries).
+public struct Walker {
+    public struct Options: Sendable {
+        /// Descend into directories below the operand.
+        public var recursive = false
+        /// Do not descend into directories on another filesystem than the operand's.
+        public var oneFileSystem = false
+        /// Hide `.virtfs_metadata` and `.virtfs_metadata_root`, as QEMU does in mapped-file.
+        public var hideMappedFileMetadata = false
+        /// Report `.virtfs_metadata/NAME` files whose NAME does not exist (mapped-file).
+        public var reportOrphanedMetadata = false
+
+        public init(recursive: Bool = false, oneFileSystem: Bool = false, model: SecurityModel? = nil) {
+            self.recursive = recursive
+            self.oneFileSystem = oneFileSystem
+            hideMappedFileMetadata = model == .mappedFile
+            reportOrphanedMetadata = model == .mappedFile && recursive
+        }
+    }
+
+    public var options: Options
+
+    public init(options: Options) {
+        self.options = options
+    }
+
+    /// Where an operand is: an open parent directory and a name in it (`.` for an export root,
+    /// whose "parent" is the root itself).
+    public struct Location {
+        public let directory: DirectoryContext
+        public let name: [UInt8]
+        public let path: [UInt8]
+        public let isExportRoot: Bool
+
+        public func entry() throws -> HostEntry {
+            try HostEntry(directory: directory, name: name, path: path, isExportRoot: isExportRoot)
+        }
+    }
+
+    /// An export root named by the user.
+    public static func exportRoot(_ path: [UInt8]) throws -> Location {
+        let root = try DirectoryContext.open(path: path)
+        return Location(directory: root, name: [UInt8(ascii: ".")], path: path, isExportRoot: true)
+    }
+
+    /// A path the user named, as an entry of whatever tree it is in: only its last component is
+    /// protected from symlinks (like stat(1)).
+    public static func operand(_ path: [UInt8]) throws -> Location {
+        let (fd, name) = try Sys.openOperandParent(path)
+        var parentPath = path
+        while parentPath.count > 1 && parentPath.last == UInt8(ascii: "/") { parentPath.removeLast() }
+        if let slash = parentPath.lastIndex(of: UInt8(ascii: "/")) {
+            parentPath = Array(parentPath[..<slash])
+        } else {
+            parentPath = []
+        }
+        let parent = DirectoryContext(fd: fd, path: parentPath)
+        if name == [UInt8(ascii: ".")] {
+            return Location(directory: parent, name: name, path: path, isExportRoot: false)
+        }
+        return Location(directory: parent, name: name, path: path, isExportRoot: false)
+    }
+
+    /// A path below an export root, resolved from the root one component at a time without
+    /// following symlinks or `..`, so nothing outside the tree is reached.
+    public static func inside(_ root: Location, relative components: [[UInt8]], path: [UInt8]) throws -> Location {
+        if components.isEmpty {
+            return Location(directory: root.directory, name: root.name, path: path, isExportRoot: true)
+        }
+        var directory = root.directory
+        var walked = root.directory.path
+        for component in components.dropLast() {
+            if component == Array("..".utf8) {
+                throw VirtFSError.refused("resolve", path: path, "'..' would leave the export root")
+            }
+            walked = Bytes.join(walked, component)
+            do {
+                directory = try directory.child(component, path: walked)
+            } catch let error as VirtFSError {
+                throw error.at(path)
+            }
+        }
+        let last = components.last!
+        if last == Array("..".utf8) {
+            throw VirtFSError.refused("resolve", path: path, "'..' would leave the export root")
+        }
+        return Location(directory: directory, name: last, path: path, isExportRoot: false)
+    }
+
+    /// Visits the operand and, when recursive, everything below it. Errors that stop one entry
+    /// (or one directory) go to `failure`; the walk goes on.
+    public func walk(_ start: Location, visit: (HostEntry) -> Void, failure: (VirtFSError) -> Void) {
+        Sys.raiseOpenFileLimit()
+        let entry: HostEntry
+        do {
+            entry = try start.entry()
+        } catch let error as VirtFSError {
+            return failure(error.at(start.path))
+        } catch {
+            return
+        }
+        visit(entry)
+        guard options.recursive, entry.stat.fileType == .directory else { return }
+        let top: DirectoryContext
+        do {
+            top = start.isExportRoot ? start.directory : try start.directory.child(start.name, path: start.path)
+        } catch let error as VirtFSError {
+            return failure(error.at(start.path))
+        } catch {
+            return
+        }
+        walkBelow(top, device: entry.stat.device, visit: visit, failure: failure)
+    }
+
+    /// One open directory stream per level of the current path.
+    private struct Frame {
+        let directory: DirectoryContext
+        let stream: OpaquePointer
+    }
+
+    private func openStream(_ directory: DirectoryContext) throws -> OpaquePointer {
+        let fd = try Sys.dup(directory.fd)
+        guard let stream = fdopendir(fd) else {
+            let e = errno
+            Sys.close(fd)
+            throw VirtFSError.system("fdopendir", path: directory.path, errno: e)
+        }
+        // A dup shares the file offset with every other reader of this directory.
+        rewinddir(stream)
+        return stream
+    }
+
+    private func walkBelow(_ top: DirectoryContext, device: DeviceNumber, visit: (HostEntry) -> Void, failure: (VirtFSError) -> Void) {
+        var stack: [Frame] = []
+        do {
+            stack.append(Frame(directory: top, stream: try openStream(top)))
+        } catch let error as VirtFSError {
+            return failure(error)
+        } catch {
+            return
+        }
+        while let frame = stack.last {
+            errno = 0
+            guard let dirent = readdir(frame.stream) else {
+                if errno != 0 {
+                    failure(.system("readdir", path: frame.directory.path, errno: errno))
+                }
+                closedir(frame.stream)
+                if options.reportOrphanedMetadata {
+                    reportOrphans(in: frame.directory, failure: failure)
+                }
+                stack.removeLast()
+                continue
+            }
+            let name = withUnsafeBytes(of: dirent.pointee.d_name) { raw in
+                Array(raw.prefix(while: { $0 != 0 }))
+            }
+            if name == [UInt8(ascii: ".")] || name == [UInt8(ascii: "."), UInt8(ascii: ".")] { continue }
+            if options.hideMappedFileMetadata && MappedFileNames.isReserved(name) { continue }
+            let path = Bytes.join(frame.directory.path, name)
+            let entry: HostEntry
+            do {
+                entry = try HostEntry(directory: frame.directory, name: name, path: path)
+            } catch let error as VirtFSError {
+                failure(error.at(path))
+                continue
+            } catch {
+                continue
+            }
+            visit(entry)
+            guard entry.stat.fileType == .directory else { continue }
+            if options.oneFileSystem && entry.stat.device != device { continue }
+            do {
+                let child = try frame.directory.child(name, path: path)
+                // The directory we opened must be the one we stat'ed, not a swapped-in other.
+                let opened = try Sys.stat(fd: child.fd)
+                guard opened.identity == entry.stat.identity else {
+                    failure(.refused("openat", path: path, "directory changed while walking; skipped"))
+                    continue
+                }
+                stack.append(Frame(directory: child, stream: try openStream(child)))
+            } catch let error as VirtFSError {
+                failure(error.at(path))
+            } catch {}
+        }
+    }
+
+    /// mapped-file: a `.virtfs_metadata/NAME` whose NAME is gone is stale metadata; it also keeps
+    /// the guest from removing the directory.
+    private func reportOrphans(in directory: DirectoryContext, failure: (VirtFSError) -> Void) {
+        let metadataPath = Bytes.join(directory.path, MappedFileNames.metadataDirectory)
+        let mfd: Int32?
+        do {
+            mfd = try directory.metadataDirectory()
+        } catch let error as VirtFSError {
+            return failure(error)
+        } catch {
+            return
+        }
+        guard let mfd else { return }
+        let stream: OpaquePointer
+        do {
+            let fd = try Sys.dup(mfd)
+            guard let s = fdopendir(fd) else {
+                let e = errno
+                Sys.close(fd)
+                return failure(.system("fdopendir", path: metadataPath, errno: e))
+            }
+            stream = s
+        } catch let error as VirtFSError {
+            return failure(error.at(metadataPath))
+        } catch {
+            return
+        }
+        defer { closedir(stream) }
+        // fdopendir shares the offset of the dup'ed descriptor: start from the top.
+        rewinddir(stream)
+        while let dirent = readdir(stream) {
+            let name = withUnsafeBytes(of: dirent.pointee.d_name) { Array($0.prefix(while: { $0 != 0 })) }
+            if name == [UInt8(ascii: ".")] || name == [UInt8(ascii: "."), UInt8(ascii: ".")] { continue }
+            do {
+                _ = try Sys.stat(directory.fd, name)
+            } catch let error as VirtFSError where error.errno == ENOENT {
+                failure(.corrupt("lookup", path: Bytes.join(metadataPath, name), "metadata for a missing entry (stale; blocks the guest's rmdir)"))
+            } catch let error as VirtFSError {
+                failure(error.at(Bytes.join(metadataPath, name)))
+            } catch {}
+        }
+    }
+}
