@@ -29,8 +29,9 @@ let package = Package(
         ),
         .executableTarget(name: "virtfs-stat", dependencies: ["VirtFSCommand"]),
         // Test support: materialises a text tree spec (testdata/trees/*.tree) in any model.
-        .executableTarget(name: "vt-mktree", dependencies: ["VirtFSCommand"]),
-        .testTarget(name: "VirtFSCoreTests", dependencies: ["VirtFSCore"]),
+        .target(name: "VirtFSTestSupport", dependencies: ["VirtFSCore"]),
+        .executableTarget(name: "vt-mktree", dependencies: ["VirtFSCommand", "VirtFSTestSupport"]),
+        .testTarget(name: "VirtFSCoreTests", dependencies: ["VirtFSCore", "VirtFSTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

@@ -67,16 +67,19 @@ public struct HostInodeCodec: ModelCodec {
         } catch let error as VirtFSError {
             throw error.at(entry.path)
         }
+        if attributes.type == .symlink {
+            // Linux keeps neither ACLs nor user xattrs on symlinks.
+            if attributes.accessACL != nil || attributes.defaultACL != nil || !attributes.xattrs.isEmpty {
+                throw VirtFSError.refused("lsetxattr", path: entry.path, "Linux keeps no ACLs or user xattrs on symlinks")
+            }
+            return
+        }
         if keepsACLs {
             try writeACLs(attributes, to: entry, accessName: HostACLXattr.access, defaultName: HostACLXattr.default)
         } else if attributes.accessACL.map({ !$0.isMinimal }) == true || attributes.defaultACL != nil {
             throw VirtFSError.refused("setxattr", path: entry.path, "the none model cannot show ACLs to the guest")
         }
-        if attributes.type != .symlink {
-            try writeUserXattrs(attributes, to: entry, refusingVirtfs: false)
-        } else if !attributes.xattrs.isEmpty {
-            throw VirtFSError.refused("lsetxattr", path: entry.path, "Linux keeps no user xattrs on symlinks")
-        }
+        try writeUserXattrs(attributes, to: entry, refusingVirtfs: false)
     }
 
     public func link(_ entry: HostEntry, as newName: [UInt8], in newDirectory: DirectoryContext, placement: HostPlacement) throws {

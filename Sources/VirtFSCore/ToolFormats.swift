@@ -37,9 +37,9 @@ public enum GetfaclFormat {
         }
         // Without an access ACL the guest's getfacl shows the one the mode implies.
         let access = a.accessACL ?? ACL(mode: a.permissions)
-        out += Array(try access.text().utf8)
+        out += Array((try access.text() + "\n").utf8)
         if a.type == .directory, let def = a.defaultACL {
-            out += Array(try def.text(prefix: "default:").utf8)
+            out += Array((try def.text(prefix: "default:") + "\n").utf8)
         }
         out.append(0x0a)
         return out
