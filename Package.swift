@@ -31,7 +31,7 @@ let package = Package(
         // Test support: materialises a text tree spec (testdata/trees/*.tree) in any model.
         .target(name: "VirtFSTestSupport", dependencies: ["VirtFSCore"]),
         .executableTarget(name: "vt-mktree", dependencies: ["VirtFSCommand", "VirtFSTestSupport"]),
-        .testTarget(name: "VirtFSCoreTests", dependencies: ["VirtFSCore", "VirtFSTestSupport"]),
+        .testTarget(name: "VirtFSCoreTests", dependencies: ["VirtFSCore", "VirtFSTestSupport", "CVirtFS"]),
     ],
     swiftLanguageModes: [.v6]
 )
