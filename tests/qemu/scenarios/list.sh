@@ -6,6 +6,7 @@ FMT='%n|%u|%g|%f|%t|%T|%s|%b|%h|%Y|%Z'
 HEX='for p; do printf "%s" "$p" | od -An -tx1 | tr -d " \n"; echo; done'
 find . -exec sh -c "$HEX" _ {} + >/scn/out/paths.hex
 find . -exec stat -c "$FMT" {} + >/scn/out/stat.txt
+find . -exec stat -c "%u %g %f %t %T %s" {} + >/scn/out/fields.txt
 find . ! -type l -exec sh -c "$HEX" _ {} + >/scn/out/nonlinks.hex
 find . ! -type l -exec getfacl -n {} + >/scn/out/acl.txt 2>/scn/out/acl.err
 find . ! -type l -exec getfattr -d -e hex {} + >/scn/out/xattr.txt 2>/scn/out/xattr.err
