@@ -152,54 +152,52 @@ public enum Sys {
         Array("/proc/self/fd/\(dirfd)/".utf8) + name
     }
 
-    /// lgetxattr(2); nil when the attribute does not exist (ENODATA). Probes the size first and
-    /// loops on ERANGE, since the value can grow between the two calls.
+    /// lgetxattr(2); nil when the attribute does not exist (ENODATA). Tries a buffer that fits
+    /// every value QEMU writes first (one call per attribute); a larger value is sized with a
+    /// probe and re-read, looping on ERANGE since it can grow between the two calls.
     public static func getXattr(_ dirfd: Int32, _ name: [UInt8], _ attr: String) throws -> [UInt8]? {
         try checkName(name, "lgetxattr")
         let path = xattrPath(dirfd, name)
         return try withCString(path) { p in
+            var size = 256
             while true {
-                let size = lgetxattr(p, attr, nil, 0)
-                if size < 0 {
-                    let e = virtfs_errno()
-                    if e == EINTR { continue }
-                    if e == ENODATA { return nil }
-                    throw VirtFSError.system("lgetxattr", path: name, attribute: attr, errno: e)
-                }
-                if size == 0 { return [] }
                 var buf = [UInt8](repeating: 0, count: size)
                 let n = buf.withUnsafeMutableBytes { lgetxattr(p, attr, $0.baseAddress, size) }
                 if n >= 0 { return Array(buf[0..<n]) }
                 let e = virtfs_errno()
-                if e == ERANGE || e == EINTR { continue }
-                if e == ENODATA { return nil }
-                throw VirtFSError.system("lgetxattr", path: name, attribute: attr, errno: e)
+                switch e {
+                case EINTR: continue
+                case ENODATA: return nil
+                case ERANGE:
+                    let probe = lgetxattr(p, attr, nil, 0)
+                    if probe < 0 && virtfs_errno() == ENODATA { return nil }
+                    size = max(probe, size * 2)
+                default:
+                    throw VirtFSError.system("lgetxattr", path: name, attribute: attr, errno: e)
+                }
             }
         }
     }
 
-    /// llistxattr(2) as a list of names (raw bytes), looping on ERANGE.
+    /// llistxattr(2) as a list of names (raw bytes); sized like `getXattr`.
     public static func listXattrs(_ dirfd: Int32, _ name: [UInt8]) throws -> [[UInt8]] {
         try checkName(name, "llistxattr")
         let path = xattrPath(dirfd, name)
         return try withCString(path) { p in
+            var size = 1024
             while true {
-                let size = llistxattr(p, nil, 0)
-                if size < 0 {
-                    let e = virtfs_errno()
-                    if e == EINTR { continue }
-                    if e == ENOTSUP { return [] }
-                    throw VirtFSError.system("llistxattr", path: name, errno: e)
-                }
-                if size == 0 { return [] }
                 var buf = [CChar](repeating: 0, count: size)
                 let n = llistxattr(p, &buf, size)
-                if n < 0 {
-                    let e = virtfs_errno()
-                    if e == ERANGE || e == EINTR { continue }
-                    throw VirtFSError.system("llistxattr", path: name, errno: e)
+                if n >= 0 {
+                    return buf[0..<n].split(separator: 0).map { $0.map { UInt8(bitPattern: $0) } }
                 }
-                return buf[0..<n].split(separator: 0).map { $0.map { UInt8(bitPattern: $0) } }
+                let e = virtfs_errno()
+                switch e {
+                case EINTR: continue
+                case ENOTSUP: return []
+                case ERANGE: size = max(llistxattr(p, nil, 0), size * 2)
+                default: throw VirtFSError.system("llistxattr", path: name, errno: e)
+                }
             }
         }
     }
