@@ -3,10 +3,16 @@
 public struct GuestAccounts: Sendable {
     public var users: [UInt32: String] = [:]
     public var groups: [UInt32: String] = [:]
+    /// Reverse maps, and each user's login group (passwd's fourth field).
+    public var userIDs: [String: UInt32] = [:]
+    public var groupIDs: [String: UInt32] = [:]
+    public var loginGroups: [UInt32: UInt32] = [:]
 
     public init(users: [UInt32: String] = [:], groups: [UInt32: String] = [:]) {
         self.users = users
         self.groups = groups
+        for (id, name) in users where userIDs[name] == nil || userIDs[name]! > id { userIDs[name] = id }
+        for (id, name) in groups where groupIDs[name] == nil || groupIDs[name]! > id { groupIDs[name] = id }
     }
 
     /// Loads the database below `root`; missing or unreadable files leave it empty (numbers are
@@ -16,24 +22,74 @@ public struct GuestAccounts: Sendable {
         guard let etc = try? root.child(Array("etc".utf8), path: Bytes.join(root.path, Array("etc".utf8))) else {
             return accounts
         }
+        var users: [UInt32: String] = [:], groups: [UInt32: String] = [:]
+        var loginGroups: [UInt32: UInt32] = [:]
         if let (bytes, _) = try? Sys.readFile(etc.fd, Array("passwd".utf8), limit: 16 << 20) {
-            accounts.users = parse(bytes)
+            users = parse(bytes)
+            for fields in records(bytes) where fields.count >= 4 {
+                if let uid = UInt32(String(decoding: fields[2], as: UTF8.self)),
+                   let gid = UInt32(String(decoding: fields[3], as: UTF8.self)), loginGroups[uid] == nil {
+                    loginGroups[uid] = gid
+                }
+            }
         }
         if let (bytes, _) = try? Sys.readFile(etc.fd, Array("group".utf8), limit: 16 << 20) {
-            accounts.groups = parse(bytes)
+            groups = parse(bytes)
         }
+        accounts = GuestAccounts(users: users, groups: groups)
+        accounts.loginGroups = loginGroups
         return accounts
     }
 
     /// `name:password:id:...` lines; the first line for an id wins, as with getpwuid(3).
     public static func parse(_ bytes: [UInt8]) -> [UInt32: String] {
         var map: [UInt32: String] = [:]
-        for line in bytes.split(separator: UInt8(ascii: "\n")) {
-            let fields = line.split(separator: UInt8(ascii: ":"), omittingEmptySubsequences: false)
-            guard fields.count >= 3, !fields[0].isEmpty, fields[0].first != UInt8(ascii: "#"),
-                  let id = UInt32(String(decoding: fields[2], as: UTF8.self)) else { continue }
+        for fields in records(bytes) {
+            guard let id = UInt32(String(decoding: fields[2], as: UTF8.self)) else { continue }
             if map[id] == nil { map[id] = String(decoding: fields[0], as: UTF8.self) }
         }
         return map
+    }
+
+    static func records(_ bytes: [UInt8]) -> [[ArraySlice<UInt8>]] {
+        bytes.split(separator: UInt8(ascii: "\n")).compactMap { line in
+            let fields = line.split(separator: UInt8(ascii: ":"), omittingEmptySubsequences: false)
+            guard fields.count >= 3, !fields[0].isEmpty, fields[0].first != UInt8(ascii: "#") else { return nil }
+            return fields
+        }
+    }
+
+    /// coreutils chown's `OWNER[:[GROUP]]` (also `OWNER.GROUP`, `:GROUP`): names are the
+    /// guest's, numbers are taken as ids; `OWNER:` means OWNER and OWNER's login group.
+    public func parseOwner(_ spec: String) throws -> (uid: UInt32?, gid: UInt32?) {
+        var separator = spec.firstIndex(of: ":")
+        if separator == nil, !spec.contains(where: { $0 == ":" }), userIDs[spec] == nil, let dot = spec.firstIndex(of: ".") {
+            separator = dot
+        }
+        let user = separator.map { String(spec[..<$0]) } ?? spec
+        let group = separator.map { String(spec[spec.index(after: $0)...]) }
+        var uid: UInt32?
+        if !user.isEmpty {
+            guard let id = userIDs[user] ?? UInt32(user) else {
+                throw VirtFSError.refused("chown", "invalid user: '\(user)' (not in the tree's etc/passwd)")
+            }
+            uid = id
+        }
+        var gid: UInt32?
+        if let group, !group.isEmpty {
+            guard let id = groupIDs[group] ?? UInt32(group) else {
+                throw VirtFSError.refused("chown", "invalid group: '\(group)' (not in the tree's etc/group)")
+            }
+            gid = id
+        } else if group != nil, let uid {
+            guard let login = loginGroups[uid] else {
+                throw VirtFSError.refused("chown", "'\(user):' needs \(user)'s login group, which the tree's etc/passwd does not give")
+            }
+            gid = login
+        }
+        if uid == nil && gid == nil && !spec.isEmpty && spec != ":" {
+            throw VirtFSError.refused("chown", "invalid spec: '\(spec)'")
+        }
+        return (uid, gid)
     }
 }
