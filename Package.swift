@@ -6,6 +6,9 @@ let package = Package(
     products: [
         .library(name: "VirtFSCore", targets: ["VirtFSCore"]),
         .executable(name: "virtfs-stat", targets: ["virtfs-stat"]),
+        .executable(name: "virtfs-fsck", targets: ["virtfs-fsck"]),
+        .executable(name: "virtfs-chown", targets: ["virtfs-chown"]),
+        .executable(name: "virtfs-chmod", targets: ["virtfs-chmod"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -28,6 +31,9 @@ let package = Package(
             ]
         ),
         .executableTarget(name: "virtfs-stat", dependencies: ["VirtFSCommand"]),
+        .executableTarget(name: "virtfs-fsck", dependencies: ["VirtFSCommand"]),
+        .executableTarget(name: "virtfs-chown", dependencies: ["VirtFSCommand"]),
+        .executableTarget(name: "virtfs-chmod", dependencies: ["VirtFSCommand"]),
         // Test support: materialises a text tree spec (testdata/trees/*.tree) in any model.
         .target(name: "VirtFSTestSupport", dependencies: ["VirtFSCore"]),
         .executableTarget(name: "vt-mktree", dependencies: ["VirtFSCommand", "VirtFSTestSupport"]),

@@ -27,7 +27,7 @@ extension HostEntry {
         do {
             return try ACL(xattr: bytes, attribute: attribute)
         } catch let error as VirtFSError {
-            diagnostics.append(error.at(path))
+            diagnostics.append(error.at(path).checked(.badACL))
             return nil
         }
     }
@@ -78,8 +78,8 @@ func checkTypeAgainstHost(_ view: inout GuestView, host: FileType) {
     default: consistent = claimed == host
     }
     if !consistent {
-        view.diagnostics.append(.corrupt("decode", path: view.path, attribute: "mode",
-                                         "metadata says \(claimed.keyword) but the host object is a \(host.keyword)"))
+        view.diagnostics.append(VirtFSError.corrupt("decode", path: view.path, attribute: "mode",
+                                                    "metadata says \(claimed.keyword) but the host object is a \(host.keyword)").checked(.modeType))
     }
 }
 

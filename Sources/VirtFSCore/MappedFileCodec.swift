@@ -4,7 +4,13 @@ import Glibc
 /// (the export root's in `.virtfs_metadata_root`); ACLs are real host ACLs.
 public struct MappedFileCodec: ModelCodec {
     public var model: SecurityModel { .mappedFile }
-    public init() {}
+    /// Lenient decoding (for checking and repair): a mode without a valid type takes the host
+    /// object's instead of failing the entry.
+    public var lenient: Bool
+
+    public init(lenient: Bool = false) {
+        self.lenient = lenient
+    }
 
     /// Largest metadata file read; QEMU's own files are under 100 bytes.
     static let metadataLimit = 64 * 1024
@@ -30,7 +36,7 @@ public struct MappedFileCodec: ModelCodec {
         } catch let error as VirtFSError where error.errno == ENOENT {
             return nil
         } catch let error as VirtFSError where error.errno == ELOOP {
-            diagnostics.append(.corrupt("openat", path: location.path, "metadata file is a symlink; QEMU ignores it"))
+            diagnostics.append(VirtFSError.corrupt("openat", path: location.path, "metadata file is a symlink; QEMU ignores it").checked(.metadataObject))
             return nil
         } catch let error as VirtFSError {
             throw error.at(location.path)
@@ -38,13 +44,13 @@ public struct MappedFileCodec: ModelCodec {
         defer { Sys.close(fd) }
         let st = try Sys.stat(fd: fd)
         guard st.fileType == .regular else {
-            diagnostics.append(.corrupt("open", path: location.path, "metadata file is a \(st.fileType?.keyword ?? "strange object"); QEMU reads nothing from it"))
+            diagnostics.append(VirtFSError.corrupt("open", path: location.path, "metadata file is a \(st.fileType?.keyword ?? "strange object"); QEMU reads nothing from it").checked(.metadataObject))
             return nil
         }
         do {
             let (bytes, truncated) = try Sys.readAll(fd, name: location.path, limit: Self.metadataLimit)
             if truncated {
-                diagnostics.append(.corrupt("read", path: location.path, "metadata file larger than \(Self.metadataLimit) bytes"))
+                diagnostics.append(VirtFSError.corrupt("read", path: location.path, "metadata file larger than \(Self.metadataLimit) bytes").checked(.metadataSyntax))
             }
             return bytes
         } catch let error as VirtFSError {
@@ -64,7 +70,7 @@ public struct MappedFileCodec: ModelCodec {
                 : Bytes.join(MappedFileNames.metadataDirectory, entry.name)
             let fileName = String(decoding: file, as: UTF8.self)
             for deviation in metadata.deviations {
-                view.diagnostics.append(.corrupt("parse", path: entry.path, attribute: fileName, offset: deviation.offset, deviation.description))
+                view.diagnostics.append(VirtFSError.corrupt("parse", path: entry.path, attribute: fileName, offset: deviation.offset, deviation.description).checked(.metadataSyntax))
             }
             // QEMU assigns the C int to uid_t, gid_t, mode_t and dev_t; a Linux guest keeps
             // the low 32 bits of the device number.
@@ -76,9 +82,15 @@ public struct MappedFileCodec: ModelCodec {
             }
             if let v = metadata.mode {
                 let mode = UInt32(bitPattern: v)
-                guard let type = FileType(mode: mode) else {
-                    throw VirtFSError.corrupt("decode", path: entry.path, attribute: fileName,
-                                              "virtfs.mode=\(v) (0\(String(mode, radix: 8))) has no valid file type")
+                let type: FileType
+                if let valid = FileType(mode: mode) {
+                    type = valid
+                } else {
+                    let error = VirtFSError.corrupt("decode", path: entry.path, attribute: fileName,
+                                                    "virtfs.mode=\(v) (0\(String(mode, radix: 8))) has no valid file type").checked(.modeType)
+                    guard lenient else { throw error }
+                    view.diagnostics.append(error)
+                    type = hostType
                 }
                 view.attributes.type = type
                 view.attributes.permissions = mode & 0o7777

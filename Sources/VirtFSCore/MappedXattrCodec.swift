@@ -6,7 +6,13 @@
 /// fails with ERANGE and leaves the host value; a shorter one is used with undefined high bytes.
 public struct MappedXattrCodec: ModelCodec {
     public var model: SecurityModel { .mappedXattr }
-    public init() {}
+    /// Lenient decoding (for checking and repair) never throws on corrupt values: undefined
+    /// fields read as absent and a mode without a valid type takes the host object's.
+    public var lenient: Bool
+
+    public init(lenient: Bool = false) {
+        self.lenient = lenient
+    }
 
     /// How one `user.virtfs.*` value reads.
     public enum Field<Value: Equatable>: Equatable {
@@ -72,8 +78,12 @@ public struct MappedXattrCodec: ModelCodec {
             switch field {
             case .absent: break
             case .value(let v, let source): set(v, source)
-            case .ignored(let why): view.diagnostics.append(.corrupt("decode", path: entry.path, attribute: attribute, why))
-            case .undefined(let why): throw VirtFSError.corrupt("decode", path: entry.path, attribute: attribute, why)
+            case .ignored(let why):
+                view.diagnostics.append(VirtFSError.corrupt("decode", path: entry.path, attribute: attribute, why).checked(.xattrLength))
+            case .undefined(let why):
+                let error = VirtFSError.corrupt("decode", path: entry.path, attribute: attribute, why).checked(.xattrLength)
+                guard lenient else { throw error }
+                view.diagnostics.append(error)
             }
         }
         try apply(Self.decodeID(read(VirtfsXattr.uid)), VirtfsXattr.uid) { view.attributes.uid = $0; view.provenance.uid = $1 }
@@ -82,9 +92,15 @@ public struct MappedXattrCodec: ModelCodec {
         try apply(Self.decodeMode(read(VirtfsXattr.mode)), VirtfsXattr.mode) { mode = $0; view.provenance.mode = $1 }
         try apply(Self.decodeRdev(read(VirtfsXattr.rdev)), VirtfsXattr.rdev) { view.attributes.rdev = $0; view.provenance.rdev = $1 }
         if let mode {
-            guard let type = FileType(mode: mode) else {
-                throw VirtFSError.corrupt("decode", path: entry.path, attribute: VirtfsXattr.mode,
-                                          "mode 0\(String(mode, radix: 8)) has no valid file type")
+            let type: FileType
+            if let valid = FileType(mode: mode) {
+                type = valid
+            } else {
+                let error = VirtFSError.corrupt("decode", path: entry.path, attribute: VirtfsXattr.mode,
+                                                "mode 0\(String(mode, radix: 8)) has no valid file type").checked(.modeType)
+                guard lenient else { throw error }
+                view.diagnostics.append(error)
+                type = hostType
             }
             view.attributes.type = type
             view.attributes.permissions = mode & 0o7777

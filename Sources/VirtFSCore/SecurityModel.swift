@@ -18,12 +18,16 @@ public enum SecurityModel: String, Sendable, CaseIterable, Codable {
     public var isMapped: Bool { self == .mappedXattr || self == .mappedFile }
 
     /// The one codec for this model.
-    public var codec: any ModelCodec {
+    public var codec: any ModelCodec { codec(lenient: false) }
+
+    /// The codec, lenient for checking and repair: corrupt values are diagnostics, never
+    /// failures, so that every entry has a view to repair towards.
+    public func codec(lenient: Bool) -> any ModelCodec {
         switch self {
         case .passthrough: return HostInodeCodec(model: .passthrough)
         case .none: return HostInodeCodec(model: .none)
-        case .mappedXattr: return MappedXattrCodec()
-        case .mappedFile: return MappedFileCodec()
+        case .mappedXattr: return MappedXattrCodec(lenient: lenient)
+        case .mappedFile: return MappedFileCodec(lenient: lenient)
         }
     }
 }

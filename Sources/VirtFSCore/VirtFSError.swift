@@ -22,16 +22,26 @@ public struct VirtFSError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Byte offset (metadata files) or line number context, if any.
     public var offset: Int?
     public var reason: Reason
+    /// The consistency check this problem fails, when it is one virtfs-fsck knows.
+    public var check: Check?
 
     public init(
         _ operation: String, path: [UInt8] = [], attribute: String? = nil, offset: Int? = nil,
-        reason: Reason
+        reason: Reason, check: Check? = nil
     ) {
         self.operation = operation
         self.path = path
         self.attribute = attribute
         self.offset = offset
         self.reason = reason
+        self.check = check
+    }
+
+    /// The same error, classified under a check.
+    public func checked(_ check: Check) -> VirtFSError {
+        var copy = self
+        copy.check = check
+        return copy
     }
 
     public static func system(
@@ -65,8 +75,12 @@ public struct VirtFSError: Error, Sendable, Equatable, CustomStringConvertible {
 
     /// `PATH: OPERATION ATTRIBUTE: REASON`, path bytes decoded leniently for display.
     public var description: String {
+        path.isEmpty ? detail : String(decoding: path, as: UTF8.self) + ": " + detail
+    }
+
+    /// `OPERATION ATTRIBUTE: REASON`, without the path.
+    public var detail: String {
         var parts: [String] = []
-        if !path.isEmpty { parts.append(String(decoding: path, as: UTF8.self)) }
         var step = operation
         if let attribute { step += " " + attribute }
         if let offset { step += " (byte \(offset))" }

@@ -222,10 +222,14 @@ public struct Walker {
         while let dirent = readdir(stream) {
             let name = withUnsafeBytes(of: dirent.pointee.d_name) { Array($0.prefix(while: { $0 != 0 })) }
             if name == [UInt8(ascii: ".")] || name == [UInt8(ascii: "."), UInt8(ascii: ".")] { continue }
+            if MappedFileNames.isReserved(name) {
+                failure(VirtFSError.corrupt("lookup", path: Bytes.join(metadataPath, name), "metadata for a reserved name, which the guest can never use").checked(.reservedMetadata))
+                continue
+            }
             do {
                 _ = try Sys.stat(directory.fd, name)
             } catch let error as VirtFSError where error.errno == ENOENT {
-                failure(.corrupt("lookup", path: Bytes.join(metadataPath, name), "metadata for a missing entry (stale; blocks the guest's rmdir)"))
+                failure(VirtFSError.corrupt("lookup", path: Bytes.join(metadataPath, name), "metadata for a missing entry (stale; blocks the guest's rmdir)").checked(.orphanMetadata))
             } catch let error as VirtFSError {
                 failure(error.at(Bytes.join(metadataPath, name)))
             } catch {}

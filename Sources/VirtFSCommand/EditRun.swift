@@ -1,0 +1,85 @@
+import ArgumentParser
+import VirtFSCore
+
+/// What virtfs-chown and virtfs-chmod share: operands resolved in the tree, -R, --dry-run, and
+/// coreutils' -v/-c reporting.
+public struct EditRun {
+    public enum Verbosity {
+        case quiet, changes, verbose
+    }
+
+    public let console: Console
+    public let tree: TreeOptions
+    public let recursive: Bool
+    public let verbosity: Verbosity
+    public let dryRun: Bool
+
+    public init(tool: String, tree: TreeOptions, recursive: Bool, verbose: Bool, changes: Bool, dryRun: Bool) {
+        console = Console(tool: tool)
+        self.tree = tree
+        self.recursive = recursive
+        verbosity = verbose ? .verbose : (changes || dryRun ? .changes : .quiet)
+        self.dryRun = dryRun
+    }
+
+    /// Decodes one entry named by the user (for --reference).
+    public func reference(_ path: String) throws -> (GuestView, GuestAccounts) {
+        let resolver = try OperandResolver(root: tree.rootBytes)
+        let location = try resolver.locate(RawArguments.bytes(for: path), recursive: false)
+        let model = try resolver.model(for: location, explicit: tree.model).0
+        return (try model.codec.decode(location.entry()), resolver.accounts(for: location))
+    }
+
+    /// The guest's user database of the tree the operands are in.
+    public func accounts(for files: [String]) -> GuestAccounts {
+        guard let resolver = try? OperandResolver(root: tree.rootBytes), let first = files.first,
+              let location = try? resolver.locate(RawArguments.bytes(for: first), recursive: recursive) else { return GuestAccounts() }
+        return resolver.accounts(for: location)
+    }
+
+    /// Runs `transform` over every operand (and, with -R, everything below), reporting with
+    /// `describe(before, after, changed)`. Returns normally or throws the exit status.
+    public func run(_ files: [String], skipSymlinks: Bool,
+                    transform: (GuestView) throws -> GuestAttributes?,
+                    describe: (GuestView, GuestAttributes, Bool) -> String) throws {
+        let resolver: OperandResolver
+        do {
+            resolver = try OperandResolver(root: tree.rootBytes)
+        } catch {
+            console.error(error)
+            throw ExitCode(1)
+        }
+        for file in files {
+            let location: Walker.Location
+            let model: SecurityModel
+            do {
+                location = try resolver.locate(RawArguments.bytes(for: file), recursive: recursive)
+                model = try resolver.model(for: location, explicit: tree.model).0
+            } catch {
+                console.error(error)
+                continue
+            }
+            let editor = Editor(model: model, dryRun: dryRun)
+            Walker(options: .init(recursive: recursive, model: model)).walk(location, visit: { entry in
+                do {
+                    let change = try editor.edit(entry) { view in
+                        if skipSymlinks && view.type == .symlink {
+                            if verbosity == .verbose {
+                                console.write("neither symbolic link '\(String(decoding: view.path, as: UTF8.self))' nor referent has been changed\n")
+                            }
+                            return nil
+                        }
+                        return try transform(view)
+                    }
+                    if let change, verbosity == .verbose || (verbosity == .changes && change.changed) {
+                        console.write((dryRun ? "would: " : "") + describe(change.before, change.after, change.changed) + "\n")
+                    }
+                } catch {
+                    console.error(error)
+                }
+            }, failure: console.error)
+        }
+        console.flush()
+        if console.failures > 0 { throw ExitCode(1) }
+    }
+}

@@ -1,0 +1,50 @@
+/// The consistency checks virtfs-fsck runs, with stable names for scripts.
+public enum Check: String, Sendable, CaseIterable, Codable {
+    /// A `user.virtfs.*` value of a length QEMU ignores or misreads.
+    case xattrLength = "xattr-length"
+    /// Values in the layout QEMU writes on macOS hosts, which QEMU on Linux misreads.
+    case macosLayout = "macos-layout"
+    /// A mode without a valid file type, or one contradicting the host object.
+    case modeType = "mode-type"
+    /// A `.virtfs_metadata` file QEMU reads other than it was meant (malformed, duplicated,
+    /// overlong, unknown lines, atoi garbage).
+    case metadataSyntax = "metadata-syntax"
+    /// Something other than a regular file where a metadata file belongs.
+    case metadataObject = "metadata-object"
+    /// An ACL value the guest kernel rejects.
+    case badACL = "bad-acl"
+    /// A mapped-tree entry with no metadata: the guest sees the host owner and mode.
+    case noMetadata = "no-metadata"
+    /// A host symlink, fifo, socket or device node inside a mapped export.
+    case hostSpecial = "host-special"
+    /// `.virtfs_metadata/NAME` for a NAME that does not exist.
+    case orphanMetadata = "orphan-metadata"
+    /// Metadata for `.virtfs_metadata` or `.virtfs_metadata_root` themselves.
+    case reservedMetadata = "reserved-metadata"
+    /// Hard-linked data whose metadata files are not hard-linked the same way.
+    case metadataLinks = "metadata-links"
+    /// An object the user QEMU runs as cannot read, write or traverse.
+    case qemuAccess = "qemu-access"
+    /// Metadata of both mapped models in one tree.
+    case mixedModels = "mixed-models"
+    /// `user.virtfs.*` where a guest could have written it.
+    case untrustedXattr = "untrusted-xattr"
+    /// set-user-ID/set-group-ID root files or device nodes in a tree served as passthrough or none.
+    case privileged = "privileged-entry"
+    /// A temporary file a virtfs-tools run left behind when it was interrupted.
+    case strayTemporary = "stray-temporary"
+    /// Metadata that cannot be read at all.
+    case unreadable = "unreadable"
+
+    public enum Severity: String, Sendable, Codable {
+        case error
+        case warning
+    }
+
+    public var severity: Severity {
+        switch self {
+        case .noMetadata, .untrustedXattr, .privileged: return .warning
+        default: return .error
+        }
+    }
+}

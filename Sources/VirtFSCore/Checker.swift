@@ -1,0 +1,362 @@
+import Glibc
+
+/// One problem virtfs-fsck found: what is wrong, what the guest experiences, and the repair.
+public struct Finding: Sendable {
+    public enum Action: Sendable {
+        /// Write the entry's metadata anew from this view (canonical bytes, QEMU's layout).
+        case rewriteMetadata(GuestAttributes)
+        /// Rewrite with the owner of the guest's parent directory (`--adopt-from-parent`).
+        case adoptFromParent(GuestAttributes)
+        /// Remove a metadata object (file, symlink or empty directory) that QEMU misreads.
+        case removeMetadataObject
+        /// Replace a host symlink, fifo, socket or device node by the mapped form QEMU makes.
+        case replaceWithMapped(GuestAttributes)
+        /// Hard-link this entry's metadata file to the one of the entry at this path.
+        case relinkMetadata(source: [[UInt8]])
+        /// Give the host object to the QEMU user and add these owner permission bits, first
+        /// writing the view as metadata when host fields show through it (`pin`), so that what
+        /// the guest sees does not change with the host owner.
+        case hostAccess(uid: UInt32, gid: UInt32, addBits: UInt32, pin: GuestAttributes?)
+        /// Remove a temporary file an interrupted run left.
+        case removeEntry
+    }
+
+    public struct Repair: Sendable {
+        public var summary: String
+        /// Safe repairs (`-p`) never change what the guest sees.
+        public var safe: Bool
+        public var action: Action
+    }
+
+    public var check: Check
+    public var severity: Check.Severity { check.severity }
+    /// The path as shown to the user, and its components below the export root.
+    public var path: [UInt8]
+    public var components: [[UInt8]]
+    public var problem: String
+    public var guestSees: String
+    public var repair: Repair?
+}
+
+/// Walks a tree in its model and reports every inconsistency a guest would trip over.
+/// Checking only reads; repairs are applied afterwards, one finding at a time, each resolved
+/// again from the export root, so a run interrupted anywhere can simply be run again.
+public struct Checker {
+    public enum Adoption: Sendable {
+        case owner(uid: UInt32, gid: UInt32)
+        case fromParent
+    }
+
+    public struct Options: Sendable {
+        public var model: SecurityModel
+        /// The host user and group QEMU runs as (mapped models); nil: the export root's owner.
+        public var qemuUser: (uid: UInt32, gid: UInt32)?
+        public var adoption: Adoption?
+        public var oneFileSystem = false
+        public var fileMode: UInt32 = 0o600
+        public var directoryMode: UInt32 = 0o700
+
+        public init(model: SecurityModel) {
+            self.model = model
+        }
+    }
+
+    public let options: Options
+    public let root: Walker.Location
+    let codec: any ModelCodec
+    let qemuUser: (uid: UInt32, gid: UInt32)
+
+    public init(root: Walker.Location, options: Options) throws {
+        self.root = root
+        self.options = options
+        codec = options.model.codec(lenient: true)
+        let rootStat = try root.entry().stat
+        qemuUser = options.qemuUser ?? (rootStat.uid, rootStat.gid)
+    }
+
+    var placement: HostPlacement {
+        HostPlacement(fileMode: options.fileMode, directoryMode: options.directoryMode,
+                      owner: geteuid() == 0 ? qemuUser : nil)
+    }
+
+    func components(of path: [UInt8]) -> [[UInt8]] {
+        var relative = path.dropFirst(root.path.count)[...]
+        while relative.first == UInt8(ascii: "/") { relative = relative.dropFirst() }
+        return Bytes.components(Array(relative))
+    }
+
+    // MARK: checking
+
+    /// Reports every finding, in walk order.
+    public func check(_ report: (Finding) -> Void) {
+        let model = options.model
+        var walkOptions = Walker.Options(recursive: true, oneFileSystem: options.oneFileSystem, model: model)
+        walkOptions.reportOrphanedMetadata = model == .mappedFile
+        // Hard links whose metadata has been seen: data identity -> (metadata identity, path).
+        var linked: [FileIdentity: (metadata: FileIdentity?, components: [[UInt8]])] = [:]
+        Walker(options: walkOptions).walk(root, visit: { entry in
+            checkEntry(entry, linked: &linked, report: report)
+        }, failure: { error in
+            report(finding(for: error))
+        })
+    }
+
+    func finding(for error: VirtFSError) -> Finding {
+        let check = error.check ?? .unreadable
+        var f = Finding(check: check, path: error.path, components: components(of: error.path),
+                        problem: error.detail, guestSees: guestExperience(check), repair: nil)
+        switch check {
+        case .orphanMetadata, .reservedMetadata:
+            f.repair = .init(summary: "remove the stale metadata file", safe: true, action: .removeMetadataObject)
+        default: break
+        }
+        return f
+    }
+
+    func guestExperience(_ check: Check) -> String {
+        switch check {
+        case .xattrLength: return "QEMU ignores the value or reads undefined bytes"
+        case .macosLayout: return "QEMU on Linux reads undefined high bytes of the mode or a wrong device"
+        case .modeType: return "an entry of a type its host object cannot serve"
+        case .metadataSyntax: return "QEMU reads values other than the ones written"
+        case .metadataObject: return "QEMU ignores the metadata: the host owner and mode show through"
+        case .badACL: return "getfacl and permission checks fail on the entry"
+        case .noMetadata: return "the host owner and mode"
+        case .hostSpecial: return "a symlink it cannot read (ELOOP on QEMU < 11), or a host device or fifo"
+        case .orphanMetadata: return "a directory it cannot remove (ENOTEMPTY)"
+        case .reservedMetadata: return "nothing; the file is dead weight"
+        case .metadataLinks: return "hard links that disagree about owner and mode"
+        case .qemuAccess: return "EACCES whatever the mode it sees"
+        case .mixedModels: return "metadata of the other model as plain files and xattrs"
+        case .untrustedXattr: return "its own forgery become authoritative if the tree is served as mapped-xattr"
+        case .privileged: return "real set-id root files and devices on the host"
+        case .strayTemporary: return "a stray file"
+        case .unreadable: return "nothing the tool can tell"
+        }
+    }
+
+    func checkEntry(_ entry: HostEntry, linked: inout [FileIdentity: (metadata: FileIdentity?, components: [[UInt8]])],
+                    report: (Finding) -> Void) {
+        let model = options.model
+        let parts = entry.isExportRoot ? [] : components(of: entry.path)
+        func found(_ check: Check, _ problem: String, _ repair: Finding.Repair? = nil) {
+            report(Finding(check: check, path: entry.path, components: parts, problem: problem,
+                           guestSees: guestExperience(check), repair: repair))
+        }
+        if isTemporaryName(entry.name) {
+            return found(.strayTemporary, "temporary file of an interrupted virtfs-tools run",
+                         .init(summary: "remove it", safe: true, action: .removeEntry))
+        }
+        if model == .mappedXattr && MappedFileNames.isReserved(entry.name) {
+            return found(.mixedModels, "mapped-file metadata in a mapped-xattr tree")
+        }
+        let view: GuestView
+        do {
+            view = try codec.decode(entry)
+        } catch let error as VirtFSError {
+            return report(finding(for: error))
+        } catch {
+            return
+        }
+        let hostType = entry.stat.fileType
+        var rewrite: Finding.Repair?
+        for d in view.diagnostics {
+            let check = d.check ?? .unreadable
+            let safe = check == .metadataSyntax || (check == .xattrLength && !d.detail.contains("undefined"))
+            var repair: Finding.Repair?
+            switch check {
+            case .xattrLength, .metadataSyntax, .modeType, .badACL:
+                repair = .init(summary: "rewrite the metadata as QEMU writes it", safe: safe, action: .rewriteMetadata(view.attributes))
+                rewrite = repair
+            case .metadataObject:
+                repair = .init(summary: "remove what stands in place of the metadata file", safe: false, action: .removeMetadataObject)
+            default: break
+            }
+            var f = Finding(check: check, path: entry.path, components: parts, problem: d.detail,
+                            guestSees: guestExperience(check), repair: repair)
+            if check == .metadataObject {
+                // The object to remove is the metadata file, not the entry.
+                f.components = metadataComponents(of: entry, parts: parts)
+            }
+            report(f)
+        }
+        if model.isMapped {
+            let p = view.provenance
+            if p.mode == .xattrMacOS || p.rdev == .xattrMacOS {
+                found(.macosLayout, "user.virtfs.\(p.mode == .xattrMacOS ? "mode" : "rdev") in the macOS layout",
+                      .init(summary: "rewrite in the Linux layout", safe: false, action: .rewriteMetadata(view.attributes)))
+            }
+            if let hostType, hostType != .regular && hostType != .directory {
+                var attributes = view.attributes
+                if view.hostFallback, case .owner(let uid, let gid)? = options.adoption {
+                    attributes.uid = uid
+                    attributes.gid = gid
+                }
+                found(.hostSpecial, "host \(hostType.keyword) in a \(model.rawValue) export",
+                      .init(summary: "replace it by the mapped \(hostType.keyword) QEMU would have made", safe: false,
+                            action: .replaceWithMapped(attributes)))
+            } else if view.hostFallback && rewrite == nil {
+                var repair: Finding.Repair?
+                switch options.adoption {
+                case .owner(let uid, let gid)?:
+                    repair = .init(summary: "give it metadata owned by \(uid):\(gid)", safe: true,
+                                   action: .rewriteMetadata(view.attributes.changingOwnerOnly(uid: uid, gid: gid)))
+                case .fromParent? where !entry.isExportRoot:
+                    repair = .init(summary: "give it metadata owned like its parent directory", safe: true,
+                                   action: .adoptFromParent(view.attributes))
+                default: break
+                }
+                found(.noMetadata, "no VirtFS metadata: the guest sees host owner \(view.uid):\(view.gid) and mode 0\(String(view.attributes.permissions, radix: 8))", repair)
+            }
+            let p2 = view.provenance
+            let showsHost = p2.uid == .host || p2.gid == .host || p2.mode == .host
+            checkAccess(entry.stat, parts: parts, path: entry.path, pin: showsHost ? view.attributes : nil, report: report)
+            if model == .mappedFile {
+                checkMetadataFile(entry, parts: parts, linked: &linked, report: report)
+            }
+        }
+        if model != .mappedXattr, view.attributes.xattrs.contains(where: { $0.name.starts(with: virtfsPrefix) }) {
+            found(.untrustedXattr, "carries user.virtfs.* xattrs, which the guest can write in \(model.rawValue)")
+        }
+        if !model.isMapped {
+            let a = view.attributes
+            if a.type == .regular && ((a.permissions & 0o4000 != 0 && a.uid == 0) || (a.permissions & 0o2000 != 0 && a.gid == 0)) {
+                found(.privileged, "set-id root file served as a real host file")
+            } else if a.type.hasDeviceNumber && a.rdev != .zero {
+                found(.privileged, "device node \(a.rdev) served as a real host device")
+            }
+        }
+    }
+
+    /// mapped-file: where an entry's metadata file is, as components below the root.
+    func metadataComponents(of entry: HostEntry, parts: [[UInt8]]) -> [[UInt8]] {
+        if entry.isExportRoot { return [MappedFileNames.rootMetadata] }
+        return Array(parts.dropLast()) + [MappedFileNames.metadataDirectory, parts.last!]
+    }
+
+    /// Whether the QEMU user can use a host object: read and write files, and also traverse
+    /// directories, judged by owner, group and other bits as the kernel would.
+    func checkAccess(_ st: HostStat, parts: [[UInt8]], path: [UInt8], pin: GuestAttributes? = nil, report: (Finding) -> Void) {
+        guard qemuUser.uid != 0, let type = st.fileType, type == .regular || type == .directory else { return }
+        let need: UInt32 = type == .directory ? 7 : 6
+        let shift: UInt32 = st.uid == qemuUser.uid ? 6 : (st.gid == qemuUser.gid ? 3 : 0)
+        guard (st.permissions >> shift) & need != need else { return }
+        report(Finding(check: .qemuAccess, path: path, components: parts,
+                       problem: "host owner \(st.uid):\(st.gid) mode 0\(String(st.permissions, radix: 8)): uid \(qemuUser.uid) cannot \(type == .directory ? "list and enter" : "read and write") it",
+                       guestSees: guestExperience(.qemuAccess),
+                       repair: .init(summary: "give it to \(qemuUser.uid):\(qemuUser.gid) with owner bits \(type == .directory ? "rwx" : "rw-")", safe: true,
+                                     action: .hostAccess(uid: qemuUser.uid, gid: qemuUser.gid, addBits: need << 6, pin: pin))))
+    }
+
+    func checkMetadataFile(_ entry: HostEntry, parts: [[UInt8]], linked: inout [FileIdentity: (metadata: FileIdentity?, components: [[UInt8]])],
+                           report: (Finding) -> Void) {
+        let metaParts = metadataComponents(of: entry, parts: parts)
+        var metadata: HostStat?
+        if entry.isExportRoot {
+            metadata = try? Sys.stat(entry.directory.fd, MappedFileNames.rootMetadata)
+        } else if let mfd = try? entry.directory.metadataDirectory() {
+            metadata = try? Sys.stat(mfd, entry.name)
+        }
+        if entry.stat.fileType == .directory {
+            // The directory's own .virtfs_metadata, which QEMU must be able to write.
+            let inner = entry.name + [UInt8(ascii: "/")] + MappedFileNames.metadataDirectory
+            if let st = try? Sys.stat(entry.directory.fd, inner), st.fileType == .directory {
+                checkAccess(st, parts: parts + [MappedFileNames.metadataDirectory], path: Bytes.join(entry.path, MappedFileNames.metadataDirectory), report: report)
+            }
+        }
+        if let metadata, metadata.fileType == .regular {
+            let shown = entry.isExportRoot ? Bytes.join(entry.path, MappedFileNames.rootMetadata)
+                : Bytes.join(Bytes.join(entry.directory.path, MappedFileNames.metadataDirectory), entry.name)
+            checkAccess(metadata, parts: metaParts, path: shown, report: report)
+        }
+        guard entry.stat.nlink > 1, entry.stat.fileType != .directory, !entry.isExportRoot else { return }
+        let identity = entry.stat.identity
+        if let first = linked[identity] {
+            if first.metadata != metadata?.identity {
+                report(Finding(check: .metadataLinks, path: entry.path, components: parts,
+                               problem: "hard link of \(String(decoding: first.components.reduce([]) { Bytes.join($0, $1) }, as: UTF8.self)) with a metadata file of its own",
+                               guestSees: guestExperience(.metadataLinks),
+                               repair: .init(summary: "hard-link its metadata to the first name's, as QEMU's link does", safe: false,
+                                             action: .relinkMetadata(source: first.components))))
+            }
+        } else {
+            linked[identity] = (metadata?.identity, parts)
+        }
+    }
+
+    func isTemporaryName(_ name: [UInt8]) -> Bool {
+        name.starts(with: Array(".virtfs-tools.".utf8)) && name.reversed().starts(with: Array("pmt.".utf8))
+    }
+
+    // MARK: repairing
+
+    /// Applies one finding's repair. Each repair is complete on its own and leaves every entry
+    /// readable at every step (temporary names, then rename), so an interrupted run can be run
+    /// again.
+    public func repair(_ finding: Finding) throws {
+        guard let repair = finding.repair else { return }
+        let location = try Walker.inside(root, relative: finding.components, path: finding.path)
+        switch repair.action {
+        case .rewriteMetadata(let attributes):
+            try codec.update(attributes, of: location.entry(), placement: placement)
+        case .adoptFromParent(let attributes):
+            let parentParts = Array(finding.components.dropLast())
+            let parent = try Walker.inside(root, relative: parentParts, path: Array(finding.path))
+            let owner = try codec.decode(parent.entry()).attributes
+            try codec.update(attributes.changingOwnerOnly(uid: owner.uid, gid: owner.gid), of: location.entry(), placement: placement)
+        case .removeMetadataObject:
+            let st = try Sys.stat(location.directory.fd, location.name)
+            try Sys.unlink(location.directory.fd, location.name, directory: st.fileType == .directory)
+        case .removeEntry:
+            try Sys.unlink(location.directory.fd, location.name)
+        case .hostAccess(let uid, let gid, let bits, let pin):
+            if let pin {
+                try codec.update(pin, of: location.entry(), placement: placement)
+            }
+            let st = try Sys.stat(location.directory.fd, location.name)
+            if st.uid != uid || st.gid != gid {
+                try Sys.chown(location.directory.fd, location.name, uid, gid)
+            }
+            try Sys.chmod(location.directory.fd, location.name, mode_t(st.permissions | bits))
+        case .replaceWithMapped(let attributes):
+            try replaceWithMapped(location, attributes)
+        case .relinkMetadata(let source):
+            try relinkMetadata(location, source: source)
+        }
+    }
+
+    /// The mapped object is made under a temporary name, complete with its metadata, then
+    /// renamed over the host object: the entry is the old or the new object, never neither.
+    func replaceWithMapped(_ location: Walker.Location, _ attributes: GuestAttributes) throws {
+        let temporary = Array(".virtfs-tools.\(getpid()).tmp".utf8)
+        let dir = location.directory
+        try? Sys.unlink(dir.fd, temporary)
+        try codec.create(attributes, named: temporary, in: dir, content: [], placement: placement)
+        if options.model == .mappedFile, let mfd = try dir.metadataDirectory() {
+            // Metadata first: until the data is renamed, it describes the old object equally.
+            try Sys.rename(mfd, temporary, mfd, location.name)
+        }
+        try Sys.rename(dir.fd, temporary, dir.fd, location.name)
+    }
+
+    func relinkMetadata(_ location: Walker.Location, source: [[UInt8]]) throws {
+        let sourceLocation = try Walker.inside(root, relative: source, path: [])
+        guard let sourceMeta = try sourceLocation.directory.metadataDirectory() else { return }
+        let target = try location.directory.makeMetadataDirectory(placement: placement)
+        let temporary = Array(".virtfs-tools.\(getpid()).tmp".utf8)
+        try? Sys.unlink(target, temporary)
+        try Sys.link(sourceMeta, sourceLocation.name, target, temporary)
+        try Sys.rename(target, temporary, target, location.name)
+    }
+}
+
+extension GuestAttributes {
+    /// The same view with another owner and nothing else changed (adopting a host file is not
+    /// a guest chown: set-id bits stay).
+    func changingOwnerOnly(uid: UInt32, gid: UInt32) -> GuestAttributes {
+        var a = self
+        a.uid = uid
+        a.gid = gid
+        return a
+    }
+}

@@ -1,0 +1,146 @@
+import ArgumentParser
+import Foundation
+import VirtFSCommand
+import VirtFSCore
+
+@main
+struct VirtfsFsck: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "virtfs-fsck",
+        abstract: "Check a QEMU VirtFS export before boot, and repair what would break the guest.",
+        discussion: """
+            Exit status, as fsck(8): 0 no errors, 1 errors corrected, 4 errors left uncorrected, \
+            8 operational error, 16 usage error (bits combine). Warnings do not change it.
+            """,
+        version: "0.1.0"
+    )
+
+    static func main() { main(usageStatus: 16) }
+
+    @Flag(name: .customShort("n"), help: "Check only; open nothing for writing (the default).")
+    var noChanges = false
+
+    @Flag(name: .customShort("p"), help: "Repair automatically what is safe: repairs that never change the guest's view.")
+    var preen = false
+
+    @Flag(name: .customShort("y"), help: "Apply every repair.")
+    var yes = false
+
+    @Option(name: .long, help: ArgumentHelp("Security model of the tree (default: detected).", valueName: "model"))
+    var model: SecurityModel?
+
+    @Option(name: .long, help: ArgumentHelp("Host user (and group) QEMU runs as, USER[:GROUP] or UID[:GID] (default: the export root's owner).", valueName: "user"))
+    var qemuUser: String?
+
+    @Option(name: .long, help: ArgumentHelp("Give entries without metadata this guest owner, UID:GID or names from the tree's etc/passwd.", valueName: "owner"))
+    var adoptOwner: String?
+
+    @Flag(name: .long, help: "Give entries without metadata the guest owner of their directory.")
+    var adoptFromParent = false
+
+    @Option(name: .long, help: ArgumentHelp("Host mode of files repairs create (octal, QEMU's fmode).", valueName: "mode"))
+    var fmode = "0600"
+
+    @Option(name: .long, help: ArgumentHelp("Host mode of directories repairs create (octal, QEMU's dmode).", valueName: "mode"))
+    var dmode = "0700"
+
+    @Flag(name: [.customShort("x"), .long], help: "Do not descend into directories on other filesystems.")
+    var oneFileSystem = false
+
+    @Flag(name: .long, help: "Print one JSON object per finding, then a summary object.")
+    var json = false
+
+    @Argument(help: ArgumentHelp("The export root.", valueName: "tree"))
+    var tree: String
+
+    func validate() throws {
+        if [noChanges, preen, yes].filter({ $0 }).count > 1 { throw ValidationError("-n, -p and -y exclude each other.") }
+        if adoptOwner != nil && adoptFromParent { throw ValidationError("--adopt-owner and --adopt-from-parent exclude each other.") }
+        if UInt32(fmode, radix: 8) == nil || UInt32(dmode, radix: 8) == nil { throw ValidationError("--fmode and --dmode take octal modes.") }
+        if let qemuUser { _ = try HostUser.parse(qemuUser) }
+    }
+
+    func run() throws {
+        let console = Console(tool: "virtfs-fsck")
+        let checker: Checker
+        do {
+            let resolver = try OperandResolver(root: nil)
+            let location = try Walker.exportRoot(RawArguments.bytes(for: tree))
+            let chosen = try resolver.model(for: location, explicit: model).0
+            var options = Checker.Options(model: chosen)
+            options.qemuUser = try qemuUser.map(HostUser.parse)
+            options.oneFileSystem = oneFileSystem
+            options.fileMode = UInt32(fmode, radix: 8)!
+            options.directoryMode = UInt32(dmode, radix: 8)!
+            if adoptFromParent { options.adoption = .fromParent }
+            if let adoptOwner {
+                let owner = try GuestAccounts.load(root: location.directory).parseOwner(adoptOwner)
+                guard let uid = owner.uid, let gid = owner.gid else { throw ValidationError("--adopt-owner takes OWNER:GROUP") }
+                options.adoption = .owner(uid: uid, gid: gid)
+            }
+            checker = try Checker(root: location, options: options)
+        } catch let error as ValidationError {
+            console.error(VirtFSError.refused("usage", error.message))
+            throw ExitCode(16)
+        } catch {
+            console.error(error)
+            throw ExitCode(8)
+        }
+
+        var findings: [Finding] = []
+        checker.check { findings.append($0) }
+        var errors = 0, repaired = 0, left = 0, warnings = 0, failedRepairs = 0
+        for finding in findings {
+            var state = "not repaired (no repair)"
+            var fixed = false
+            if let repair = finding.repair {
+                if yes || (preen && repair.safe) {
+                    do {
+                        try checker.repair(finding)
+                        fixed = true
+                        state = "repaired: \(repair.summary)"
+                    } catch {
+                        failedRepairs += 1
+                        console.error(error)
+                        state = "repair failed: \(repair.summary)"
+                    }
+                } else {
+                    state = "not repaired (\(repair.safe ? "-p or -y" : "-y")): \(repair.summary)"
+                }
+            }
+            if finding.severity == .warning {
+                warnings += 1
+            } else {
+                errors += 1
+                if fixed { repaired += 1 } else { left += 1 }
+            }
+            try report(finding, state: state, fixed: fixed, console: console)
+        }
+        let summary = "\(tree): \(errors) error\(errors == 1 ? "" : "s") (\(repaired) repaired, \(left) left), \(warnings) warning\(warnings == 1 ? "" : "s")"
+        if json {
+            let object: [String: Any] = ["summary": summary, "errors": errors, "repaired": repaired, "left": left, "warnings": warnings]
+            console.write(Array(try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) + [0x0a])
+        } else {
+            console.write(summary + "\n")
+        }
+        console.flush()
+        var status: Int32 = 0
+        if repaired > 0 { status |= 1 }
+        if left > 0 { status |= 4 }
+        if failedRepairs > 0 { status |= 8 }
+        if status != 0 { throw ExitCode(status) }
+    }
+
+    func report(_ f: Finding, state: String, fixed: Bool, console: Console) throws {
+        let path = String(decoding: f.path, as: UTF8.self)
+        if json {
+            var object: [String: Any] = ["check": f.check.rawValue, "severity": f.severity.rawValue, "problem": f.problem,
+                                         "guest": f.guestSees, "repaired": fixed]
+            if Bytes.isUTF8(f.path) { object["path"] = path } else { object["path_hex"] = Bytes.hex(f.path) }
+            if let repair = f.repair { object["repair"] = repair.summary; object["safe"] = repair.safe }
+            console.write(Array(try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) + [0x0a])
+        } else {
+            console.write("\(path): \(f.severity.rawValue) \(f.check.rawValue): \(f.problem)\n    guest: \(f.guestSees)\n    \(state)\n")
+        }
+    }
+}
