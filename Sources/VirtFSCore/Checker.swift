@@ -166,7 +166,14 @@ public struct Checker {
             var repair: Finding.Repair?
             switch check {
             case .xattrLength, .metadataSyntax, .modeType, .badACL:
-                repair = .init(summary: "rewrite the metadata as QEMU writes it", safe: safe, action: .rewriteMetadata(view.attributes))
+                var attributes = view.attributes
+                if check == .modeType, let hostType, hostType == .directory || hostType == .regular,
+                   (hostType == .directory) != (attributes.type == .directory) {
+                    // The host object is what QEMU can serve: its type wins.
+                    attributes.type = hostType
+                    attributes.symlinkTarget = nil
+                }
+                repair = .init(summary: "rewrite the metadata as QEMU writes it", safe: safe, action: .rewriteMetadata(attributes))
                 rewrite = repair
             case .metadataObject:
                 repair = .init(summary: "remove what stands in place of the metadata file", safe: false, action: .removeMetadataObject)

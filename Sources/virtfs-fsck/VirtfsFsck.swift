@@ -89,7 +89,7 @@ struct VirtfsFsck: ParsableCommand {
 
         var findings: [Finding] = []
         checker.check { findings.append($0) }
-        var errors = 0, repaired = 0, left = 0, warnings = 0, failedRepairs = 0
+        var errors = 0, repaired = 0, left = 0, warnings = 0, failedRepairs = 0, changed = false
         for finding in findings {
             var state = "not repaired (no repair)"
             var fixed = false
@@ -98,6 +98,7 @@ struct VirtfsFsck: ParsableCommand {
                     do {
                         try checker.repair(finding)
                         fixed = true
+                        changed = true
                         state = "repaired: \(repair.summary)"
                     } catch {
                         failedRepairs += 1
@@ -125,7 +126,8 @@ struct VirtfsFsck: ParsableCommand {
         }
         console.flush()
         var status: Int32 = 0
-        if repaired > 0 { status |= 1 }
+        // Like e2fsck, any change to the tree (a warning's repair too) sets "corrected".
+        if changed { status |= 1 }
         if left > 0 { status |= 4 }
         if failedRepairs > 0 { status |= 8 }
         if status != 0 { throw ExitCode(status) }

@@ -1,0 +1,81 @@
+# Shared by the QEMU suites: boot a guest on an export and compare what it lists with what
+# virtfs-stat predicts. Expects $repo, $bin and counters passed/failed from the sourcing script.
+qemu_user() { # MODEL: the command prefix that runs as the user QEMU runs as for MODEL
+    case $1 in
+        mapped-xattr|mapped-file) echo "setpriv --reuid=65534 --regid=65534 --clear-groups" ;;
+    esac
+}
+
+unhex() { perl -ne 'chomp; print pack("H*", $_), "\0"'; }
+
+verdict() { # LABEL OK? DETAIL...
+    local label=$1 ok=$2; shift 2
+    if [[ $ok == yes ]]; then
+        passed=$((passed + 1)); echo "ok   $label"
+    else
+        failed=$((failed + 1)); echo "FAIL $label"; printf '%s\n' "$@" | head -40 | sed 's/^/     /'
+    fi
+}
+
+# Compares the guest's listing in OUT with virtfs-stat's prediction for EXPORT.
+compare() {
+    local model=$1 export=$2 out=$3 label=$4
+    local fmt='%n|%u|%g|%f|%t|%T|%s|%b|%h|%Y|%Z'
+    local stat
+    read -ra stat <<<"$(qemu_user "$model")"
+    stat+=("$bin/virtfs-stat" --model "$model" --root .)
+    local n
+    n=$(wc -l <"$out/paths.hex")
+    if ((n < 2)); then
+        verdict "$label: the guest listed its export" no "paths.hex has $n lines" "$(cat "$out/stderr" 2>/dev/null)"
+        return
+    fi
+    (
+        cd "$export" || exit 1
+        unhex <"$out/paths.hex" >"$out/paths.nul"
+        unhex <"$out/nonlinks.hex" >"$out/nonlinks.nul"
+        xargs -0 -a "$out/paths.nul" "${stat[@]}" -c "$fmt" >"$out/host.stat" 2>"$out/host.err"
+        xargs -0 -a "$out/nonlinks.nul" "${stat[@]}" --acl >"$out/host.acl" 2>>"$out/host.err"
+        xargs -0 -a "$out/nonlinks.nul" "${stat[@]}" --xattrs >"$out/host.xattr" 2>>"$out/host.err"
+        "${stat[@]}" -R --printf '%n\0' . 2>>"$out/host.err" | sort -z >"$out/host.walk"
+        sort -z "$out/paths.nul" >"$out/guest.walk"
+        : >"$out/host.links"
+        while read -r hexpath _; do
+            p=$(printf '%s' "$hexpath" | perl -ne 'print pack("H*", $_)')
+            if "${stat[@]}" --json "$p" 2>/dev/null | grep -q '"symlink_readable":false'; then
+                echo "$hexpath FAIL"
+            else
+                echo "$hexpath $("${stat[@]}" --printf '%L' "$p" | od -An -tx1 | tr -d ' \n')"
+            fi
+        done <"$out/links.txt" >"$out/host.links"
+    )
+    local what
+    for what in stat acl xattr links walk; do
+        local guest=$out/$what.txt host=$out/host.$what
+        [[ $what == walk ]] && guest=$out/guest.walk
+        if cmp -s "$guest" "$host"; then
+            verdict "$label: $what matches the guest ($n entries)" yes
+        else
+            verdict "$label: $what matches the guest ($n entries)" no \
+                "$(diff <(tr '\0' '\n' <"$guest") <(tr '\0' '\n' <"$host") | head -20)" "host stderr: $(head -5 "$out/host.err")"
+        fi
+    done
+    # Unexpected stderr from virtfs-stat is a failure too, except the documented host-symlink warning.
+    local noise
+    noise=$(grep -v 'warning: .*host symlink' "$out/host.err")
+    [[ -z $noise ]] && verdict "$label: virtfs-stat reported no errors" yes || verdict "$label: virtfs-stat reported no errors" no "$noise"
+}
+
+boot() { # MODEL EXPORT SCENARIO OUT
+    local model=$1 export=$2 scenario=$3 out=$4 as_root=()
+    case $model in passthrough|none) as_root=(--as-root) ;; esac
+    mkdir -p "$out"
+    tests/qemu/boot-guest --model "$model" --export "$export" --scenario "$scenario" --out "$out" "${as_root[@]}"
+}
+
+new_export() { # MODEL DIR: empty, owned by the user QEMU runs as
+    local model=$1 dir=$2
+    mkdir -p "$dir"
+    case $model in mapped-xattr|mapped-file) chown 65534:65534 "$dir"; chmod 755 "$dir" ;; esac
+}
+
