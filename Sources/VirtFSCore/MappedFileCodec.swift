@@ -144,13 +144,25 @@ public struct MappedFileCodec: ModelCodec {
     }
 
     /// Replaces the metadata file atomically: written under a temporary name in the same
-    /// directory, then renamed over (QEMU itself rewrites in place).
+    /// directory, then renamed over (QEMU itself rewrites in place). A metadata file shared by
+    /// hard links is rewritten in place, as QEMU does, since a rename would split it.
     func writeMetadataFile(_ bytes: [UInt8], for entry: HostEntry, placement: HostPlacement) throws {
         let dirfd = entry.isExportRoot ? entry.directory.fd : try entry.directory.makeMetadataDirectory(placement: placement)
         let name = entry.isExportRoot ? MappedFileNames.rootMetadata : entry.name
         let temporary = Array(".virtfs-tools.\(getpid()).tmp".utf8)
         let path = entry.isExportRoot ? Bytes.join(entry.directory.path, name)
             : Bytes.join(Bytes.join(entry.directory.path, MappedFileNames.metadataDirectory), name)
+        if let existing = try? Sys.stat(dirfd, name), existing.fileType == .regular, existing.nlink > 1 {
+            do {
+                let fd = try Sys.openAt(dirfd, name, O_WRONLY | O_TRUNC)
+                defer { Sys.close(fd) }
+                try Sys.writeAll(fd, bytes, name: name)
+                _ = try Sys.retry("fsync", name) { fsync(fd) }
+                return
+            } catch let error as VirtFSError {
+                throw error.at(path)
+            }
+        }
         do {
             let fd = try Sys.openAt(dirfd, temporary, O_WRONLY | O_CREAT | O_TRUNC, mode: 0o600)
             do {

@@ -2,8 +2,9 @@ import Glibc
 
 /// Turns the paths a user names into walk locations, the way every tool does it: with an
 /// explicit export root (`--root`) operands are resolved inside it without following symlinks;
-/// without one, a directory operand is an export root when walked recursively or when it holds
-/// `.virtfs_metadata_root`, and anything else is an entry of whatever tree it is in.
+/// without one, a directory operand is an export root when it holds `.virtfs_metadata_root`, or
+/// when it is walked recursively and its parent has no `.virtfs_metadata`; anything else is an
+/// entry of whatever tree it is in.
 public struct OperandResolver {
     public let root: Walker.Location?
     private let rootRealPath: [UInt8]?
@@ -33,8 +34,13 @@ public struct OperandResolver {
         var st = stat()
         let isDirectory = Sys.withCString(operand) { lstat($0, &st) } == 0 && (UInt32(st.st_mode) & FileType.mask) == FileType.directory.rawValue
         if isDirectory {
-            let hasRootMetadata = Sys.withCString(Bytes.join(operand, MappedFileNames.rootMetadata)) { access($0, F_OK) } == 0
-            if recursive || hasRootMetadata {
+            func exists(_ path: [UInt8]) -> Bool { Sys.withCString(path) { access($0, F_OK) } == 0 }
+            // mapped-file keeps a root's metadata in the root and anything else's in its parent:
+            // a directory is a root when it says so, or when walked recursively from a parent
+            // that is not part of a mapped-file tree.
+            let parent = Bytes.join(operand, Array("..".utf8))
+            if exists(Bytes.join(operand, MappedFileNames.rootMetadata))
+                || (recursive && !exists(Bytes.join(parent, MappedFileNames.metadataDirectory))) {
                 return try Walker.exportRoot(operand)
             }
         }

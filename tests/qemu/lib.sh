@@ -53,6 +53,10 @@ compare() {
     for what in stat acl xattr links walk; do
         local guest=$out/$what.txt host=$out/host.$what
         [[ $what == walk ]] && guest=$out/guest.walk
+        if [[ -n ${NO_TIMES:-} && $what == stat ]]; then
+            # Two copies of a tree differ in their times only: compare the rest.
+            sed -i 's/|[^|]*|[^|]*$//' "$guest" "$host"
+        fi
         if cmp -s "$guest" "$host"; then
             verdict "$label: $what matches the guest ($n entries)" yes
         else
