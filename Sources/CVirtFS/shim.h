@@ -69,6 +69,11 @@ static inline uint32_t virtfs_minor(uint64_t dev) {
     return (uint32_t)((dev & 0x000000ffU) | ((dev >> 12) & 0xffffff00U));
 }
 
+/* copy_file_range(2) is declared only under _GNU_SOURCE. */
+static inline long virtfs_copy_file_range(int in, int out, size_t length) {
+    return syscall(SYS_copy_file_range, in, (void *)0, out, (void *)0, length, 0U);
+}
+
 static inline int virtfs_errno(void) { return errno; }
 static inline void virtfs_set_errno(int value) { errno = value; }
 

@@ -338,7 +338,7 @@ public struct Checker {
         let temporary = Array(".virtfs-tools.\(getpid()).tmp".utf8)
         let dir = location.directory
         try? Sys.unlink(dir.fd, temporary)
-        try codec.create(attributes, named: temporary, in: dir, content: [], placement: placement)
+        try codec.create(attributes, named: temporary, in: dir, content: .empty, placement: placement)
         if options.model == .mappedFile, let mfd = try dir.metadataDirectory() {
             // Metadata first: until the data is renamed, it describes the old object equally.
             try Sys.rename(mfd, temporary, mfd, location.name)

@@ -86,7 +86,7 @@ func checkTypeAgainstHost(_ view: inout GuestView, host: FileType) {
 /// Creation of the host object that stands for a guest object in both mapped models: a
 /// directory for a directory, a regular file for everything else (symlink target as data).
 func createMappedHostObject(_ attributes: GuestAttributes, named name: [UInt8], in directory: DirectoryContext,
-                            content: [UInt8], placement: HostPlacement) throws -> HostEntry {
+                            content: Content, placement: HostPlacement) throws -> HostEntry {
     let path = Bytes.join(directory.path, name)
     do {
         if attributes.type == .directory {
@@ -95,8 +95,11 @@ func createMappedHostObject(_ attributes: GuestAttributes, named name: [UInt8], 
         } else {
             let fd = try Sys.openAt(directory.fd, name, O_WRONLY | O_CREAT | O_EXCL, mode: mode_t(placement.fileMode & 0o777))
             defer { Sys.close(fd) }
-            let data = attributes.type == .symlink ? (attributes.symlinkTarget ?? []) : (attributes.type == .regular ? content : [])
-            try Sys.writeAll(fd, data, name: name)
+            if attributes.type == .symlink {
+                try Sys.writeAll(fd, attributes.symlinkTarget ?? [], name: name)
+            } else if attributes.type == .regular {
+                try content.write(to: fd, name: name)
+            }
             // The umask narrowed the mode open() applied; set exactly what was asked.
             _ = try Sys.retry("fchmod", name) { fchmod(fd, mode_t(placement.fileMode)) }
         }
@@ -139,3 +142,25 @@ func writeUserXattrs(_ attributes: GuestAttributes, to entry: HostEntry, refusin
         try entry.setXattr(String(decoding: x.name, as: UTF8.self), x.value)
     }
 }
+
+/// The data of a regular file being created: given bytes, or streamed from an existing file
+/// (a conversion copies data without holding it in memory).
+public enum Content: Sendable {
+    case bytes([UInt8])
+    case copy(of: HostEntry)
+
+    public static let empty = Content.bytes([])
+
+    func write(to fd: Int32, name: [UInt8]) throws {
+        switch self {
+        case .bytes(let bytes):
+            try Sys.writeAll(fd, bytes, name: name)
+        case .copy(let source):
+            let input = try Sys.openAt(source.directory.fd, source.name, O_RDONLY | VIRTFS_O_NONBLOCK_FLAG)
+            defer { Sys.close(input) }
+            try Sys.copyData(from: input, to: fd, name: source.path)
+        }
+    }
+}
+
+extension HostEntry: @unchecked Sendable {}

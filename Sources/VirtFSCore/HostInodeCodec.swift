@@ -33,7 +33,7 @@ public struct HostInodeCodec: ModelCodec {
     }
 
     public func create(_ attributes: GuestAttributes, named name: [UInt8], in directory: DirectoryContext,
-                       content: [UInt8], placement: HostPlacement) throws {
+                       content: Content, placement: HostPlacement) throws {
         let path = Bytes.join(directory.path, name)
         do {
             switch attributes.type {
@@ -42,7 +42,7 @@ public struct HostInodeCodec: ModelCodec {
             case .regular:
                 let fd = try Sys.openAt(directory.fd, name, O_WRONLY | O_CREAT | O_EXCL, mode: 0o600)
                 defer { Sys.close(fd) }
-                try Sys.writeAll(fd, content, name: name)
+                try content.write(to: fd, name: name)
             case .symlink:
                 try Sys.symlink(attributes.symlinkTarget ?? [], directory.fd, name)
             case .fifo, .socket, .characterDevice, .blockDevice:

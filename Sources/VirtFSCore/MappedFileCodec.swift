@@ -126,7 +126,7 @@ public struct MappedFileCodec: ModelCodec {
     }
 
     public func create(_ attributes: GuestAttributes, named name: [UInt8], in directory: DirectoryContext,
-                       content: [UInt8], placement: HostPlacement) throws {
+                       content: Content, placement: HostPlacement) throws {
         let entry = try createMappedHostObject(attributes, named: name, in: directory, content: content, placement: placement)
         try write(attributes, to: entry, placement: placement)
     }

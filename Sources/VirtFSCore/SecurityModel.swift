@@ -73,7 +73,7 @@ public protocol ModelCodec: Sendable {
     /// Creates `name` in `directory` the way QEMU would store an object with these attributes,
     /// with `content` as its data (regular files; symlink targets come from `attributes`).
     func create(_ attributes: GuestAttributes, named name: [UInt8], in directory: DirectoryContext,
-                content: [UInt8], placement: HostPlacement) throws
+                content: Content, placement: HostPlacement) throws
 
     /// Rewrites the guest-owned metadata of an existing entry (chown, chmod, ACLs, rdev), leaving
     /// its data alone. Used for the export root, which always exists.

@@ -144,6 +144,26 @@ public enum Sys {
         }
     }
 
+    /// Copies all data from one descriptor to another, in the kernel where it can
+    /// (copy_file_range: reflinks on filesystems that share extents), else through a buffer.
+    public static func copyData(from input: Int32, to output: Int32, name: [UInt8]) throws {
+        while true {
+            let n = virtfs_copy_file_range(input, output, 1 << 30)
+            if n > 0 { continue }
+            if n == 0 { return }
+            let e = virtfs_errno()
+            if e == EINTR { continue }
+            if e == EXDEV || e == EINVAL || e == ENOSYS || e == EOPNOTSUPP { break }
+            throw VirtFSError.system("copy_file_range", path: name, errno: e)
+        }
+        var chunk = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let n = try retry("read", name) { chunk.withUnsafeMutableBytes { Glibc.read(input, $0.baseAddress, $0.count) } }
+            if n == 0 { return }
+            try writeAll(output, Array(chunk[0..<n]), name: name)
+        }
+    }
+
     // MARK: extended attributes
 
     /// The path QEMU itself uses to reach an entry's xattrs without following it:

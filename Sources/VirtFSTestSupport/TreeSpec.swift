@@ -176,9 +176,9 @@ public struct TreeSpec: Sendable {
                 let source = try Walker.inside(rootLocation, relative: Bytes.components(existing), path: existing)
                 try codec.link(source.entry(), as: location.name, in: location.directory, placement: placement)
             } else if entry.hostOnly {
-                try host.create(entry.attributes, named: location.name, in: location.directory, content: entry.content, placement: placement)
+                try host.create(entry.attributes, named: location.name, in: location.directory, content: .bytes(entry.content), placement: placement)
             } else {
-                try codec.create(entry.attributes, named: location.name, in: location.directory, content: entry.content, placement: placement)
+                try codec.create(entry.attributes, named: location.name, in: location.directory, content: .bytes(entry.content), placement: placement)
             }
         }
         // Times last, deepest first: creating children changes a directory's mtime.
