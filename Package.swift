@@ -9,6 +9,7 @@ let package = Package(
         .executable(name: "virtfs-fsck", targets: ["virtfs-fsck"]),
         .executable(name: "virtfs-chown", targets: ["virtfs-chown"]),
         .executable(name: "virtfs-chmod", targets: ["virtfs-chmod"]),
+        .executable(name: "virtfs-convert", targets: ["virtfs-convert"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -34,6 +35,7 @@ let package = Package(
         .executableTarget(name: "virtfs-fsck", dependencies: ["VirtFSCommand"]),
         .executableTarget(name: "virtfs-chown", dependencies: ["VirtFSCommand"]),
         .executableTarget(name: "virtfs-chmod", dependencies: ["VirtFSCommand"]),
+        .executableTarget(name: "virtfs-convert", dependencies: ["VirtFSCommand"]),
         // Test support: materialises a text tree spec (testdata/trees/*.tree) in any model.
         .target(name: "VirtFSTestSupport", dependencies: ["VirtFSCore"]),
         .executableTarget(name: "vt-mktree", dependencies: ["VirtFSCommand", "VirtFSTestSupport"]),

@@ -111,6 +111,13 @@ public struct ACL: Sendable, Equatable, Hashable, Codable {
         (entries.first { $0.tag == .mask } ?? entries.first { $0.tag == .groupObj })?.permissions
     }
 
+    /// The permission bits a file with this ACL has: owner, mask (or group), other.
+    public var modeBits: UInt32 {
+        let user = entries.first { $0.tag == .userObj }?.permissions ?? 0
+        let other = entries.first { $0.tag == .other }?.permissions ?? 0
+        return UInt32(user) << 6 | UInt32(groupClassPermissions ?? 0) << 3 | UInt32(other)
+    }
+
     /// The ACL equivalent to a permission mode (libacl's `acl_from_mode`).
     public init(mode: UInt32) {
         entries = [

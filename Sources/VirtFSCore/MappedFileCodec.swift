@@ -135,12 +135,31 @@ public struct MappedFileCodec: ModelCodec {
         try write(attributes, to: entry, placement: placement)
     }
 
+    /// The metadata file goes last: its presence marks an entry whose metadata is complete,
+    /// which is what an interrupted virtfs-convert relies on.
     func write(_ attributes: GuestAttributes, to entry: HostEntry, placement: HostPlacement) throws {
-        try writeMetadataFile(Self.metadata(for: attributes).serialized(), for: entry, placement: placement)
         // Guest ACLs are host ACLs here; setting one makes the host group bits its mask, as it
         // does when the guest sets it through QEMU.
         try writeACLs(attributes, to: entry, accessName: HostACLXattr.access, defaultName: HostACLXattr.default)
         try writeUserXattrs(attributes, to: entry, refusingVirtfs: false)
+        try writeMetadataFile(Self.metadata(for: attributes).serialized(), for: entry, placement: placement)
+    }
+
+    /// Whether the entry has a metadata file (regular or not).
+    public func hasMetadata(_ entry: HostEntry) -> Bool {
+        guard let location = try? metadataLocation(of: entry) else { return false }
+        return (try? Sys.stat(location.fd, location.name)) != nil
+    }
+
+    /// Removes the entry's metadata file, if any.
+    public func removeMetadata(of entry: HostEntry) throws {
+        guard let location = try metadataLocation(of: entry) else { return }
+        do {
+            try Sys.unlink(location.fd, location.name)
+        } catch let error as VirtFSError where error.errno == ENOENT {
+        } catch let error as VirtFSError {
+            throw error.at(location.path)
+        }
     }
 
     /// Replaces the metadata file atomically: written under a temporary name in the same

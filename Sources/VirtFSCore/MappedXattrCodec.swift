@@ -131,19 +131,28 @@ public struct MappedXattrCodec: ModelCodec {
         try write(attributes, to: entry)
     }
 
-    /// Writes the fields in QEMU's order (uid, gid, mode, rdev); rdev only for the types mknod
-    /// makes, as QEMU does.
+    /// Writes every field. The mode goes last: its presence marks an entry whose metadata is
+    /// complete, which is what an interrupted virtfs-convert relies on. rdev is written only
+    /// for the types mknod makes, as QEMU does.
     func write(_ attributes: GuestAttributes, to entry: HostEntry) throws {
-        try entry.setXattr(VirtfsXattr.uid, Self.encodeID(attributes.uid))
-        try entry.setXattr(VirtfsXattr.gid, Self.encodeID(attributes.gid))
-        try entry.setXattr(VirtfsXattr.mode, Self.encodeMode(attributes.mode))
+        try writeACLs(attributes, to: entry, accessName: VirtfsXattr.aclAccess, defaultName: VirtfsXattr.aclDefault)
+        try writeUserXattrs(attributes, to: entry, refusingVirtfs: true)
         if attributes.type.isSpecial {
             try entry.setXattr(VirtfsXattr.rdev, Self.encodeRdev(attributes.type.hasDeviceNumber ? attributes.rdev : .zero))
         } else {
             try entry.removeXattr(VirtfsXattr.rdev)
         }
-        try writeACLs(attributes, to: entry, accessName: VirtfsXattr.aclAccess, defaultName: VirtfsXattr.aclDefault)
-        try writeUserXattrs(attributes, to: entry, refusingVirtfs: true)
+        try entry.setXattr(VirtfsXattr.uid, Self.encodeID(attributes.uid))
+        try entry.setXattr(VirtfsXattr.gid, Self.encodeID(attributes.gid))
+        try entry.setXattr(VirtfsXattr.mode, Self.encodeMode(attributes.mode))
+    }
+
+    /// Removes every `user.virtfs.*` field (the mode first, so the entry stops claiming mapped
+    /// metadata before the rest goes).
+    public func removeMetadata(of entry: HostEntry) throws {
+        for name in [VirtfsXattr.mode, VirtfsXattr.uid, VirtfsXattr.gid, VirtfsXattr.rdev, VirtfsXattr.aclAccess, VirtfsXattr.aclDefault] {
+            try entry.removeXattr(name)
+        }
     }
 
     public func link(_ entry: HostEntry, as newName: [UInt8], in newDirectory: DirectoryContext, placement: HostPlacement) throws {

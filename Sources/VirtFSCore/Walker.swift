@@ -94,6 +94,13 @@ public struct Walker {
     /// Visits the operand and, when recursive, everything below it. Errors that stop one entry
     /// (or one directory) go to `failure`; the walk goes on.
     public func walk(_ start: Location, visit: (HostEntry) -> Void, failure: (VirtFSError) -> Void) {
+        walk(start, visit: visit, leave: { _ in }, failure: failure)
+    }
+
+    /// As `walk`, also calling `leave` with each directory (the operand's too) once everything
+    /// below it has been visited.
+    public func walk(_ start: Location, visit: (HostEntry) -> Void, leave: (DirectoryContext) -> Void,
+                     failure: (VirtFSError) -> Void) {
         Sys.raiseOpenFileLimit()
         let entry: HostEntry
         do {
@@ -113,7 +120,7 @@ public struct Walker {
         } catch {
             return
         }
-        walkBelow(top, device: entry.stat.device, visit: visit, failure: failure)
+        walkBelow(top, device: entry.stat.device, visit: visit, leave: leave, failure: failure)
     }
 
     /// One open directory stream per level of the current path.
@@ -134,7 +141,8 @@ public struct Walker {
         return stream
     }
 
-    private func walkBelow(_ top: DirectoryContext, device: DeviceNumber, visit: (HostEntry) -> Void, failure: (VirtFSError) -> Void) {
+    private func walkBelow(_ top: DirectoryContext, device: DeviceNumber, visit: (HostEntry) -> Void,
+                           leave: (DirectoryContext) -> Void, failure: (VirtFSError) -> Void) {
         var stack: [Frame] = []
         do {
             stack.append(Frame(directory: top, stream: try openStream(top)))
@@ -153,6 +161,7 @@ public struct Walker {
                 if options.reportOrphanedMetadata {
                     reportOrphans(in: frame.directory, failure: failure)
                 }
+                leave(frame.directory)
                 stack.removeLast()
                 continue
             }

@@ -1,0 +1,399 @@
+import Glibc
+
+/// Moves a tree between security models: decode each entry with the source model's codec,
+/// encode the same guest view with the target's. Nothing else knows two models at once.
+///
+/// In place, each entry changes form in one atomic step (its commit point) and can always be
+/// read in one form or the other; the form of an entry is told by its metadata:
+///   - when mapped-file is involved, by the presence of its metadata file (written last when
+///     converting to mapped-file, removed last when converting from it);
+///   - else, when mapped-xattr is involved, by the presence of `user.virtfs.mode` (written
+///     last, removed first);
+///   - objects whose host type changes (symlinks, devices, fifos, sockets) are built complete
+///     under a temporary name and renamed over the old one.
+/// A state file in the export root (`.virtfs-convert-state`) records the conversion under way,
+/// so a run interrupted anywhere is finished by running the same command again.
+public struct Converter {
+    public struct Options: Sendable {
+        public var from: SecurityModel
+        public var to: SecurityModel
+        public var placement = HostPlacement()
+        public var allowDevices = false
+        public var allowSetuid = false
+        public var trustExistingXattrs = false
+        public var oneFileSystem = false
+
+        public init(from: SecurityModel, to: SecurityModel) {
+            self.from = from
+            self.to = to
+        }
+    }
+
+    public struct Summary: Sendable {
+        public var converted: [FileType: Int] = [:]
+        public var alreadyDone = 0
+        public var bytes: UInt64 = 0
+        public var dropped = 0
+        public var failures = 0
+
+        public var total: Int { converted.values.reduce(0, +) }
+    }
+
+    public enum Event {
+        case converted(GuestView)
+        case planned(GuestView)
+        case dropped(VirtFSError)
+        case failed(VirtFSError)
+    }
+
+    public static let stateFileName = Array(".virtfs-convert-state".utf8)
+    public let options: Options
+    let source: any ModelCodec
+    let target: any ModelCodec
+
+    public init(options: Options) {
+        self.options = options
+        source = options.from.codec
+        target = options.to.codec
+    }
+
+    var walkOptions: Walker.Options {
+        var o = Walker.Options(recursive: true, oneFileSystem: options.oneFileSystem, model: options.from)
+        o.hideMappedFileMetadata = options.from == .mappedFile || options.to == .mappedFile
+        o.reportOrphanedMetadata = false
+        return o
+    }
+
+    static func isTemporary(_ name: [UInt8]) -> Bool {
+        name.starts(with: Array(".virtfs-tools.".utf8)) && name.reversed().starts(with: Array("pmt.".utf8))
+    }
+
+    // MARK: reading an entry in whichever form it is in
+
+    /// The model an entry is stored in right now, during a conversion between the two models.
+    func form(of entry: HostEntry) -> SecurityModel {
+        let (a, b) = (options.from, options.to)
+        if a == .mappedFile || b == .mappedFile {
+            let other = a == .mappedFile ? b : a
+            return MappedFileCodec().hasMetadata(entry) ? .mappedFile : other
+        }
+        if a == .mappedXattr || b == .mappedXattr {
+            let other = a == .mappedXattr ? b : a
+            let names = (try? entry.xattrNames()) ?? []
+            return names.contains(Array(VirtfsXattr.mode.utf8)) ? .mappedXattr : other
+        }
+        return a
+    }
+
+    /// The guest view to carry over: the source's, minus `user.virtfs.*` xattrs a guest could
+    /// have forged where the target would make them authoritative.
+    func view(of entry: HostEntry, in model: SecurityModel, event: (Event) -> Void) throws -> GuestView {
+        var view = try model.codec.decode(entry)
+        if model != .mappedXattr, options.to == .mappedXattr, !options.trustExistingXattrs {
+            let forged = view.attributes.xattrs.filter { $0.name.starts(with: virtfsPrefix) }
+            if !forged.isEmpty {
+                view.attributes.xattrs.removeAll { $0.name.starts(with: virtfsPrefix) }
+                event(.dropped(VirtFSError.refused("convert", path: entry.path,
+                    "dropped \(forged.map { String(decoding: $0.name, as: UTF8.self) }.joined(separator: ", ")): written where the guest could forge it (--trust-existing-xattrs keeps it as the metadata)").checked(.untrustedXattr)))
+            }
+        }
+        return view
+    }
+
+    // MARK: checking before anything changes
+
+    /// Walks the whole tree first and reports what cannot be converted as asked: entries the
+    /// target cannot keep, guest-made devices and set-id root files without --allow-*, and
+    /// steps that need root when not run as root. Returns false when the conversion must not
+    /// start. Nothing is written.
+    public func preflight(_ root: Walker.Location, report: (VirtFSError) -> Void) -> Bool {
+        var ok = true
+        let euid = geteuid()
+        var groups = [gid_t](repeating: 0, count: 256)
+        let n = getgroups(Int32(groups.count), &groups)
+        let myGroups = Set(groups.prefix(max(0, Int(n))) + [getegid()])
+        Walker(options: walkOptions).walk(root, visit: { entry in
+            if Self.isTemporary(entry.name) || entry.name == Self.stateFileName { return }
+            let view: GuestView
+            do {
+                view = try form(of: entry).codec.decode(entry)
+            } catch {
+                return report((error as? VirtFSError) ?? .refused("decode", path: entry.path, "\(error)"))
+            }
+            let a = view.attributes
+            func refuse(_ why: String) {
+                ok = false
+                report(.refused("convert", path: entry.path, why))
+            }
+            if !options.to.isMapped {
+                if a.type.hasDeviceNumber && a.rdev != .zero && !options.allowDevices {
+                    refuse("device node \(a.rdev) in a tree a guest wrote: pass --allow-devices to create it on the host")
+                }
+                if a.type == .regular && ((a.permissions & 0o4000 != 0 && a.uid == 0) || (a.permissions & 0o2000 != 0 && a.gid == 0)) && !options.allowSetuid {
+                    refuse("set-id root file in a tree a guest wrote: pass --allow-setuid to make it one on the host")
+                }
+                if euid != 0 {
+                    if a.type.hasDeviceNumber { refuse("creating a device node needs root") }
+                    if a.uid != euid { refuse("giving it to uid \(a.uid) needs root") }
+                    if !myGroups.contains(a.gid) { refuse("giving it to gid \(a.gid) needs root") }
+                }
+                if options.to == .none, a.accessACL.map({ !$0.isMinimal }) == true || a.defaultACL != nil {
+                    refuse("has ACLs, which a guest of a none export cannot see")
+                }
+            }
+        }, failure: { report($0); ok = false })
+        return ok
+    }
+
+    // MARK: copying
+
+    /// Writes the converted tree into `output`, an empty directory; the source is only read.
+    public func copy(_ root: Walker.Location, into output: Walker.Location, event: (Event) -> Void) -> Summary {
+        var summary = Summary()
+        // Output directories along the current path, and the times to give them when done.
+        var stack: [(components: [[UInt8]], directory: DirectoryContext?, times: (Timestamp, Timestamp))] = []
+        var links: [FileIdentity: [[UInt8]]] = [:]
+        let rootPrefix = root.path
+        func components(_ path: [UInt8]) -> [[UInt8]] {
+            Bytes.components(Array(path.dropFirst(rootPrefix.count)))
+        }
+        Walker(options: walkOptions).walk(root, visit: { entry in
+            do {
+                // Trusted user.virtfs.* values are the metadata: read such entries as mapped-xattr.
+                let trusted = options.trustExistingXattrs && options.to == .mappedXattr && options.from != .mappedXattr
+                    && ((try? entry.xattrNames()) ?? []).contains(Array(VirtfsXattr.mode.utf8))
+                let view = try self.view(of: entry, in: trusted ? .mappedXattr : options.from, event: event)
+                let parts = entry.isExportRoot ? [] : components(entry.path)
+                if parts.isEmpty {
+                    try target.update(view.attributes, of: output.entry(), placement: options.placement)
+                    stack = [([], output.directory, (view.atime, view.mtime))]
+                    summary.converted[view.type, default: 0] += 1
+                    return event(.converted(view))
+                }
+                guard let top = stack.last, top.components == Array(parts.dropLast()), let parent = top.directory else {
+                    if entry.stat.fileType == .directory { stack.append((parts, nil, (view.atime, view.mtime))) }
+                    throw VirtFSError.refused("convert", path: entry.path, "parent directory was not converted")
+                }
+                let name = parts.last!
+                let outPath = Bytes.join(parent.path, name)
+                if view.type != .directory, entry.stat.nlink > 1, let first = links[entry.stat.identity] {
+                    let firstLocation = try Walker.inside(output, relative: first, path: [])
+                    try target.link(firstLocation.entry(), as: name, in: parent, placement: options.placement)
+                } else {
+                    try target.create(view.attributes, named: name, in: parent,
+                                      content: view.type == .regular ? .copy(of: entry) : .empty, placement: options.placement)
+                    if view.type != .directory {
+                        try Sys.setTimes(parent.fd, name, atime: view.atime, mtime: view.mtime)
+                    }
+                    if view.type != .directory && entry.stat.nlink > 1 { links[entry.stat.identity] = parts }
+                }
+                if view.type == .directory {
+                    stack.append((parts, try parent.child(name, path: outPath), (view.atime, view.mtime)))
+                }
+                summary.converted[view.type, default: 0] += 1
+                if view.type == .regular { summary.bytes += view.size }
+                event(.converted(view))
+            } catch let error as VirtFSError {
+                summary.failures += 1
+                event(.failed(error.at(entry.path)))
+                // Keep the stack in step with the walk, which still descends into the source.
+                if entry.stat.fileType == .directory && !entry.isExportRoot,
+                   stack.last?.components != components(entry.path) {
+                    stack.append((components(entry.path), nil, (entry.stat.atime, entry.stat.mtime)))
+                }
+            } catch {}
+        }, leave: { _ in
+            // The directory just finished is the deepest one still on the stack.
+            if let done = stack.popLast(), let directory = done.directory {
+                try? Sys.setTimes(directory.fd, [UInt8(ascii: ".")], atime: done.times.0, mtime: done.times.1)
+            }
+        }, failure: { error in
+            summary.failures += 1
+            event(.failed(error))
+        })
+        if let rootTimes = try? root.entry().stat {
+            try? Sys.setTimes(output.directory.fd, [UInt8(ascii: ".")], atime: rootTimes.atime, mtime: rootTimes.mtime)
+        }
+        return summary
+    }
+
+    /// What an in-place run would convert: every entry not yet in the target form. Writes nothing.
+    public func plan(_ root: Walker.Location, entry report: (GuestView) -> Void) -> Summary {
+        var summary = Summary()
+        Walker(options: walkOptions).walk(root, visit: { entry in
+            if Self.isTemporary(entry.name) || entry.name == Self.stateFileName { return }
+            let current = form(of: entry)
+            guard current != options.to, let view = try? current.codec.decode(entry) else {
+                summary.alreadyDone += 1
+                return
+            }
+            summary.converted[view.type, default: 0] += 1
+            if view.type == .regular { summary.bytes += view.size }
+            report(view)
+        }, failure: { _ in summary.failures += 1 })
+        return summary
+    }
+
+    // MARK: in place
+
+    var stateText: [UInt8] { Array("virtfs-convert from=\(options.from.rawValue) to=\(options.to.rawValue)\n".utf8) }
+
+    /// Converts the tree in place. Throws before changing anything when another conversion is
+    /// unfinished; per-entry failures are events, and leave the entry in its old form.
+    public func inPlace(_ root: Walker.Location, event: (Event) -> Void) throws -> Summary {
+        var summary = Summary()
+        let rootDir = root.directory
+        let rootStat = try root.entry().stat
+        if let (existing, _) = try? Sys.readFile(rootDir.fd, Self.stateFileName, limit: 4096) {
+            guard existing == stateText else {
+                throw VirtFSError.refused("convert", path: root.path,
+                    "an unfinished conversion (\(String(decoding: existing, as: UTF8.self).trimmingNewline)) is recorded in .virtfs-convert-state: run it again to finish it first")
+            }
+        } else {
+            if options.to == .mappedXattr && options.from != .mappedXattr && !options.trustExistingXattrs {
+                // Before the state is recorded: from then on user.virtfs.mode marks converted entries.
+                dropForgedXattrs(root, summary: &summary, event: event)
+            }
+            try writeState(rootDir)
+        }
+        var times: [(Timestamp, Timestamp)] = []
+        var links: [FileIdentity: [[UInt8]]] = [:]
+        Walker(options: walkOptions).walk(root, visit: { entry in
+            if Self.isTemporary(entry.name) || entry.name == Self.stateFileName { return }
+            if entry.stat.fileType == .directory {
+                // The root's own times were taken before the state file changed them.
+                times.append(entry.isExportRoot ? (rootStat.atime, rootStat.mtime) : (entry.stat.atime, entry.stat.mtime))
+            }
+            do {
+                let current = form(of: entry)
+                if current == options.to {
+                    summary.alreadyDone += 1
+                    return
+                }
+                let view = try self.view(of: entry, in: current, event: event)
+                try convert(entry, view: view, from: current, root: root, links: &links)
+                summary.converted[view.type, default: 0] += 1
+                if view.type == .regular { summary.bytes += view.size }
+                event(.converted(view))
+            } catch let error as VirtFSError {
+                summary.failures += 1
+                event(.failed(error.at(entry.path)))
+            } catch {}
+        }, leave: { directory in
+            if options.from == .mappedFile && options.to != .mappedFile {
+                try? Sys.unlink(directory.fd, MappedFileNames.metadataDirectory, directory: true)
+            }
+            if let (atime, mtime) = times.popLast() {
+                try? Sys.setTimes(directory.fd, [UInt8(ascii: ".")], atime: atime, mtime: mtime)
+            }
+        }, failure: { error in
+            summary.failures += 1
+            event(.failed(error))
+        })
+        if summary.failures == 0 {
+            try Sys.unlink(rootDir.fd, Self.stateFileName)
+            try? Sys.setTimes(rootDir.fd, [UInt8(ascii: ".")], atime: rootStat.atime, mtime: rootStat.mtime)
+        }
+        return summary
+    }
+
+    func writeState(_ root: DirectoryContext) throws {
+        let temporary = Array(".virtfs-tools.\(getpid()).tmp".utf8)
+        let fd = try Sys.openAt(root.fd, temporary, O_WRONLY | O_CREAT | O_TRUNC, mode: 0o600)
+        defer { Sys.close(fd) }
+        try Sys.writeAll(fd, stateText, name: temporary)
+        _ = try Sys.retry("fsync", temporary) { fsync(fd) }
+        try Sys.rename(root.fd, temporary, root.fd, Self.stateFileName)
+    }
+
+    func dropForgedXattrs(_ root: Walker.Location, summary: inout Summary, event: (Event) -> Void) {
+        Walker(options: walkOptions).walk(root, visit: { entry in
+            guard let names = try? entry.xattrNames() else { return }
+            let forged = names.filter { $0.starts(with: virtfsPrefix) }
+            guard !forged.isEmpty else { return }
+            for name in forged { try? entry.removeXattr(String(decoding: name, as: UTF8.self)) }
+            summary.dropped += forged.count
+            event(.dropped(VirtFSError.refused("convert", path: entry.path,
+                "dropped \(forged.map { String(decoding: $0, as: UTF8.self) }.joined(separator: ", ")): written where the guest could forge it (--trust-existing-xattrs keeps it as the metadata)").checked(.untrustedXattr)))
+        }, failure: { _ in })
+    }
+
+    /// One entry from its current form to the target's, with one commit point (see above).
+    func convert(_ entry: HostEntry, view: GuestView, from current: SecurityModel, root: Walker.Location,
+                 links: inout [FileIdentity: [[UInt8]]]) throws {
+        let to = options.to
+        let a = view.attributes
+        let hostType = entry.stat.fileType ?? .regular
+        let hostIsPlain = hostType == .regular || hostType == .directory
+        let targetIsPlain = to.isMapped || a.type == .regular || a.type == .directory
+        let dir = entry.directory
+        let placement = options.placement
+        if !current.isMapped && !to.isMapped {
+            return  // passthrough and none store the same inode
+        }
+        if !entry.isExportRoot && (!hostIsPlain || !targetIsPlain) {
+            // The host object changes kind: build it complete aside, then rename it over.
+            let temporary = Array(".virtfs-tools.\(getpid()).tmp".utf8)
+            try? Sys.unlink(dir.fd, temporary)
+            let codec = to.isMapped ? target : HostInodeCodec(model: to)
+            try codec.create(a, named: temporary, in: dir, content: .empty, placement: placement)
+            try Sys.setTimes(dir.fd, temporary, atime: view.atime, mtime: view.mtime)
+            if to == .mappedFile, let mfd = try dir.metadataDirectory() {
+                try Sys.rename(mfd, temporary, mfd, entry.name)
+            }
+            try Sys.rename(dir.fd, temporary, dir.fd, entry.name)
+            if current == .mappedFile { try MappedFileCodec().removeMetadata(of: entry) }
+            return
+        }
+        if to.isMapped {
+            let parts = Bytes.components(Array(entry.path.dropFirst(root.path.count)))
+            if to == .mappedFile, entry.stat.nlink > 1, hostType != .directory, let first = links[entry.stat.identity],
+               let firstMetadata = try Walker.inside(root, relative: first, path: []).directory.metadataDirectory() {
+                // Another name of this inode was converted in this run: share its metadata
+                // file, as QEMU's link does.
+                let mfd = try dir.makeMetadataDirectory(placement: placement)
+                let temporary = Array(".virtfs-tools.\(getpid()).tmp".utf8)
+                try? Sys.unlink(mfd, temporary)
+                try Sys.link(firstMetadata, first.last!, mfd, temporary)
+                try Sys.rename(mfd, temporary, mfd, entry.name)
+            } else {
+                try target.update(a, of: entry, placement: placement)
+            }
+            if entry.stat.nlink > 1 && hostType != .directory && links[entry.stat.identity] == nil {
+                links[entry.stat.identity] = parts
+            }
+            switch current {
+            case .mappedXattr: try MappedXattrCodec().removeMetadata(of: entry)
+            case .mappedFile: try MappedFileCodec().removeMetadata(of: entry)
+            default: break
+            }
+            if to == .mappedXattr {
+                try? entry.removeXattr(HostACLXattr.access)
+                if hostType == .directory { try? entry.removeXattr(HostACLXattr.default) }
+            }
+            if !current.isMapped {
+                // The host object now belongs to the user QEMU runs as, with fmode/dmode; in
+                // mapped-file the host ACL is the guest's, so its mask stays the group bits.
+                if let owner = placement.owner { try Sys.chown(dir.fd, entry.name, owner.uid, owner.gid) }
+                var mode = hostType == .directory ? placement.directoryMode : placement.fileMode
+                if to == .mappedFile, let acl = a.accessACL, !acl.isMinimal {
+                    // Host mode bits are the ACL's owner, mask and other entries: keep them.
+                    mode = (mode & 0o7000) | acl.modeBits
+                }
+                try Sys.chmod(dir.fd, entry.name, mode_t(mode))
+            }
+        } else {
+            try HostInodeCodec(model: to).update(a, of: entry, placement: placement)
+            switch current {
+            case .mappedXattr: try MappedXattrCodec().removeMetadata(of: entry)
+            case .mappedFile: try MappedFileCodec().removeMetadata(of: entry)
+            default: break
+            }
+        }
+        try? Sys.setTimes(dir.fd, entry.name, atime: view.atime, mtime: view.mtime)
+    }
+}
+
+extension String {
+    var trimmingNewline: String { hasSuffix("\n") ? String(dropLast()) : self }
+}

@@ -1,0 +1,175 @@
+import ArgumentParser
+import Foundation
+import VirtFSCommand
+import VirtFSCore
+
+@main
+struct VirtfsConvert: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "virtfs-convert",
+        abstract: "Move a QEMU VirtFS tree between security models, keeping the guest's view.",
+        discussion: """
+            In place by default, crash-safe: every entry changes form in one atomic step, and a run \
+            interrupted anywhere (kill -9, power loss) is finished by running the same command again. \
+            With --output, a converted copy is written and the tree is only read.
+            """,
+        version: "0.1.0"
+    )
+
+    @Option(name: .long, help: ArgumentHelp("The model to convert to: passthrough, none, mapped-xattr (or mapped), mapped-file.", valueName: "model"))
+    var to: SecurityModel
+
+    @Option(name: .long, help: ArgumentHelp("The model the tree is in now (default: detected).", valueName: "model"))
+    var from: SecurityModel?
+
+    @Option(name: .long, help: ArgumentHelp("Write a converted copy into this empty (or new) directory instead of converting in place.", valueName: "dir"))
+    var output: String?
+
+    @Flag(name: [.customShort("n"), .long], help: "Print the plan; change nothing.")
+    var dryRun = false
+
+    @Option(name: .long, help: ArgumentHelp("Host mode of files for mapped models (octal; QEMU's default 0600).", valueName: "mode"))
+    var fmode = "0600"
+
+    @Option(name: .long, help: ArgumentHelp("Host mode of directories for mapped models (octal; QEMU's default 0700).", valueName: "mode"))
+    var dmode = "0700"
+
+    @Option(name: .long, help: ArgumentHelp("Host owner for mapped models, USER[:GROUP] or UID[:GID]: the user QEMU runs as (default: the invoking user).", valueName: "user"))
+    var owner: String?
+
+    @Flag(name: .long, help: "Create device nodes found in the tree (a guest wrote it) when converting to passthrough or none.")
+    var allowDevices = false
+
+    @Flag(name: .long, help: "Create set-user-ID/set-group-ID root files found in the tree when converting to passthrough or none.")
+    var allowSetuid = false
+
+    @Flag(name: .long, help: "Keep user.virtfs.* xattrs found outside mapped-xattr as the entries' metadata instead of dropping them.")
+    var trustExistingXattrs = false
+
+    @Flag(name: [.customShort("x"), .long], help: "Do not descend into directories on other filesystems.")
+    var oneFileSystem = false
+
+    @Flag(name: .long, help: "Print one JSON object per entry and a summary object.")
+    var json = false
+
+    @Argument(help: ArgumentHelp("The export root to convert.", valueName: "tree"))
+    var tree: String
+
+    func validate() throws {
+        guard UInt32(fmode, radix: 8) != nil, UInt32(dmode, radix: 8) != nil else { throw ValidationError("--fmode and --dmode take octal modes.") }
+        if let owner { _ = try HostUser.parse(owner) }
+    }
+
+    func run() throws {
+        let console = Console(tool: "virtfs-convert")
+        let started = Date()
+        let root: Walker.Location
+        var options: Converter.Options
+        do {
+            root = try Walker.exportRoot(RawArguments.bytes(for: tree))
+            let model = try from ?? recordedSource(root) ?? OperandResolver(root: nil).model(for: root, explicit: nil).0
+            options = Converter.Options(from: model, to: to)
+        } catch {
+            console.error(error)
+            throw ExitCode(1)
+        }
+        let host = try owner.map(HostUser.parse) ?? (geteuid(), getegid())
+        options.placement = HostPlacement(fileMode: UInt32(fmode, radix: 8)!, directoryMode: UInt32(dmode, radix: 8)!, owner: host)
+        options.allowDevices = allowDevices
+        options.allowSetuid = allowSetuid
+        options.trustExistingXattrs = trustExistingXattrs
+        options.oneFileSystem = oneFileSystem
+        let converter = Converter(options: options)
+        guard converter.preflight(root, report: console.error) else {
+            console.flush()
+            throw ExitCode(1)
+        }
+        let progress = Progress(console: console, enabled: isatty(2) == 1 && !json)
+        func event(_ e: Converter.Event) {
+            switch e {
+            case .converted(let view), .planned(let view):
+                progress.tick()
+                if json { console.write((try? Self.record(view, options)) ?? []) }
+            case .dropped(let error): console.warning(error.description)
+            case .failed(let error): console.error(error)
+            }
+        }
+        let summary: Converter.Summary
+        if dryRun {
+            summary = converter.plan(root) { view in
+                if json { event(.planned(view)) } else {
+                    console.write("\(String(decoding: view.path, as: UTF8.self)): \(view.type.keyword): \(options.from.rawValue) -> \(options.to.rawValue)\n")
+                }
+            }
+        } else if let output {
+            do {
+                let path = RawArguments.bytes(for: output)
+                _ = mkdir(output, 0o700)
+                let out = try Walker.exportRoot(path)
+                summary = converter.copy(root, into: out, event: event)
+            } catch {
+                console.error(error)
+                throw ExitCode(1)
+            }
+        } else {
+            do {
+                summary = try converter.inPlace(root, event: event)
+            } catch {
+                console.error(error)
+                throw ExitCode(1)
+            }
+        }
+        progress.done()
+        let seconds = Date().timeIntervalSince(started)
+        let types = summary.converted.sorted { $0.key.keyword < $1.key.keyword }.map { "\($0.value) \($0.key.keyword)" }.joined(separator: ", ")
+        let verb = dryRun ? "would convert" : "converted"
+        let text = "\(tree): \(verb) \(summary.total) entries (\(types.isEmpty ? "none" : types)), \(summary.bytes) bytes of file data, \(summary.alreadyDone) already \(options.to.rawValue), \(summary.dropped) untrusted xattrs dropped, \(summary.failures) failed, \(String(format: "%.2f", seconds)) s"
+        if json {
+            let object: [String: Any] = ["summary": text, "converted": summary.total, "bytes": summary.bytes, "failed": summary.failures,
+                                         "already": summary.alreadyDone, "dropped": summary.dropped, "seconds": seconds]
+            console.write(Array(try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) + [0x0a])
+        } else {
+            console.write(text + "\n")
+        }
+        console.flush()
+        if summary.failures > 0 || console.failures > 0 { throw ExitCode(1) }
+    }
+
+    /// The source model of an unfinished conversion of this tree, if one is recorded.
+    func recordedSource(_ root: Walker.Location) -> SecurityModel? {
+        guard let (bytes, _) = try? Sys.readFile(root.directory.fd, Converter.stateFileName, limit: 4096) else { return nil }
+        let text = String(decoding: bytes, as: UTF8.self)
+        guard let range = text.range(of: "from=") else { return nil }
+        return SecurityModel(name: String(text[range.upperBound...].prefix { $0 != " " && $0 != "\n" }))
+    }
+
+    static func record(_ view: GuestView, _ options: Converter.Options) throws -> [UInt8] {
+        var object: [String: Any] = ["type": view.type.keyword, "from": options.from.rawValue, "to": options.to.rawValue]
+        if Bytes.isUTF8(view.path) { object["path"] = String(decoding: view.path, as: UTF8.self) } else { object["path_hex"] = Bytes.hex(view.path) }
+        return Array(try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) + [0x0a]
+    }
+}
+
+/// A count on stderr, redrawn in place, when stderr is a terminal.
+final class Progress {
+    let console: Console
+    let enabled: Bool
+    var count = 0
+
+    init(console: Console, enabled: Bool) {
+        self.console = console
+        self.enabled = enabled
+    }
+
+    func tick() {
+        count += 1
+        if enabled && count % 1000 == 0 {
+            let line = Array("\r\(count) entries".utf8)
+            line.withUnsafeBytes { _ = write(2, $0.baseAddress!, $0.count) }
+        }
+    }
+
+    func done() {
+        if enabled && count >= 1000 { _ = write(2, "\n", 1) }
+    }
+}
