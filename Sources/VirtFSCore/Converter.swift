@@ -223,7 +223,11 @@ public struct Converter {
         Walker(options: walkOptions).walk(root, visit: { entry in
             if Self.isTemporary(entry.name) || entry.name == Self.stateFileName { return }
             let current = form(of: entry)
-            guard current != options.to, let view = try? current.codec.decode(entry) else {
+            guard let view = try? current.codec.decode(entry) else {
+                summary.failures += 1
+                return
+            }
+            guard current != options.to else {
                 summary.alreadyDone += 1
                 return
             }
@@ -259,7 +263,14 @@ public struct Converter {
         var times: [(Timestamp, Timestamp)] = []
         var links: [FileIdentity: [[UInt8]]] = [:]
         Walker(options: walkOptions).walk(root, visit: { entry in
-            if Self.isTemporary(entry.name) || entry.name == Self.stateFileName { return }
+            if entry.name == Self.stateFileName { return }
+            if Self.isTemporary(entry.name) {
+                // Half-built by an interrupted run, never renamed into place: its metadata
+                // file (mapped-file) and itself go.
+                try? MappedFileCodec().removeMetadata(of: entry)
+                try? Sys.unlink(entry.directory.fd, entry.name, directory: entry.stat.fileType == .directory)
+                return
+            }
             if entry.stat.fileType == .directory {
                 // The root's own times were taken before the state file changed them.
                 times.append(entry.isExportRoot ? (rootStat.atime, rootStat.mtime) : (entry.stat.atime, entry.stat.mtime))
@@ -280,6 +291,7 @@ public struct Converter {
                 event(.failed(error.at(entry.path)))
             } catch {}
         }, leave: { directory in
+            if let mfd = try? directory.metadataDirectory() { Self.removeTemporaries(in: mfd) }
             if options.from == .mappedFile && options.to != .mappedFile {
                 try? Sys.unlink(directory.fd, MappedFileNames.metadataDirectory, directory: true)
             }
@@ -295,6 +307,19 @@ public struct Converter {
             try? Sys.setTimes(rootDir.fd, [UInt8(ascii: ".")], atime: rootStat.atime, mtime: rootStat.mtime)
         }
         return summary
+    }
+
+    /// Removes metadata files an interrupted run was writing under a temporary name.
+    static func removeTemporaries(in metadataDirectory: Int32) {
+        guard let fd = try? Sys.dup(metadataDirectory), let stream = fdopendir(fd) else { return }
+        defer { closedir(stream) }
+        rewinddir(stream)
+        var names: [[UInt8]] = []
+        while let dirent = readdir(stream) {
+            let name = withUnsafeBytes(of: dirent.pointee.d_name) { Array($0.prefix(while: { $0 != 0 })) }
+            if isTemporary(name) { names.append(name) }
+        }
+        for name in names { try? Sys.unlink(metadataDirectory, name) }
     }
 
     func writeState(_ root: DirectoryContext) throws {
