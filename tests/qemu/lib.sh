@@ -6,7 +6,8 @@ qemu_user() { # MODEL: the command prefix that runs as the user QEMU runs as for
     esac
 }
 
-unhex() { perl -ne 'chomp; print pack("H*", $_), "\0"'; }
+# NUL-separated names as hex lines, for line-oriented tools.
+hexlines() { perl -0 -ne 'chomp; print unpack("H*", $_), "\n"'; }
 
 verdict() { # LABEL OK? DETAIL...
     local label=$1 ok=$2; shift 2
@@ -25,15 +26,13 @@ compare() {
     read -ra stat <<<"$(qemu_user "$model")"
     stat+=("$bin/virtfs-stat" --model "$model" --root .)
     local n
-    n=$(wc -l <"$out/paths.hex")
+    n=$(tr -cd '\0' <"$out/paths.nul" | wc -c)
     if ((n < 2)); then
-        verdict "$label: the guest listed its export" no "paths.hex has $n lines" "$(cat "$out/stderr" 2>/dev/null)"
+        verdict "$label: the guest listed its export" no "paths.nul has $n names" "$(cat "$out/stderr" 2>/dev/null)"
         return
     fi
     (
         cd "$export" || exit 1
-        unhex <"$out/paths.hex" >"$out/paths.nul"
-        unhex <"$out/nonlinks.hex" >"$out/nonlinks.nul"
         xargs -0 -a "$out/paths.nul" "${stat[@]}" -c "$fmt" >"$out/host.stat" 2>"$out/host.err"
         xargs -0 -a "$out/nonlinks.nul" "${stat[@]}" --acl >"$out/host.acl" 2>>"$out/host.err"
         xargs -0 -a "$out/nonlinks.nul" "${stat[@]}" --xattrs >"$out/host.xattr" 2>>"$out/host.err"
@@ -74,7 +73,8 @@ boot() { # MODEL EXPORT SCENARIO OUT
     local model=$1 export=$2 scenario=$3 out=$4 as_root=()
     case $model in passthrough|none) as_root=(--as-root) ;; esac
     mkdir -p "$out"
-    tests/qemu/boot-guest --model "$model" --export "$export" --scenario "$scenario" --out "$out" "${as_root[@]}"
+    tests/qemu/boot-guest --model "$model" --export "$export" --scenario "$scenario" --out "$out" \
+        --timeout "${VIRTFS_BOOT_TIMEOUT:-900}" "${as_root[@]}"
 }
 
 new_export() { # MODEL DIR: empty, owned by the user QEMU runs as

@@ -1,13 +1,12 @@
 # Appended to every scenario: the guest's own view of the export, written to /scn/out for
-# tests/qemu/oracle to compare with virtfs-stat on the host. Names go out in hex, one per line,
-# so that any byte survives; every listing follows the same `find .` order.
+# tests/qemu/oracle to compare with virtfs-stat on the host. Names go out NUL-separated to the
+# scenario share, so that any byte survives; every listing follows the same `find .` order.
 cd /mnt
 FMT='%n|%u|%g|%f|%t|%T|%s|%b|%h|%Y|%Z'
-HEX='for p; do printf "%s" "$p" | od -An -tx1 | tr -d " \n"; echo; done'
-find . -exec sh -c "$HEX" _ {} + >/scn/out/paths.hex
+find . -print0 >/scn/out/paths.nul
 find . -exec stat -c "$FMT" {} + >/scn/out/stat.txt
 find . -exec stat -c "%u %g %f %t %T %s" {} + >/scn/out/fields.txt
-find . ! -type l -exec sh -c "$HEX" _ {} + >/scn/out/nonlinks.hex
+find . ! -type l -print0 >/scn/out/nonlinks.nul
 find . ! -type l -exec getfacl -n {} + >/scn/out/acl.txt 2>/scn/out/acl.err
 find . ! -type l -exec getfattr -d -e hex {} + >/scn/out/xattr.txt 2>/scn/out/xattr.err
 # Each symlink: its name, then the target readlink returns or FAIL (a host symlink in a
