@@ -143,7 +143,7 @@ public struct Checker {
             report(Finding(check: check, path: entry.path, components: parts, problem: problem,
                            guestSees: guestExperience(check), repair: repair))
         }
-        if isTemporaryName(entry.name) {
+        if TemporaryName.matches(entry.name) {
             return found(.strayTemporary, "temporary file of an interrupted virtfs-tools run",
                          .init(summary: "remove it", safe: true, action: .removeEntry))
         }
@@ -291,9 +291,6 @@ public struct Checker {
         }
     }
 
-    func isTemporaryName(_ name: [UInt8]) -> Bool {
-        name.starts(with: Array(".virtfs-tools.".utf8)) && name.reversed().starts(with: Array("pmt.".utf8))
-    }
 
     // MARK: repairing
 
@@ -335,7 +332,7 @@ public struct Checker {
     /// The mapped object is made under a temporary name, complete with its metadata, then
     /// renamed over the host object: the entry is the old or the new object, never neither.
     func replaceWithMapped(_ location: Walker.Location, _ attributes: GuestAttributes) throws {
-        let temporary = Array(".virtfs-tools.\(getpid()).tmp".utf8)
+        let temporary = TemporaryName.current
         let dir = location.directory
         try? Sys.unlink(dir.fd, temporary)
         try codec.create(attributes, named: temporary, in: dir, content: .empty, placement: placement)
@@ -350,7 +347,7 @@ public struct Checker {
         let sourceLocation = try Walker.inside(root, relative: source, path: [])
         guard let sourceMeta = try sourceLocation.directory.metadataDirectory() else { return }
         let target = try location.directory.makeMetadataDirectory(placement: placement)
-        let temporary = Array(".virtfs-tools.\(getpid()).tmp".utf8)
+        let temporary = TemporaryName.current
         try? Sys.unlink(target, temporary)
         try Sys.link(sourceMeta, sourceLocation.name, target, temporary)
         try Sys.rename(target, temporary, target, location.name)

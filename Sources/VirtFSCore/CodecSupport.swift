@@ -164,3 +164,14 @@ public enum Content: Sendable {
 }
 
 extension HostEntry: @unchecked Sendable {}
+
+/// The one name virtfs-tools builds things under before renaming them into place:
+/// `.virtfs-tools.PID.tmp`. Whatever an interrupted run leaves under such a name is garbage
+/// that the next run (or virtfs-fsck) removes.
+public enum TemporaryName {
+    public static var current: [UInt8] { Array(".virtfs-tools.\(getpid()).tmp".utf8) }
+
+    public static func matches(_ name: [UInt8]) -> Bool {
+        name.starts(with: Array(".virtfs-tools.".utf8)) && name.reversed().starts(with: Array("pmt.".utf8))
+    }
+}

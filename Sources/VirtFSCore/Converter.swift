@@ -64,10 +64,6 @@ public struct Converter {
         return o
     }
 
-    static func isTemporary(_ name: [UInt8]) -> Bool {
-        name.starts(with: Array(".virtfs-tools.".utf8)) && name.reversed().starts(with: Array("pmt.".utf8))
-    }
-
     // MARK: reading an entry in whichever form it is in
 
     /// The model an entry is stored in right now, during a conversion between the two models.
@@ -113,7 +109,7 @@ public struct Converter {
         let n = getgroups(Int32(groups.count), &groups)
         let myGroups = Set(groups.prefix(max(0, Int(n))) + [getegid()])
         Walker(options: walkOptions).walk(root, visit: { entry in
-            if Self.isTemporary(entry.name) || entry.name == Self.stateFileName { return }
+            if TemporaryName.matches(entry.name) || entry.name == Self.stateFileName { return }
             let view: GuestView
             do {
                 view = try form(of: entry).codec.decode(entry)
@@ -221,7 +217,7 @@ public struct Converter {
     public func plan(_ root: Walker.Location, entry report: (GuestView) -> Void) -> Summary {
         var summary = Summary()
         Walker(options: walkOptions).walk(root, visit: { entry in
-            if Self.isTemporary(entry.name) || entry.name == Self.stateFileName { return }
+            if TemporaryName.matches(entry.name) || entry.name == Self.stateFileName { return }
             let current = form(of: entry)
             guard let view = try? current.codec.decode(entry) else {
                 summary.failures += 1
@@ -264,7 +260,7 @@ public struct Converter {
         var links: [FileIdentity: [[UInt8]]] = [:]
         Walker(options: walkOptions).walk(root, visit: { entry in
             if entry.name == Self.stateFileName { return }
-            if Self.isTemporary(entry.name) {
+            if TemporaryName.matches(entry.name) {
                 // Half-built by an interrupted run, never renamed into place: its metadata
                 // file (mapped-file) and itself go.
                 try? MappedFileCodec().removeMetadata(of: entry)
@@ -311,19 +307,16 @@ public struct Converter {
 
     /// Removes metadata files an interrupted run was writing under a temporary name.
     static func removeTemporaries(in metadataDirectory: Int32) {
-        guard let fd = try? Sys.dup(metadataDirectory), let stream = fdopendir(fd) else { return }
-        defer { closedir(stream) }
-        rewinddir(stream)
         var names: [[UInt8]] = []
-        while let dirent = readdir(stream) {
-            let name = withUnsafeBytes(of: dirent.pointee.d_name) { Array($0.prefix(while: { $0 != 0 })) }
-            if isTemporary(name) { names.append(name) }
+        try? Sys.forEachName(in: metadataDirectory) { name, _ in
+            if TemporaryName.matches(name) { names.append(name) }
+            return true
         }
         for name in names { try? Sys.unlink(metadataDirectory, name) }
     }
 
     func writeState(_ root: DirectoryContext) throws {
-        let temporary = Array(".virtfs-tools.\(getpid()).tmp".utf8)
+        let temporary = TemporaryName.current
         let fd = try Sys.openAt(root.fd, temporary, O_WRONLY | O_CREAT | O_TRUNC, mode: 0o600)
         defer { Sys.close(fd) }
         try Sys.writeAll(fd, stateText, name: temporary)
@@ -358,7 +351,7 @@ public struct Converter {
         }
         if !entry.isExportRoot && (!hostIsPlain || !targetIsPlain) {
             // The host object changes kind: build it complete aside, then rename it over.
-            let temporary = Array(".virtfs-tools.\(getpid()).tmp".utf8)
+            let temporary = TemporaryName.current
             try? Sys.unlink(dir.fd, temporary)
             let codec = to.isMapped ? target : HostInodeCodec(model: to)
             try codec.create(a, named: temporary, in: dir, content: .empty, placement: placement)
@@ -377,7 +370,7 @@ public struct Converter {
                 // Another name of this inode was converted in this run: share its metadata
                 // file, as QEMU's link does.
                 let mfd = try dir.makeMetadataDirectory(placement: placement)
-                let temporary = Array(".virtfs-tools.\(getpid()).tmp".utf8)
+                let temporary = TemporaryName.current
                 try? Sys.unlink(mfd, temporary)
                 try Sys.link(firstMetadata, first.last!, mfd, temporary)
                 try Sys.rename(mfd, temporary, mfd, entry.name)

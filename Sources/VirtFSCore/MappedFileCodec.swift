@@ -168,7 +168,7 @@ public struct MappedFileCodec: ModelCodec {
     func writeMetadataFile(_ bytes: [UInt8], for entry: HostEntry, placement: HostPlacement) throws {
         let dirfd = entry.isExportRoot ? entry.directory.fd : try entry.directory.makeMetadataDirectory(placement: placement)
         let name = entry.isExportRoot ? MappedFileNames.rootMetadata : entry.name
-        let temporary = Array(".virtfs-tools.\(getpid()).tmp".utf8)
+        let temporary = TemporaryName.current
         let path = entry.isExportRoot ? Bytes.join(entry.directory.path, name)
             : Bytes.join(Bytes.join(entry.directory.path, MappedFileNames.metadataDirectory), name)
         if let existing = try? Sys.stat(dirfd, name), existing.fileType == .regular, existing.nlink > 1 {

@@ -61,19 +61,16 @@ public struct ModelDetection: Sendable, Equatable {
         while index < queue.count && result.entriesExamined < limit {
             let dir = queue[index]
             index += 1
-            guard let fd = try? Sys.dup(dir.fd), let stream = fdopendir(fd) else { continue }
-            rewinddir(stream)
-            while result.entriesExamined < limit, let dirent = readdir(stream) {
-                let name = withUnsafeBytes(of: dirent.pointee.d_name) { Array($0.prefix(while: { $0 != 0 })) }
-                if name == [UInt8(ascii: ".")] || name == [UInt8(ascii: "."), UInt8(ascii: ".")] { continue }
+            try? Sys.forEachName(in: dir.fd) { name, type in
+                guard result.entriesExamined < limit else { return false }
                 let path = Bytes.join(dir.path, name)
                 examine(dir, name, path)
-                if dirent.pointee.d_type == UInt8(DT_DIR), !MappedFileNames.isReserved(name), queue.count < 64,
+                if type == UInt8(DT_DIR), !MappedFileNames.isReserved(name), queue.count < 64,
                    let child = try? dir.child(name, path: path) {
                     queue.append(child)
                 }
+                return true
             }
-            closedir(stream)
         }
         switch (result.mappedFileEvidence.isEmpty, result.mappedXattrEvidence.isEmpty) {
         case (false, false): result.outcome = .mixed

@@ -84,6 +84,26 @@ public enum Sys {
         try retry("dup", []) { fcntl(fd, F_DUPFD_CLOEXEC, 0) }
     }
 
+    /// Calls `body` with each name in a directory (without `.` and `..`) and its d_type, until
+    /// it returns false. Reads through a duplicate descriptor from the start, so other users of
+    /// `dirfd` are not disturbed.
+    public static func forEachName(in dirfd: Int32, path: [UInt8] = [], _ body: ([UInt8], UInt8) throws -> Bool) throws {
+        let fd = try dup(dirfd)
+        guard let stream = fdopendir(fd) else {
+            let e = virtfs_errno()
+            close(fd)
+            throw VirtFSError.system("fdopendir", path: path, errno: e)
+        }
+        defer { closedir(stream) }
+        // A dup shares the file offset with every other reader of this directory.
+        rewinddir(stream)
+        while let dirent = readdir(stream) {
+            let name = withUnsafeBytes(of: dirent.pointee.d_name) { Array($0.prefix(while: { $0 != 0 })) }
+            if name == [UInt8(ascii: ".")] || name == [UInt8(ascii: "."), UInt8(ascii: ".")] { continue }
+            if try !body(name, dirent.pointee.d_type) { return }
+        }
+    }
+
     // MARK: metadata
 
     /// statx(2) of `name` below `dirfd`, never following a final symlink.

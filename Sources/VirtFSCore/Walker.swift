@@ -211,37 +211,23 @@ public struct Walker {
             return
         }
         guard let mfd else { return }
-        let stream: OpaquePointer
         do {
-            let fd = try Sys.dup(mfd)
-            guard let s = fdopendir(fd) else {
-                let e = errno
-                Sys.close(fd)
-                return failure(.system("fdopendir", path: metadataPath, errno: e))
+            try Sys.forEachName(in: mfd, path: metadataPath) { name, _ in
+                if MappedFileNames.isReserved(name) {
+                    failure(VirtFSError.corrupt("lookup", path: Bytes.join(metadataPath, name), "metadata for a reserved name, which the guest can never use").checked(.reservedMetadata))
+                    return true
+                }
+                do {
+                    _ = try Sys.stat(directory.fd, name)
+                } catch let error as VirtFSError where error.errno == ENOENT {
+                    failure(VirtFSError.corrupt("lookup", path: Bytes.join(metadataPath, name), "metadata for a missing entry (stale; blocks the guest's rmdir)").checked(.orphanMetadata))
+                } catch let error as VirtFSError {
+                    failure(error.at(Bytes.join(metadataPath, name)))
+                }
+                return true
             }
-            stream = s
         } catch let error as VirtFSError {
-            return failure(error.at(metadataPath))
-        } catch {
-            return
-        }
-        defer { closedir(stream) }
-        // fdopendir shares the offset of the dup'ed descriptor: start from the top.
-        rewinddir(stream)
-        while let dirent = readdir(stream) {
-            let name = withUnsafeBytes(of: dirent.pointee.d_name) { Array($0.prefix(while: { $0 != 0 })) }
-            if name == [UInt8(ascii: ".")] || name == [UInt8(ascii: "."), UInt8(ascii: ".")] { continue }
-            if MappedFileNames.isReserved(name) {
-                failure(VirtFSError.corrupt("lookup", path: Bytes.join(metadataPath, name), "metadata for a reserved name, which the guest can never use").checked(.reservedMetadata))
-                continue
-            }
-            do {
-                _ = try Sys.stat(directory.fd, name)
-            } catch let error as VirtFSError where error.errno == ENOENT {
-                failure(VirtFSError.corrupt("lookup", path: Bytes.join(metadataPath, name), "metadata for a missing entry (stale; blocks the guest's rmdir)").checked(.orphanMetadata))
-            } catch let error as VirtFSError {
-                failure(error.at(Bytes.join(metadataPath, name)))
-            } catch {}
-        }
+            failure(error)
+        } catch {}
     }
 }
