@@ -41,6 +41,16 @@ public final class Console {
         emit(": " + ((error as? VirtFSError)?.description ?? String(describing: error)))
     }
 
+    /// Runs `body`; reports and counts its error, if any, and returns nil then.
+    public func attempt<T>(_ body: () throws -> T) -> T? {
+        do {
+            return try body()
+        } catch {
+            self.error(error)
+            return nil
+        }
+    }
+
     /// Says something the user should know that is not a failure.
     public func warning(_ text: String) {
         emit(": warning: " + text)

@@ -1,6 +1,23 @@
 import ArgumentParser
 import VirtFSCore
 
+/// The options virtfs-chown and virtfs-chmod share with chown(1) and chmod(1).
+public struct EditOptions: ParsableArguments {
+    @Flag(name: [.customShort("R"), .long], help: "Change every entry below each directory operand.")
+    public var recursive = false
+
+    @Flag(name: [.customShort("v"), .long], help: "Say what is done for every entry.")
+    public var verbose = false
+
+    @Flag(name: [.customShort("c"), .long], help: "Like --verbose, but only for entries that change.")
+    public var changes = false
+
+    @Flag(name: [.customShort("n"), .long], help: "Show what would change; write nothing.")
+    public var dryRun = false
+
+    public init() {}
+}
+
 /// What virtfs-chown and virtfs-chmod share: operands resolved in the tree, -R, --dry-run, and
 /// coreutils' -v/-c reporting.
 public struct EditRun {
@@ -14,12 +31,12 @@ public struct EditRun {
     public let verbosity: Verbosity
     public let dryRun: Bool
 
-    public init(tool: String, tree: TreeOptions, recursive: Bool, verbose: Bool, changes: Bool, dryRun: Bool) {
+    public init(tool: String, tree: TreeOptions, edit: EditOptions) {
         console = Console(tool: tool)
         self.tree = tree
-        self.recursive = recursive
-        verbosity = verbose ? .verbose : (changes || dryRun ? .changes : .quiet)
-        self.dryRun = dryRun
+        recursive = edit.recursive
+        verbosity = edit.verbose ? .verbose : (edit.changes || edit.dryRun ? .changes : .quiet)
+        dryRun = edit.dryRun
     }
 
     /// Decodes one entry named by the user (for --reference).
@@ -50,15 +67,9 @@ public struct EditRun {
             throw ExitCode(1)
         }
         for file in files {
-            let location: Walker.Location
-            let model: SecurityModel
-            do {
-                location = try resolver.locate(RawArguments.bytes(for: file), recursive: recursive)
-                model = try resolver.model(for: location, explicit: tree.model).0
-            } catch {
-                console.error(error)
-                continue
-            }
+            guard let (location, model) = console.attempt({
+                try resolver.resolve(RawArguments.bytes(for: file), recursive: recursive, explicit: tree.model)
+            }) else { continue }
             let editor = Editor(model: model, dryRun: dryRun)
             Walker(options: .init(recursive: recursive, model: model)).walk(location, visit: { entry in
                 do {

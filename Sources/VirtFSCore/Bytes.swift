@@ -45,6 +45,15 @@ public enum Bytes {
         return dir + [UInt8(ascii: "/")] + name
     }
 
+    /// A path's parent and last component, trailing slashes ignored: `a/b/` -> (`a`, `b`),
+    /// `b` -> (`.`, `b`), `/b` -> (`/`, `b`).
+    public static func splitParent(_ path: [UInt8]) -> (parent: [UInt8], name: [UInt8]) {
+        var trimmed = path
+        while trimmed.count > 1 && trimmed.last == UInt8(ascii: "/") { trimmed.removeLast() }
+        guard let slash = trimmed.lastIndex(of: UInt8(ascii: "/")) else { return ([UInt8(ascii: ".")], trimmed) }
+        return (slash == 0 ? [UInt8(ascii: "/")] : Array(trimmed[..<slash]), Array(trimmed[(slash + 1)...]))
+    }
+
     /// Splits a path into its components, dropping empty ones and `.`.
     public static func components(_ path: [UInt8]) -> [[UInt8]] {
         path.split(separator: UInt8(ascii: "/"), omittingEmptySubsequences: true)

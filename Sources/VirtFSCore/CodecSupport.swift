@@ -67,6 +67,40 @@ extension HostEntry {
     }
 }
 
+extension HostEntry {
+    /// A mode read from metadata replaces the whole st_mode, file type included, as in QEMU.
+    /// One without a valid type fails the entry, or in lenient decoding takes the host's type.
+    func applyMappedMode(_ mode: UInt32, from source: Source, attribute: String, shown: String,
+                         to view: inout GuestView, hostType: FileType, lenient: Bool) throws {
+        var type = hostType
+        if let valid = FileType(mode: mode) {
+            type = valid
+        } else {
+            let error = VirtFSError.corrupt("decode", path: path, attribute: attribute,
+                                            "\(shown) has no valid file type").checked(.modeType)
+            guard lenient else { throw error }
+            view.diagnostics.append(error)
+        }
+        view.attributes.type = type
+        view.attributes.permissions = mode & 0o7777
+        view.provenance.mode = source
+        checkTypeAgainstHost(&view, host: hostType)
+    }
+
+    /// What both mapped models do once the fields are read: note an entry with no metadata at
+    /// all, and read symlink targets (a real host symlink is one QEMU < 11 cannot read, since
+    /// both models open it with O_NOFOLLOW).
+    func finishMappedView(_ view: inout GuestView, hostType: FileType) throws {
+        let p = view.provenance
+        view.hostFallback = p.uid == .host && p.gid == .host && p.mode == .host && p.rdev == .host
+        if hostType == .symlink {
+            try applyHostSymlink(to: &view, readable: false)
+        } else if view.type == .symlink && hostType == .regular {
+            try applyMappedSymlinkTarget(to: &view)
+        }
+    }
+}
+
 /// Checks the file type the metadata claims against the host object that carries it. QEMU
 /// believes the metadata; the guest then fails on the object (a "directory" it cannot list).
 func checkTypeAgainstHost(_ view: inout GuestView, host: FileType) {

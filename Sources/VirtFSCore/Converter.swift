@@ -37,6 +37,11 @@ public struct Converter {
         public var failures = 0
 
         public var total: Int { converted.values.reduce(0, +) }
+
+        mutating func count(_ view: GuestView) {
+            converted[view.type, default: 0] += 1
+            if view.type == .regular { bytes += view.size }
+        }
     }
 
     public enum Event {
@@ -186,8 +191,7 @@ public struct Converter {
                 if view.type == .directory {
                     stack.append((parts, try parent.child(name, path: outPath), (view.atime, view.mtime)))
                 }
-                summary.converted[view.type, default: 0] += 1
-                if view.type == .regular { summary.bytes += view.size }
+                summary.count(view)
                 event(.converted(view))
             } catch let error as VirtFSError {
                 summary.failures += 1
@@ -227,8 +231,7 @@ public struct Converter {
                 summary.alreadyDone += 1
                 return
             }
-            summary.converted[view.type, default: 0] += 1
-            if view.type == .regular { summary.bytes += view.size }
+            summary.count(view)
             report(view)
         }, failure: { _ in summary.failures += 1 })
         return summary
@@ -279,8 +282,7 @@ public struct Converter {
                 }
                 let view = try self.view(of: entry, in: current, event: event)
                 try convert(entry, view: view, from: current, root: root, links: &links)
-                summary.converted[view.type, default: 0] += 1
-                if view.type == .regular { summary.bytes += view.size }
+                summary.count(view)
                 event(.converted(view))
             } catch let error as VirtFSError {
                 summary.failures += 1

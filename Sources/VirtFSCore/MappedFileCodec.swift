@@ -82,31 +82,11 @@ public struct MappedFileCodec: ModelCodec {
             }
             if let v = metadata.mode {
                 let mode = UInt32(bitPattern: v)
-                let type: FileType
-                if let valid = FileType(mode: mode) {
-                    type = valid
-                } else {
-                    let error = VirtFSError.corrupt("decode", path: entry.path, attribute: fileName,
-                                                    "virtfs.mode=\(v) (0\(String(mode, radix: 8))) has no valid file type").checked(.modeType)
-                    guard lenient else { throw error }
-                    view.diagnostics.append(error)
-                    type = hostType
-                }
-                view.attributes.type = type
-                view.attributes.permissions = mode & 0o7777
-                view.provenance.mode = .metadataFile
-                checkTypeAgainstHost(&view, host: hostType)
+                try entry.applyMappedMode(mode, from: .metadataFile, attribute: fileName, shown: "virtfs.mode=\(v) (0\(String(mode, radix: 8)))",
+                                          to: &view, hostType: hostType, lenient: lenient)
             }
         }
-        view.hostFallback = view.provenance.uid == .host && view.provenance.gid == .host
-            && view.provenance.mode == .host && view.provenance.rdev == .host
-
-        if hostType == .symlink {
-            // QEMU's mapped-file readlink opens the host object with O_NOFOLLOW too.
-            try entry.applyHostSymlink(to: &view, readable: false)
-        } else if view.type == .symlink && hostType == .regular {
-            try entry.applyMappedSymlinkTarget(to: &view)
-        }
+        try entry.finishMappedView(&view, hostType: hostType)
         let names = try entry.xattrNames()
         view.attributes.accessACL = try entry.acl(HostACLXattr.access, present: names, into: &view.diagnostics)
         view.attributes.defaultACL = try entry.acl(HostACLXattr.default, present: names, into: &view.diagnostics)

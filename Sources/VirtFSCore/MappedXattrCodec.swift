@@ -42,7 +42,7 @@ public struct MappedXattrCodec: ModelCodec {
         case 4: return .value(Bytes.readLittle(bytes[...], as: UInt32.self), .xattr)
         case 2: return .value(UInt32(Bytes.readLittle(bytes[...], as: UInt16.self)), .xattrMacOS)
         case 0: return .ignored("empty value; QEMU uses the host's")
-        case 1, 3: return .undefined("value is \(bytes.count) bytes; expected 4 (Linux) or 2 (macOS)")
+        case 1, 3: return .undefined("value is \(bytes.count) bytes; expected 4 (Linux) or 2 (macOS) (QEMU reads undefined high bytes)")
         default: return .ignored("value is \(bytes.count) bytes; expected 4 (QEMU ignores it and uses the host's)")
         }
     }
@@ -55,7 +55,7 @@ public struct MappedXattrCodec: ModelCodec {
         case 8: return .value(DeviceNumber(guestKernel: Bytes.readLittle(bytes[...], as: UInt64.self)), .xattr)
         case 4: return .value(DeviceNumber(darwin: Bytes.readLittle(bytes[...], as: UInt32.self)), .xattrMacOS)
         case 0: return .ignored("empty value; QEMU uses the host's")
-        case 1...7: return .undefined("value is \(bytes.count) bytes; expected 8 (Linux) or 4 (macOS)")
+        case 1...7: return .undefined("value is \(bytes.count) bytes; expected 8 (Linux) or 4 (macOS) (QEMU reads undefined high bytes)")
         default: return .ignored("value is \(bytes.count) bytes; expected 8 (QEMU ignores it and uses the host's)")
         }
     }
@@ -88,32 +88,14 @@ public struct MappedXattrCodec: ModelCodec {
         }
         try apply(Self.decodeID(read(VirtfsXattr.uid)), VirtfsXattr.uid) { view.attributes.uid = $0; view.provenance.uid = $1 }
         try apply(Self.decodeID(read(VirtfsXattr.gid)), VirtfsXattr.gid) { view.attributes.gid = $0; view.provenance.gid = $1 }
-        var mode: UInt32?
-        try apply(Self.decodeMode(read(VirtfsXattr.mode)), VirtfsXattr.mode) { mode = $0; view.provenance.mode = $1 }
+        var mode: (UInt32, Source)?
+        try apply(Self.decodeMode(read(VirtfsXattr.mode)), VirtfsXattr.mode) { mode = ($0, $1) }
         try apply(Self.decodeRdev(read(VirtfsXattr.rdev)), VirtfsXattr.rdev) { view.attributes.rdev = $0; view.provenance.rdev = $1 }
-        if let mode {
-            let type: FileType
-            if let valid = FileType(mode: mode) {
-                type = valid
-            } else {
-                let error = VirtFSError.corrupt("decode", path: entry.path, attribute: VirtfsXattr.mode,
-                                                "mode 0\(String(mode, radix: 8)) has no valid file type").checked(.modeType)
-                guard lenient else { throw error }
-                view.diagnostics.append(error)
-                type = hostType
-            }
-            view.attributes.type = type
-            view.attributes.permissions = mode & 0o7777
-            checkTypeAgainstHost(&view, host: hostType)
+        if let (mode, source) = mode {
+            try entry.applyMappedMode(mode, from: source, attribute: VirtfsXattr.mode, shown: "mode 0\(String(mode, radix: 8))",
+                                      to: &view, hostType: hostType, lenient: lenient)
         }
-        view.hostFallback = view.provenance.uid == .host && view.provenance.gid == .host
-            && view.provenance.mode == .host && view.provenance.rdev == .host
-
-        if hostType == .symlink {
-            try entry.applyHostSymlink(to: &view, readable: false)
-        } else if view.type == .symlink && hostType == .regular {
-            try entry.applyMappedSymlinkTarget(to: &view)
-        }
+        try entry.finishMappedView(&view, hostType: hostType)
         view.attributes.accessACL = try entry.acl(VirtfsXattr.aclAccess, present: names, into: &view.diagnostics)
         view.attributes.defaultACL = try entry.acl(VirtfsXattr.aclDefault, present: names, into: &view.diagnostics)
         if view.attributes.accessACL != nil || view.attributes.defaultACL != nil { view.provenance.acl = .xattr }

@@ -47,6 +47,12 @@ public struct OperandResolver {
         return try Walker.operand(operand)
     }
 
+    /// An operand's location and the model to read it with.
+    public func resolve(_ operand: [UInt8], recursive: Bool, explicit: SecurityModel?) throws -> (Walker.Location, SecurityModel) {
+        let location = try locate(operand, recursive: recursive)
+        return (location, try model(for: location, explicit: explicit).0)
+    }
+
     /// The model to read a location with: the user's, else what the tree shows.
     public func model(for location: Walker.Location, explicit: SecurityModel?) throws -> (SecurityModel, ModelDetection?) {
         if let explicit { return (explicit, nil) }
@@ -82,19 +88,9 @@ public struct OperandResolver {
     /// The real path of the operand's parent joined with its last component, which is not
     /// resolved (it may be a symlink, which the tools look at, not through).
     static func realPathOfParent(_ operand: [UInt8]) throws -> [UInt8] {
-        var trimmed = operand
-        while trimmed.count > 1 && trimmed.last == UInt8(ascii: "/") { trimmed.removeLast() }
-        let parent: [UInt8]
-        let name: [UInt8]
-        if let slash = trimmed.lastIndex(of: UInt8(ascii: "/")) {
-            parent = slash == 0 ? [UInt8(ascii: "/")] : Array(trimmed[..<slash])
-            name = Array(trimmed[(slash + 1)...])
-        } else {
-            parent = [UInt8(ascii: ".")]
-            name = trimmed
-        }
+        let (parent, name) = Bytes.splitParent(operand)
         if name == [UInt8(ascii: ".")] || name == Array("..".utf8) || name.isEmpty {
-            return try realPath(trimmed)
+            return try realPath(operand)
         }
         let base = try realPath(parent)
         return base == [UInt8(ascii: "/")] ? base + name : base + [UInt8(ascii: "/")] + name

@@ -55,15 +55,7 @@ public enum Sys {
             let fd = try retry("open", path) { withCString([UInt8(ascii: "/")]) { Glibc.open($0, O_RDONLY | VIRTFS_O_DIRECTORY | VIRTFS_O_CLOEXEC) } }
             return (fd, [UInt8(ascii: ".")])
         }
-        let parent: [UInt8]
-        let name: [UInt8]
-        if let slash = trimmed.lastIndex(of: UInt8(ascii: "/")) {
-            parent = slash == 0 ? [UInt8(ascii: "/")] : Array(trimmed[..<slash])
-            name = Array(trimmed[(slash + 1)...])
-        } else {
-            parent = [UInt8(ascii: ".")]
-            name = trimmed
-        }
+        let (parent, name) = Bytes.splitParent(trimmed)
         let fd = try retry("open", parent) {
             withCString(parent) { Glibc.open($0, O_RDONLY | VIRTFS_O_DIRECTORY | VIRTFS_O_CLOEXEC) }
         }

@@ -51,18 +51,9 @@ public struct Walker {
     /// protected from symlinks (like stat(1)).
     public static func operand(_ path: [UInt8]) throws -> Location {
         let (fd, name) = try Sys.openOperandParent(path)
-        var parentPath = path
-        while parentPath.count > 1 && parentPath.last == UInt8(ascii: "/") { parentPath.removeLast() }
-        if let slash = parentPath.lastIndex(of: UInt8(ascii: "/")) {
-            parentPath = Array(parentPath[..<slash])
-        } else {
-            parentPath = []
-        }
-        let parent = DirectoryContext(fd: fd, path: parentPath)
-        if name == [UInt8(ascii: ".")] {
-            return Location(directory: parent, name: name, path: path, isExportRoot: false)
-        }
-        return Location(directory: parent, name: name, path: path, isExportRoot: false)
+        // Messages name the parent as the user did ("" for a bare name).
+        let parentPath = path.contains(UInt8(ascii: "/")) ? Bytes.splitParent(path).parent : []
+        return Location(directory: DirectoryContext(fd: fd, path: parentPath), name: name, path: path, isExportRoot: false)
     }
 
     /// A path below an export root, resolved from the root one component at a time without

@@ -16,22 +16,15 @@ struct VirtfsChmod: ParsableCommand {
         version: "0.1.0"
     )
 
+    /// Usage errors exit 1, as in coreutils.
+    static func main() { main(usageStatus: 1) }
+
     @OptionGroup var tree: TreeOptions
 
-    @Flag(name: [.customShort("R"), .long], help: "Change every entry below each directory operand.")
-    var recursive = false
+    @OptionGroup var edit: EditOptions
 
     @Option(name: .long, help: ArgumentHelp("Use the guest mode of this entry instead of a MODE operand.", valueName: "rfile"))
     var reference: String?
-
-    @Flag(name: [.customShort("v"), .long], help: "Say what is done for every entry.")
-    var verbose = false
-
-    @Flag(name: [.customShort("c"), .long], help: "Like --verbose, but only for entries that change.")
-    var changes = false
-
-    @Flag(name: [.customShort("n"), .long], help: "Show what would change; write nothing.")
-    var dryRun = false
 
     @Argument(help: ArgumentHelp("MODE (unless --reference), then the files.", valueName: "mode file"))
     var operands: [String]
@@ -41,7 +34,7 @@ struct VirtfsChmod: ParsableCommand {
     }
 
     func run() throws {
-        let run = EditRun(tool: "virtfs-chmod", tree: tree, recursive: recursive, verbose: verbose, changes: changes, dryRun: dryRun)
+        let run = EditRun(tool: "virtfs-chmod", tree: tree, edit: edit)
         var files = operands
         let change: ModeChange
         do {

@@ -15,25 +15,18 @@ struct VirtfsChown: ParsableCommand {
         version: "0.1.0"
     )
 
+    /// Usage errors exit 1, as in coreutils.
+    static func main() { main(usageStatus: 1) }
+
     @OptionGroup var tree: TreeOptions
 
-    @Flag(name: [.customShort("R"), .long], help: "Change every entry below each directory operand.")
-    var recursive = false
+    @OptionGroup var edit: EditOptions
 
     @Option(name: .long, help: ArgumentHelp("Change only entries whose guest owner and/or group are these (OWNER:GROUP, either may be omitted).", valueName: "current-owner:current-group"))
     var from: String?
 
     @Option(name: .long, help: ArgumentHelp("Use the guest owner and group of this entry instead of an OWNER operand.", valueName: "rfile"))
     var reference: String?
-
-    @Flag(name: [.customShort("v"), .long], help: "Say what is done for every entry.")
-    var verbose = false
-
-    @Flag(name: [.customShort("c"), .long], help: "Like --verbose, but only for entries that change.")
-    var changes = false
-
-    @Flag(name: [.customShort("n"), .long], help: "Show what would change; write nothing.")
-    var dryRun = false
 
     @Flag(name: [.customShort("h"), .customLong("no-dereference")], help: "Accepted for chown compatibility: symlinks are never followed.")
     var noDereference = false
@@ -46,7 +39,7 @@ struct VirtfsChown: ParsableCommand {
     }
 
     func run() throws {
-        let run = EditRun(tool: "virtfs-chown", tree: tree, recursive: recursive, verbose: verbose, changes: changes, dryRun: dryRun)
+        let run = EditRun(tool: "virtfs-chown", tree: tree, edit: edit)
         var files = operands
         let accounts = run.accounts(for: reference == nil ? Array(operands.dropFirst()) : operands)
         let target: (uid: UInt32?, gid: UInt32?)

@@ -16,6 +16,9 @@ struct VirtfsConvert: ParsableCommand {
         version: "0.1.0"
     )
 
+    /// Usage errors exit 1, as in coreutils.
+    static func main() { main(usageStatus: 1) }
+
     @Option(name: .long, help: ArgumentHelp("The model to convert to: passthrough, none, mapped-xattr (or mapped), mapped-file.", valueName: "model"))
     var to: SecurityModel
 

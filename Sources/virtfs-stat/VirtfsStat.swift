@@ -19,6 +19,9 @@ struct VirtfsStat: ParsableCommand {
         version: "0.1.0"
     )
 
+    /// Usage errors exit 1, as in coreutils.
+    static func main() { main(usageStatus: 1) }
+
     @OptionGroup var tree: TreeOptions
 
     @Option(name: [.customShort("c"), .long], help: ArgumentHelp("Use the stat(1) FORMAT instead of the default, with a newline after each use.", valueName: "format"))
@@ -74,14 +77,7 @@ struct VirtfsStat: ParsableCommand {
     }
 
     func show(_ operand: [UInt8], resolver: OperandResolver, console: Console) {
-        let location: Walker.Location
-        let model: SecurityModel
-        do {
-            location = try resolver.locate(operand, recursive: recursive)
-            model = try resolver.model(for: location, explicit: tree.model).0
-        } catch {
-            return console.error(error)
-        }
+        guard let (location, model) = console.attempt({ try resolver.resolve(operand, recursive: recursive, explicit: tree.model) }) else { return }
         let formatter = StatFormatter(accounts: resolver.accounts(for: location))
         let codec = model.codec
         let walker = Walker(options: .init(recursive: recursive, oneFileSystem: oneFileSystem, model: model))
