@@ -367,14 +367,17 @@ public struct Converter {
         }
         if to.isMapped {
             let parts = Bytes.components(Array(entry.path.dropFirst(root.path.count)))
-            if to == .mappedFile, entry.stat.nlink > 1, hostType != .directory, let first = links[entry.stat.identity],
-               let firstMetadata = try Walker.inside(root, relative: first, path: []).directory.metadataDirectory() {
+            let firstLocation = try links[entry.stat.identity].map { try Walker.inside(root, relative: $0, path: []) }
+            if to == .mappedFile, hostType != .directory, let firstLocation,
+               let firstMetadata = try firstLocation.directory.metadataDirectory() {
                 // Another name of this inode was converted in this run: share its metadata
-                // file, as QEMU's link does.
+                // file, as QEMU's link does. (The first name's directory stays open meanwhile.)
                 let mfd = try dir.makeMetadataDirectory(placement: placement)
                 let temporary = TemporaryName.current
                 try? Sys.unlink(mfd, temporary)
-                try Sys.link(firstMetadata, first.last!, mfd, temporary)
+                try withExtendedLifetime(firstLocation) {
+                    try Sys.link(firstMetadata, firstLocation.name, mfd, temporary)
+                }
                 try Sys.rename(mfd, temporary, mfd, entry.name)
             } else {
                 try target.update(a, of: entry, placement: placement)
