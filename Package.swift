@@ -10,9 +10,13 @@ let package = Package(
         .executable(name: "virtfs-chown", targets: ["virtfs-chown"]),
         .executable(name: "virtfs-chmod", targets: ["virtfs-chmod"]),
         .executable(name: "virtfs-convert", targets: ["virtfs-convert"]),
+        .executable(name: "virtfs-overlay", targets: ["virtfs-overlay"]),
+        .executable(name: "virtfs-import", targets: ["virtfs-import"]),
+        .executable(name: "virtfs-export", targets: ["virtfs-export"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
+        .package(url: "https://github.com/apple/swift-crypto", from: "3.0.0"),
     ],
     targets: [
         // glibc's xattr calls, a raw statx, and libacl, behind one small shim header.
@@ -23,6 +27,20 @@ let package = Package(
         ),
         // The library: host facts -> per-model codec -> guest view. Never prints, never exits.
         .target(name: "VirtFSCore", dependencies: ["CVirtFS"]),
+        // libarchive, for every archive format and mtree(5) manifests.
+        .systemLibrary(
+            name: "CArchive",
+            pkgConfig: "libarchive",
+            providers: [.apt(["libarchive-dev"])]
+        ),
+        // Guest views to and from archives: virtfs-import and virtfs-export.
+        .target(
+            name: "VirtFSArchive",
+            dependencies: [
+                "VirtFSCore", "CArchive",
+                .product(name: "Crypto", package: "swift-crypto"),
+            ]
+        ),
         // What every executable shares: option groups, error rendering, output.
         .target(
             name: "VirtFSCommand",
@@ -36,10 +54,14 @@ let package = Package(
         .executableTarget(name: "virtfs-chown", dependencies: ["VirtFSCommand"]),
         .executableTarget(name: "virtfs-chmod", dependencies: ["VirtFSCommand"]),
         .executableTarget(name: "virtfs-convert", dependencies: ["VirtFSCommand"]),
+        .executableTarget(name: "virtfs-overlay", dependencies: ["VirtFSCommand"]),
+        .executableTarget(name: "virtfs-import", dependencies: ["VirtFSCommand", "VirtFSArchive"]),
+        .executableTarget(name: "virtfs-export", dependencies: ["VirtFSCommand", "VirtFSArchive"]),
         // Test support: materialises a text tree spec (testdata/trees/*.tree) in any model.
         .target(name: "VirtFSTestSupport", dependencies: ["VirtFSCore"]),
         .executableTarget(name: "vt-mktree", dependencies: ["VirtFSCommand", "VirtFSTestSupport"]),
         .testTarget(name: "VirtFSCoreTests", dependencies: ["VirtFSCore", "VirtFSTestSupport", "CVirtFS"]),
+        .testTarget(name: "VirtFSArchiveTests", dependencies: ["VirtFSArchive", "VirtFSCore", "VirtFSTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
 )

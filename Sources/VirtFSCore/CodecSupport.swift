@@ -177,11 +177,17 @@ func writeUserXattrs(_ attributes: GuestAttributes, to entry: HostEntry, refusin
     }
 }
 
-/// The data of a regular file being created: given bytes, or streamed from an existing file
-/// (a conversion copies data without holding it in memory).
+/// Data that arrives as a stream (an archive member): written once, never held whole.
+public protocol ContentSource: Sendable {
+    func write(to fd: Int32, path: [UInt8]) throws
+}
+
+/// The data of a regular file being created: given bytes, streamed from an existing file
+/// (a conversion copies data without holding it in memory), or from another source.
 public enum Content: Sendable {
     case bytes([UInt8])
     case copy(of: HostEntry)
+    case stream(any ContentSource)
 
     public static let empty = Content.bytes([])
 
@@ -193,6 +199,8 @@ public enum Content: Sendable {
             let input = try Sys.openAt(source.directory.fd, source.name, O_RDONLY | VIRTFS_O_NONBLOCK_FLAG)
             defer { Sys.close(input) }
             try Sys.copyData(from: input, to: fd, name: source.path)
+        case .stream(let source):
+            try source.write(to: fd, path: name)
         }
     }
 }

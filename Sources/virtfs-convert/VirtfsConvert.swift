@@ -31,14 +31,7 @@ struct VirtfsConvert: ParsableCommand {
     @Flag(name: [.customShort("n"), .long], help: "Print the plan; change nothing.")
     var dryRun = false
 
-    @Option(name: .long, help: ArgumentHelp("Host mode of files for mapped models (octal; QEMU's default 0600).", valueName: "mode"))
-    var fmode = "0600"
-
-    @Option(name: .long, help: ArgumentHelp("Host mode of directories for mapped models (octal; QEMU's default 0700).", valueName: "mode"))
-    var dmode = "0700"
-
-    @Option(name: .long, help: ArgumentHelp("Host owner for mapped models, USER[:GROUP] or UID[:GID]: the user QEMU runs as (default: the invoking user).", valueName: "user"))
-    var owner: String?
+    @OptionGroup var host: PlacementOptions
 
     @Flag(name: .long, help: "Create device nodes found in the tree (a guest wrote it) when converting to passthrough or none.")
     var allowDevices = false
@@ -58,11 +51,6 @@ struct VirtfsConvert: ParsableCommand {
     @Argument(help: ArgumentHelp("The export root to convert.", valueName: "tree"))
     var tree: String
 
-    func validate() throws {
-        guard UInt32(fmode, radix: 8) != nil, UInt32(dmode, radix: 8) != nil else { throw ValidationError("--fmode and --dmode take octal modes.") }
-        if let owner { _ = try HostUser.parse(owner) }
-    }
-
     func run() throws {
         let console = Console(tool: "virtfs-convert")
         let started = Date()
@@ -76,8 +64,7 @@ struct VirtfsConvert: ParsableCommand {
             console.error(error)
             throw ExitCode(1)
         }
-        let host = try owner.map(HostUser.parse) ?? (geteuid(), getegid())
-        options.placement = HostPlacement(fileMode: UInt32(fmode, radix: 8)!, directoryMode: UInt32(dmode, radix: 8)!, owner: host)
+        options.placement = try host.placement
         options.allowDevices = allowDevices
         options.allowSetuid = allowSetuid
         options.trustExistingXattrs = trustExistingXattrs
@@ -87,7 +74,7 @@ struct VirtfsConvert: ParsableCommand {
             console.flush()
             throw ExitCode(1)
         }
-        let progress = Progress(console: console, enabled: isatty(2) == 1 && !json)
+        let progress = ProgressCounter(enabled: !json)
         func event(_ e: Converter.Event) {
             switch e {
             case .converted(let view), .planned(let view):
@@ -150,29 +137,5 @@ struct VirtfsConvert: ParsableCommand {
         var object: [String: Any] = ["type": view.type.keyword, "from": options.from.rawValue, "to": options.to.rawValue]
         if Bytes.isUTF8(view.path) { object["path"] = String(decoding: view.path, as: UTF8.self) } else { object["path_hex"] = Bytes.hex(view.path) }
         return Array(try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) + [0x0a]
-    }
-}
-
-/// A count on stderr, redrawn in place, when stderr is a terminal.
-final class Progress {
-    let console: Console
-    let enabled: Bool
-    var count = 0
-
-    init(console: Console, enabled: Bool) {
-        self.console = console
-        self.enabled = enabled
-    }
-
-    func tick() {
-        count += 1
-        if enabled && count % 1000 == 0 {
-            let line = Array("\r\(count) entries".utf8)
-            line.withUnsafeBytes { _ = write(2, $0.baseAddress!, $0.count) }
-        }
-    }
-
-    func done() {
-        if enabled && count >= 1000 { _ = write(2, "\n", 1) }
     }
 }

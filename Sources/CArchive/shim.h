@@ -1,0 +1,9 @@
+#ifndef VIRTFS_ARCHIVE_SHIM_H
+#define VIRTFS_ARCHIVE_SHIM_H
+
+/* libarchive: every archive format and compression filter virtfs-import reads and
+   virtfs-export writes, and the mtree(5) manifests. */
+#include <archive.h>
+#include <archive_entry.h>
+
+#endif

@@ -1,0 +1,386 @@
+import CArchive
+import Glibc
+import VirtFSCore
+
+/// One member of an archive or manifest, in the guest's terms: what the entry is, not how any
+/// model stores it. Names are raw bytes, as the archive holds them.
+public struct ArchiveMember: Sendable {
+    public var path: [UInt8]
+    public var type: FileType?
+    public var permissions: UInt32
+    public var uid: UInt32
+    public var gid: UInt32
+    public var rdev: DeviceNumber
+    /// nil when the member does not say (an mtree entry without `size=`).
+    public var size: UInt64?
+    public var symlinkTarget: [UInt8]?
+    /// The earlier member this one is a hard link of.
+    public var hardlinkTarget: [UInt8]?
+    public var mtime: Timestamp?
+    public var atime: Timestamp?
+    /// Every xattr the archive carries, in any namespace (ACLs excluded: see below).
+    public var xattrs: [Xattr]
+    public var accessACL: ACL?
+    public var defaultACL: ACL?
+    /// A manifest's `sha256digest=`, raw bytes.
+    public var sha256: [UInt8]?
+
+    /// The guest attributes this member describes, with only `user.*` xattrs: the namespaces a
+    /// 9p guest can see.
+    public var attributes: GuestAttributes? {
+        guard let type else { return nil }
+        return GuestAttributes(type: type, permissions: permissions, uid: uid, gid: gid, rdev: rdev,
+                               symlinkTarget: type == .symlink ? (symlinkTarget ?? []) : nil,
+                               accessACL: accessACL, defaultACL: defaultACL,
+                               xattrs: xattrs.filter { $0.name.starts(with: Array("user.".utf8)) })
+    }
+}
+
+/// What `archive_*` calls report, as the toolkit's one error: libarchive's own message, which
+/// already names the system error when there is one.
+func archiveError(_ archive: OpaquePointer?, _ operation: String, path: [UInt8] = []) -> VirtFSError {
+    if let text = archive.flatMap({ archive_error_string($0) }) {
+        return .corrupt(operation, path: path, String(cString: text))
+    }
+    let code = archive.map { archive_errno($0) } ?? 0
+    return code > 0 ? .system(operation, path: path, errno: code) : .corrupt(operation, path: path, "libarchive error")
+}
+
+/// Reads tar (ustar, pax, GNU), cpio, or an mtree(5) manifest, any compression, through
+/// libarchive. Other formats libarchive knows (zip, iso9660, ...) are not rootfs formats and
+/// are refused rather than guessed at.
+public final class ArchiveReader {
+    public enum Kind: Sendable {
+        case archive
+        case manifest
+    }
+
+    let archive: OpaquePointer
+    let name: [UInt8]
+    let kind: Kind
+    private var entry: OpaquePointer?
+    /// Warnings libarchive raised for the member last read (it still read it).
+    public private(set) var warning: String?
+
+    /// Opens `path`, or standard input for nil or `-`.
+    public init(path: [UInt8]?, kind: Kind) throws {
+        guard let archive = archive_read_new() else { throw VirtFSError.system("archive_read_new", errno: ENOMEM) }
+        self.archive = archive
+        self.kind = kind
+        name = path ?? Array("-".utf8)
+        archive_read_support_filter_all(archive)
+        switch kind {
+        case .archive:
+            archive_read_support_format_tar(archive)
+            archive_read_support_format_gnutar(archive)
+            archive_read_support_format_cpio(archive)
+        case .manifest:
+            archive_read_support_format_mtree(archive)
+        }
+        let status: Int32
+        if let path, path != Array("-".utf8) {
+            status = path.withUnsafeBufferPointer { buffer in
+                var cPath = Array(buffer) + [0]
+                return cPath.withUnsafeMutableBufferPointer { p in
+                    p.baseAddress!.withMemoryRebound(to: CChar.self, capacity: p.count) {
+                        archive_read_open_filename(archive, $0, 1 << 16)
+                    }
+                }
+            }
+        } else {
+            status = archive_read_open_fd(archive, 0, 1 << 16)
+        }
+        if status != ARCHIVE_OK {
+            let error = archiveError(archive, "archive_read_open", path: name)
+            archive_read_free(archive)
+            throw error
+        }
+    }
+
+    deinit {
+        archive_read_free(archive)
+    }
+
+    /// The archive's format as libarchive names it (`POSIX pax interchange format`, ...),
+    /// known once the first member has been read.
+    public var formatName: String {
+        archive_format_name(archive).map { String(cString: $0) } ?? "unknown"
+    }
+
+    /// The next member, or nil at the end. A member libarchive could read only in part still
+    /// comes back, with `warning` set.
+    public func next() throws -> ArchiveMember? {
+        var e: OpaquePointer?
+        warning = nil
+        let status = archive_read_next_header(archive, &e)
+        if status == ARCHIVE_EOF { return nil }
+        if status == ARCHIVE_WARN {
+            warning = archive_error_string(archive).map { String(cString: $0) }
+        } else if status != ARCHIVE_OK {
+            throw archiveError(archive, "archive_read_next_header", path: name)
+        }
+        guard let e else { throw archiveError(archive, "archive_read_next_header", path: name) }
+        entry = e
+        return ArchiveMember(entry: e, manifest: kind == .manifest)
+    }
+
+    /// Streams the current member's data into `fd`, holding at most one block in memory.
+    public func writeData(to fd: Int32, path: [UInt8]) throws {
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { archive_read_data(archive, $0.baseAddress, $0.count) }
+            if n == 0 { return }
+            if n < 0 {
+                if Int32(n) == ARCHIVE_WARN { continue }
+                throw archiveError(archive, "archive_read_data", path: path)
+            }
+            try Sys.writeAll(fd, Array(buffer[0..<n]), name: path)
+        }
+    }
+}
+
+extension ArchiveMember {
+    init(entry e: OpaquePointer, manifest: Bool) {
+        func bytes(_ p: UnsafePointer<CChar>?) -> [UInt8]? {
+            guard let p else { return nil }
+            return Array(UnsafeBufferPointer(start: UnsafeRawPointer(p).assumingMemoryBound(to: UInt8.self), count: strlen(p)))
+        }
+        path = bytes(archive_entry_pathname(e)) ?? bytes(archive_entry_pathname_utf8(e)) ?? []
+        let filetype = UInt32(archive_entry_filetype(e))
+        type = filetype == 0 ? nil : FileType(mode: filetype)
+        permissions = UInt32(archive_entry_perm(e)) & 0o7777
+        uid = UInt32(truncatingIfNeeded: archive_entry_uid(e))
+        gid = UInt32(truncatingIfNeeded: archive_entry_gid(e))
+        rdev = DeviceNumber(major: UInt32(truncatingIfNeeded: archive_entry_rdevmajor(e)),
+                            minor: UInt32(truncatingIfNeeded: archive_entry_rdevminor(e)))
+        size = archive_entry_size_is_set(e) != 0 ? UInt64(max(0, archive_entry_size(e))) : nil
+        symlinkTarget = bytes(archive_entry_symlink(e)) ?? bytes(archive_entry_symlink_utf8(e))
+        hardlinkTarget = bytes(archive_entry_hardlink(e)) ?? bytes(archive_entry_hardlink_utf8(e))
+        if archive_entry_mtime_is_set(e) != 0 {
+            mtime = Timestamp(seconds: Int64(archive_entry_mtime(e)), nanoseconds: UInt32(clamping: archive_entry_mtime_nsec(e)))
+        }
+        if archive_entry_atime_is_set(e) != 0 {
+            atime = Timestamp(seconds: Int64(archive_entry_atime(e)), nanoseconds: UInt32(clamping: archive_entry_atime_nsec(e)))
+        }
+        xattrs = []
+        if archive_entry_xattr_reset(e) > 0 {
+            var name: UnsafePointer<CChar>?
+            var value: UnsafeRawPointer?
+            var length = 0
+            while archive_entry_xattr_next(e, &name, &value, &length) == ARCHIVE_OK {
+                guard let name else { continue }
+                let v = value.map { Array(UnsafeRawBufferPointer(start: $0, count: length)) } ?? []
+                xattrs.append(Xattr(name: bytes(name) ?? [], value: v))
+            }
+        }
+        accessACL = Self.acl(e, ARCHIVE_ENTRY_ACL_TYPE_ACCESS)
+        if let mask = accessACL?.entries.first(where: { $0.tag == .mask }) {
+            // With a mask, the guest's group permission bits are the mask, not group::.
+            permissions = (permissions & ~0o070) | (UInt32(mask.permissions) << 3)
+        }
+        defaultACL = Self.acl(e, ARCHIVE_ENTRY_ACL_TYPE_DEFAULT)
+        sha256 = nil
+        if manifest, let digest = archive_entry_digest(e, ARCHIVE_ENTRY_DIGEST_SHA256) {
+            let raw = Array(UnsafeBufferPointer(start: digest, count: 32))
+            // libarchive leaves the digest zeroed when the manifest has none.
+            if raw.contains(where: { $0 != 0 }) { sha256 = raw }
+        }
+    }
+
+    /// A POSIX.1e ACL of one type, by numeric ids (names in an archive are the image's, which
+    /// the host's user database cannot resolve). nil when the archive has none of this type.
+    static func acl(_ e: OpaquePointer, _ type: Int32) -> ACL? {
+        let count = archive_entry_acl_reset(e, type)
+        // An access ACL is always reported as the three entries of the mode: only more is an ACL.
+        guard count > (type == ARCHIVE_ENTRY_ACL_TYPE_ACCESS ? 3 : 0) else { return nil }
+        var entries: [ACL.Entry] = []
+        var entryType: Int32 = 0, permset: Int32 = 0, tag: Int32 = 0, qualifier: Int32 = 0
+        var name: UnsafePointer<CChar>?
+        while archive_entry_acl_next(e, type, &entryType, &permset, &tag, &qualifier, &name) == ARCHIVE_OK {
+            let perms = UInt16((permset & ARCHIVE_ENTRY_ACL_READ != 0 ? 4 : 0) | (permset & ARCHIVE_ENTRY_ACL_WRITE != 0 ? 2 : 0)
+                | (permset & ARCHIVE_ENTRY_ACL_EXECUTE != 0 ? 1 : 0))
+            switch tag {
+            case ARCHIVE_ENTRY_ACL_USER_OBJ: entries.append(.init(tag: .userObj, permissions: perms))
+            case ARCHIVE_ENTRY_ACL_USER: entries.append(.init(tag: .user, permissions: perms, qualifier: UInt32(bitPattern: qualifier)))
+            case ARCHIVE_ENTRY_ACL_GROUP_OBJ: entries.append(.init(tag: .groupObj, permissions: perms))
+            case ARCHIVE_ENTRY_ACL_GROUP: entries.append(.init(tag: .group, permissions: perms, qualifier: UInt32(bitPattern: qualifier)))
+            case ARCHIVE_ENTRY_ACL_MASK: entries.append(.init(tag: .mask, permissions: perms))
+            case ARCHIVE_ENTRY_ACL_OTHER: entries.append(.init(tag: .other, permissions: perms))
+            default: continue
+            }
+        }
+        return ACL(entries: entries.sorted { ($0.tag.rawValue, $0.qualifier ?? 0) < ($1.tag.rawValue, $1.qualifier ?? 0) })
+    }
+}
+
+/// Writes tar, pax, cpio or an mtree(5) manifest through libarchive, to a file or stdout.
+public final class ArchiveWriter {
+    public enum Format: String, Sendable, CaseIterable {
+        /// POSIX tar: ustar headers, with pax extended headers where a member needs them
+        /// (long names, xattrs, ACLs, large ids) — what bsdtar writes by default.
+        case tar
+        /// pax: a pax extended header for every member.
+        case pax
+        /// POSIX.1 (odc) cpio: no xattrs or ACLs, 18-bit ids and devices.
+        case cpio
+        /// An mtree(5) manifest: type, mode, uid, gid, device, link target, size, time, sha256.
+        case mtree
+
+        var keepsXattrs: Bool { self == .tar || self == .pax }
+    }
+
+    let archive: OpaquePointer
+    public let format: Format
+    let resolver: OpaquePointer
+    let name: [UInt8]
+
+    public init(path: [UInt8]?, format: Format) throws {
+        guard let archive = archive_write_new(), let resolver = archive_entry_linkresolver_new() else {
+            throw VirtFSError.system("archive_write_new", errno: ENOMEM)
+        }
+        self.archive = archive
+        self.resolver = resolver
+        self.format = format
+        name = path ?? Array("-".utf8)
+        var status: Int32
+        switch format {
+        case .tar: status = archive_write_set_format_pax_restricted(archive)
+        case .pax: status = archive_write_set_format_pax(archive)
+        case .cpio: status = archive_write_set_format_cpio(archive)
+        case .mtree:
+            status = archive_write_set_format_mtree(archive)
+            if status == ARCHIVE_OK {
+                status = archive_write_set_options(archive, "mtree:!uname,mtree:!gname,mtree:!flags,mtree:!nlink,mtree:sha256")
+            }
+        }
+        if status == ARCHIVE_OK { archive_write_set_bytes_in_last_block(archive, 1) }
+        archive_entry_linkresolver_set_strategy(resolver, archive_format(archive))
+        if status == ARCHIVE_OK {
+            if let path, path != Array("-".utf8) {
+                status = (path + [0]).withUnsafeBufferPointer { p in
+                    p.baseAddress!.withMemoryRebound(to: CChar.self, capacity: p.count) { archive_write_open_filename(archive, $0) }
+                }
+            } else {
+                status = archive_write_open_fd(archive, 1)
+            }
+        }
+        if status != ARCHIVE_OK {
+            let error = archiveError(archive, "archive_write_open", path: name)
+            archive_write_free(archive)
+            archive_entry_linkresolver_free(resolver)
+            throw error
+        }
+    }
+
+    deinit {
+        archive_write_free(archive)
+        archive_entry_linkresolver_free(resolver)
+    }
+
+    /// Writes one member. `identity` and `nlink` let hard links become link members;
+    /// `data(fd)` is called only when the member's data belongs in the archive, and writes it
+    /// through the given sink.
+    public func write(_ member: ArchiveMember, identity: FileIdentity?, nlink: UInt64,
+                      data: ((inout DataSink) throws -> Void)?) throws {
+        guard var e: OpaquePointer? = archive_entry_new2(archive) else { throw VirtFSError.system("archive_entry_new", errno: ENOMEM) }
+        defer { if let e { archive_entry_free(e) } }
+        member.fill(e!)
+        if let identity {
+            archive_entry_set_dev(e, dev_t(identity.device.glibc))
+            archive_entry_set_ino64(e, Int64(bitPattern: identity.inode))
+            archive_entry_set_nlink(e, UInt32(truncatingIfNeeded: nlink))
+        }
+        var spare: OpaquePointer?
+        // A manifest lists every name with its own size and digest; archives store data once.
+        if member.type != .directory && nlink > 1 && format != .mtree {
+            archive_entry_linkify(resolver, &e, &spare)
+        }
+        guard let entry = e else { return }
+        let status = archive_write_header(archive, entry)
+        if status == ARCHIVE_FATAL || status == ARCHIVE_FAILED {
+            throw archiveError(archive, "archive_write_header", path: member.path)
+        }
+        // A link member (or a format that keeps no data for it) has size 0 now.
+        if let data, archive_entry_size(entry) > 0 {
+            var sink = DataSink(archive: archive, path: member.path)
+            try data(&sink)
+        }
+        if archive_write_finish_entry(archive) == ARCHIVE_FATAL {
+            throw archiveError(archive, "archive_write_finish_entry", path: member.path)
+        }
+    }
+
+    public struct DataSink {
+        let archive: OpaquePointer
+        let path: [UInt8]
+
+        /// Streams everything readable from `fd` into the current member.
+        public mutating func copy(from fd: Int32) throws {
+            var buffer = [UInt8](repeating: 0, count: 1 << 16)
+            while true {
+                let n = try buffer.withUnsafeMutableBytes { raw -> Int in
+                    while true {
+                        let n = read(fd, raw.baseAddress, raw.count)
+                        if n >= 0 { return n }
+                        if errno != EINTR { throw VirtFSError.system("read", path: path, errno: errno) }
+                    }
+                }
+                if n == 0 { return }
+                try append(Array(buffer[0..<n]))
+            }
+        }
+
+        public mutating func append(_ bytes: [UInt8]) throws {
+            let written = bytes.withUnsafeBytes { archive_write_data(archive, $0.baseAddress, $0.count) }
+            if written < 0 { throw archiveError(archive, "archive_write_data", path: path) }
+        }
+    }
+
+    public func close() throws {
+        if archive_write_close(archive) != ARCHIVE_OK {
+            throw archiveError(archive, "archive_write_close", path: name)
+        }
+    }
+}
+
+extension ArchiveMember {
+    func fill(_ e: OpaquePointer) {
+        func withC<T>(_ bytes: [UInt8], _ body: (UnsafePointer<CChar>) -> T) -> T {
+            (bytes + [0]).withUnsafeBufferPointer { p in p.baseAddress!.withMemoryRebound(to: CChar.self, capacity: p.count, body) }
+        }
+        withC(path) { archive_entry_copy_pathname(e, $0) }
+        if let type { archive_entry_set_filetype(e, type.rawValue) }
+        archive_entry_set_perm(e, mode_t(permissions))
+        archive_entry_set_uid(e, Int64(uid))
+        archive_entry_set_gid(e, Int64(gid))
+        if let type, type.hasDeviceNumber {
+            archive_entry_set_rdevmajor(e, dev_t(rdev.major))
+            archive_entry_set_rdevminor(e, dev_t(rdev.minor))
+        }
+        archive_entry_set_size(e, Int64(type == .regular ? (size ?? 0) : 0))
+        if let symlinkTarget { withC(symlinkTarget) { archive_entry_copy_symlink(e, $0) } }
+        if let mtime { archive_entry_set_mtime(e, time_t(mtime.seconds), Int(mtime.nanoseconds)) }
+        for x in xattrs {
+            withC(x.name) { n in x.value.withUnsafeBytes { archive_entry_xattr_add_entry(e, n, $0.baseAddress, $0.count) } }
+        }
+        for (acl, type) in [(accessACL, ARCHIVE_ENTRY_ACL_TYPE_ACCESS), (defaultACL, ARCHIVE_ENTRY_ACL_TYPE_DEFAULT)] {
+            guard let acl, type == ARCHIVE_ENTRY_ACL_TYPE_DEFAULT || !acl.isMinimal else { continue }
+            for entry in acl.entries {
+                let tag: Int32
+                switch entry.tag {
+                case .userObj: tag = ARCHIVE_ENTRY_ACL_USER_OBJ
+                case .user: tag = ARCHIVE_ENTRY_ACL_USER
+                case .groupObj: tag = ARCHIVE_ENTRY_ACL_GROUP_OBJ
+                case .group: tag = ARCHIVE_ENTRY_ACL_GROUP
+                case .mask: tag = ARCHIVE_ENTRY_ACL_MASK
+                case .other: tag = ARCHIVE_ENTRY_ACL_OTHER
+                }
+                let perms = (entry.permissions & 4 != 0 ? ARCHIVE_ENTRY_ACL_READ : 0) | (entry.permissions & 2 != 0 ? ARCHIVE_ENTRY_ACL_WRITE : 0)
+                    | (entry.permissions & 1 != 0 ? ARCHIVE_ENTRY_ACL_EXECUTE : 0)
+                archive_entry_acl_add_entry(e, type, perms, tag, Int32(bitPattern: entry.qualifier ?? UInt32(bitPattern: -1)), nil)
+            }
+        }
+        // libarchive keeps the owner-class entries in the mode (group bits = group::, as bsdtar
+        // archives them); the reader puts the mask back into the mode.
+    }
+}

@@ -1,0 +1,106 @@
+import Glibc
+import VirtFSCore
+
+/// Writes the guest's view of a tree (not the host's) as an archive or an mtree manifest: each
+/// entry is decoded by the model's codec, and the archive member is that guest view, so a
+/// mapped-xattr symlink is a symlink, a device is a device, and the owner is the guest's.
+public struct Exporter {
+    public struct Options: Sendable {
+        public var model: SecurityModel
+        public var oneFileSystem = false
+
+        public init(model: SecurityModel) {
+            self.model = model
+        }
+    }
+
+    public struct Summary: Sendable {
+        public var exported: [FileType: Int] = [:]
+        public var bytes: UInt64 = 0
+        public var failures = 0
+        /// Entries whose xattrs or ACLs the format cannot keep.
+        public var incomplete = 0
+
+        public var total: Int { exported.values.reduce(0, +) }
+    }
+
+    public enum Event {
+        case exported(GuestView)
+        case warning(VirtFSError)
+        case failed(VirtFSError)
+    }
+
+    public let options: Options
+
+    public init(options: Options) {
+        self.options = options
+    }
+
+    /// The member name of an entry: `.` for the root, `./PATH` below it, as bsdtar and
+    /// mmdebstrap name the members of a root filesystem.
+    static func memberName(_ path: [UInt8], rootPrefix: Int) -> [UInt8] {
+        let relative = Bytes.components(Array(path.dropFirst(rootPrefix)))
+        return relative.reduce([UInt8(ascii: ".")]) { Bytes.join($0, $1) }
+    }
+
+    public func run(_ root: Walker.Location, to writer: ArchiveWriter, event: (Event) -> Void) -> Summary {
+        var summary = Summary()
+        var walk = Walker.Options(recursive: true, oneFileSystem: options.oneFileSystem, model: options.model)
+        walk.reportOrphanedMetadata = false
+        let codec = options.model.codec
+        let rootPrefix = root.path.count
+        Walker(options: walk).walk(root, visit: { entry in
+            let view: GuestView
+            do {
+                view = try codec.decode(entry)
+            } catch let error as VirtFSError {
+                summary.failures += 1
+                return event(.failed(error.at(entry.path)))
+            } catch {
+                return
+            }
+            if view.type == .symlink && !view.symlinkReadable {
+                event(.warning(.refused("export", path: entry.path, "a host symlink in a mapped export: the guest cannot read it (QEMU < 11), exported with its target")))
+            }
+            let a = view.attributes
+            var member = ArchiveMember(
+                path: entry.isExportRoot ? [UInt8(ascii: ".")] : Self.memberName(entry.path, rootPrefix: rootPrefix),
+                type: a.type, permissions: a.permissions, uid: a.uid, gid: a.gid, rdev: a.rdev,
+                size: a.type == .regular ? view.size : 0, symlinkTarget: a.symlinkTarget, hardlinkTarget: nil,
+                mtime: view.mtime, atime: nil, xattrs: a.xattrs, accessACL: a.accessACL, defaultACL: a.defaultACL, sha256: nil)
+            if !writer.format.keepsXattrs {
+                // A manifest lists none by design; cpio cannot hold them.
+                if writer.format != .mtree && (!a.xattrs.isEmpty || a.accessACL.map { !$0.isMinimal } == true || a.defaultACL != nil) {
+                    summary.incomplete += 1
+                    event(.warning(.refused("export", path: entry.path, "\(writer.format.rawValue) keeps no xattrs or ACLs: not exported")))
+                }
+                member.xattrs = []
+                member.accessACL = nil
+                member.defaultACL = nil
+            }
+            do {
+                try writer.write(member, identity: view.identity, nlink: view.nlink, data: a.type == .regular ? { sink in
+                    let fd = try Sys.openAt(entry.directory.fd, entry.isExportRoot ? [UInt8(ascii: ".")] : entry.name, O_RDONLY | O_NONBLOCK)
+                    defer { Sys.close(fd) }
+                    // What is read must be what was decoded, not something swapped in since.
+                    guard try Sys.stat(fd: fd).identity == view.identity else {
+                        throw VirtFSError.refused("open", path: entry.path, "file replaced while exporting")
+                    }
+                    try sink.copy(from: fd)
+                } : nil)
+            } catch let error as VirtFSError {
+                summary.failures += 1
+                return event(.failed(error.at(entry.path)))
+            } catch {
+                return
+            }
+            summary.exported[a.type, default: 0] += 1
+            if a.type == .regular { summary.bytes += view.size }
+            event(.exported(view))
+        }, failure: { error in
+            summary.failures += 1
+            event(.failed(error))
+        })
+        return summary
+    }
+}

@@ -1,0 +1,332 @@
+import Glibc
+import VirtFSCore
+
+/// Writes the members of an archive into an export root in one security model, as QEMU would
+/// have stored what a guest created: the archive's guest view is decoded by libarchive and
+/// encoded by the model's codec. Names are resolved one component at a time from the root
+/// without following symlinks; members that would land outside it are refused the way bsdtar's
+/// secure defaults refuse them (`..` in a path or link target, extraction through a symlink),
+/// and a leading `/` is removed, as bsdtar does.
+public struct Importer {
+    public struct Options: Sendable {
+        public var model: SecurityModel
+        public var placement = HostPlacement()
+
+        public init(model: SecurityModel) {
+            self.model = model
+        }
+    }
+
+    public struct Summary: Sendable {
+        public var imported: [FileType: Int] = [:]
+        public var bytes: UInt64 = 0
+        public var refused = 0
+        public var failures = 0
+        /// Members whose xattrs, ACLs or owner the model could not keep.
+        public var incomplete = 0
+
+        public var total: Int { imported.values.reduce(0, +) }
+    }
+
+    public enum Event {
+        case imported(path: [UInt8], GuestAttributes)
+        /// The member was written, without something the model or the user cannot keep.
+        case warning(VirtFSError)
+        /// The member was not written: it would escape the root, or cannot exist here.
+        case refused(VirtFSError)
+        case failed(VirtFSError)
+    }
+
+    public let options: Options
+    let codec: any ModelCodec
+    let privileged: Bool
+
+    public init(options: Options) {
+        self.options = options
+        codec = options.model.codec
+        privileged = geteuid() == 0
+    }
+
+    /// Why this import cannot run at all, before anything is written.
+    public func refusal(into root: Walker.Location) -> VirtFSError? {
+        if options.model == .passthrough && !privileged {
+            return .refused("import", path: root.path, "passthrough keeps owners and device nodes in the host inode: it needs root (use mapped-xattr or mapped-file, or none, unprivileged)")
+        }
+        var empty = true
+        do {
+            try Sys.forEachName(in: root.directory.fd, path: root.path) { name, _ in
+                if name == [UInt8(ascii: ".")] || name == Array("..".utf8) { return true }
+                empty = false
+                return false
+            }
+        } catch let error as VirtFSError {
+            return error
+        } catch {}
+        return empty ? nil : .refused("import", path: root.path, "not empty: import into an empty or new directory")
+    }
+
+    // MARK: the directories along the current member's path
+
+    /// An open directory of the current path and what to give back to it when the walk of the
+    /// archive leaves it: its times (creating entries changes them) and, for unprivileged
+    /// host-inode imports, a mode that did not let its owner write.
+    final class Frame {
+        let name: [UInt8]
+        let directory: DirectoryContext
+        var times: (atime: Timestamp, mtime: Timestamp)?
+        var restoreMode: UInt32?
+
+        init(name: [UInt8], directory: DirectoryContext, times: (Timestamp, Timestamp)?) {
+            self.name = name
+            self.directory = directory
+            self.times = times
+        }
+
+        func close() {
+            let dot = [UInt8(ascii: ".")]
+            if let restoreMode { try? Sys.chmod(directory.fd, dot, mode_t(restoreMode)) }
+            if let times { try? Sys.setTimes(directory.fd, dot, atime: times.atime, mtime: times.mtime) }
+        }
+    }
+
+    /// A member's name as components below the root, or why it is refused.
+    static func components(of raw: [UInt8], leadingSlash: inout Bool) throws -> [[UInt8]] {
+        var path = raw[...]
+        leadingSlash = false
+        while path.first == UInt8(ascii: "/") {
+            path = path.dropFirst()
+            leadingSlash = true
+        }
+        let parts = Bytes.components(Array(path))
+        if parts.contains(Array("..".utf8)) {
+            throw VirtFSError.refused("import", path: raw, "path contains '..'")
+        }
+        return parts
+    }
+
+    /// Imports every member of `reader` into `root`, which `refusal` accepted.
+    public func run(_ reader: ArchiveReader, into root: Walker.Location, event: (Event) -> Void) -> Summary {
+        var summary = Summary()
+        Sys.raiseOpenFileLimit()
+        let rootTimes = (try? root.entry().stat).map { ($0.atime, $0.mtime) }
+        var stack = [Frame(name: [], directory: root.directory, times: rootTimes)]
+        defer { while let frame = stack.popLast() { frame.close() } }
+        let data = MemberData(reader: reader)
+
+        while true {
+            let member: ArchiveMember
+            do {
+                guard let next = try reader.next() else { break }
+                member = next
+            } catch let error as VirtFSError {
+                summary.failures += 1
+                event(.failed(error))
+                break
+            } catch {
+                break
+            }
+            if let warning = reader.warning {
+                event(.warning(.corrupt("archive_read_next_header", path: member.path, warning)))
+            }
+            do {
+                try importMember(member, root: root, stack: &stack, data: data, summary: &summary, event: event)
+            } catch let error as VirtFSError {
+                if case .refused = error.reason {
+                    summary.refused += 1
+                    event(.refused(error))
+                } else {
+                    summary.failures += 1
+                    event(.failed(error))
+                }
+            } catch {}
+        }
+        return summary
+    }
+
+    func importMember(_ member: ArchiveMember, root: Walker.Location, stack: inout [Frame], data: MemberData,
+                      summary: inout Summary, event: (Event) -> Void) throws {
+        var leadingSlash = false
+        let parts = try Self.components(of: member.path, leadingSlash: &leadingSlash)
+        let display = parts.isEmpty ? [UInt8(ascii: ".")] : parts.dropFirst().reduce(parts[0]) { Bytes.join($0, $1) }
+        if leadingSlash {
+            event(.warning(.refused("import", path: member.path, "removing leading '/' from member name")))
+        }
+        if options.model == .mappedFile, let reserved = parts.first(where: MappedFileNames.isReserved) {
+            throw VirtFSError.refused("import", path: member.path, "\(String(decoding: reserved, as: UTF8.self)) is reserved by the mapped-file model")
+        }
+        if let reserved = parts.first(where: { TemporaryName.matches($0) || $0 == Converter.stateFileName }) {
+            throw VirtFSError.refused("import", path: member.path, "\(String(decoding: reserved, as: UTF8.self)) is a name virtfs-tools reserves")
+        }
+        if member.hardlinkTarget == nil, member.type == nil {
+            throw VirtFSError.refused("import", path: member.path, "unknown member type")
+        }
+        // The export root itself (`./` in most rootfs archives).
+        guard let name = parts.last else {
+            guard member.type == .directory, member.hardlinkTarget == nil else {
+                throw VirtFSError.refused("import", path: member.path, "the root of the tree can only be a directory")
+            }
+            let attributes = try keepable(member.attributes!, member: member, path: display, summary: &summary, event: event)
+            while stack.count > 1 { stack.removeLast().close() }
+            try codec.update(attributes, of: root.entry(), placement: options.placement)
+            if let mtime = member.mtime { stack[0].times = (member.atime ?? mtime, mtime) }
+            summary.imported[.directory, default: 0] += 1
+            return event(.imported(path: display, attributes))
+        }
+
+        let parent = try directory(for: Array(parts.dropLast()), root: root, stack: &stack, display: display)
+
+        if let target = member.hardlinkTarget {
+            var slash = false
+            let targetParts = try Self.components(of: target, leadingSlash: &slash)
+            guard !targetParts.isEmpty else {
+                throw VirtFSError.refused("import", path: member.path, "hard link to the root of the tree")
+            }
+            let location = try Walker.inside(root, relative: targetParts, path: target)
+            let existing = try location.entry()
+            guard existing.stat.fileType != .directory else {
+                throw VirtFSError.refused("import", path: member.path, "hard link to a directory")
+            }
+            try removeExisting(name, in: parent, path: display, replacingWith: .regular)
+            try codec.link(existing, as: name, in: parent, placement: options.placement)
+            let linked = try codec.decode(HostEntry(directory: parent, name: name, path: display))
+            summary.imported[linked.type, default: 0] += 1
+            return event(.imported(path: display, linked.attributes))
+        }
+
+        let attributes = try keepable(member.attributes!, member: member, path: display, summary: &summary, event: event)
+        if try removeExisting(name, in: parent, path: display, replacingWith: attributes.type) {
+            // A directory that is already there (named twice, or made for an earlier member).
+            try codec.update(attributes, of: HostEntry(directory: parent, name: name, path: display), placement: options.placement)
+        } else {
+            // Unprivileged host-inode directories that forbid their owner to write are opened
+            // up while members go into them (see `directory(for:)`).
+            try codec.create(attributes, named: name, in: parent, content: attributes.type == .regular ? .stream(data) : .empty,
+                             placement: options.placement)
+        }
+        if let mtime = member.mtime {
+            try Sys.setTimes(parent.fd, name, atime: member.atime ?? mtime, mtime: mtime)
+        }
+        summary.imported[attributes.type, default: 0] += 1
+        if attributes.type == .regular { summary.bytes += member.size ?? 0 }
+        event(.imported(path: display, attributes))
+    }
+
+    /// The attributes this model can keep, reporting (not failing on) what it drops.
+    func keepable(_ attributes: GuestAttributes, member: ArchiveMember, path: [UInt8], summary: inout Summary,
+                  event: (Event) -> Void) throws -> GuestAttributes {
+        var kept = attributes
+        var dropped: [String] = []
+        for x in member.xattrs where !x.name.starts(with: Array("user.".utf8)) {
+            dropped.append("\(String(decoding: x.name, as: UTF8.self)) (a 9p guest sees only user.* xattrs)")
+        }
+        if options.model == .mappedXattr {
+            let reserved = kept.xattrs.filter { $0.name.starts(with: Array("user.virtfs.".utf8)) }
+            kept.xattrs.removeAll { $0.name.starts(with: Array("user.virtfs.".utf8)) }
+            dropped += reserved.map { "\(String(decoding: $0.name, as: UTF8.self)) (reserved by mapped-xattr)" }
+        }
+        if kept.type == .symlink, !kept.xattrs.isEmpty || kept.accessACL != nil || kept.defaultACL != nil {
+            dropped.append("xattrs and ACLs of a symlink (Linux keeps none)")
+            kept.xattrs = []
+            kept.accessACL = nil
+            kept.defaultACL = nil
+        }
+        if options.model == .none, kept.accessACL != nil || kept.defaultACL != nil {
+            dropped.append("ACLs (the none model shows none to the guest)")
+            kept.accessACL = nil
+            kept.defaultACL = nil
+        }
+        if kept.type != .directory, kept.defaultACL != nil {
+            dropped.append("default ACL of a non-directory")
+            kept.defaultACL = nil
+        }
+        if !options.model.isMapped && !privileged {
+            if kept.type.hasDeviceNumber {
+                throw VirtFSError.refused("import", path: member.path, "creating device node \(kept.rdev) needs root, or a mapped model")
+            }
+            // QEMU's none model ignores a chown it cannot do: the guest sees the host owner.
+            if kept.uid != geteuid() || kept.gid != getegid() {
+                dropped.append("owner \(kept.uid):\(kept.gid) (unprivileged, the none model keeps the host owner)")
+                kept.uid = geteuid()
+                kept.gid = getegid()
+            }
+        }
+        if !dropped.isEmpty {
+            summary.incomplete += 1
+            event(.warning(.refused("import", path: path, "not kept: " + dropped.joined(separator: ", "))))
+        }
+        return kept
+    }
+
+    /// Makes room for a member named `name`: removes an earlier member of that name (an
+    /// archive may name a path twice; the last one wins, as with tar). Returns true when a
+    /// directory is there and the member is a directory too: it is updated, not replaced.
+    @discardableResult
+    func removeExisting(_ name: [UInt8], in parent: DirectoryContext, path: [UInt8], replacingWith type: FileType) throws -> Bool {
+        let existing: HostEntry
+        do {
+            existing = try HostEntry(directory: parent, name: name, path: path)
+        } catch let error as VirtFSError where error.errno == ENOENT {
+            return false
+        }
+        if existing.stat.fileType == .directory {
+            if type == .directory { return true }
+            do {
+                if options.model == .mappedFile, let child = try? parent.child(name, path: path) {
+                    try? Sys.unlink(child.fd, MappedFileNames.metadataDirectory, directory: true)
+                }
+                try Sys.unlink(parent.fd, name, directory: true)
+            } catch let error as VirtFSError where error.errno == ENOTEMPTY || error.errno == EEXIST {
+                throw VirtFSError.refused("import", path: path, "would replace a directory that is not empty")
+            }
+        } else {
+            try Sys.unlink(parent.fd, name)
+        }
+        if options.model == .mappedFile {
+            try MappedFileCodec().removeMetadata(of: existing)
+        }
+        return false
+    }
+
+    /// The directory `parts` below the root, opened along the stack of the previous member's
+    /// directories; missing ones are created as bsdtar does (0755, owned by root in the guest).
+    func directory(for parts: [[UInt8]], root: Walker.Location, stack: inout [Frame], display: [UInt8]) throws -> DirectoryContext {
+        var common = 0
+        while common < parts.count && common + 1 < stack.count && stack[common + 1].name == parts[common] {
+            common += 1
+        }
+        while stack.count > common + 1 { stack.removeLast().close() }
+        for part in parts[common...] {
+            let parent = stack.last!.directory
+            let path = Bytes.join(parent.path, part)
+            var opened: DirectoryContext
+            do {
+                opened = try parent.child(part, path: path)
+            } catch let error as VirtFSError where error.errno == ENOENT {
+                let owner: (UInt32, UInt32) = options.model.isMapped || privileged ? (0, 0) : (geteuid(), getegid())
+                try codec.create(GuestAttributes(type: .directory, permissions: 0o755, uid: owner.0, gid: owner.1),
+                                 named: part, in: parent, content: .empty, placement: options.placement)
+                opened = try parent.child(part, path: path)
+            } catch let error as VirtFSError where error.errno == ENOTDIR || error.errno == ELOOP {
+                let type = (try? codec.decode(HostEntry(directory: parent, name: part, path: path)))?.type
+                throw VirtFSError.refused("import", path: display,
+                    type == .symlink ? "cannot extract through symlink \(String(decoding: path, as: UTF8.self))"
+                                     : "\(String(decoding: path, as: UTF8.self)) is not a directory")
+            }
+            let stat = try Sys.stat(fd: opened.fd)
+            let frame = Frame(name: part, directory: opened, times: (stat.atime, stat.mtime))
+            if !privileged, !options.model.isMapped, stat.permissions & 0o300 != 0o300 {
+                frame.restoreMode = stat.permissions
+                try Sys.chmod(opened.fd, [UInt8(ascii: ".")], mode_t(stat.permissions | 0o700))
+            }
+            stack.append(frame)
+        }
+        return stack.last!.directory
+    }
+}
+
+/// The current member's data, streamed from the archive into the file being created.
+final class MemberData: ContentSource, @unchecked Sendable {
+    let reader: ArchiveReader
+    init(reader: ArchiveReader) { self.reader = reader }
+    func write(to fd: Int32, path: [UInt8]) throws { try reader.writeData(to: fd, path: path) }
+}

@@ -1,0 +1,99 @@
+import ArgumentParser
+import Foundation
+import VirtFSArchive
+import VirtFSCommand
+import VirtFSCore
+
+extension ArchiveWriter.Format: ExpressibleByArgument {}
+
+@main
+struct VirtfsExport: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "virtfs-export",
+        abstract: "Write the guest's view of a QEMU VirtFS tree as an archive or an mtree manifest.",
+        discussion: """
+            Every entry is decoded in the tree's security model and written as the guest sees it: \
+            owners, modes, device numbers, symlinks and fifos as the guest knows them, with user \
+            xattrs and POSIX ACLs in tar and pax. Owners are numeric (the names are the guest's). \
+            --format mtree writes an mtree(5) manifest with type, mode, uid, gid, device, link \
+            target, size, time and sha256 of every entry, which virtfs-import --metadata-only \
+            restores onto a tree. Diagnostics and the summary go to standard error.
+            """,
+        version: "0.1.0"
+    )
+
+    static func main() { main(usageStatus: 1) }
+
+    @Option(name: .long, help: ArgumentHelp("The tree's security model (default: detected).", valueName: "model"))
+    var model: SecurityModel?
+
+    @Option(name: .long, help: ArgumentHelp("tar (ustar, pax headers where needed), pax, cpio (POSIX odc) or mtree.", valueName: "format"))
+    var format: ArchiveWriter.Format = .tar
+
+    @Option(name: [.customShort("f"), .long], help: ArgumentHelp("Write to this file instead of standard output.", valueName: "file"))
+    var file: String?
+
+    @Flag(name: [.customShort("x"), .long], help: "Do not descend into directories on other filesystems.")
+    var oneFileSystem = false
+
+    @Flag(name: [.customShort("v"), .long], help: "Name every entry on standard error as it is written.")
+    var verbose = false
+
+    @Flag(name: .long, help: "Write the summary to standard error as a JSON object.")
+    var json = false
+
+    @Argument(help: ArgumentHelp("The export root to write.", valueName: "tree"))
+    var tree: String
+
+    func validate() throws {
+        if file == nil && isatty(1) == 1 && format != .mtree {
+            throw ValidationError("refusing to write an archive to a terminal: redirect standard output or use -f FILE.")
+        }
+    }
+
+    func run() throws {
+        let console = Console(tool: "virtfs-export")
+        let started = Date()
+        let root: Walker.Location
+        let writer: ArchiveWriter
+        var options: Exporter.Options
+        do {
+            root = try Walker.exportRoot(RawArguments.bytes(for: tree))
+            options = Exporter.Options(model: try model ?? OperandResolver(root: nil).model(for: root, explicit: nil).0)
+            writer = try ArchiveWriter(path: file.map(RawArguments.bytes(for:)), format: format)
+        } catch {
+            console.error(error)
+            throw ExitCode(1)
+        }
+        options.oneFileSystem = oneFileSystem
+        let progress = ProgressCounter(enabled: !verbose)
+        let summary = Exporter(options: options).run(root, to: writer) { event in
+            switch event {
+            case .exported(let view):
+                progress.tick()
+                if verbose { FileHandle.standardError.write(Data(view.path + [0x0a])) }
+            case .warning(let error): console.warning(error.description)
+            case .failed(let error): console.error(error)
+            }
+        }
+        do {
+            try writer.close()
+        } catch {
+            console.error(error)
+        }
+        progress.done()
+        let types = summary.exported.sorted { $0.key.keyword < $1.key.keyword }.map { "\($0.value) \($0.key.keyword)" }.joined(separator: ", ")
+        let seconds = Date().timeIntervalSince(started)
+        let text = "\(tree): exported \(summary.total) entries (\(types.isEmpty ? "none" : types)) of \(options.model.rawValue) as \(format.rawValue), \(summary.bytes) bytes of file data, \(summary.incomplete) without their xattrs or ACLs, \(summary.failures) failed, \(String(format: "%.2f", seconds)) s"
+        let line: String
+        if json {
+            let object: [String: Any] = ["summary": text, "exported": summary.total, "bytes": summary.bytes,
+                                         "incomplete": summary.incomplete, "failed": summary.failures, "seconds": seconds]
+            line = String(decoding: (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data(), as: UTF8.self)
+        } else {
+            line = "virtfs-export: " + text
+        }
+        FileHandle.standardError.write(Data((line + "\n").utf8))
+        if summary.failures > 0 || console.failures > 0 { throw ExitCode(1) }
+    }
+}

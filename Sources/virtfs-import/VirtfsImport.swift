@@ -1,0 +1,179 @@
+import ArgumentParser
+import Foundation
+import VirtFSArchive
+import VirtFSCommand
+import VirtFSCore
+
+@main
+struct VirtfsImport: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "virtfs-import",
+        abstract: "Turn a root filesystem archive into a QEMU VirtFS tree in any security model, without root.",
+        discussion: """
+            Reads tar (ustar, pax, GNU) and cpio, compressed with gzip, xz, zstd or bzip2 or not, \
+            through libarchive, and writes every member as QEMU stores what a guest creates: owners, \
+            modes with set-id bits, device nodes, fifos, symlinks, hard links, user xattrs and POSIX \
+            ACLs, where the model can keep them (what it cannot is reported per member). The mapped \
+            models need no privileges. Members that would land outside DIR are refused as bsdtar \
+            refuses them; a leading '/' is removed.
+
+            With --metadata-only, MANIFEST is an mtree(5) manifest (virtfs-export --format mtree) \
+            and DIR an existing tree: the guest view it records is put back on every entry whose \
+            content still matches, and entries that differ or are missing are reported.
+            """,
+        version: "0.1.0"
+    )
+
+    static func main() { main(usageStatus: 1) }
+
+    @Option(name: .long, help: ArgumentHelp("The model to write: passthrough (root only), none, mapped-xattr (or mapped), mapped-file.", valueName: "model"))
+    var model: SecurityModel?
+
+    @OptionGroup var host: PlacementOptions
+
+    @Flag(name: .long, help: "Restore the guest view an mtree manifest records onto an existing tree; change no content.")
+    var metadataOnly = false
+
+    @Flag(name: [.customShort("n"), .long], help: "With --metadata-only: report what would be restored; change nothing.")
+    var dryRun = false
+
+    @Flag(name: [.customShort("v"), .long], help: "Name every member as it is written.")
+    var verbose = false
+
+    @Flag(name: .long, help: "Print one JSON object per member and a summary object.")
+    var json = false
+
+    @Argument(help: ArgumentHelp("The archive (or manifest) to read; - for standard input.", valueName: "archive"))
+    var archive: String
+
+    @Argument(help: ArgumentHelp("The directory to write: new or empty (an existing tree with --metadata-only).", valueName: "dir"))
+    var dir: String
+
+    func validate() throws {
+        if model == nil { throw ValidationError("--model is required: the security model QEMU serves DIR with (a tree that lost its metadata cannot show it).") }
+        if dryRun && !metadataOnly { throw ValidationError("--dry-run goes with --metadata-only.") }
+    }
+
+    func run() throws {
+        let console = Console(tool: "virtfs-import")
+        let started = Date()
+        let placement = try host.placement
+        let progress = ProgressCounter(enabled: !json && !verbose)
+        if metadataOnly {
+            try restore(console: console, placement: placement, progress: progress, started: started)
+            return
+        }
+        let root: Walker.Location
+        let reader: ArchiveReader
+        var options = Importer.Options(model: model!)
+        options.placement = placement
+        let importer = Importer(options: options)
+        do {
+            let path = RawArguments.bytes(for: dir)
+            if mkdir(dir, mode_t(model!.isMapped ? placement.directoryMode & 0o777 : 0o755)) == 0, model!.isMapped, let owner = placement.owner {
+                _ = chown(dir, owner.uid, owner.gid)
+            }
+            root = try Walker.exportRoot(path)
+            if let refusal = importer.refusal(into: root) { throw refusal }
+            reader = try ArchiveReader(path: RawArguments.bytes(for: archive), kind: .archive)
+        } catch {
+            console.error(error)
+            throw ExitCode(1)
+        }
+        let summary = importer.run(reader, into: root) { event in
+            switch event {
+            case .imported(let path, let attributes):
+                progress.tick()
+                if json {
+                    console.write(Self.record(["path": path, "type": attributes.type.keyword, "result": "imported",
+                                               "mode": String(attributes.permissions, radix: 8), "uid": attributes.uid, "gid": attributes.gid]))
+                } else if verbose {
+                    console.write(path + [0x0a])
+                }
+            case .warning(let error): console.warning(error.description)
+            case .refused(let error), .failed(let error): console.error(error)
+            }
+        }
+        progress.done()
+        let types = summary.imported.sorted { $0.key.keyword < $1.key.keyword }.map { "\($0.value) \($0.key.keyword)" }.joined(separator: ", ")
+        let seconds = Date().timeIntervalSince(started)
+        let text = "\(archive): imported \(summary.total) members (\(types.isEmpty ? "none" : types)) from \(reader.formatName) as \(options.model.rawValue), \(summary.bytes) bytes of file data, \(summary.incomplete) not kept whole, \(summary.refused) refused, \(summary.failures) failed, \(String(format: "%.2f", seconds)) s"
+        summarize(console, text, ["imported": summary.total, "bytes": summary.bytes, "incomplete": summary.incomplete,
+                                  "refused": summary.refused, "failed": summary.failures, "seconds": seconds])
+        if summary.failures + summary.refused > 0 || console.failures > 0 { throw ExitCode(1) }
+    }
+
+    func restore(console: Console, placement: HostPlacement, progress: ProgressCounter, started: Date) throws {
+        let root: Walker.Location
+        let reader: ArchiveReader
+        var options: ManifestRestorer.Options
+        do {
+            root = try Walker.exportRoot(RawArguments.bytes(for: dir))
+            options = ManifestRestorer.Options(model: model!)
+            reader = try ArchiveReader(path: RawArguments.bytes(for: archive), kind: .manifest)
+        } catch {
+            console.error(error)
+            throw ExitCode(1)
+        }
+        options.placement = placement
+        options.dryRun = dryRun
+        // libarchive's mtree reader looks for each entry's file relative to the working
+        // directory (and follows symlinks there): give it a directory with nothing in it.
+        let saved: Int32
+        do {
+            saved = try ManifestRestorer.enterEmptyDirectory()
+        } catch {
+            console.error(error)
+            throw ExitCode(1)
+        }
+        let summary = ManifestRestorer(options: options).run(reader, onto: root) { event in
+            progress.tick()
+            switch event {
+            case .restored(let path, let before, let after):
+                if json {
+                    console.write(Self.record(["path": path, "type": after.type.keyword, "result": dryRun ? "would restore" : "restored",
+                                               "mode": String(after.permissions, radix: 8), "uid": after.uid, "gid": after.gid,
+                                               "was": "\(before.type.keyword) \(String(before.permissions, radix: 8)) \(before.uid):\(before.gid)"]))
+                } else if verbose || dryRun {
+                    console.write(path + Array(": \(before.type.keyword) 0\(String(before.permissions, radix: 8)) \(before.uid):\(before.gid) -> \(after.type.keyword) 0\(String(after.permissions, radix: 8)) \(after.uid):\(after.gid)\n".utf8))
+                }
+            case .unchanged(let path):
+                if json { console.write(Self.record(["path": path, "result": "unchanged"])) }
+            case .differs(let error), .missing(let error), .failed(let error):
+                if json { console.write(Self.record(["path": error.path, "result": "error", "error": error.detail])) }
+                console.error(error)
+            }
+        }
+        ManifestRestorer.leave(saved)
+        progress.done()
+        let seconds = Date().timeIntervalSince(started)
+        let text = "\(archive): \(dryRun ? "would restore" : "restored") \(summary.restored) entries, \(summary.unchanged) unchanged, \(summary.differing) differ, \(summary.missing) missing, \(summary.failures) failed (\(options.model.rawValue)), \(String(format: "%.2f", seconds)) s"
+        summarize(console, text, ["restored": summary.restored, "unchanged": summary.unchanged, "differ": summary.differing,
+                                  "missing": summary.missing, "failed": summary.failures, "seconds": seconds])
+        if summary.differing + summary.missing + summary.failures > 0 || console.failures > 0 { throw ExitCode(1) }
+    }
+
+    func summarize(_ console: Console, _ text: String, _ fields: [String: Any]) {
+        if json {
+            var object = fields
+            object["summary"] = text
+            console.write(Self.record(object))
+        } else {
+            console.write(text + "\n")
+        }
+        console.flush()
+    }
+
+    /// One JSON line; byte-string values that are not UTF-8 go under KEY_hex.
+    static func record(_ fields: [String: Any]) -> [UInt8] {
+        var object: [String: Any] = [:]
+        for (key, value) in fields {
+            if let bytes = value as? [UInt8] {
+                if Bytes.isUTF8(bytes) { object[key] = String(decoding: bytes, as: UTF8.self) } else { object[key + "_hex"] = Bytes.hex(bytes) }
+            } else {
+                object[key] = value
+            }
+        }
+        return Array((try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()) + [0x0a]
+    }
+}
