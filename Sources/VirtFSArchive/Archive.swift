@@ -25,6 +25,26 @@ public struct ArchiveMember: Sendable {
     /// A manifest's `sha256digest=`, raw bytes.
     public var sha256: [UInt8]?
 
+    public init(path: [UInt8], type: FileType?, permissions: UInt32, uid: UInt32, gid: UInt32, rdev: DeviceNumber = .zero,
+                size: UInt64?, symlinkTarget: [UInt8]? = nil, hardlinkTarget: [UInt8]? = nil, mtime: Timestamp? = nil,
+                atime: Timestamp? = nil, xattrs: [Xattr] = [], accessACL: ACL? = nil, defaultACL: ACL? = nil, sha256: [UInt8]? = nil) {
+        self.path = path
+        self.type = type
+        self.permissions = permissions
+        self.uid = uid
+        self.gid = gid
+        self.rdev = rdev
+        self.size = size
+        self.symlinkTarget = symlinkTarget
+        self.hardlinkTarget = hardlinkTarget
+        self.mtime = mtime
+        self.atime = atime
+        self.xattrs = xattrs
+        self.accessACL = accessACL
+        self.defaultACL = defaultACL
+        self.sha256 = sha256
+    }
+
     /// The guest attributes this member describes, with only `user.*` xattrs: the namespaces a
     /// 9p guest can see.
     public var attributes: GuestAttributes? {
@@ -285,10 +305,10 @@ public final class ArchiveWriter {
         guard var e: OpaquePointer? = archive_entry_new2(archive) else { throw VirtFSError.system("archive_entry_new", errno: ENOMEM) }
         defer { if let e { archive_entry_free(e) } }
         member.fill(e!)
+        archive_entry_set_nlink(e, UInt32(truncatingIfNeeded: nlink))
         if let identity {
             archive_entry_set_dev(e, dev_t(identity.device.glibc))
             archive_entry_set_ino64(e, Int64(bitPattern: identity.inode))
-            archive_entry_set_nlink(e, UInt32(truncatingIfNeeded: nlink))
         }
         var spare: OpaquePointer?
         // A manifest lists every name with its own size and digest; archives store data once.
@@ -359,6 +379,7 @@ extension ArchiveMember {
         }
         archive_entry_set_size(e, Int64(type == .regular ? (size ?? 0) : 0))
         if let symlinkTarget { withC(symlinkTarget) { archive_entry_copy_symlink(e, $0) } }
+        if let hardlinkTarget { withC(hardlinkTarget) { archive_entry_copy_hardlink(e, $0) } }
         if let mtime { archive_entry_set_mtime(e, time_t(mtime.seconds), Int(mtime.nanoseconds)) }
         for x in xattrs {
             withC(x.name) { n in x.value.withUnsafeBytes { archive_entry_xattr_add_entry(e, n, $0.baseAddress, $0.count) } }

@@ -47,6 +47,8 @@ public struct Exporter {
         var summary = Summary()
         var walk = Walker.Options(recursive: true, oneFileSystem: options.oneFileSystem, model: options.model)
         walk.reportOrphanedMetadata = false
+        // Byte-for-byte reproducible archives, whatever order the host filesystem lists names in.
+        walk.sorted = true
         let codec = options.model.codec
         let rootPrefix = root.path.count
         Walker(options: walk).walk(root, visit: { entry in
@@ -63,6 +65,11 @@ public struct Exporter {
                 event(.warning(.refused("export", path: entry.path, "a host symlink in a mapped export: the guest cannot read it (QEMU < 11), exported with its target")))
             }
             let a = view.attributes
+            if a.type == .socket && writer.format != .mtree {
+                // As bsdtar: a socket is a live endpoint, not data; tar and cpio have no type for it.
+                summary.incomplete += 1
+                return event(.warning(.refused("export", path: entry.path, "\(writer.format.rawValue) cannot hold a socket: skipped")))
+            }
             var member = ArchiveMember(
                 path: entry.isExportRoot ? [UInt8(ascii: ".")] : Self.memberName(entry.path, rootPrefix: rootPrefix),
                 type: a.type, permissions: a.permissions, uid: a.uid, gid: a.gid, rdev: a.rdev,
@@ -79,7 +86,9 @@ public struct Exporter {
                 member.defaultACL = nil
             }
             do {
-                try writer.write(member, identity: view.identity, nlink: view.nlink, data: a.type == .regular ? { sink in
+                // A directory's link count is the host's business (mapped-file adds one).
+                try writer.write(member, identity: view.identity,
+                                 nlink: a.type == .directory ? 2 : view.nlink, data: a.type == .regular ? { sink in
                     let fd = try Sys.openAt(entry.directory.fd, entry.isExportRoot ? [UInt8(ascii: ".")] : entry.name, O_RDONLY | O_NONBLOCK)
                     defer { Sys.close(fd) }
                     // What is read must be what was decoded, not something swapped in since.

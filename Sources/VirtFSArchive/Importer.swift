@@ -177,7 +177,12 @@ public struct Importer {
 
         if let target = member.hardlinkTarget {
             var slash = false
-            let targetParts = try Self.components(of: target, leadingSlash: &slash)
+            let targetParts: [[UInt8]]
+            do {
+                targetParts = try Self.components(of: target, leadingSlash: &slash)
+            } catch {
+                throw VirtFSError.refused("import", path: member.path, "hard link target contains '..'")
+            }
             guard !targetParts.isEmpty else {
                 throw VirtFSError.refused("import", path: member.path, "hard link to the root of the tree")
             }

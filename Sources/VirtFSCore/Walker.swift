@@ -13,6 +13,10 @@ public struct Walker {
         public var hideMappedFileMetadata = false
         /// Report `.virtfs_metadata/NAME` files whose NAME does not exist (mapped-file).
         public var reportOrphanedMetadata = false
+        /// Visit each directory's entries in byte order of their names, as `tar --sort=name`
+        /// does, so that what is written from a walk is reproducible. Holds one directory's
+        /// names per level of the current path.
+        public var sorted = false
 
         public init(recursive: Bool = false, oneFileSystem: Bool = false, model: SecurityModel? = nil) {
             self.recursive = recursive
@@ -114,10 +118,42 @@ public struct Walker {
         walkBelow(top, device: entry.stat.device, visit: visit, leave: leave, failure: failure)
     }
 
-    /// One open directory stream per level of the current path.
-    private struct Frame {
+    /// One open directory stream per level of the current path (or, sorted, its names).
+    private final class Frame {
         let directory: DirectoryContext
         let stream: OpaquePointer
+        var names: [[UInt8]]?
+        var next = 0
+
+        init(directory: DirectoryContext, stream: OpaquePointer, sorted: Bool) throws {
+            self.directory = directory
+            self.stream = stream
+            guard sorted else { return }
+            var all: [[UInt8]] = []
+            while true {
+                errno = 0
+                guard let dirent = readdir(stream) else {
+                    if errno != 0 { throw VirtFSError.system("readdir", path: directory.path, errno: errno) }
+                    break
+                }
+                all.append(withUnsafeBytes(of: dirent.pointee.d_name) { raw in Array(raw.prefix(while: { $0 != 0 })) })
+            }
+            names = all.sorted { $0.lexicographicallyPrecedes($1) }
+        }
+
+        /// The next name, nil at the end; throws when reading the directory fails.
+        func nextName() throws -> [UInt8]? {
+            if let names {
+                defer { next += 1 }
+                return next < names.count ? names[next] : nil
+            }
+            errno = 0
+            guard let dirent = readdir(stream) else {
+                if errno != 0 { throw VirtFSError.system("readdir", path: directory.path, errno: errno) }
+                return nil
+            }
+            return withUnsafeBytes(of: dirent.pointee.d_name) { raw in Array(raw.prefix(while: { $0 != 0 })) }
+        }
     }
 
     private func openStream(_ directory: DirectoryContext) throws -> OpaquePointer {
@@ -136,18 +172,23 @@ public struct Walker {
                            leave: (DirectoryContext) -> Void, failure: (VirtFSError) -> Void) {
         var stack: [Frame] = []
         do {
-            stack.append(Frame(directory: top, stream: try openStream(top)))
+            stack.append(try Frame(directory: top, stream: try openStream(top), sorted: options.sorted))
         } catch let error as VirtFSError {
             return failure(error)
         } catch {
             return
         }
         while let frame = stack.last {
-            errno = 0
-            guard let dirent = readdir(frame.stream) else {
-                if errno != 0 {
-                    failure(.system("readdir", path: frame.directory.path, errno: errno))
-                }
+            let next: [UInt8]?
+            do {
+                next = try frame.nextName()
+            } catch let error as VirtFSError {
+                failure(error)
+                next = nil
+            } catch {
+                next = nil
+            }
+            guard let name = next else {
                 closedir(frame.stream)
                 if options.reportOrphanedMetadata {
                     reportOrphans(in: frame.directory, failure: failure)
@@ -155,9 +196,6 @@ public struct Walker {
                 leave(frame.directory)
                 stack.removeLast()
                 continue
-            }
-            let name = withUnsafeBytes(of: dirent.pointee.d_name) { raw in
-                Array(raw.prefix(while: { $0 != 0 }))
             }
             if name == [UInt8(ascii: ".")] || name == [UInt8(ascii: "."), UInt8(ascii: ".")] { continue }
             if options.hideMappedFileMetadata && MappedFileNames.isReserved(name) { continue }
@@ -182,7 +220,13 @@ public struct Walker {
                     failure(.refused("openat", path: path, "directory changed while walking; skipped"))
                     continue
                 }
-                stack.append(Frame(directory: child, stream: try openStream(child)))
+                let stream = try openStream(child)
+                do {
+                    stack.append(try Frame(directory: child, stream: stream, sorted: options.sorted))
+                } catch {
+                    closedir(stream)
+                    throw error
+                }
             } catch let error as VirtFSError {
                 failure(error.at(path))
             } catch {}

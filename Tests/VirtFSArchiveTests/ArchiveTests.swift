@@ -1,0 +1,241 @@
+import Glibc
+import Testing
+import VirtFSArchive
+import VirtFSCore
+import VirtFSTestSupport
+
+/// A fresh directory under $TMPDIR, removed when the test is done with it.
+final class Scratch {
+    let path: String
+    var bytes: [UInt8] { Array(path.utf8) }
+
+    init() {
+        var template = Array("\(String(cString: getenv("TMPDIR") ?? strdup("/tmp")))/virtfs-archive-test.XXXXXX".utf8CString)
+        path = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
+        chmod(path, 0o755)
+    }
+
+    deinit {
+        _ = system("rm -rf '\(path)'")
+    }
+
+    func dir(_ name: String) -> String {
+        let p = path + "/" + name
+        mkdir(p, 0o755)
+        return p
+    }
+
+    func file(_ name: String) -> [UInt8] { Array((path + "/" + name).utf8) }
+
+    func read(_ name: String) throws -> [UInt8] {
+        let fd = open(path + "/" + name, O_RDONLY)
+        guard fd >= 0 else { throw VirtFSError.system("open", path: file(name), errno: errno) }
+        defer { close(fd) }
+        return try Sys.readAll(fd, name: file(name), limit: 1 << 28).bytes
+    }
+}
+
+func testdata(_ relative: String) -> String {
+    "/" + #filePath.split(separator: "/").dropLast(3).joined(separator: "/") + "/testdata/" + relative
+}
+
+@discardableResult
+func export(_ tree: String, model: SecurityModel, format: ArchiveWriter.Format, to file: [UInt8]) throws -> (Exporter.Summary, [VirtFSError]) {
+    let writer = try ArchiveWriter(path: file, format: format)
+    var problems: [VirtFSError] = []
+    let summary = Exporter(options: .init(model: model)).run(try Walker.exportRoot(Array(tree.utf8)), to: writer) { event in
+        switch event {
+        case .exported: break
+        case .warning(let e), .failed(let e): problems.append(e)
+        }
+    }
+    try writer.close()
+    return (summary, problems)
+}
+
+@discardableResult
+func importArchive(_ file: [UInt8], into dir: String, model: SecurityModel) throws -> (Importer.Summary, refused: [VirtFSError], other: [VirtFSError]) {
+    let root = try Walker.exportRoot(Array(dir.utf8))
+    let importer = Importer(options: .init(model: model))
+    if let refusal = importer.refusal(into: root) { throw refusal }
+    var refused: [VirtFSError] = []
+    var other: [VirtFSError] = []
+    let summary = importer.run(try ArchiveReader(path: file, kind: .archive), into: root) { event in
+        switch event {
+        case .imported: break
+        case .refused(let e): refused.append(e)
+        case .warning(let e), .failed(let e): other.append(e)
+        }
+    }
+    return (summary, refused, other)
+}
+
+/// The full tree of the core tests, without what no archive format can hold (a socket).
+func archivableTree(at dir: String) throws {
+    let text = try String(decoding: Scratch.readWhole(testdata("trees/full.tree")), as: UTF8.self)
+    let lines = text.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.hasPrefix("socket") }
+    let spec = try TreeSpec(text: lines.joined(separator: "\n"))
+    try spec.materialize(at: Array(dir.utf8), model: .passthrough, placement: HostPlacement())
+}
+
+extension Scratch {
+    static func readWhole(_ path: String) throws -> [UInt8] {
+        let fd = open(path, O_RDONLY)
+        guard fd >= 0 else { throw VirtFSError.system("open", path: Array(path.utf8), errno: errno) }
+        defer { close(fd) }
+        return try Sys.readAll(fd, name: Array(path.utf8), limit: 1 << 24).bytes
+    }
+}
+
+@Suite(.serialized) struct ArchiveRoundTrip {
+    static let models: [SecurityModel] = [.mappedXattr, .mappedFile, .passthrough]
+
+    @Test("export, import in any model, export again: the two archives are byte-identical",
+          arguments: models, [ArchiveWriter.Format.pax, .tar, .cpio, .mtree])
+    func identical(model: SecurityModel, format: ArchiveWriter.Format) throws {
+        guard geteuid() == 0 else { return }  // the source tree has root-owned devices
+        let scratch = Scratch()
+        let source = scratch.dir("source")
+        try archivableTree(at: source)
+        let (first, problems) = try export(source, model: .passthrough, format: format, to: scratch.file("first"))
+        #expect(first.failures == 0, "\(problems)")
+        if format == .mtree { return }  // a manifest has no data to import from
+        let tree = scratch.dir("tree")
+        let (imported, refused, other) = try importArchive(scratch.file("first"), into: tree, model: model)
+        #expect(imported.failures == 0 && refused.isEmpty, "\(refused) \(other)")
+        #expect(imported.total == first.total)
+        try export(tree, model: model, format: format, to: scratch.file("second"))
+        let a = try scratch.read("first"), b = try scratch.read("second")
+        #expect(a.count > 1024)
+        #expect(a == b, "\(format) export of the \(model.rawValue) import differs (\(a.count) and \(b.count) bytes)")
+        // And the manifests of the two trees agree, entry for entry (times too, which only pax
+        // keeps to the nanosecond).
+        guard format == .pax else { return }
+        try export(source, model: .passthrough, format: .mtree, to: scratch.file("m1"))
+        try export(tree, model: model, format: .mtree, to: scratch.file("m2"))
+        #expect(try scratch.read("m1") == scratch.read("m2"), "the manifests differ")
+    }
+
+    @Test("an import keeps the guest view of every entry (ACLs, xattrs, set-id bits, devices, hard links)", arguments: models)
+    func guestView(model: SecurityModel) throws {
+        guard geteuid() == 0 else { return }
+        let scratch = Scratch()
+        let source = scratch.dir("source")
+        try archivableTree(at: source)
+        try export(source, model: .passthrough, format: .pax, to: scratch.file("a.tar"))
+        let tree = scratch.dir("tree")
+        try importArchive(scratch.file("a.tar"), into: tree, model: model)
+        let want = try views(source, .passthrough), got = try views(tree, model)
+        #expect(want.count > 20)
+        #expect(Set(want.keys) == Set(got.keys))
+        for (path, view) in want {
+            let shown = String(decoding: path, as: UTF8.self)
+            #expect(got[path]?.attributes == view.attributes, "\(shown)")
+            // (mapped-file gives every directory one more link: its .virtfs_metadata)
+            if view.type != .directory { #expect(got[path]?.nlink == view.nlink, "\(shown)") }
+            if view.type != .directory { #expect(got[path]?.mtime == view.mtime, "\(shown)") }
+        }
+    }
+
+    func views(_ root: String, _ model: SecurityModel) throws -> [[UInt8]: GuestView] {
+        var out: [[UInt8]: GuestView] = [:]
+        let prefix = root.utf8.count
+        Walker(options: .init(recursive: true, model: model)).walk(try Walker.exportRoot(Array(root.utf8)), visit: { entry in
+            if let view = try? model.codec.decode(entry) { out[Array(entry.path.dropFirst(prefix))] = view }
+        }, failure: { Issue.record("\($0)") })
+        return out
+    }
+}
+
+@Suite struct ArchiveSafety {
+    /// An archive written member by member, as a hostile one would be.
+    func hostile(_ members: [ArchiveMember], at file: [UInt8]) throws {
+        let writer = try ArchiveWriter(path: file, format: .pax)
+        for m in members {
+            try writer.write(m, identity: nil, nlink: 1, data: m.type == .regular ? { try $0.append(Array("pwned\n".utf8)) } : nil)
+        }
+        try writer.close()
+    }
+
+    func member(_ path: String, _ type: FileType, target: String? = nil, hardlink: String? = nil) -> ArchiveMember {
+        ArchiveMember(path: Array(path.utf8), type: type, permissions: 0o644, uid: 0, gid: 0, rdev: .zero,
+                      size: type == .regular ? 6 : 0, symlinkTarget: target.map { Array($0.utf8) },
+                      hardlinkTarget: hardlink.map { Array($0.utf8) }, mtime: nil, atime: nil, xattrs: [],
+                      accessACL: nil, defaultACL: nil, sha256: nil)
+    }
+
+    @Test("'..', absolute names and symlinked parents write nothing outside the tree", arguments: [SecurityModel.mappedXattr, .mappedFile, .none])
+    func escapes(model: SecurityModel) throws {
+        let scratch = Scratch()
+        let outside = scratch.dir("outside")
+        let canary = outside + "/canary"
+        let fd = open(canary, O_WRONLY | O_CREAT, 0o644)
+        _ = write(fd, "safe\n", 5)
+        close(fd)
+        try hostile([
+            member("../outside/canary", .regular),
+            member("ok/../../outside/canary", .regular),
+            member("/" + outside.dropFirst() + "/canary", .regular),
+            member("evil", .symlink, target: outside),
+            member("evil/canary", .regular),
+            member("evil/new", .regular),
+            member("hard", .regular, hardlink: "../outside/canary"),
+            member("ok", .directory),
+        ], at: scratch.file("evil.tar"))
+        let tree = scratch.dir("tree")
+        let (summary, refused, _) = try importArchive(scratch.file("evil.tar"), into: tree, model: model)
+        #expect(try scratch.read("outside/canary") == Array("safe\n".utf8))
+        var names: [String] = []
+        try Sys.forEachName(in: open(outside, O_RDONLY | O_DIRECTORY)) { name, _ in names.append(String(decoding: name, as: UTF8.self)); return true }
+        #expect(names == ["canary"])
+        let refusedPaths = Set(refused.map { String(decoding: $0.path, as: UTF8.self) })
+        #expect(refusedPaths == ["../outside/canary", "ok/../../outside/canary", "evil/canary", "evil/new", "hard"])
+        #expect(summary.refused == 5)
+        // The absolute name lands inside the tree, its leading '/' removed (bsdtar's default).
+        #expect(try scratch.read("tree/" + String(outside.dropFirst()) + "/canary") == Array("pwned\n".utf8))
+    }
+
+    @Test("a non-empty directory is refused before anything is written")
+    func nonEmpty() throws {
+        let scratch = Scratch()
+        let tree = scratch.dir("tree")
+        _ = scratch.dir("tree/x")
+        #expect(Importer(options: .init(model: .mappedXattr)).refusal(into: try Walker.exportRoot(Array(tree.utf8))) != nil)
+    }
+}
+
+@Suite struct ManifestRestore {
+    @Test("a manifest puts back the guest view a plain copy lost, and reports what differs or is missing")
+    func restore() throws {
+        guard geteuid() == 0 else { return }
+        let scratch = Scratch()
+        let source = scratch.dir("source")
+        try archivableTree(at: source)
+        try export(source, model: .passthrough, format: .pax, to: scratch.file("a.tar"))
+        let tree = scratch.dir("tree")
+        try importArchive(scratch.file("a.tar"), into: tree, model: .mappedXattr)
+        try export(tree, model: .mappedXattr, format: .mtree, to: scratch.file("m"))
+        // What `cp -r` leaves: the same names and data, no xattrs, new modes and times.
+        let copy = scratch.path + "/copy"
+        #expect(system("cp -r '\(tree)' '\(copy)' && echo changed > '\(copy)/f' && rm '\(copy)/etc/group'") == 0)
+        let saved = try ManifestRestorer.enterEmptyDirectory()
+        var differ: [String] = [], missing: [String] = []
+        let summary = ManifestRestorer(options: .init(model: .mappedXattr)).run(try ArchiveReader(path: scratch.file("m"), kind: .manifest),
+                                                                               onto: try Walker.exportRoot(Array(copy.utf8))) { event in
+            switch event {
+            case .differs(let e): differ.append(String(decoding: e.path, as: UTF8.self))
+            case .missing(let e): missing.append(String(decoding: e.path, as: UTF8.self))
+            case .failed(let e): Issue.record("\(e)")
+            default: break
+            }
+        }
+        ManifestRestorer.leave(saved)
+        #expect(differ == ["./f"])
+        #expect(missing == ["./etc/group"])
+        #expect(summary.restored > 20)
+        // Everything else is back, byte for byte in the manifest.
+        try export(copy, model: .mappedXattr, format: .mtree, to: scratch.file("m2"))
+        let lines = { (b: [UInt8]) in Set(String(decoding: b, as: UTF8.self).split(separator: "\n").filter { !$0.hasPrefix("./f ") && !$0.hasPrefix("./etc/group ") }) }
+        #expect(lines(try scratch.read("m")) == lines(try scratch.read("m2")))
+    }
+}
