@@ -1,8 +1,264 @@
 import ArgumentParser
+import Foundation
 import VirtFSCommand
+import VirtFSCore
+
+extension OverlayDialect: ExpressibleByArgument {}
+extension WhiteoutForm: ExpressibleByArgument {}
 
 @main
 struct VirtfsOverlay: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "virtfs-overlay", version: "0.1.0")
-    func run() throws {}
+    static let configuration = CommandConfiguration(
+        commandName: "virtfs-overlay",
+        abstract: "Convert overlayfs layers between xattr dialects and whiteout forms, for both sides of a 9p share.",
+        discussion: """
+            Each LAYER (a lower or an upper directory) is converted in place, crash-safe, or copied to \
+            --output first. Converting to the user dialect also prepares the layer for a 9p guest \
+            (user.overlay.impure on directories holding whiteouts). With --check, the layers are \
+            only read and what would stop the described mount from using them is reported.
+            """,
+        version: "0.1.0"
+    )
+
+    static func main() { main(usageStatus: 1) }
+
+    @Option(name: .long, help: ArgumentHelp("Overlay xattr dialect to convert to: trusted (trusted.overlay.*), user (user.overlay.*), virtiofs (user.virtiofs.trusted.overlay.*).", valueName: "dialect"))
+    var xattrs: OverlayDialect?
+
+    @Option(name: .long, help: ArgumentHelp("Whiteout form to convert to: char (device 0/0), mapped (char 0:0 in the tree's model), xattr (overlay.whiteout, Linux 6.7+), oci (.wh.NAME).", valueName: "form"))
+    var whiteouts: WhiteoutForm?
+
+    @Option(name: .long, help: ArgumentHelp("virtiofsd --xattrmap rules applied to the other xattr names (and to overlay names without --xattrs), as virtiofsd stores a guest's names.", valueName: "rules"))
+    var xattrmap: String?
+
+    @Flag(name: .long, help: "Apply --xattrmap the other way: host names back to the names the guest uses.")
+    var reverseXattrmap = false
+
+    @Option(name: .long, help: ArgumentHelp("Security model of the tree the layer is in: passthrough, none, mapped-xattr (or mapped), mapped-file (default: detected).", valueName: "model"))
+    var model: SecurityModel?
+
+    @Option(name: .long, help: ArgumentHelp("Write a converted copy of the (single) layer into this empty or new directory; the layer is only read.", valueName: "dir"))
+    var output: String?
+
+    @Flag(name: [.customShort("n"), .long], help: "Print what would change; change nothing.")
+    var dryRun = false
+
+    @Flag(name: .long, help: "Convert to the user dialect even when the layer uses redirect or metacopy (which userxattr disables).")
+    var force = false
+
+    @Option(name: .long, help: ArgumentHelp("Host owner of objects created in a mapped model, USER[:GROUP] or UID[:GID] (default: the owner of the directory they are made in).", valueName: "user"))
+    var owner: String?
+
+    @Flag(name: [.customShort("x"), .long], help: "Do not descend into directories on other filesystems.")
+    var oneFileSystem = false
+
+    @Flag(name: .long, help: "Print one JSON object per change and per layer summary.")
+    var json = false
+
+    @Flag(name: .long, help: "Only read the layers and report their dialect, whiteout form, and what would stop the described mount.")
+    var check = false
+
+    @Option(name: .long, help: ArgumentHelp("With --check: this layer is the upper (writable) one; LAYERs are lower layers, top first.", valueName: "dir"))
+    var upper: String?
+
+    @Flag(name: .long, help: "With --check: the mount uses -o userxattr.")
+    var userxattr = false
+
+    @Option(name: .long, help: ArgumentHelp("With --check: kernel version of the mounting machine, MAJOR.MINOR (default: this machine's).", valueName: "version"))
+    var kernel: String?
+
+    @Flag(name: .customLong("over-9p"), help: "With --check: the layers reach the mounting guest over a 9p export (in --model, or the detected model).")
+    var over9p = false
+
+    @Argument(help: ArgumentHelp("Layer directories.", valueName: "layer"))
+    var layers: [String] = []
+
+    func validate() throws {
+        if check {
+            if layers.isEmpty && upper == nil { throw ValidationError("--check needs at least one layer.") }
+            if xattrs != nil || whiteouts != nil || output != nil || xattrmap != nil { throw ValidationError("--check only reads: it takes no --xattrs, --whiteouts, --xattrmap or --output.") }
+            if let kernel, parseKernel(kernel) == nil { throw ValidationError("--kernel takes MAJOR.MINOR, e.g. 6.1.") }
+            return
+        }
+        if upper != nil || userxattr || kernel != nil || over9p { throw ValidationError("--upper, --userxattr, --kernel and --over-9p go with --check.") }
+        if layers.isEmpty { throw ValidationError("Name at least one layer.") }
+        if xattrs == nil && whiteouts == nil && xattrmap == nil { throw ValidationError("Say what to convert to: --xattrs, --whiteouts or --xattrmap (or use --check).") }
+        if output != nil && layers.count != 1 { throw ValidationError("--output takes one layer.") }
+        if reverseXattrmap && xattrmap == nil { throw ValidationError("--reverse-xattrmap goes with --xattrmap.") }
+        if let xattrmap {
+            do { _ = try XattrMap(xattrmap) } catch let e as VirtFSError { throw ValidationError("--xattrmap: \(e.detail)") }
+        }
+        if let owner { _ = try HostUser.parse(owner) }
+    }
+
+    func parseKernel(_ text: String) -> (Int, Int)? {
+        let parts = text.split(separator: ".")
+        guard parts.count >= 2, let a = Int(parts[0]), let b = Int(parts[1].prefix { $0.isNumber }) else { return nil }
+        return (a, b)
+    }
+
+    func modelOf(_ location: Walker.Location) -> SecurityModel {
+        model ?? ModelDetection.detect(in: location.directory).model ?? .passthrough
+    }
+
+    func run() throws {
+        let console = Console(tool: "virtfs-overlay")
+        if check { return try runCheck(console) }
+        var failed = false
+        for layer in layers {
+            if !convert(layer, console) { failed = true }
+        }
+        console.flush()
+        if failed || console.failures > 0 { throw ExitCode(1) }
+    }
+
+    // MARK: converting
+
+    func convert(_ layer: String, _ console: Console) -> Bool {
+        let started = Date()
+        var root: Walker.Location
+        do {
+            root = try Walker.exportRoot(RawArguments.bytes(for: layer))
+        } catch {
+            console.error(error)
+            return false
+        }
+        var options = OverlayConverter.Options(model: modelOf(root))
+        options.dialect = xattrs
+        options.whiteouts = whiteouts
+        options.xattrMap = xattrmap.flatMap { try? XattrMap($0) }
+        options.xattrMapToServer = !reverseXattrmap
+        options.force = force
+        options.oneFileSystem = oneFileSystem
+        if let owner, let host = try? HostUser.parse(owner) { options.placement.owner = host }
+        let shownLayer = output ?? layer
+        if let output, !dryRun {
+            // Refusals first, so nothing is written for a layer that will not convert.
+            let scan = OverlayScan.scan(root, model: options.model, oneFileSystem: oneFileSystem)
+            if let refusal = OverlayConverter(options: options).refusals(scan).first {
+                console.error(refusal)
+                return false
+            }
+            _ = mkdir(output, 0o700)
+            do {
+                let out = try Walker.exportRoot(RawArguments.bytes(for: output))
+                var copyFailed = false
+                OverlayCopy.copy(root, into: out) { console.error($0); copyFailed = true }
+                if copyFailed { return false }
+                root = try Walker.exportRoot(RawArguments.bytes(for: output))
+            } catch {
+                console.error(error)
+                return false
+            }
+            options.copied = true
+        } else if output != nil {
+            options.copied = true
+        }
+        let converter = OverlayConverter(options: options)
+        func event(_ e: OverlayConverter.Event) {
+            switch e {
+            case .change(let c):
+                if json {
+                    var object: [String: Any] = ["kind": c.kind.rawValue, "from": c.from, "to": c.to, "dry_run": dryRun]
+                    putPath(&object, c.path)
+                    writeJSON(console, object)
+                } else {
+                    console.write("\(String(decoding: c.path, as: UTF8.self)): \(dryRun ? "would change" : "changed") \(c.kind.rawValue): \(c.from) -> \(c.to)\n")
+                }
+            case .stale(let path, let attribute):
+                if json {
+                    var object: [String: Any] = ["kind": "stale", "attribute": attribute]
+                    putPath(&object, path)
+                    writeJSON(console, object)
+                } else {
+                    console.warning("\(String(decoding: path, as: UTF8.self)): \(attribute) is a file handle for the filesystem the layer was made on: stale after this conversion")
+                }
+            case .warning(let error): console.warning(error.description)
+            case .failed(let error): console.error(error)
+            }
+        }
+        let summary: OverlayConverter.Summary
+        do {
+            summary = try converter.run(root, dryRun: dryRun, event: event)
+        } catch {
+            console.error(error)
+            return false
+        }
+        let seconds = Date().timeIntervalSince(started)
+        let kinds = summary.changes.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.value) \($0.key.rawValue)" }.joined(separator: ", ")
+        let text = "\(shownLayer): \(dryRun ? "would make" : "made") \(summary.total) changes (\(kinds.isEmpty ? "none" : kinds)) in \(summary.entries) entries (\(options.model.rawValue)), \(summary.stale) stale handles, \(summary.warnings) warnings, \(summary.failures) failed, \(String(format: "%.2f", seconds)) s"
+        if json {
+            var object: [String: Any] = ["summary": text, "changes": summary.total, "entries": summary.entries, "stale": summary.stale,
+                                         "failed": summary.failures, "model": options.model.rawValue, "dry_run": dryRun]
+            for (k, v) in summary.changes { object["changes_" + k.rawValue] = v }
+            writeJSON(console, object)
+        } else {
+            console.write(text + "\n")
+        }
+        return summary.failures == 0
+    }
+
+    // MARK: checking
+
+    func runCheck(_ console: Console) throws {
+        var target = OverlayCheck.Target()
+        target.userxattr = userxattr
+        if let kernel, let k = parseKernel(kernel) {
+            target.kernel = k
+        } else {
+            var u = utsname()
+            uname(&u)
+            let release = withUnsafeBytes(of: u.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            target.kernel = parseKernel(release) ?? (6, 1)
+        }
+        var layerList: [OverlayCheck.Layer] = []
+        let operands = (upper.map { [($0, true)] } ?? []) + layers.map { ($0, false) }
+        for (path, isUpper) in operands {
+            guard let root = console.attempt({ try Walker.exportRoot(RawArguments.bytes(for: path)) }) else { continue }
+            let model = modelOf(root)
+            if over9p && target.over9p == nil { target.over9p = model }
+            let scan = OverlayScan.scan(root, model: model)
+            for f in scan.failures { console.error(f) }
+            layerList.append(OverlayCheck.Layer(path: RawArguments.bytes(for: path), scan: scan, isUpper: isUpper))
+        }
+        let findings = OverlayCheck.findings(layerList, target: target)
+        let mount = "\(target.userxattr ? "userxattr" : "trusted xattrs"), Linux \(target.kernel.0).\(target.kernel.1)\(target.over9p.map { ", over 9p (\($0.rawValue))" } ?? "")"
+        for layer in layerList {
+            if json {
+                var object: [String: Any] = ["layer_summary": OverlayCheck.describe(layer), "upper": layer.isUpper, "entries": layer.scan.entries,
+                                             "dialects": Dictionary(uniqueKeysWithValues: layer.scan.dialects.map { ($0.key.rawValue, $0.value) }),
+                                             "whiteouts": Dictionary(uniqueKeysWithValues: layer.scan.whiteouts.map { ($0.key.rawValue, $0.value) }),
+                                             "opaque_xattr": layer.scan.opaqueXattr, "opaque_markers": layer.scan.opaqueMarkers, "keys": layer.scan.keys]
+                putPath(&object, layer.path)
+                writeJSON(console, object)
+            } else {
+                console.write("\(String(decoding: layer.path, as: UTF8.self)): \(OverlayCheck.describe(layer))\n")
+            }
+        }
+        for f in findings {
+            if json {
+                var object: [String: Any] = ["severity": f.severity.rawValue, "finding": f.text, "mount": mount]
+                putPath(&object, f.layer)
+                writeJSON(console, object)
+            } else {
+                console.write("\(String(decoding: f.layer, as: UTF8.self)): \(f.severity.rawValue): \(f.text)\n")
+            }
+        }
+        let blockers = findings.filter { $0.severity == .blocker }.count
+        let limits = findings.filter { $0.severity == .limit }.count
+        let verdict = "\(blockers == 0 ? "usable" : "not usable") for a mount with \(mount): \(blockers) blockers, \(limits) limits"
+        if json { writeJSON(console, ["summary": verdict, "blockers": blockers, "limits": limits]) } else { console.write(verdict + "\n") }
+        console.flush()
+        if blockers > 0 || console.failures > 0 { throw ExitCode(1) }
+    }
+
+    func putPath(_ object: inout [String: Any], _ path: [UInt8]) {
+        if Bytes.isUTF8(path) { object["path"] = String(decoding: path, as: UTF8.self) } else { object["path_hex"] = Bytes.hex(path) }
+    }
+
+    func writeJSON(_ console: Console, _ object: [String: Any]) {
+        if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) {
+            console.write(Array(data) + [0x0a])
+        }
+    }
 }

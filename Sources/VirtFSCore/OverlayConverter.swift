@@ -1,0 +1,455 @@
+import Glibc
+
+/// Rewrites an overlay layer (a lower or an upper directory) from one dialect and whiteout form
+/// to another, in the tree's security model (overlay.md):
+///   - overlay xattrs are renamed to the target dialect, values copied byte for byte;
+///   - whiteouts are rebuilt in the target form, keeping their owner, permissions and times
+///     (so `.wh.` -> char -> `.wh.` gives back the same layer); opaque markers move with them;
+///   - a layer converted to the `user` dialect is prepared for a 9p guest: directories that
+///     hold whiteouts get `user.overlay.impure=y`, which makes overlayfs look up every entry
+///     instead of trusting d_type (QEMU reports DT_UNKNOWN in mapped models).
+///
+/// Whiteouts in the `mapped` form are written through the model's codec: a whiteout is just a
+/// guest view of type char 0:0. So running this before or after virtfs-convert ends in the same
+/// tree, and a tree between the two models keeps its guest view.
+///
+/// In place, every change is one atomic step or a step a re-run completes:
+///   - an xattr is renamed by setting the new name, then removing the old one (a re-run finding
+///     both with one value removes the old one);
+///   - a whiteout is built complete under `.virtfs-tools.PID.tmp` and renamed into place; when
+///     its name changes (`.wh.NAME` <-> `NAME`), the old one goes after (a re-run finding both
+///     keeps the one in the target form);
+///   - an opaque marker is written before the old marker is removed (same rule).
+/// Directories are handled after everything below them (their stream is closed by then), and
+/// keep their times.
+public struct OverlayConverter {
+    public struct Options: Sendable {
+        public var model: SecurityModel
+        /// Target dialect; nil keeps the layer's.
+        public var dialect: OverlayDialect?
+        /// Target whiteout form; nil keeps each whiteout's.
+        public var whiteouts: WhiteoutForm?
+        /// virtiofsd rules for the other xattrs (and overlay ones when `dialect` is nil).
+        public var xattrMap: XattrMap?
+        /// true: names as virtiofsd stores a guest's names (client -> server); false: back.
+        public var xattrMapToServer = true
+        /// Convert to the user dialect even when the layer uses redirect or metacopy.
+        public var force = false
+        /// Host mode and owner of host objects created in a mapped model; nil owner takes the
+        /// owner of the directory they are created in (the user QEMU runs as, in an export).
+        public var placement = HostPlacement()
+        public var oneFileSystem = false
+        /// The layer was copied (`--output`): file handles in it no longer match.
+        public var copied = false
+
+        public init(model: SecurityModel) {
+            self.model = model
+        }
+    }
+
+    /// One change, planned (dry run) or done.
+    public struct Change: Sendable, Equatable {
+        public enum Kind: String, Sendable { case xattr, whiteout, opaque, impure, removed }
+        public var kind: Kind
+        public var path: [UInt8]
+        public var from: String
+        public var to: String
+    }
+
+    public enum Event {
+        case change(Change)
+        /// A file handle or filesystem id that will not match after this conversion.
+        case stale(path: [UInt8], attribute: String)
+        case warning(VirtFSError)
+        case failed(VirtFSError)
+    }
+
+    public struct Summary: Sendable {
+        public var changes: [Change.Kind: Int] = [:]
+        public var entries = 0
+        public var stale = 0
+        public var warnings = 0
+        public var failures = 0
+        public var total: Int { changes.values.reduce(0, +) }
+    }
+
+    public let options: Options
+    let codec: any ModelCodec
+
+    public init(options: Options) {
+        self.options = options
+        codec = options.model.codec
+    }
+
+    /// The dialect markers are written in: the asked one, else the layer's, else the one the
+    /// tree's model suggests (a mapped export exists for a guest: user).
+    public func targetDialect(_ scan: OverlayScan) -> OverlayDialect {
+        options.dialect ?? scan.dominantDialect ?? (options.model.isMapped ? .user : .trusted)
+    }
+
+    /// The whiteout form actually built: `mapped` is a real device outside the mapped models.
+    var targetForm: WhiteoutForm? {
+        if options.whiteouts == .mapped && !options.model.isMapped { return .char }
+        return options.whiteouts
+    }
+
+    // MARK: refusals before anything changes
+
+    /// Reasons the conversion must not start: redirect/metacopy to the user dialect (userxattr
+    /// disables both) unless forced.
+    public func refusals(_ scan: OverlayScan) -> [VirtFSError] {
+        guard targetDialect(scan) == .user, !options.force else { return [] }
+        var out: [VirtFSError] = []
+        for key in OverlayKey.disabledByUserxattr.sorted() {
+            guard let n = scan.keys[key], n > 0 else { continue }
+            let path = scan.keyPaths[key]?.first ?? []
+            out.append(.refused("convert", path: path,
+                "uses overlay.\(key) (\(n) entr\(n == 1 ? "y" : "ies")), which a userxattr mount disables: the user dialect would show a different tree (--force converts anyway)"))
+        }
+        return out
+    }
+
+    /// Whether file handles in the layer will be stale after this conversion.
+    public func handlesGoStale(_ scan: OverlayScan) -> Bool {
+        options.copied || targetDialect(scan) != (scan.dominantDialect ?? targetDialect(scan))
+    }
+
+    // MARK: the walk
+
+    struct DirectoryState {
+        let entry: OverlayEntry
+        var children: [OverlayEntry] = []
+        var temporaries: [HostEntry] = []
+    }
+
+    /// Converts the layer at `root` (in place, or only planned when `dryRun`). Throws, before
+    /// any change, the refusals. Per-entry failures are events.
+    public func run(_ root: Walker.Location, dryRun: Bool, event: (Event) -> Void) throws -> Summary {
+        let scan = OverlayScan.scan(root, model: options.model, oneFileSystem: options.oneFileSystem)
+        if let first = refusals(scan).first { throw first }
+        var summary = Summary()
+        let target = targetDialect(scan)
+        if handlesGoStale(scan) {
+            for h in scan.handles {
+                summary.stale += 1
+                event(.stale(path: h.path, attribute: h.name))
+            }
+        }
+        var stack: [DirectoryState] = []
+        func emit(_ e: Event) {
+            switch e {
+            case .change(let c): summary.changes[c.kind, default: 0] += 1
+            case .warning: summary.warnings += 1
+            case .failed: summary.failures += 1
+            case .stale: break
+            }
+            event(e)
+        }
+        func finishDirectory(_ state: DirectoryState, _ context: DirectoryContext?) {
+            guard let context else { return }
+            convertDirectory(state, context: context, target: target, dryRun: dryRun, emit: emit)
+        }
+        let walker = Walker(options: .init(recursive: true, oneFileSystem: options.oneFileSystem, model: options.model))
+        walker.walk(root, visit: { entry in
+            // Directories whose walk failed never see `leave`: drop them.
+            while let top = stack.last, !entry.isExportRoot, top.entry.entry.path != entry.directory.path {
+                stack.removeLast()
+            }
+            if TemporaryName.matches(entry.name) {
+                if !stack.isEmpty { stack[stack.count - 1].temporaries.append(entry) }
+                return
+            }
+            do {
+                let o = try OverlayEntry(entry, model: options.model)
+                summary.entries += 1
+                if !stack.isEmpty { stack[stack.count - 1].children.append(o) }
+                if entry.stat.fileType == .directory { stack.append(DirectoryState(entry: o)) }
+            } catch {
+                emit(.failed((error as? VirtFSError) ?? .refused("read", path: entry.path, "\(error)")))
+            }
+        }, leave: { directory in
+            while let top = stack.popLast() {
+                if top.entry.entry.path == directory.path {
+                    finishDirectory(top, directory)
+                    break
+                }
+            }
+        }, failure: { emit(.failed($0)) })
+        return summary
+    }
+
+    // MARK: one directory
+
+    func convertDirectory(_ state: DirectoryState, context: DirectoryContext, target: OverlayDialect, dryRun: Bool,
+                          emit: (Event) -> Void) {
+        let dir = state.entry
+        func attempt(_ path: [UInt8], _ body: () throws -> Void) {
+            do { try body() } catch {
+                emit(.failed(((error as? VirtFSError) ?? .refused("convert", path: path, "\(error)")).at(path)))
+            }
+        }
+        func change(_ kind: Change.Kind, _ path: [UInt8], _ from: String, _ to: String, _ body: () throws -> Void) {
+            do {
+                if !dryRun { try body() }
+                emit(.change(Change(kind: kind, path: path, from: from, to: to)))
+            } catch {
+                emit(.failed(((error as? VirtFSError) ?? .refused("convert", path: path, "\(error)")).at(path)))
+            }
+        }
+        if !dryRun {
+            // Half-built by an interrupted run, never renamed into place.
+            for t in state.temporaries {
+                try? MappedFileCodec().removeMetadata(of: t)
+                try? Sys.unlink(t.directory.fd, t.name, directory: t.stat.fileType == .directory)
+            }
+        }
+        let dirView = dir.view
+        var recreated = Set<[UInt8]>()
+        var removed = Set<[UInt8]>()
+
+        // Whiteouts, grouped by the name they delete.
+        var groups: [[UInt8]: [OverlayEntry]] = [:]
+        var order: [[UInt8]] = []
+        var plainNames = Set<[UInt8]>()
+        var marker: OverlayEntry?
+        for child in state.children {
+            if child.isOpaqueMarker { marker = child; continue }
+            if let w = child.whiteout {
+                if groups[w.name] == nil { order.append(w.name) }
+                groups[w.name, default: []].append(child)
+            } else {
+                plainNames.insert(child.entry.name)
+            }
+        }
+        let opaqueValue = (try? dir.value(OverlayKey.opaque)) ?? nil
+        let isOpaque = opaqueValue == [UInt8(ascii: "y")] || marker != nil
+        var finalForms: [WhiteoutForm] = []
+        for name in order {
+            let members = groups[name]!
+            let shownName = Bytes.join(context.path, name)
+            if plainNames.contains(name), members.contains(where: { $0.whiteout?.form == .oci }) {
+                emit(.failed(.refused("convert", path: shownName,
+                    "both .wh.\(String(decoding: name, as: UTF8.self)) and the name itself are in the layer (an OCI layer replacing a lower entry); left as is")))
+                continue
+            }
+            guard let form = targetForm else {
+                finalForms += members.compactMap { $0.whiteout?.form }
+                continue
+            }
+            if isOpaque && form == .xattr {
+                // An xattr whiteout is only one in a directory marked `x`, not in an opaque one,
+                // where it would show as an empty file; it hides nothing there anyway.
+                for m in members {
+                    change(.removed, m.entry.path, "whiteout (\(m.whiteout!.form.rawValue)) in an opaque directory", "nothing (redundant)") {
+                        try remove(m)
+                    }
+                    removed.insert(m.entry.name)
+                }
+                continue
+            }
+            finalForms.append(form)
+            let keep = members.first { $0.whiteout!.form == form }
+            let source = keep ?? members[0]
+            if keep == nil {
+                let newName = form == .oci ? WhiteoutForm.ociPrefix + name : name
+                change(.whiteout, Bytes.join(context.path, newName), source.whiteout!.form.rawValue, form.rawValue) {
+                    try build(form, like: source, named: newName, in: context, target: target)
+                }
+                recreated.insert(newName)
+            }
+            for m in members where m.entry.name != (keep?.entry.name ?? (form == .oci ? WhiteoutForm.ociPrefix + name : name)) {
+                change(.removed, m.entry.path, "whiteout (\(m.whiteout!.form.rawValue))", "replaced") { try remove(m) }
+                removed.insert(m.entry.name)
+            }
+        }
+        let hasWhiteouts = !finalForms.isEmpty
+
+        // Opaque markers follow the whiteout form.
+        var dropped = Set<[UInt8]>()
+        let opaqueXattrs = dir.overlay.filter { $0.key == OverlayKey.opaque }
+        if let form = targetForm {
+            if form == .oci {
+                if isOpaque && marker == nil {
+                    change(.opaque, Bytes.join(context.path, WhiteoutForm.ociOpaqueMarker), "overlay.opaque=y", ".wh..wh..opq") {
+                        try buildMarker(for: dirView, in: context)
+                    }
+                }
+                for x in opaqueXattrs {
+                    let xname = String(decoding: x.name, as: UTF8.self)
+                    change(.opaque, dir.entry.path, "\(xname)=\(opaqueValue.map { String(decoding: $0, as: UTF8.self) } ?? "")", "removed") {
+                        try Sys.removeXattr(context.fd, [UInt8(ascii: ".")], xname)
+                    }
+                    dropped.insert(x.name)
+                }
+            } else {
+                if isOpaque {
+                    if !dir.overlay.contains(where: { $0.key == OverlayKey.opaque && $0.dialect == target }) || opaqueValue != [UInt8(ascii: "y")] {
+                        change(.opaque, dir.entry.path, marker != nil ? ".wh..wh..opq" : "overlay.opaque", target.name(OverlayKey.opaque) + "=y") {
+                            try Sys.setXattr(context.fd, [UInt8(ascii: ".")], target.name(OverlayKey.opaque), [UInt8(ascii: "y")])
+                        }
+                    }
+                    if let marker {
+                        let mv = marker.view
+                        if mv.attributes.permissions != dirView.attributes.permissions & 0o777 || mv.uid != dirView.uid || mv.gid != dirView.gid || mv.mtime.seconds != dirView.mtime.seconds {
+                            emit(.warning(.refused("convert", path: marker.entry.path,
+                                "its owner, mode or mtime differ from its directory's; an opaque xattr keeps none of them (a marker made again copies the directory's)")))
+                        }
+                        change(.removed, marker.entry.path, ".wh..wh..opq", target.name(OverlayKey.opaque) + "=y") { try remove(marker) }
+                        removed.insert(marker.entry.name)
+                    }
+                } else if form == .xattr && hasWhiteouts {
+                    if opaqueValue != [UInt8(ascii: "x")] || !opaqueXattrs.contains(where: { $0.dialect == target }) {
+                        change(.opaque, dir.entry.path, "none", target.name(OverlayKey.opaque) + "=x") {
+                            try Sys.setXattr(context.fd, [UInt8(ascii: ".")], target.name(OverlayKey.opaque), [UInt8(ascii: "x")])
+                        }
+                    }
+                } else if opaqueValue == [UInt8(ascii: "x")] {
+                    for x in opaqueXattrs {
+                        let xname = String(decoding: x.name, as: UTF8.self)
+                        change(.opaque, dir.entry.path, "\(xname)=x", "removed") { try Sys.removeXattr(context.fd, [UInt8(ascii: ".")], xname) }
+                        dropped.insert(x.name)
+                    }
+                }
+            }
+        }
+
+        // A 9p guest reads d_type DT_UNKNOWN: make overlayfs look up every entry here.
+        if target == .user && finalForms.contains(where: { $0 == .char || $0 == .mapped })
+            && !dir.overlay.contains(where: { $0.key == OverlayKey.impure }) {
+            change(.impure, dir.entry.path, "none", target.name(OverlayKey.impure) + "=y") {
+                try Sys.setXattr(context.fd, [UInt8(ascii: ".")], target.name(OverlayKey.impure), [UInt8(ascii: "y")])
+            }
+        }
+
+        // Names of the xattrs of what is left: the children that are not directories (those
+        // were done when they were left), and the directory itself.
+        for child in state.children where child.entry.stat.fileType != .directory {
+            if recreated.contains(child.entry.name) || removed.contains(child.entry.name) { continue }
+            renameXattrs(of: child, dir: child.entry.directory, name: child.entry.name, target: target, dryRun: dryRun, emit: emit)
+        }
+        renameXattrs(of: dir, dir: context, name: [UInt8(ascii: ".")], target: target, dryRun: dryRun, skip: dropped, emit: emit)
+        if !dryRun {
+            attempt(dir.entry.path) {
+                try Sys.setTimes(context.fd, [UInt8(ascii: ".")], atime: dir.entry.stat.atime, mtime: dir.entry.stat.mtime)
+            }
+        }
+    }
+
+    // MARK: xattr names
+
+    /// The name `name` gets, or nil to leave it.
+    func newName(_ name: [UInt8], target: OverlayDialect) -> XattrMap.Mapped? {
+        let text = String(decoding: name, as: UTF8.self)
+        if name.starts(with: virtfsPrefix) || text.hasPrefix("system.") { return nil }
+        if let (dialect, key) = OverlayDialect.parse(name), options.dialect != nil || options.xattrMap == nil {
+            guard options.dialect != nil, dialect != target else { return nil }
+            return .name(target.prefix + String(decoding: key, as: UTF8.self))
+        }
+        guard let map = options.xattrMap else { return nil }
+        let mapped = options.xattrMapToServer ? map.toServer(text) : map.toClient(text)
+        if case .name(let n) = mapped, n == text { return nil }
+        return mapped
+    }
+
+    func renameXattrs(of o: OverlayEntry, dir: DirectoryContext, name: [UInt8], target: OverlayDialect, dryRun: Bool,
+                      skip: Set<[UInt8]> = [], emit: (Event) -> Void) {
+        let path = o.entry.path
+        for old in o.xattrNames where !skip.contains(old) {
+            guard let mapped = newName(old, target: target) else { continue }
+            let oldText = String(decoding: old, as: UTF8.self)
+            guard case .name(let new) = mapped else {
+                if case .refused(let why) = mapped {
+                    emit(.warning(.refused("xattrmap", path: path, "\(oldText) left as is: \(why)")))
+                }
+                continue
+            }
+            do {
+                guard let value = try Sys.getXattr(dir.fd, name, oldText) else { continue }
+                if !dryRun {
+                    if let existing = try Sys.getXattr(dir.fd, name, new) {
+                        guard existing == value else {
+                            throw VirtFSError.refused("rename", path: path, "both \(oldText) and \(new) are set, to different values; left as is")
+                        }
+                    } else {
+                        do {
+                            try Sys.setXattr(dir.fd, name, new, value)
+                        } catch let error as VirtFSError where error.errno == EPERM && new.hasPrefix("user.") && o.entry.stat.fileType != .regular && o.entry.stat.fileType != .directory {
+                            // Linux keeps no user.* xattrs on symlinks and device nodes; a
+                            // userxattr overlay ignores that failure too.
+                            emit(.warning(.refused("rename", path: path, "\(oldText) dropped: Linux keeps no user.* xattrs on a \(o.entry.stat.fileType?.keyword ?? "special file")")))
+                        }
+                    }
+                    try Sys.removeXattr(dir.fd, name, oldText)
+                }
+                emit(.change(Change(kind: .xattr, path: path, from: oldText, to: new)))
+            } catch {
+                emit(.failed(((error as? VirtFSError) ?? .refused("rename", path: path, "\(error)")).at(path)))
+            }
+        }
+    }
+
+    // MARK: building whiteouts and markers
+
+    /// Where new host objects go in a mapped model: the asked owner, else the directory's.
+    func placement(in context: DirectoryContext) -> HostPlacement {
+        var p = options.placement
+        if p.owner == nil, options.model.isMapped, let st = try? Sys.stat(fd: context.fd) { p.owner = (st.uid, st.gid) }
+        return p
+    }
+
+    /// Builds whiteout `newName` in `form` with the owner, permissions and times of `source`,
+    /// under a temporary name first, then renamed into place.
+    func build(_ form: WhiteoutForm, like source: OverlayEntry, named newName: [UInt8], in context: DirectoryContext,
+               target: OverlayDialect) throws {
+        let v = source.view
+        let temporary = TemporaryName.current
+        try? Sys.unlink(context.fd, temporary)
+        let placement = placement(in: context)
+        switch form {
+        case .char:
+            let a = GuestAttributes(type: .characterDevice, permissions: v.attributes.permissions, uid: v.uid, gid: v.gid, rdev: .zero)
+            try HostInodeCodec(model: .passthrough).create(a, named: temporary, in: context, content: .empty, placement: placement)
+        case .mapped:
+            let a = GuestAttributes(type: .characterDevice, permissions: v.attributes.permissions, uid: v.uid, gid: v.gid, rdev: .zero)
+            try codec.create(a, named: temporary, in: context, content: .empty, placement: placement)
+        case .xattr, .oci:
+            let a = GuestAttributes(type: .regular, permissions: v.attributes.permissions, uid: v.uid, gid: v.gid)
+            try codec.create(a, named: temporary, in: context, content: .empty, placement: placement)
+            if form == .xattr {
+                try Sys.setXattr(context.fd, temporary, target.name(OverlayKey.whiteout), [])
+            }
+        }
+        try Sys.setTimes(context.fd, temporary, atime: v.atime, mtime: v.mtime)
+        try moveIntoPlace(temporary, as: newName, in: context, withMetadata: form != .char)
+    }
+
+    /// `.wh..wh..opq` with its directory's permissions, owner and mtime (what image tools write).
+    func buildMarker(for dir: GuestView, in context: DirectoryContext) throws {
+        let temporary = TemporaryName.current
+        try? Sys.unlink(context.fd, temporary)
+        let a = GuestAttributes(type: .regular, permissions: dir.attributes.permissions & 0o777, uid: dir.uid, gid: dir.gid)
+        try codec.create(a, named: temporary, in: context, content: .empty, placement: placement(in: context))
+        try Sys.setTimes(context.fd, temporary, atime: dir.mtime, mtime: dir.mtime)
+        try moveIntoPlace(temporary, as: WhiteoutForm.ociOpaqueMarker, in: context, withMetadata: true)
+    }
+
+    /// Renames a finished temporary over `name`; in mapped-file its metadata file first.
+    func moveIntoPlace(_ temporary: [UInt8], as name: [UInt8], in context: DirectoryContext, withMetadata: Bool) throws {
+        if options.model == .mappedFile, let mfd = try context.metadataDirectory() {
+            if withMetadata {
+                try Sys.rename(mfd, temporary, mfd, name)
+            }
+        }
+        try Sys.rename(context.fd, temporary, context.fd, name)
+        if options.model == .mappedFile && !withMetadata, let mfd = try context.metadataDirectory() {
+            // A real device carries no metadata; what the old object had goes.
+            try? Sys.unlink(mfd, name)
+        }
+    }
+
+    /// Removes an entry (and its mapped-file metadata).
+    func remove(_ o: OverlayEntry) throws {
+        if options.model == .mappedFile { try MappedFileCodec().removeMetadata(of: o.entry) }
+        try Sys.unlink(o.entry.directory.fd, o.entry.name)
+    }
+}

@@ -1,0 +1,85 @@
+import Glibc
+
+/// A faithful host copy of a layer for `--output`: every host object as it is (type, data,
+/// device numbers, owner, mode, times, hard links) with *all* its xattrs (`trusted.*`,
+/// `security.*`, `user.virtfs.*`, mapped-file metadata directories too), so the copy is the same
+/// layer in the same model; the conversion then runs on the copy. File handles in the copy
+/// (`overlay.origin`, `upper`, `uuid`) point at the old filesystem: the converter reports them.
+public enum OverlayCopy {
+    public static func copy(_ root: Walker.Location, into output: Walker.Location, failure: (VirtFSError) -> Void) {
+        var stack: [(path: [UInt8], directory: DirectoryContext?, stat: HostStat)] = []
+        var links: [FileIdentity: (DirectoryContext, [UInt8])] = [:]
+        let rootPath = root.path
+        var walkOptions = Walker.Options(recursive: true)
+        walkOptions.hideMappedFileMetadata = false
+        Walker(options: walkOptions).walk(root, visit: { entry in
+            do {
+                let st = entry.stat
+                if entry.isExportRoot {
+                    stack = [(entry.path, output.directory, st)]
+                    try copyAttributes(from: entry, to: output.directory.fd, [UInt8(ascii: ".")], path: output.path)
+                    return
+                }
+                while let top = stack.last, top.path != entry.directory.path { stack.removeLast() }
+                guard let parent = stack.last?.directory else {
+                    if st.fileType == .directory { stack.append((entry.path, nil, st)) }
+                    throw VirtFSError.refused("copy", path: entry.path, "parent directory was not copied")
+                }
+                let name = entry.name
+                let outPath = Bytes.join(parent.path, name)
+                if st.fileType != .directory, st.nlink > 1, let (firstDir, firstName) = links[st.identity] {
+                    try Sys.link(firstDir.fd, firstName, parent.fd, name)
+                    return
+                }
+                switch st.fileType {
+                case .directory?:
+                    try Sys.mkdir(parent.fd, name, 0o700)
+                case .regular?:
+                    let fd = try Sys.openAt(parent.fd, name, O_WRONLY | O_CREAT | O_EXCL, mode: 0o600)
+                    defer { Sys.close(fd) }
+                    try Content.copy(of: entry).write(to: fd, name: entry.path)
+                case .symlink?:
+                    try Sys.symlink(try entry.readLink(), parent.fd, name)
+                case let type?:
+                    try Sys.mknod(parent.fd, name, mode_t(type.rawValue | 0o600), st.rdev.glibc)
+                case nil:
+                    throw VirtFSError.corrupt("statx", path: entry.path, "unknown file type")
+                }
+                try copyAttributes(from: entry, to: parent.fd, name, path: outPath)
+                if st.fileType == .directory {
+                    stack.append((entry.path, try parent.child(name, path: outPath), st))
+                } else {
+                    try Sys.setTimes(parent.fd, name, atime: st.atime, mtime: st.mtime)
+                    if st.nlink > 1 { links[st.identity] = (parent, name) }
+                }
+            } catch let error as VirtFSError {
+                failure(error.at(entry.path))
+                if entry.stat.fileType == .directory, stack.last?.path != entry.path { stack.append((entry.path, nil, entry.stat)) }
+            } catch {}
+        }, leave: { directory in
+            while let top = stack.popLast() {
+                if top.path == directory.path {
+                    if let d = top.directory { try? Sys.setTimes(d.fd, [UInt8(ascii: ".")], atime: top.stat.atime, mtime: top.stat.mtime) }
+                    break
+                }
+            }
+        }, failure: failure)
+        _ = rootPath
+    }
+
+    /// Owner, mode, then every xattr (after chown, which would clear security.capability).
+    static func copyAttributes(from entry: HostEntry, to dirfd: Int32, _ name: [UInt8], path: [UInt8]) throws {
+        let st = entry.stat
+        do {
+            try Sys.chown(dirfd, name, st.uid, st.gid)
+            if st.fileType != .symlink { try Sys.chmod(dirfd, name, mode_t(st.permissions)) }
+            for attribute in try entry.xattrNames() {
+                let text = String(decoding: attribute, as: UTF8.self)
+                guard let value = try entry.xattr(text) else { continue }
+                try Sys.setXattr(dirfd, name, text, value)
+            }
+        } catch let error as VirtFSError {
+            throw error.at(path)
+        }
+    }
+}
