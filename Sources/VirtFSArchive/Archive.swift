@@ -111,9 +111,8 @@ public final class ArchiveReader {
             status = archive_read_open_fd(archive, 0, 1 << 16)
         }
         if status != ARCHIVE_OK {
-            let error = archiveError(archive, "archive_read_open", path: name)
-            archive_read_free(archive)
-            throw error
+            // deinit frees the archive: every stored property is set.
+            throw archiveError(archive, "archive_read_open", path: name)
         }
     }
 
@@ -285,10 +284,8 @@ public final class ArchiveWriter {
             }
         }
         if status != ARCHIVE_OK {
-            let error = archiveError(archive, "archive_write_open", path: name)
-            archive_write_free(archive)
-            archive_entry_linkresolver_free(resolver)
-            throw error
+            // deinit frees the archive and the resolver: every stored property is set.
+            throw archiveError(archive, "archive_write_open", path: name)
         }
     }
 

@@ -83,3 +83,32 @@ new_export() { # MODEL DIR: empty, owned by the user QEMU runs as
     case $model in mapped-xattr|mapped-file) chown 65534:65534 "$dir"; chmod 755 "$dir" ;; esac
 }
 
+
+# The Debian bookworm minbase root filesystem tarball (mmdebstrap, as root), made once and cached
+# in $VIRTFS_ROOTFS (default /tmp). Prints its path.
+rootfs_tarball() {
+    command -v mmdebstrap >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mmdebstrap >/dev/null; } >&2
+    local tarball=${VIRTFS_ROOTFS:-/tmp/virtfs-rootfs-bookworm-minbase.tar}
+    if [[ ! -s $tarball ]]; then
+        mmdebstrap --quiet --variant=minbase --format=tar bookworm "$tarball.tmp" >&2 && mv "$tarball.tmp" "$tarball" || return 1
+    fi
+    chmod 644 "$tarball"
+    echo "$tarball"
+}
+
+# What a chroot into the guest's export shows: dpkg's package list and the setuid passwd.
+chroot_checks() { # appended to a scenario
+    echo 'chroot /mnt /usr/bin/dpkg -l >/scn/out/dpkg.txt 2>&1; echo "dpkg exit $?" >>/scn/out/dpkg.txt'
+    echo 'chroot /mnt /bin/ls -ln /usr/bin/passwd >/scn/out/passwd.txt 2>&1'
+}
+
+verdict_chroot() { # OUT LABEL
+    local out=$1 label=$2 packages
+    packages=$(grep -c '^ii ' "$out/dpkg.txt")
+    grep -q 'dpkg exit 0' "$out/dpkg.txt" && ((packages > 50)) \
+        && verdict "$label, chroot runs dpkg -l ($packages packages)" yes \
+        || verdict "$label, chroot runs dpkg -l" no "$(tail -5 "$out/dpkg.txt")"
+    grep -q '^-rwsr-xr-x 1 0 0 .*/usr/bin/passwd$' "$out/passwd.txt" \
+        && verdict "$label, /usr/bin/passwd is set-user-ID root" yes \
+        || verdict "$label, /usr/bin/passwd is set-user-ID root" no "$(cat "$out/passwd.txt")"
+}
