@@ -142,6 +142,11 @@ struct VirtfsOverlay: ParsableCommand {
             _ = mkdir(output, 0o700)
             do {
                 let out = try Walker.exportRoot(RawArguments.bytes(for: output))
+                var empty = true
+                try Sys.forEachName(in: out.directory.fd, path: out.path) { _, _ in empty = false; return false }
+                guard empty else {
+                    throw VirtFSError.refused("output", path: out.path, "not empty: --output writes a new copy of the layer")
+                }
                 var copyFailed = false
                 OverlayCopy.copy(root, into: out) { console.error($0); copyFailed = true }
                 if copyFailed { return false }
