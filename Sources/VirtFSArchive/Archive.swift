@@ -143,6 +143,21 @@ public final class ArchiveReader {
         return ArchiveMember(entry: e, manifest: kind == .manifest)
     }
 
+    /// Calls `body` with every member in turn. A member that cannot be read ends the walk (an
+    /// archive has no index to resume from) and goes to `failure`.
+    public func forEach(_ body: (ArchiveMember) -> Void, failure: (VirtFSError) -> Void) {
+        while true {
+            do {
+                guard let member = try next() else { return }
+                body(member)
+            } catch let error as VirtFSError {
+                return failure(error)
+            } catch {
+                return
+            }
+        }
+    }
+
     /// Streams the current member's data into `fd`, holding at most one block in memory.
     public func writeData(to fd: Int32, path: [UInt8]) throws {
         var buffer = [UInt8](repeating: 0, count: 1 << 16)

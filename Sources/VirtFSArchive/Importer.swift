@@ -113,18 +113,7 @@ public struct Importer {
         defer { while let frame = stack.popLast() { frame.close() } }
         let data = MemberData(reader: reader)
 
-        while true {
-            let member: ArchiveMember
-            do {
-                guard let next = try reader.next() else { break }
-                member = next
-            } catch let error as VirtFSError {
-                summary.failures += 1
-                event(.failed(error))
-                break
-            } catch {
-                break
-            }
+        reader.forEach({ member in
             if let warning = reader.warning {
                 event(.warning(.corrupt("archive_read_next_header", path: member.path, warning)))
             }
@@ -139,7 +128,10 @@ public struct Importer {
                     event(.failed(error))
                 }
             } catch {}
-        }
+        }, failure: { error in
+            summary.failures += 1
+            event(.failed(error))
+        })
         return summary
     }
 

@@ -44,18 +44,7 @@ public struct ManifestRestorer {
     public func run(_ manifest: ArchiveReader, onto root: Walker.Location, event: (Event) -> Void) -> Summary {
         var summary = Summary()
         let codec = options.model.codec(lenient: true)
-        while true {
-            let member: ArchiveMember
-            do {
-                guard let next = try manifest.next() else { break }
-                member = next
-            } catch let error as VirtFSError {
-                summary.failures += 1
-                event(.failed(error))
-                break
-            } catch {
-                break
-            }
+        manifest.forEach({ member in
             do {
                 var slash = false
                 let parts = try Importer.components(of: member.path, leadingSlash: &slash)
@@ -69,12 +58,12 @@ public struct ManifestRestorer {
                 } catch let error as VirtFSError where error.errno == ENOENT {
                     summary.missing += 1
                     event(.missing(.refused("restore", path: member.path, "in the manifest, not in the tree")))
-                    continue
+                    return
                 }
                 if let difference = try difference(member, wanted, entry) {
                     summary.differing += 1
                     event(.differs(.refused("restore", path: member.path, difference)))
-                    continue
+                    return
                 }
                 let current = try codec.decode(entry)
                 var restored = current.attributes
@@ -94,7 +83,7 @@ public struct ManifestRestorer {
                 if restored == current.attributes && !current.hostFallback && mtime == nil {
                     summary.unchanged += 1
                     event(.unchanged(path: member.path))
-                    continue
+                    return
                 }
                 if !options.dryRun {
                     try codec.update(restored, of: entry, placement: options.placement)
@@ -109,7 +98,10 @@ public struct ManifestRestorer {
                 summary.failures += 1
                 event(.failed(error.path.isEmpty ? error.at(member.path) : error))
             } catch {}
-        }
+        }, failure: { error in
+            summary.failures += 1
+            event(.failed(error))
+        })
         return summary
     }
 

@@ -4,41 +4,6 @@ import VirtFSArchive
 import VirtFSCore
 import VirtFSTestSupport
 
-/// A fresh directory under $TMPDIR, removed when the test is done with it.
-final class Scratch {
-    let path: String
-    var bytes: [UInt8] { Array(path.utf8) }
-
-    init() {
-        var template = Array("\(String(cString: getenv("TMPDIR") ?? strdup("/tmp")))/virtfs-archive-test.XXXXXX".utf8CString)
-        path = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
-        chmod(path, 0o755)
-    }
-
-    deinit {
-        _ = system("rm -rf '\(path)'")
-    }
-
-    func dir(_ name: String) -> String {
-        let p = path + "/" + name
-        mkdir(p, 0o755)
-        return p
-    }
-
-    func file(_ name: String) -> [UInt8] { Array((path + "/" + name).utf8) }
-
-    func read(_ name: String) throws -> [UInt8] {
-        let fd = open(path + "/" + name, O_RDONLY)
-        guard fd >= 0 else { throw VirtFSError.system("open", path: file(name), errno: errno) }
-        defer { close(fd) }
-        return try Sys.readAll(fd, name: file(name), limit: 1 << 28).bytes
-    }
-}
-
-func testdata(_ relative: String) -> String {
-    "/" + #filePath.split(separator: "/").dropLast(3).joined(separator: "/") + "/testdata/" + relative
-}
-
 @discardableResult
 func export(_ tree: String, model: SecurityModel, format: ArchiveWriter.Format, to file: [UInt8]) throws -> (Exporter.Summary, [VirtFSError]) {
     let writer = try ArchiveWriter(path: file, format: format)
@@ -72,19 +37,21 @@ func importArchive(_ file: [UInt8], into dir: String, model: SecurityModel) thro
 
 /// The full tree of the core tests, without what no archive format can hold (a socket).
 func archivableTree(at dir: String) throws {
-    let text = try String(decoding: Scratch.readWhole(testdata("trees/full.tree")), as: UTF8.self)
+    let text = String(decoding: try readBytes(testdataPath("trees/full.tree")), as: UTF8.self)
     let lines = text.split(separator: "\n", omittingEmptySubsequences: false).filter { !$0.hasPrefix("socket") }
     let spec = try TreeSpec(text: lines.joined(separator: "\n"))
     try spec.materialize(at: Array(dir.utf8), model: .passthrough, placement: HostPlacement())
 }
 
-extension Scratch {
-    static func readWhole(_ path: String) throws -> [UInt8] {
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw VirtFSError.system("open", path: Array(path.utf8), errno: errno) }
-        defer { close(fd) }
-        return try Sys.readAll(fd, name: Array(path.utf8), limit: 1 << 24).bytes
-    }
+/// The archivable tree in passthrough ("source"), exported as pax and imported into MODEL ("tree").
+func importedTree(in scratch: TemporaryDirectory, model: SecurityModel) throws -> (source: String, tree: String) {
+    let source = scratch.sub("source")
+    try archivableTree(at: source)
+    try export(source, model: .passthrough, format: .pax, to: scratch.file("a.tar"))
+    let tree = scratch.sub("tree")
+    let (summary, refused, other) = try importArchive(scratch.file("a.tar"), into: tree, model: model)
+    #expect(summary.failures == 0 && refused.isEmpty && other.isEmpty, "\(refused) \(other)")
+    return (source, tree)
 }
 
 @Suite(.serialized) struct ArchiveRoundTrip {
@@ -94,13 +61,13 @@ extension Scratch {
           arguments: models, [ArchiveWriter.Format.pax, .tar, .cpio, .mtree])
     func identical(model: SecurityModel, format: ArchiveWriter.Format) throws {
         guard geteuid() == 0 else { return }  // the source tree has root-owned devices
-        let scratch = Scratch()
-        let source = scratch.dir("source")
+        let scratch = TemporaryDirectory()
+        let source = scratch.sub("source")
         try archivableTree(at: source)
         let (first, problems) = try export(source, model: .passthrough, format: format, to: scratch.file("first"))
         #expect(first.failures == 0, "\(problems)")
         if format == .mtree { return }  // a manifest has no data to import from
-        let tree = scratch.dir("tree")
+        let tree = scratch.sub("tree")
         let (imported, refused, other) = try importArchive(scratch.file("first"), into: tree, model: model)
         #expect(imported.failures == 0 && refused.isEmpty, "\(refused) \(other)")
         #expect(imported.total == first.total)
@@ -119,12 +86,8 @@ extension Scratch {
     @Test("an import keeps the guest view of every entry (ACLs, xattrs, set-id bits, devices, hard links)", arguments: models)
     func guestView(model: SecurityModel) throws {
         guard geteuid() == 0 else { return }
-        let scratch = Scratch()
-        let source = scratch.dir("source")
-        try archivableTree(at: source)
-        try export(source, model: .passthrough, format: .pax, to: scratch.file("a.tar"))
-        let tree = scratch.dir("tree")
-        try importArchive(scratch.file("a.tar"), into: tree, model: model)
+        let scratch = TemporaryDirectory()
+        let (source, tree) = try importedTree(in: scratch, model: model)
         let want = try views(source, .passthrough), got = try views(tree, model)
         #expect(want.count > 20)
         #expect(Set(want.keys) == Set(got.keys))
@@ -166,8 +129,8 @@ extension Scratch {
 
     @Test("'..', absolute names and symlinked parents write nothing outside the tree", arguments: [SecurityModel.mappedXattr, .mappedFile, .none])
     func escapes(model: SecurityModel) throws {
-        let scratch = Scratch()
-        let outside = scratch.dir("outside")
+        let scratch = TemporaryDirectory()
+        let outside = scratch.sub("outside")
         let canary = outside + "/canary"
         let fd = open(canary, O_WRONLY | O_CREAT, 0o644)
         _ = write(fd, "safe\n", 5)
@@ -182,7 +145,7 @@ extension Scratch {
             member("hard", .regular, hardlink: "../outside/canary"),
             member("ok", .directory),
         ], at: scratch.file("evil.tar"))
-        let tree = scratch.dir("tree")
+        let tree = scratch.sub("tree")
         let (summary, refused, _) = try importArchive(scratch.file("evil.tar"), into: tree, model: model)
         #expect(try scratch.read("outside/canary") == Array("safe\n".utf8))
         var names: [String] = []
@@ -197,9 +160,9 @@ extension Scratch {
 
     @Test("a non-empty directory is refused before anything is written")
     func nonEmpty() throws {
-        let scratch = Scratch()
-        let tree = scratch.dir("tree")
-        _ = scratch.dir("tree/x")
+        let scratch = TemporaryDirectory()
+        let tree = scratch.sub("tree")
+        _ = scratch.sub("tree/x")
         #expect(Importer(options: .init(model: .mappedXattr)).refusal(into: try Walker.exportRoot(Array(tree.utf8))) != nil)
     }
 }
@@ -208,12 +171,8 @@ extension Scratch {
     @Test("a manifest puts back the guest view a plain copy lost, and reports what differs or is missing")
     func restore() throws {
         guard geteuid() == 0 else { return }
-        let scratch = Scratch()
-        let source = scratch.dir("source")
-        try archivableTree(at: source)
-        try export(source, model: .passthrough, format: .pax, to: scratch.file("a.tar"))
-        let tree = scratch.dir("tree")
-        try importArchive(scratch.file("a.tar"), into: tree, model: .mappedXattr)
+        let scratch = TemporaryDirectory()
+        let (_, tree) = try importedTree(in: scratch, model: .mappedXattr)
         try export(tree, model: .mappedXattr, format: .mtree, to: scratch.file("m"))
         // What `cp -r` leaves: the same names and data, no xattrs, new modes and times.
         let copy = scratch.path + "/copy"

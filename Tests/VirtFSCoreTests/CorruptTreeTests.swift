@@ -1,6 +1,7 @@
 import Glibc
 import CVirtFS
 import Testing
+import VirtFSTestSupport
 @testable import VirtFSCore
 
 /// Broken metadata gives a precise per-entry error naming the entry, the attribute or file and

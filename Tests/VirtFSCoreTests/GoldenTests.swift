@@ -1,6 +1,7 @@
 import CVirtFS
 import Glibc
 import Testing
+import VirtFSTestSupport
 @testable import VirtFSCore
 
 /// Replays the host side of an export that a real QEMU guest wrote (testdata/golden/, captured

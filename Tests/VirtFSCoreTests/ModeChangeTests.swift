@@ -1,5 +1,6 @@
 import Glibc
 import Testing
+import VirtFSTestSupport
 @testable import VirtFSCore
 
 /// coreutils chmod(1) is the oracle for mode changes: each case runs the real chmod on a host

@@ -2,27 +2,6 @@ import Glibc
 import VirtFSCore
 import VirtFSTestSupport
 
-/// A fresh directory under $TMPDIR, removed when the test is done with it.
-final class TemporaryDirectory {
-    let path: String
-    var bytes: [UInt8] { Array(path.utf8) }
-
-    init() {
-        var template = Array("\(String(cString: getenv("TMPDIR") ?? strdup("/tmp")))/virtfs-test.XXXXXX".utf8CString)
-        path = template.withUnsafeMutableBufferPointer { String(cString: mkdtemp($0.baseAddress!)) }
-    }
-
-    deinit {
-        _ = system("rm -rf '\(path)'")
-    }
-
-    func sub(_ name: String) -> String {
-        let p = path + "/" + name
-        mkdir(p, 0o755)
-        return p
-    }
-}
-
 /// The repository's testdata directory, found from this source file.
 func testdata(_ relative: String) -> String {
     var url = #filePath.split(separator: "/").dropLast(3).joined(separator: "/")
