@@ -132,6 +132,9 @@ struct VirtfsOverlay: ParsableCommand {
         options.oneFileSystem = oneFileSystem
         if let owner, let host = try? HostUser.parse(owner) { options.placement.owner = host }
         let shownLayer = output ?? layer
+        if whiteouts == .mapped && !options.model.isMapped {
+            console.warning("\(layer): in a \(options.model.rawValue) tree the mapped form is a real char device 0/0; virtfs-convert to a mapped model turns it into the mapped form")
+        }
         if let output, !dryRun {
             // Refusals first, so nothing is written for a layer that will not convert.
             let scan = OverlayScan.scan(root, model: options.model, oneFileSystem: oneFileSystem)
