@@ -90,8 +90,15 @@ struct VirtfsImport: ParsableCommand {
                 } else if verbose {
                     console.write(path + [0x0a])
                 }
-            case .warning(let error): console.warning(error.description)
-            case .refused(let error), .failed(let error): console.error(error)
+            case .warning(let error):
+                if json { console.write(Self.record(["path": error.path, "result": "warning", "error": error.detail])) }
+                console.warning(error.description)
+            case .refused(let error), .failed(let error):
+                if json {
+                    let refused = if case .refused = error.reason { true } else { false }
+                    console.write(Self.record(["path": error.path, "result": refused ? "refused" : "error", "error": error.detail]))
+                }
+                console.error(error)
             }
         }
         progress.done()
