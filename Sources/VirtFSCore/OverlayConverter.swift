@@ -420,7 +420,7 @@ public struct OverlayConverter {
             }
         }
         try Sys.setTimes(context.fd, temporary, atime: v.atime, mtime: v.mtime)
-        try moveIntoPlace(temporary, as: newName, in: context, withMetadata: form != .char)
+        try moveIntoPlace(temporary, as: newName, in: context, form: form)
     }
 
     /// `.wh..wh..opq` with its directory's permissions, owner and mtime (what image tools write).
@@ -430,21 +430,32 @@ public struct OverlayConverter {
         let a = GuestAttributes(type: .regular, permissions: dir.attributes.permissions & 0o777, uid: dir.uid, gid: dir.gid)
         try codec.create(a, named: temporary, in: context, content: .empty, placement: placement(in: context))
         try Sys.setTimes(context.fd, temporary, atime: dir.mtime, mtime: dir.mtime)
-        try moveIntoPlace(temporary, as: WhiteoutForm.ociOpaqueMarker, in: context, withMetadata: true)
+        try moveIntoPlace(temporary, as: WhiteoutForm.ociOpaqueMarker, in: context, form: .oci)
     }
 
-    /// Renames a finished temporary over `name`; in mapped-file its metadata file first.
-    func moveIntoPlace(_ temporary: [UInt8], as name: [UInt8], in context: DirectoryContext, withMetadata: Bool) throws {
-        if options.model == .mappedFile, let mfd = try context.metadataDirectory() {
-            if withMetadata {
+    /// Renames a finished temporary over `name`. In mapped-file the data and the metadata file
+    /// move in two steps, ordered so that the state between them still reads as a whiteout
+    /// (a re-run then finishes it): a new name gets its metadata first (a metadata file without
+    /// data is rewritten by the re-run); an existing name is replaced data first when the new
+    /// data is a whiteout by itself (a real device, or a file with overlay.whiteout), else
+    /// metadata first (the old data keeps being a whiteout under the new metadata).
+    func moveIntoPlace(_ temporary: [UInt8], as name: [UInt8], in context: DirectoryContext, form: WhiteoutForm) throws {
+        guard options.model == .mappedFile else {
+            return try Sys.rename(context.fd, temporary, context.fd, name)
+        }
+        let replacing = (try? Sys.stat(context.fd, name)) != nil
+        let dataFirst = replacing && (form == .char || form == .xattr)
+        let mfd = try context.metadataDirectory()
+        if dataFirst { try Sys.rename(context.fd, temporary, context.fd, name) }
+        if let mfd {
+            if form == .char {
+                // A real device carries no metadata; what the old object had goes.
+                try? Sys.unlink(mfd, name)
+            } else {
                 try Sys.rename(mfd, temporary, mfd, name)
             }
         }
-        try Sys.rename(context.fd, temporary, context.fd, name)
-        if options.model == .mappedFile && !withMetadata, let mfd = try context.metadataDirectory() {
-            // A real device carries no metadata; what the old object had goes.
-            try? Sys.unlink(mfd, name)
-        }
+        if !dataFirst { try Sys.rename(context.fd, temporary, context.fd, name) }
     }
 
     /// Removes an entry (and its mapped-file metadata).
