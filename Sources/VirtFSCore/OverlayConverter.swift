@@ -149,7 +149,10 @@ public struct OverlayConverter {
             guard let context else { return }
             convertDirectory(state, context: context, target: target, dryRun: dryRun, emit: emit)
         }
-        let walker = Walker(options: .init(recursive: true, oneFileSystem: options.oneFileSystem, model: options.model))
+        var walkOptions = Walker.Options(recursive: true, oneFileSystem: options.oneFileSystem, model: options.model)
+        // Stray metadata files are virtfs-fsck's business; the temporaries among them are removed here.
+        walkOptions.reportOrphanedMetadata = false
+        let walker = Walker(options: walkOptions)
         walker.walk(root, visit: { entry in
             // Directories whose walk failed never see `leave`: drop them.
             while let top = stack.last, !entry.isExportRoot, top.entry.entry.path != entry.directory.path {
@@ -202,9 +205,14 @@ public struct OverlayConverter {
                 try? MappedFileCodec().removeMetadata(of: t)
                 try? Sys.unlink(t.directory.fd, t.name, directory: t.stat.fileType == .directory)
             }
+            if options.model == .mappedFile, let mfd = try? context.metadataDirectory() {
+                // A metadata file renamed into place before its data (or left before either).
+                Converter.removeTemporaries(in: mfd)
+            }
         }
         let dirView = dir.view
         var recreated = Set<[UInt8]>()
+        var droppedFromChild: [[UInt8]: Set<[UInt8]>] = [:]
         var removed = Set<[UInt8]>()
 
         // Whiteouts, grouped by the name they delete.
@@ -256,6 +264,13 @@ public struct OverlayConverter {
                     try build(form, like: source, named: newName, in: context, target: target)
                 }
                 recreated.insert(newName)
+            } else if let keep, form != .xattr {
+                // An interrupted run may have left the old form's marker on the kept one.
+                for x in keep.overlay where x.key == OverlayKey.whiteout {
+                    let xname = String(decoding: x.name, as: UTF8.self)
+                    change(.xattr, keep.entry.path, xname, "removed") { try Sys.removeXattr(keep.entry.directory.fd, keep.entry.name, xname) }
+                    droppedFromChild[keep.entry.name, default: []].insert(x.name)
+                }
             }
             for m in members where m.entry.name != (keep?.entry.name ?? (form == .oci ? WhiteoutForm.ociPrefix + name : name)) {
                 change(.removed, m.entry.path, "whiteout (\(m.whiteout!.form.rawValue))", "replaced") { try remove(m) }
@@ -325,7 +340,8 @@ public struct OverlayConverter {
         // were done when they were left), and the directory itself.
         for child in state.children where child.entry.stat.fileType != .directory {
             if recreated.contains(child.entry.name) || removed.contains(child.entry.name) { continue }
-            renameXattrs(of: child, dir: child.entry.directory, name: child.entry.name, target: target, dryRun: dryRun, emit: emit)
+            renameXattrs(of: child, dir: child.entry.directory, name: child.entry.name, target: target, dryRun: dryRun,
+                         skip: droppedFromChild[child.entry.name] ?? [], emit: emit)
         }
         renameXattrs(of: dir, dir: context, name: [UInt8(ascii: ".")], target: target, dryRun: dryRun, skip: dropped, emit: emit)
         if !dryRun {

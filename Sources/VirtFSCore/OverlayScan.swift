@@ -83,7 +83,9 @@ public struct OverlayScan: Sendable {
         func finish(_ d: (path: [UInt8], whiteouts: Int, userImpure: Bool)) {
             if d.whiteouts > 0 && !d.userImpure { scan.whiteoutDirsWithoutUserImpure.append(d.path) }
         }
-        Walker(options: .init(recursive: true, oneFileSystem: oneFileSystem, model: model)).walk(root, visit: { entry in
+        var walkOptions = Walker.Options(recursive: true, oneFileSystem: oneFileSystem, model: model)
+        walkOptions.reportOrphanedMetadata = false
+        Walker(options: walkOptions).walk(root, visit: { entry in
             if TemporaryName.matches(entry.name) { return }
             do {
                 let o = try OverlayEntry(entry, model: model)

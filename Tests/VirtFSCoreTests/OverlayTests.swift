@@ -301,6 +301,47 @@ struct OverlayLayers {
         #expect(try hostDump(broken) == expected)
     }
 
+    @Test("in mapped-file, the states between a whiteout's data and metadata renames are finished by a re-run")
+    func mappedFileWindows() throws {
+        let t = TemporaryDirectory()
+        let spec = try TreeSpec(text: """
+            dir . 0755 0:0
+            dir d 0755 0:0
+            char d/w 0000 0:0 rdev=0:0 mtime=1700000000
+            file d/keep 0644 0:0 content=k
+            """)
+        let a = t.sub("a"), b = t.sub("b")
+        for dir in [a, b] { try spec.materialize(at: Array(dir.utf8), model: .mappedFile, placement: HostPlacement()) }
+        let temporary = Array(".virtfs-tools.4242.tmp".utf8)
+        // mapped -> xattr: the new data is renamed over first; the old metadata (char) is still there.
+        try convertLayer(a, model: .mappedFile, dialect: .user, whiteouts: .xattr)
+        let xattrForm = try hostDump(a, times: false)
+        do {
+            let d = try DirectoryContext.open(path: Array((b + "/d").utf8))
+            try MappedFileCodec().create(GuestAttributes(type: .regular, permissions: 0, uid: 0, gid: 0), named: temporary, in: d,
+                                         content: .empty, placement: HostPlacement())
+            try Sys.setXattr(d.fd, temporary, "user.overlay.whiteout", [])
+            try Sys.rename(d.fd, temporary, d.fd, Array("w".utf8))
+            let o = try OverlayEntry(try HostEntry(directory: d, name: Array("w".utf8), path: []), model: .mappedFile)
+            #expect(o.whiteout?.form == .mapped, "still a whiteout between the two renames")
+        }
+        try convertLayer(b, model: .mappedFile, dialect: .user, whiteouts: .xattr)
+        #expect(try hostDump(b, times: false) == xattrForm)
+        // xattr -> mapped: the new metadata (char) is renamed first; the old data (with the xattr) is still there.
+        try convertLayer(a, model: .mappedFile, whiteouts: .mapped)
+        let mappedForm = try hostDump(a, times: false)
+        do {
+            let d = try DirectoryContext.open(path: Array((b + "/d").utf8))
+            try MappedFileCodec().create(GuestAttributes(type: .characterDevice, permissions: 0, uid: 0, gid: 0), named: temporary, in: d,
+                                         content: .empty, placement: HostPlacement())
+            try Sys.rename(try d.metadataDirectory()!, temporary, try d.metadataDirectory()!, Array("w".utf8))
+            let o = try OverlayEntry(try HostEntry(directory: d, name: Array("w".utf8), path: []), model: .mappedFile)
+            #expect(o.whiteout != nil, "still a whiteout between the two renames")
+        }
+        try convertLayer(b, model: .mappedFile, whiteouts: .mapped)
+        #expect(try hostDump(b, times: false) == mappedForm)
+    }
+
     @Test("--output copies the layer with every xattr and converts the copy; the layer is only read")
     func outputCopy() throws {
         let t = TemporaryDirectory()
