@@ -314,15 +314,20 @@ public final class ArchiveWriter {
     /// through the given sink.
     public func write(_ member: ArchiveMember, identity: FileIdentity?, nlink: UInt64,
                       data: ((inout DataSink) throws -> Void)?) throws {
-        guard var e: OpaquePointer? = archive_entry_new2(archive) else { throw VirtFSError.system("archive_entry_new", errno: ENOMEM) }
-        defer { if let e { archive_entry_free(e) } }
-        member.fill(e!)
+        guard let created = archive_entry_new2(archive) else { throw VirtFSError.system("archive_entry_new", errno: ENOMEM) }
+        member.fill(created)
+        // linkify may hand back another entry, or a spare one: free whatever is left at the end.
+        var e: OpaquePointer? = created
+        var spare: OpaquePointer?
+        defer {
+            if let e { archive_entry_free(e) }
+            if let spare { archive_entry_free(spare) }
+        }
         archive_entry_set_nlink(e, UInt32(truncatingIfNeeded: nlink))
         if let identity {
             archive_entry_set_dev(e, dev_t(identity.device.glibc))
             archive_entry_set_ino64(e, Int64(bitPattern: identity.inode))
         }
-        var spare: OpaquePointer?
         // A manifest lists every name with its own size and digest; archives store data once.
         if member.type != .directory && nlink > 1 && format != .mtree {
             archive_entry_linkify(resolver, &e, &spare)
