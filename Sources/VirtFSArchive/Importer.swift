@@ -52,16 +52,14 @@ public struct Importer {
         if options.model == .passthrough && !privileged {
             return .refused("import", path: root.path, "passthrough keeps owners and device nodes in the host inode: it needs root (use mapped-xattr or mapped-file, or none, unprivileged)")
         }
-        var empty = true
+        let empty: Bool
         do {
-            try Sys.forEachName(in: root.directory.fd, path: root.path) { name, _ in
-                if name == [UInt8(ascii: ".")] || name == Array("..".utf8) { return true }
-                empty = false
-                return false
-            }
+            empty = try Sys.isEmptyDirectory(root.directory.fd, path: root.path)
         } catch let error as VirtFSError {
             return error
-        } catch {}
+        } catch {
+            return error as? VirtFSError
+        }
         return empty ? nil : .refused("import", path: root.path, "not empty: import into an empty or new directory")
     }
 

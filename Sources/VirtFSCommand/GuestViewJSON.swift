@@ -100,3 +100,27 @@ extension String {
         }.joined(separator: ",")
     }
 }
+
+/// One JSON Lines record, keys sorted. Byte-string values (`[UInt8]`, names need not be UTF-8)
+/// are written as text when they are UTF-8, else under `KEY_hex`.
+public enum JSONLine {
+    public static func encode(_ fields: [String: Any]) -> [UInt8] {
+        var object: [String: Any] = [:]
+        for (key, value) in fields {
+            if let bytes = value as? [UInt8] {
+                if Bytes.isUTF8(bytes) { object[key] = String(decoding: bytes, as: UTF8.self) } else { object[key + "_hex"] = Bytes.hex(bytes) }
+            } else {
+                object[key] = value
+            }
+        }
+        let data = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()
+        return Array(data) + [0x0a]
+    }
+}
+
+extension Console {
+    /// Writes one JSON Lines record to standard output.
+    public func writeJSON(_ fields: [String: Any]) {
+        write(JSONLine.encode(fields))
+    }
+}

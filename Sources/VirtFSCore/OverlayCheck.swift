@@ -1,3 +1,4 @@
+import Glibc
 /// What would stop a given overlay mount from using a set of layers (`virtfs-overlay --check`):
 /// the layers' dialect and whiteout forms against the mount options, the kernel, and what a 9p
 /// guest can see and do (overlay.md, "What a guest overlay over 9p can and cannot do").
@@ -8,6 +9,20 @@ public struct OverlayCheck {
         public var userxattr = false
         /// Kernel version of the machine that mounts (major, minor).
         public var kernel: (Int, Int) = (6, 1)
+
+        /// `MAJOR.MINOR[...]`, as uname -r prints it.
+        public static func kernelVersion(_ text: String) -> (Int, Int)? {
+            let parts = text.split(separator: ".")
+            guard parts.count >= 2, let a = Int(parts[0]), let b = Int(parts[1].prefix { $0.isNumber }) else { return nil }
+            return (a, b)
+        }
+
+        /// The kernel this runs on.
+        public static var runningKernel: (Int, Int)? {
+            var u = utsname()
+            uname(&u)
+            return kernelVersion(withUnsafeBytes(of: u.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) })
+        }
         /// The layers reach the mounting kernel over a 9p export in this model (nil: local).
         public var over9p: SecurityModel?
         public init() {}

@@ -6,6 +6,19 @@ import Glibc
 /// layer in the same model; the conversion then runs on the copy. File handles in the copy
 /// (`overlay.origin`, `upper`, `uuid`) point at the old filesystem: the converter reports them.
 public enum OverlayCopy {
+    /// Copies the layer into `path`, a new or empty directory, and returns it; refuses a
+    /// directory that already holds something.
+    public static func copy(_ root: Walker.Location, intoNew path: [UInt8], failure: (VirtFSError) -> Void) throws -> Walker.Location {
+        _ = Sys.withCString(path) { mkdir($0, 0o700) }
+        let out = try Walker.exportRoot(path)
+        guard try Sys.isEmptyDirectory(out.directory.fd, path: out.path) else {
+            throw VirtFSError.refused("output", path: out.path, "not empty: --output writes a new copy of the layer")
+        }
+        copy(root, into: out, failure: failure)
+        // Opened anew: what the copy made (metadata directories) is not in the old context.
+        return try Walker.exportRoot(path)
+    }
+
     public static func copy(_ root: Walker.Location, into output: Walker.Location, failure: (VirtFSError) -> Void) {
         var stack: [(path: [UInt8], directory: DirectoryContext?, stat: HostStat)] = []
         var links: [FileIdentity: (DirectoryContext, [UInt8])] = [:]

@@ -96,6 +96,16 @@ public enum Sys {
         }
     }
 
+    /// Whether the directory holds no entry at all (a place a new tree can be written).
+    public static func isEmptyDirectory(_ dirfd: Int32, path: [UInt8] = []) throws -> Bool {
+        var empty = true
+        try forEachName(in: dirfd, path: path) { _, _ in
+            empty = false
+            return false
+        }
+        return empty
+    }
+
     // MARK: metadata
 
     /// statx(2) of `name` below `dirfd`, never following a final symlink.

@@ -79,7 +79,7 @@ struct VirtfsConvert: ParsableCommand {
             switch e {
             case .converted(let view), .planned(let view):
                 progress.tick()
-                if json { console.write((try? Self.record(view, options)) ?? []) }
+                if json { console.writeJSON(["type": view.type.keyword, "from": options.from.rawValue, "to": options.to.rawValue, "path": view.path]) }
             case .dropped(let error): console.warning(error.description)
             case .failed(let error): console.error(error)
             }
@@ -131,11 +131,5 @@ struct VirtfsConvert: ParsableCommand {
         let text = String(decoding: bytes, as: UTF8.self)
         guard let range = text.range(of: "from=") else { return nil }
         return SecurityModel(name: String(text[range.upperBound...].prefix { $0 != " " && $0 != "\n" }))
-    }
-
-    static func record(_ view: GuestView, _ options: Converter.Options) throws -> [UInt8] {
-        var object: [String: Any] = ["type": view.type.keyword, "from": options.from.rawValue, "to": options.to.rawValue]
-        if Bytes.isUTF8(view.path) { object["path"] = String(decoding: view.path, as: UTF8.self) } else { object["path_hex"] = Bytes.hex(view.path) }
-        return Array(try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) + [0x0a]
     }
 }

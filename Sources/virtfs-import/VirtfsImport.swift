@@ -85,18 +85,18 @@ struct VirtfsImport: ParsableCommand {
             case .imported(let path, let attributes):
                 progress.tick()
                 if json {
-                    console.write(Self.record(["path": path, "type": attributes.type.keyword, "result": "imported",
+                    console.writeJSON((["path": path, "type": attributes.type.keyword, "result": "imported",
                                                "mode": String(attributes.permissions, radix: 8), "uid": attributes.uid, "gid": attributes.gid]))
                 } else if verbose {
                     console.write(path + [0x0a])
                 }
             case .warning(let error):
-                if json { console.write(Self.record(["path": error.path, "result": "warning", "error": error.detail])) }
+                if json { console.writeJSON((["path": error.path, "result": "warning", "error": error.detail])) }
                 console.warning(error.description)
             case .refused(let error), .failed(let error):
                 if json {
                     let refused = if case .refused = error.reason { true } else { false }
-                    console.write(Self.record(["path": error.path, "result": refused ? "refused" : "error", "error": error.detail]))
+                    console.writeJSON((["path": error.path, "result": refused ? "refused" : "error", "error": error.detail]))
                 }
                 console.error(error)
             }
@@ -138,16 +138,16 @@ struct VirtfsImport: ParsableCommand {
             switch event {
             case .restored(let path, let before, let after):
                 if json {
-                    console.write(Self.record(["path": path, "type": after.type.keyword, "result": dryRun ? "would restore" : "restored",
+                    console.writeJSON((["path": path, "type": after.type.keyword, "result": dryRun ? "would restore" : "restored",
                                                "mode": String(after.permissions, radix: 8), "uid": after.uid, "gid": after.gid,
                                                "was": "\(before.type.keyword) \(String(before.permissions, radix: 8)) \(before.uid):\(before.gid)"]))
                 } else if verbose || dryRun {
                     console.write(path + Array(": \(before.type.keyword) 0\(String(before.permissions, radix: 8)) \(before.uid):\(before.gid) -> \(after.type.keyword) 0\(String(after.permissions, radix: 8)) \(after.uid):\(after.gid)\n".utf8))
                 }
             case .unchanged(let path):
-                if json { console.write(Self.record(["path": path, "result": "unchanged"])) }
+                if json { console.writeJSON((["path": path, "result": "unchanged"])) }
             case .differs(let error), .missing(let error), .failed(let error):
-                if json { console.write(Self.record(["path": error.path, "result": "error", "error": error.detail])) }
+                if json { console.writeJSON((["path": error.path, "result": "error", "error": error.detail])) }
                 console.error(error)
             }
         }
@@ -164,23 +164,10 @@ struct VirtfsImport: ParsableCommand {
         if json {
             var object = fields
             object["summary"] = text
-            console.write(Self.record(object))
+            console.writeJSON((object))
         } else {
             console.write(text + "\n")
         }
         console.flush()
-    }
-
-    /// One JSON line; byte-string values that are not UTF-8 go under KEY_hex.
-    static func record(_ fields: [String: Any]) -> [UInt8] {
-        var object: [String: Any] = [:]
-        for (key, value) in fields {
-            if let bytes = value as? [UInt8] {
-                if Bytes.isUTF8(bytes) { object[key] = String(decoding: bytes, as: UTF8.self) } else { object[key + "_hex"] = Bytes.hex(bytes) }
-            } else {
-                object[key] = value
-            }
-        }
-        return Array((try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data()) + [0x0a]
     }
 }

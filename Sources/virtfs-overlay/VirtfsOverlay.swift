@@ -77,7 +77,7 @@ struct VirtfsOverlay: ParsableCommand {
         if check {
             if layers.isEmpty && upper == nil { throw ValidationError("--check needs at least one layer.") }
             if xattrs != nil || whiteouts != nil || output != nil || xattrmap != nil { throw ValidationError("--check only reads: it takes no --xattrs, --whiteouts, --xattrmap or --output.") }
-            if let kernel, parseKernel(kernel) == nil { throw ValidationError("--kernel takes MAJOR.MINOR, e.g. 6.1.") }
+            if let kernel, OverlayCheck.Target.kernelVersion(kernel) == nil { throw ValidationError("--kernel takes MAJOR.MINOR, e.g. 6.1.") }
             return
         }
         if upper != nil || userxattr || kernel != nil || over9p { throw ValidationError("--upper, --userxattr, --kernel and --over-9p go with --check.") }
@@ -89,12 +89,6 @@ struct VirtfsOverlay: ParsableCommand {
             do { _ = try XattrMap(xattrmap) } catch let e as VirtFSError { throw ValidationError("--xattrmap: \(e.detail)") }
         }
         if let owner { _ = try HostUser.parse(owner) }
-    }
-
-    func parseKernel(_ text: String) -> (Int, Int)? {
-        let parts = text.split(separator: ".")
-        guard parts.count >= 2, let a = Int(parts[0]), let b = Int(parts[1].prefix { $0.isNumber }) else { return nil }
-        return (a, b)
     }
 
     func modelOf(_ location: Walker.Location) -> SecurityModel {
@@ -142,18 +136,10 @@ struct VirtfsOverlay: ParsableCommand {
                 console.error(refusal)
                 return false
             }
-            _ = mkdir(output, 0o700)
             do {
-                let out = try Walker.exportRoot(RawArguments.bytes(for: output))
-                var empty = true
-                try Sys.forEachName(in: out.directory.fd, path: out.path) { _, _ in empty = false; return false }
-                guard empty else {
-                    throw VirtFSError.refused("output", path: out.path, "not empty: --output writes a new copy of the layer")
-                }
                 var copyFailed = false
-                OverlayCopy.copy(root, into: out) { console.error($0); copyFailed = true }
+                root = try OverlayCopy.copy(root, intoNew: RawArguments.bytes(for: output)) { console.error($0); copyFailed = true }
                 if copyFailed { return false }
-                root = try Walker.exportRoot(RawArguments.bytes(for: output))
             } catch {
                 console.error(error)
                 return false
@@ -168,16 +154,16 @@ struct VirtfsOverlay: ParsableCommand {
             case .change(let c):
                 if json {
                     var object: [String: Any] = ["kind": c.kind.rawValue, "from": c.from, "to": c.to, "dry_run": dryRun]
-                    putPath(&object, c.path)
-                    writeJSON(console, object)
+                    object["path"] = c.path
+                    console.writeJSON(object)
                 } else {
                     console.write("\(String(decoding: c.path, as: UTF8.self)): \(dryRun ? "would change" : "changed") \(c.kind.rawValue): \(c.from) -> \(c.to)\n")
                 }
             case .stale(let path, let attribute):
                 if json {
                     var object: [String: Any] = ["kind": "stale", "attribute": attribute]
-                    putPath(&object, path)
-                    writeJSON(console, object)
+                    object["path"] = path
+                    console.writeJSON(object)
                 } else {
                     console.warning("\(String(decoding: path, as: UTF8.self)): \(attribute) is a file handle for the filesystem the layer was made on: stale after this conversion")
                 }
@@ -199,7 +185,7 @@ struct VirtfsOverlay: ParsableCommand {
             var object: [String: Any] = ["summary": text, "changes": summary.total, "entries": summary.entries, "stale": summary.stale,
                                          "failed": summary.failures, "model": options.model.rawValue, "dry_run": dryRun]
             for (k, v) in summary.changes { object["changes_" + k.rawValue] = v }
-            writeJSON(console, object)
+            console.writeJSON(object)
         } else {
             console.write(text + "\n")
         }
@@ -211,14 +197,7 @@ struct VirtfsOverlay: ParsableCommand {
     func runCheck(_ console: Console) throws {
         var target = OverlayCheck.Target()
         target.userxattr = userxattr
-        if let kernel, let k = parseKernel(kernel) {
-            target.kernel = k
-        } else {
-            var u = utsname()
-            uname(&u)
-            let release = withUnsafeBytes(of: u.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            target.kernel = parseKernel(release) ?? (6, 1)
-        }
+        target.kernel = kernel.flatMap(OverlayCheck.Target.kernelVersion) ?? OverlayCheck.Target.runningKernel ?? (6, 1)
         var layerList: [OverlayCheck.Layer] = []
         let operands = (upper.map { [($0, true)] } ?? []) + layers.map { ($0, false) }
         for (path, isUpper) in operands {
@@ -237,8 +216,8 @@ struct VirtfsOverlay: ParsableCommand {
                                              "dialects": Dictionary(uniqueKeysWithValues: layer.scan.dialects.map { ($0.key.rawValue, $0.value) }),
                                              "whiteouts": Dictionary(uniqueKeysWithValues: layer.scan.whiteouts.map { ($0.key.rawValue, $0.value) }),
                                              "opaque_xattr": layer.scan.opaqueXattr, "opaque_markers": layer.scan.opaqueMarkers, "keys": layer.scan.keys]
-                putPath(&object, layer.path)
-                writeJSON(console, object)
+                object["path"] = layer.path
+                console.writeJSON(object)
             } else {
                 console.write("\(String(decoding: layer.path, as: UTF8.self)): \(OverlayCheck.describe(layer))\n")
             }
@@ -246,8 +225,8 @@ struct VirtfsOverlay: ParsableCommand {
         for f in findings {
             if json {
                 var object: [String: Any] = ["severity": f.severity.rawValue, "finding": f.text, "mount": mount]
-                putPath(&object, f.layer)
-                writeJSON(console, object)
+                object["path"] = f.layer
+                console.writeJSON(object)
             } else {
                 console.write("\(String(decoding: f.layer, as: UTF8.self)): \(f.severity.rawValue): \(f.text)\n")
             }
@@ -255,18 +234,8 @@ struct VirtfsOverlay: ParsableCommand {
         let blockers = findings.filter { $0.severity == .blocker }.count
         let limits = findings.filter { $0.severity == .limit }.count
         let verdict = "\(blockers == 0 ? "usable" : "not usable") for a mount with \(mount): \(blockers) blockers, \(limits) limits"
-        if json { writeJSON(console, ["summary": verdict, "blockers": blockers, "limits": limits]) } else { console.write(verdict + "\n") }
+        if json { console.writeJSON(["summary": verdict, "blockers": blockers, "limits": limits]) } else { console.write(verdict + "\n") }
         console.flush()
         if blockers > 0 || console.failures > 0 { throw ExitCode(1) }
-    }
-
-    func putPath(_ object: inout [String: Any], _ path: [UInt8]) {
-        if Bytes.isUTF8(path) { object["path"] = String(decoding: path, as: UTF8.self) } else { object["path_hex"] = Bytes.hex(path) }
-    }
-
-    func writeJSON(_ console: Console, _ object: [String: Any]) {
-        if let data = try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]) {
-            console.write(Array(data) + [0x0a])
-        }
     }
 }
