@@ -215,8 +215,8 @@ public struct Importer {
             dropped.append("\(String(decoding: x.name, as: UTF8.self)) (a 9p guest sees only user.* xattrs)")
         }
         if options.model == .mappedXattr {
-            let reserved = kept.xattrs.filter { $0.name.starts(with: Array("user.virtfs.".utf8)) }
-            kept.xattrs.removeAll { $0.name.starts(with: Array("user.virtfs.".utf8)) }
+            let reserved = kept.xattrs.filter { $0.name.starts(with: Array(VirtfsXattr.prefix.utf8)) }
+            kept.xattrs.removeAll { $0.name.starts(with: Array(VirtfsXattr.prefix.utf8)) }
             dropped += reserved.map { "\(String(decoding: $0.name, as: UTF8.self)) (reserved by mapped-xattr)" }
         }
         if kept.type == .symlink, !kept.xattrs.isEmpty || kept.accessACL != nil || kept.defaultACL != nil {

@@ -168,11 +168,21 @@ public struct Walker {
         return stream
     }
 
+    private func openFrame(for directory: DirectoryContext) throws -> Frame {
+        let stream = try openStream(directory)
+        do {
+            return try Frame(directory: directory, stream: stream, sorted: options.sorted)
+        } catch {
+            closedir(stream)
+            throw error
+        }
+    }
+
     private func walkBelow(_ top: DirectoryContext, device: DeviceNumber, visit: (HostEntry) -> Void,
                            leave: (DirectoryContext) -> Void, failure: (VirtFSError) -> Void) {
         var stack: [Frame] = []
         do {
-            stack.append(try Frame(directory: top, stream: try openStream(top), sorted: options.sorted))
+            stack.append(try openFrame(for: top))
         } catch let error as VirtFSError {
             return failure(error)
         } catch {
@@ -220,13 +230,7 @@ public struct Walker {
                     failure(.refused("openat", path: path, "directory changed while walking; skipped"))
                     continue
                 }
-                let stream = try openStream(child)
-                do {
-                    stack.append(try Frame(directory: child, stream: stream, sorted: options.sorted))
-                } catch {
-                    closedir(stream)
-                    throw error
-                }
+                stack.append(try openFrame(for: child))
             } catch let error as VirtFSError {
                 failure(error.at(path))
             } catch {}
