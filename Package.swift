@@ -16,7 +16,6 @@ let package = Package(
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
-        .package(url: "https://github.com/apple/swift-crypto", from: "3.0.0"),
     ],
     targets: [
         // glibc's xattr calls, a raw statx, and libacl, behind one small shim header.
@@ -27,18 +26,18 @@ let package = Package(
         ),
         // The library: host facts -> per-model codec -> guest view. Never prints, never exits.
         .target(name: "VirtFSCore", dependencies: ["CVirtFS"]),
-        // libarchive, for every archive format and mtree(5) manifests.
+        // libarchive, for every archive format and mtree(5) manifests; libcrypto for the one
+        // SHA-256 that checks a manifest's content digests.
         .systemLibrary(
             name: "CArchive",
             pkgConfig: "libarchive",
-            providers: [.apt(["libarchive-dev"])]
+            providers: [.apt(["libarchive-dev", "libssl-dev"])]
         ),
         // Guest views to and from archives: virtfs-import and virtfs-export.
         .target(
             name: "VirtFSArchive",
             dependencies: [
                 "VirtFSCore", "CArchive",
-                .product(name: "Crypto", package: "swift-crypto"),
             ]
         ),
         // What every executable shares: option groups, error rendering, output.

@@ -6,4 +6,7 @@
 #include <archive.h>
 #include <archive_entry.h>
 
+/* libcrypto's SHA-256, for the content digests of mtree manifests. */
+#include <openssl/evp.h>
+
 #endif

@@ -1,4 +1,4 @@
-import Crypto
+import CArchive
 import Glibc
 import VirtFSCore
 
@@ -139,7 +139,9 @@ public struct ManifestRestorer {
     func sha256(_ entry: HostEntry) throws -> [UInt8] {
         let fd = try Sys.openAt(entry.directory.fd, entry.isExportRoot ? [UInt8(ascii: ".")] : entry.name, O_RDONLY | O_NONBLOCK)
         defer { Sys.close(fd) }
-        var hasher = SHA256()
+        guard let context = EVP_MD_CTX_new() else { throw VirtFSError.system("EVP_MD_CTX_new", path: entry.path, errno: ENOMEM) }
+        defer { EVP_MD_CTX_free(context) }
+        EVP_DigestInit_ex(context, EVP_sha256(), nil)
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         while true {
             let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
@@ -148,9 +150,12 @@ public struct ManifestRestorer {
                 throw VirtFSError.system("read", path: entry.path, errno: errno)
             }
             if n == 0 { break }
-            buffer.withUnsafeBytes { hasher.update(bufferPointer: UnsafeRawBufferPointer(rebasing: $0[0..<n])) }
+            buffer.withUnsafeBytes { _ = EVP_DigestUpdate(context, $0.baseAddress, n) }
         }
-        return Array(hasher.finalize())
+        var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
+        var length: UInt32 = 0
+        EVP_DigestFinal_ex(context, &digest, &length)
+        return Array(digest.prefix(Int(length)))
     }
 }
 
