@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdint.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/types.h>
@@ -56,6 +57,9 @@ static inline int virtfs_statx(int dirfd, const char *path, int flags, struct vi
     return (int)syscall(SYS_statx, dirfd, path, flags | VIRTFS_AT_SYMLINK_NOFOLLOW,
                         VIRTFS_STATX_BASIC_STATS | VIRTFS_STATX_BTIME, out);
 }
+
+/* flock(2): Swift sees the name as glibc's struct flock and cannot call the function. */
+static inline int virtfs_flock(int fd, int operation) { return flock(fd, operation); }
 
 /* glibc's makedev/major/minor are macros, which Swift cannot import. */
 static inline uint64_t virtfs_makedev(uint32_t major, uint32_t minor) {

@@ -46,6 +46,17 @@ public enum Sys {
         try openAt(dirfd, name, O_RDONLY | VIRTFS_O_DIRECTORY)
     }
 
+    /// flock(2) without waiting: false when another open file holds a conflicting lock.
+    public static func tryLock(_ fd: Int32, exclusive: Bool, path: [UInt8]) throws -> Bool {
+        while virtfs_flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0 {
+            let e = virtfs_errno()
+            if e == EINTR { continue }
+            if e == EWOULDBLOCK { return false }
+            throw VirtFSError.system("flock", path: path, errno: e)
+        }
+        return true
+    }
+
     /// Opens a path the user named (an operand): only its last component is protected from
     /// symlinks, like stat(1) and QEMU's own `path=` option.
     public static func openOperandParent(_ path: [UInt8]) throws -> (dirfd: Int32, name: [UInt8]) {

@@ -1,0 +1,76 @@
+import Glibc
+import Testing
+import VirtFSCore
+import VirtFSTestSupport
+
+/// Two writers never work on one tree at once, whether they name the same root, a tree and a
+/// subtree of it (either way round), and a killed writer blocks no one.
+@Suite struct TreeLockTests {
+    func lock(_ path: String) throws -> TreeLock {
+        try TreeLock(try Walker.exportRoot(Array(path.utf8)))
+    }
+
+    func refusal(_ body: () throws -> Void) -> String? {
+        do {
+            try body()
+            return nil
+        } catch let error as VirtFSError {
+            return error.detail
+        } catch {
+            return "\(error)"
+        }
+    }
+
+    @Test func aSecondWriterOfTheSameTreeIsRefused() throws {
+        let dir = TemporaryDirectory()
+        let tree = dir.sub("tree")
+        let first = try lock(tree)
+        let message = refusal { _ = try lock(tree) }
+        #expect(message == "lock: another virtfs-tools command is changing this tree; run this one when it has finished")
+        first.release()
+        #expect(refusal { _ = try lock(tree) } == nil)
+    }
+
+    @Test func aWriterInsideATreeBeingChangedIsRefusedAndTheOtherWayRound() throws {
+        let dir = TemporaryDirectory()
+        let tree = dir.sub("tree")
+        let inner = dir.sub("tree/etc")
+        do {
+            let outer = try lock(tree)
+            #expect(refusal { _ = try lock(inner) } != nil)
+            withExtendedLifetime(outer) {}
+        }
+        let held = try lock(inner)
+        #expect(refusal { _ = try lock(tree) } != nil)
+        withExtendedLifetime(held) {}
+    }
+
+    @Test func writersOfSeparateTreesDoNotExcludeEachOther() throws {
+        let dir = TemporaryDirectory()
+        let a = try lock(dir.sub("a"))
+        let b = try lock(dir.sub("b"))
+        withExtendedLifetime((a, b)) {}
+    }
+
+    @Test func aKilledWriterLeavesNoLockBehind() throws {
+        let dir = TemporaryDirectory()
+        let tree = dir.sub("tree")
+        // A child process holds the lock as a writer does, and is killed with SIGKILL.
+        let pid = fork()
+        if pid == 0 {
+            let held = try? lock(tree)
+            withExtendedLifetime(held) { _ = pause() }
+            _exit(0)
+        }
+        var held = false
+        for _ in 0..<200 {
+            if refusal({ _ = try lock(tree) }) != nil { held = true; break }
+            usleep(10_000)
+        }
+        #expect(held)
+        kill(pid, SIGKILL)
+        var status: Int32 = 0
+        waitpid(pid, &status, 0)
+        #expect(refusal { _ = try lock(tree) } == nil)
+    }
+}
