@@ -60,6 +60,7 @@ let package = Package(
         .target(name: "VirtFSTestSupport", dependencies: ["VirtFSCore"]),
         .executableTarget(name: "vt-mktree", dependencies: ["VirtFSCommand", "VirtFSTestSupport"]),
         .testTarget(name: "VirtFSCoreTests", dependencies: ["VirtFSCore", "VirtFSTestSupport", "CVirtFS"]),
+        .testTarget(name: "VirtFSCommandTests", dependencies: ["VirtFSCommand"]),
         .testTarget(name: "VirtFSArchiveTests", dependencies: ["VirtFSArchive", "VirtFSCore", "VirtFSTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
