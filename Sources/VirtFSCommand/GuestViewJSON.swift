@@ -1,91 +1,58 @@
-import FoundationEssentials
 import Glibc
 import VirtFSCore
 
 /// One JSON Lines record per entry: the guest view with the provenance of each field.
 /// Byte strings that are not UTF-8 (names, targets) are given as `*_hex` instead.
-public struct GuestViewRecord: Encodable {
-    struct Device: Encodable {
-        var major: UInt32
-        var minor: UInt32
-    }
-    struct ACLs: Encodable {
-        var access: String?
-        var `default`: String?
-    }
-
-    var path: String?
-    var path_hex: String?
-    var model: String
-    var type: String
-    var mode: String
-    var permissions: String
-    var uid: UInt32
-    var gid: UInt32
-    var rdev: Device
-    var size: UInt64
-    var blocks: UInt64
-    var nlink: UInt64
-    var inode: UInt64
-    var device: Device
-    var atime: String
-    var mtime: String
-    var ctime: String
-    var btime: String?
-    var symlink_target: String?
-    var symlink_target_hex: String?
-    var symlink_readable: Bool?
-    var acl: ACLs?
-    var xattrs: [String: String]
-    var provenance: Provenance
-    var host_fallback: Bool
-    var diagnostics: [String]
+public struct GuestViewRecord {
+    public let fields: [String: Any]
 
     public init(_ view: GuestView) throws {
         let a = view.attributes
-        if Bytes.isUTF8(view.path) { path = String(decoding: view.path, as: UTF8.self) } else { path_hex = Bytes.hex(view.path) }
-        model = view.model.rawValue
-        type = a.type.keyword
-        mode = "0" + String(a.mode, radix: 8)
-        permissions = String(a.permissions, radix: 8).leftPad(4)
-        uid = a.uid
-        gid = a.gid
-        rdev = Device(major: a.rdev.major, minor: a.rdev.minor)
-        size = view.size
-        blocks = view.blocks
-        nlink = view.nlink
-        inode = view.identity.inode
-        device = Device(major: view.identity.device.major, minor: view.identity.device.minor)
         func time(_ t: Timestamp) -> String { "\(t.seconds)." + String(t.nanoseconds).leftPad(9) }
-        atime = time(view.atime)
-        mtime = time(view.mtime)
-        ctime = time(view.ctime)
-        btime = view.btime.map(time)
+        func device(_ major: UInt32, _ minor: UInt32) -> [String: Any] { ["major": major, "minor": minor] }
+        let p = view.provenance
+        var f: [String: Any] = [
+            "path": view.path,
+            "model": view.model.rawValue,
+            "type": a.type.keyword,
+            "mode": "0" + String(a.mode, radix: 8),
+            "permissions": String(a.permissions, radix: 8).leftPad(4),
+            "uid": a.uid,
+            "gid": a.gid,
+            "rdev": device(a.rdev.major, a.rdev.minor),
+            "size": view.size,
+            "blocks": view.blocks,
+            "nlink": view.nlink,
+            "inode": view.identity.inode,
+            "device": device(view.identity.device.major, view.identity.device.minor),
+            "atime": time(view.atime),
+            "mtime": time(view.mtime),
+            "ctime": time(view.ctime),
+            "provenance": ["uid": p.uid.rawValue, "gid": p.gid.rawValue, "mode": p.mode.rawValue,
+                           "rdev": p.rdev.rawValue, "acl": p.acl.rawValue] as [String: Any],
+            "host_fallback": view.hostFallback,
+            "diagnostics": view.diagnostics.map(\.description) as [Any],
+        ]
+        if let btime = view.btime { f["btime"] = time(btime) }
         if a.type == .symlink, let target = a.symlinkTarget {
-            if Bytes.isUTF8(target) { symlink_target = String(decoding: target, as: UTF8.self) } else { symlink_target_hex = Bytes.hex(target) }
-            symlink_readable = view.symlinkReadable
+            f["symlink_target"] = target
+            f["symlink_readable"] = view.symlinkReadable
         }
         if a.accessACL != nil || a.defaultACL != nil {
-            acl = ACLs(access: try a.accessACL.map { try $0.text().commaJoined() },
-                       default: try a.defaultACL.map { try $0.text().commaJoined() })
+            var acl: [String: Any] = [:]
+            if let access = a.accessACL { acl["access"] = try access.text().commaJoined() }
+            if let def = a.defaultACL { acl["default"] = try def.text().commaJoined() }
+            f["acl"] = acl
         }
-        var x: [String: String] = [:]
+        var x: [String: Any] = [:]
         for attribute in a.xattrs { x[String(decoding: attribute.name, as: UTF8.self)] = "0x" + Bytes.hex(attribute.value) }
-        xattrs = x
-        provenance = view.provenance
-        host_fallback = view.hostFallback
-        diagnostics = view.diagnostics.map(\.description)
+        f["xattrs"] = x
+        fields = f
     }
 
-    static let encoder: JSONEncoder = {
-        let e = JSONEncoder()
-        e.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        return e
-    }()
-
     /// The record as one line of JSON, newline included.
-    public func line() throws -> [UInt8] {
-        Array(try Self.encoder.encode(self)) + [0x0a]
+    public func line() -> [UInt8] {
+        JSONLine.encode(fields)
     }
 }
 
@@ -117,7 +84,7 @@ public enum JSONLine {
     static func object(_ fields: [String: Any], into out: inout [UInt8]) {
         var pairs: [(String, Any)] = []
         for (key, value) in fields {
-            if let bytes = value as? [UInt8] {
+            if let bytes = byteString(value) {
                 if Bytes.isUTF8(bytes) { pairs.append((key, String(decoding: bytes, as: UTF8.self))) } else { pairs.append((key + "_hex", Bytes.hex(bytes))) }
             } else {
                 pairs.append((key, value))
@@ -144,7 +111,8 @@ public enum JSONLine {
         case let v as UInt32: out += Array(String(v).utf8)
         case let v as UInt64: out += Array(String(v).utf8)
         case let v as Double: out += Array((v.isFinite ? Decimal2.shortest(v) : "null").utf8)
-        case let v as [UInt8]:
+        case let v where byteString(v) != nil:
+            let v = byteString(v)!
             // A bare byte string inside an array has no key to carry `_hex`: text, lossless when UTF-8.
             string(Bytes.isUTF8(v) ? String(decoding: v, as: UTF8.self) : Bytes.hex(v), into: &out)
         case let v as [String: Any]: object(v, into: &out)
@@ -158,6 +126,11 @@ public enum JSONLine {
         case Optional<Any>.none: out += Array("null".utf8)
         default: string(String(describing: value), into: &out)
         }
+    }
+
+    /// A value that is a byte string by type: an empty `[Any]` would cast to `[UInt8]` too.
+    static func byteString(_ value: Any) -> [UInt8]? {
+        type(of: value) == [UInt8].self ? value as? [UInt8] : nil
     }
 
     /// RFC 8259 string escaping: quote, backslash and control characters only.

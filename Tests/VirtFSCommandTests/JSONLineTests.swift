@@ -22,6 +22,10 @@ import VirtFSCommand
         #expect(text(["path": Array("dir/ok".utf8)]) == #"{"path":"dir/ok"}"# + "\n")
     }
 
+    @Test func anEmptyListIsAListAndAnEmptyNameAString() {
+        #expect(text(["l": [String]() as [Any], "n": [UInt8]()]) == #"{"l":[],"n":""}"# + "\n")
+    }
+
     @Test func nestedValuesNumbersAndFractions() {
         #expect(text(["o": ["z": UInt64.max, "y": -3] as [String: Any], "l": [1, "x", false] as [Any], "d": 0.25, "w": 2.0])
             == #"{"d":0.25,"l":[1,"x",false],"o":{"y":-3,"z":18446744073709551615},"w":2}"# + "\n")
