@@ -2,24 +2,122 @@ import ArgumentParser
 import Glibc
 
 extension ParsableCommand {
-    /// Runs the command with a given exit status for usage errors (fsck(8) uses 16), where
-    /// swift-argument-parser would use 64.
+    /// Runs the command as coreutils tools run: usage errors exit with `usageStatus` (fsck(8)
+    /// uses 16, the others 1, where swift-argument-parser would use 64) and read
+    /// `TOOL: message` / `Try 'TOOL --help' for more information.`; `--version` prints
+    /// `TOOL (virtfs-tools) VERSION`; and what coreutils accepts parses here too (see
+    /// `CoreutilsArguments`).
     public static func main(usageStatus: Int32) {
+        let tool = configuration.commandName ?? "virtfs-tools"
+        let given = Array(CommandLine.arguments.dropFirst())
+        if given.contains("--version") && !given.prefix(while: { $0 != "--" }).contains("--help") && given.first != "--" {
+            print("\(tool) (virtfs-tools) \(virtfsToolsVersion)")
+            Glibc.exit(0)
+        }
+        var command: ParsableCommand
         do {
-            var command = try parseAsRoot()
+            command = try parseAsRoot(given)
+        } catch {
+            if exitCode(for: error) == .success {
+                print(fullMessage(for: error))
+                Glibc.exit(0)
+            }
+            guard let rewritten = CoreutilsArguments.rewrite(given, parse: { arguments in
+                      do { _ = try parseAsRoot(arguments); return nil } catch { return message(for: error) }
+                  }),
+                  let parsed = try? parseAsRoot(rewritten) else {
+                usageError(tool, message(for: error), status: usageStatus)
+            }
+            command = parsed
+        }
+        do {
             try command.run()
         } catch let code as ExitCode {
             Glibc.exit(code.rawValue)
         } catch {
-            let message = fullMessage(for: error)
             if exitCode(for: error) == .success {
-                print(message)
+                print(fullMessage(for: error))
                 Glibc.exit(0)
             }
-            let line = Array((message + "\n").utf8)
-            line.withUnsafeBytes { _ = Glibc.write(2, $0.baseAddress!, $0.count) }
-            Glibc.exit(usageStatus)
+            usageError(tool, message(for: error), status: usageStatus)
         }
+    }
+
+    static func usageError(_ tool: String, _ message: String, status: Int32) -> Never {
+        var text = message
+        for prefix in ["Error: ", "error: "] where text.hasPrefix(prefix) { text.removeFirst(prefix.count) }
+        let line = Array("\(tool): \(text)\nTry '\(tool) --help' for more information.\n".utf8)
+        line.withUnsafeBytes { _ = Glibc.write(2, $0.baseAddress!, $0.count) }
+        Glibc.exit(status)
+    }
+}
+
+/// What coreutils parses and swift-argument-parser does not, tried only after the command line
+/// failed to parse as given, and taken only when the rewritten line parses:
+/// - a value attached to a short option, `-c%n` for `-c %n`;
+/// - a mode operand that begins with '-', `chmod -w FILE` or `chmod -R -x,u+w DIR`, which
+///   coreutils tells from an option because it is not one.
+public enum CoreutilsArguments {
+    /// `parse` returns nil when a line parses, else the parser's message.
+    public static func rewrite(_ arguments: [String], parse: ([String]) -> String?) -> [String]? {
+        func parses(_ line: [String]) -> Bool { parse(line) == nil }
+        let options = arguments.prefix { $0 != "--" }
+        for (i, token) in options.enumerated() where isShortWithValue(token) {
+            var candidate = arguments
+            candidate.replaceSubrange(i...i, with: [String(token.prefix(2)), String(token.dropFirst(2))])
+            if parses(candidate) { return candidate }
+        }
+        if let i = options.firstIndex(where: isNegativeMode) {
+            var rest = arguments
+            let mode = rest.remove(at: i)
+            // Options (with their values) first, then the mode as the first operand.
+            var leading: [String] = []
+            var operands: [String] = []
+            var index = 0
+            while index < rest.count {
+                let token = rest[index]
+                if token == "--" {
+                    operands += rest[(index + 1)...]
+                    break
+                }
+                if token.hasPrefix("-") && token.count > 1 {
+                    leading.append(token)
+                    if !token.contains("=") && takesValue(token, parse: parse), index + 1 < rest.count {
+                        leading.append(rest[index + 1])
+                        index += 1
+                    }
+                } else {
+                    operands.append(token)
+                }
+                index += 1
+            }
+            let candidate = leading + ["--", mode] + operands
+            if parses(candidate) { return candidate }
+        }
+        return nil
+    }
+
+    /// `-cFORMAT`: one dash, a letter, then more.
+    static func isShortWithValue(_ token: String) -> Bool {
+        let bytes = Array(token.utf8)
+        return bytes.count > 2 && bytes[0] == UInt8(ascii: "-") && bytes[1] != UInt8(ascii: "-")
+            && ((bytes[1] >= 0x41 && bytes[1] <= 0x5a) || (bytes[1] >= 0x61 && bytes[1] <= 0x7a))
+    }
+
+    /// chmod(1)'s symbolic modes that begin with '-': `-w`, `-rwx`, `-x,g+w`, `-s`.
+    static func isNegativeMode(_ token: String) -> Bool {
+        guard token.hasPrefix("-"), token.count > 1, !token.hasPrefix("--") else { return false }
+        return token.split(separator: ",", omittingEmptySubsequences: false).allSatisfy { clause in
+            var rest = Substring(clause)
+            while let c = rest.first, "ugoa".contains(c) { rest = rest.dropFirst() }
+            guard let op = rest.first, "-+=".contains(op) else { return false }
+            return rest.dropFirst().allSatisfy { "rwxXstugo-+=".contains($0) }
+        }
+    }
+
+    /// Whether an option takes a value: given none, the parser says it is missing.
+    static func takesValue(_ option: String, parse: ([String]) -> String?) -> Bool {
+        parse([option, "--", "u+r", "f"])?.contains("Missing value") ?? false
     }
 }
 
