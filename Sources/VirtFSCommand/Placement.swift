@@ -29,24 +29,104 @@ public struct PlacementOptions: ParsableArguments {
     }
 }
 
-/// A count on stderr, redrawn in place, when stderr is a terminal.
+/// Progress on stderr, redrawn in place at most four times a second: what is done, of how much
+/// when the total is known, the rate and the time left. Shown when stderr is a terminal (or
+/// when asked for with --progress), never into a pipe or file by default.
 public final class ProgressCounter {
-    let enabled: Bool
-    public private(set) var count = 0
-
-    public init(enabled: Bool) {
-        self.enabled = enabled && isatty(2) == 1
+    public enum Unit: Sendable {
+        case entries
+        /// Bytes of an input read front to back (an archive): the total is its size.
+        case bytes
     }
 
+    let enabled: Bool
+    public private(set) var count = 0
+    /// Entries done, or bytes read, as the caller counts them (see `advance(to:)`).
+    public private(set) var position = 0
+    public var total: Int?
+    public var unit: Unit = .entries
+    private let clock = Stopwatch()
+    private var lastDraw = -1.0
+    private var drawn = false
+
+    /// `enabled`: the tool's own output does not use the terminal (no --json, no -v); `forced`:
+    /// --progress, shown even when stderr is not a terminal.
+    public init(enabled: Bool, forced: Bool = false) {
+        self.enabled = forced || (enabled && isatty(2) == 1)
+    }
+
+    /// One more entry.
     public func tick() {
         count += 1
-        if enabled && count % 1000 == 0 {
-            let line = Array("\r\(count) entries".utf8)
-            line.withUnsafeBytes { _ = write(2, $0.baseAddress!, $0.count) }
-        }
+        if unit == .entries { position = count }
+        draw()
+    }
+
+    /// The position reached in a byte count (an archive's bytes read so far).
+    public func advance(to position: Int) {
+        self.position = position
+        draw()
+    }
+
+    private func draw(final: Bool = false) {
+        guard enabled else { return }
+        let now = clock.seconds
+        guard final || now - lastDraw >= 0.25 else { return }
+        lastDraw = now
+        drawn = true
+        let line = Array(("\r\u{1b}[K" + Self.line(done: position, count: count, total: total, unit: unit, seconds: now)).utf8)
+        line.withUnsafeBytes { _ = write(2, $0.baseAddress!, $0.count) }
     }
 
     public func done() {
-        if enabled && count >= 1000 { _ = write(2, "\n", 1) }
+        guard enabled, drawn else { return }
+        draw(final: true)
+        _ = write(2, "\n", 1)
+    }
+
+    /// `12,345/100,000 entries (12%), 3,456/s, 0:26 left` — or without a total,
+    /// `12,345 entries, 3,456/s`.
+    public static func line(done: Int, count: Int, total: Int?, unit: Unit, seconds: Double) -> String {
+        let rate = seconds > 0 ? Double(done) / seconds : 0
+        func amount(_ n: Int) -> String { unit == .bytes ? Self.bytes(n) : Self.grouped(n) }
+        var text: String
+        if let total, total > 0 {
+            let shown = min(done, total)
+            text = "\(amount(shown))/\(amount(total))\(unit == .bytes ? "" : " entries") (\(shown * 100 / total)%)"
+            if unit == .bytes { text += ", \(Self.grouped(count)) entries" }
+            text += ", \(unit == .bytes ? Self.bytes(Int(rate)) : Self.grouped(Int(rate)))/s"
+            if rate > 0 { text += ", \(Self.clock(Double(total - shown) / rate)) left" }
+        } else {
+            text = "\(amount(done))\(unit == .bytes ? "" : " entries"), \(unit == .bytes ? Self.bytes(Int(rate)) : Self.grouped(Int(rate)))/s"
+        }
+        return text
+    }
+
+    static func grouped(_ n: Int) -> String {
+        var digits = Array(String(n))
+        var i = digits.count - 3
+        while i > 0 {
+            digits.insert(",", at: i)
+            i -= 3
+        }
+        return String(digits)
+    }
+
+    static func bytes(_ n: Int) -> String {
+        let units = ["B", "KiB", "MiB", "GiB", "TiB"]
+        var value = Double(n)
+        var u = 0
+        while value >= 1024 && u < units.count - 1 {
+            value /= 1024
+            u += 1
+        }
+        return u == 0 ? "\(n) B" : Decimal2.fixed(value).dropLast() + " " + units[u]
+    }
+
+    static func clock(_ seconds: Double) -> String {
+        let s = Int(seconds.rounded())
+        let (h, m, r) = (s / 3600, (s % 3600) / 60, s % 60)
+        let two = { (n: Int) in n < 10 ? "0\(n)" : "\(n)" }
+        return h > 0 ? "\(h):\(two(m)):\(two(r))" : "\(m):\(two(r))"
     }
 }
