@@ -148,6 +148,8 @@ public enum QemuGlue {
         public var tag: [UInt8]?
         /// `-fsdev` needs a 9p `-device` naming its id; `-virtfs` and libvirt make one.
         public var hasDevice: Bool
+        /// `readonly=on` (libvirt `<readonly/>`): QEMU then needs no write access.
+        public var readonly = false
     }
 
     /// QEMU's `key=value,...` with `,,` for a comma; a first field without `=` is keyed `first`.
@@ -193,6 +195,7 @@ public enum QemuGlue {
                 let fields = parseOptions(value, first: name == "-device" ? "driver" : "fsdriver")
                 func get(_ key: String) -> [UInt8]? { fields.last { $0.0 == key }?.1 }
                 func text(_ key: String) -> String? { get(key).map { String(decoding: $0, as: UTF8.self) } }
+                let readonly = ["on", "true", "yes"].contains(text("readonly") ?? "off")
                 switch name {
                 case "-device":
                     if let driver = text("driver"), devices.contains(driver), let fsdev = text("fsdev") {
@@ -201,12 +204,12 @@ public enum QemuGlue {
                 case "-fsdev":
                     let id = text("id")
                     shares.append(Share(origin: "-fsdev \(id ?? "(no id)")", driver: text("fsdriver") ?? "", path: get("path"),
-                                        model: text("security_model"), id: id, tag: nil, hasDevice: false))
+                                        model: text("security_model"), id: id, tag: nil, hasDevice: false, readonly: readonly))
                 default:
                     let tag = get("mount_tag")
                     shares.append(Share(origin: "-virtfs \(tag.map { String(decoding: $0, as: UTF8.self) } ?? "(no mount_tag)")",
                                         driver: text("fsdriver") ?? "", path: get("path"), model: text("security_model"),
-                                        id: text("id"), tag: tag, hasDevice: true))
+                                        id: text("id"), tag: tag, hasDevice: true, readonly: readonly))
                 }
             } else {
                 i += 1
@@ -235,13 +238,14 @@ public enum QemuGlue {
             index += 1
             switch e.name {
             case "filesystem" where !e.closing:
-                var source: [UInt8]?, target: [UInt8]?, driver: String?
+                var source: [UInt8]?, target: [UInt8]?, driver: String?, readonly = false
                 while index < elements.count && !(elements[index].name == "filesystem" && elements[index].closing) {
                     let child = elements[index]
                     index += 1
                     if child.closing { continue }
                     if child.name == "source" { source = child.attributes["dir"] ?? source }
                     if child.name == "target" { target = child.attributes["dir"] ?? target }
+                    if child.name == "readonly" { readonly = true }
                     if child.name == "driver" { driver = child.attributes["type"].map { String(decoding: $0, as: UTF8.self) } }
                 }
                 let type = e.attributes["type"].map { String(decoding: $0, as: UTF8.self) } ?? "mount"
@@ -254,7 +258,7 @@ public enum QemuGlue {
                 default: model = mode
                 }
                 shares.append(Share(origin: "<filesystem> \(target.map { String(decoding: $0, as: UTF8.self) } ?? "(no target)")",
-                                    driver: "local", path: source, model: model, id: nil, tag: target, hasDevice: true))
+                                    driver: "local", path: source, model: model, id: nil, tag: target, hasDevice: true, readonly: readonly))
             case "qemu:arg":
                 if let value = e.attributes["value"] { passthrough.append(value) }
             case "seclabel" where !e.closing:
@@ -338,7 +342,7 @@ public enum QemuGlue {
             if model.isMapped && qemuUser.uid == 0 && export.owner.uid != 0 {
                 notes.append("\(share.origin): QEMU runs as root: what the guest creates will be root's (mode 0600), which QEMU as the export root's owner \(export.owner) cannot use later")
             }
-            if let denied = access(export.path, user: qemuUser, write: model != .passthrough) {
+            if let denied = access(export.path, user: qemuUser, write: model != .passthrough && !share.readonly) {
                 add("qemu-access", denied)
             }
         }

@@ -128,6 +128,13 @@ func qemuTree(_ t: TemporaryDirectory, _ name: String, _ model: SecurityModel, o
         #expect(chmod(parent, 0o755) == 0 && chmod(dir, 0o500) == 0)
         #expect(QemuGlue.access(Array(dir.utf8), user: nobody, write: false) == nil)
         #expect(QemuGlue.access(Array(dir.utf8), user: nobody, write: true)?.contains("cannot read, write and search") == true)
+        // A read-only share needs no write access.
+        let export = try QemuExport.inspect(Array(dir.utf8), model: nil)
+        func checks(_ options: String) -> [String] {
+            QemuGlue.check(export, shares: QemuGlue.shares(commandLine: [Array("-virtfs".utf8), Array(options.utf8)]), qemuUser: nobody).mismatches.map(\.check)
+        }
+        #expect(checks("local,path=\(dir),mount_tag=r,security_model=mapped-xattr") == ["qemu-access"])
+        #expect(checks("local,path=\(dir),mount_tag=r,security_model=mapped-xattr,readonly=on").isEmpty)
     }
 
     @Test("libvirt domains: comments skipped, either quote, entities, accessmode names, the DAC label, virtio-fs left out")
@@ -142,7 +149,7 @@ func qemuTree(_ t: TemporaryDirectory, _ name: String, _ model: SecurityModel, o
                   <target dir="root"/>
                 </filesystem>
                 <filesystem type='mount'><source dir='/srv/default'/><target dir='d'/></filesystem>
-                <filesystem type='mount' accessmode='squash'><source dir='/srv/s'/><target dir='s'/></filesystem>
+                <filesystem type='mount' accessmode='squash'><source dir='/srv/s'/><target dir='s'/><readonly/></filesystem>
                 <filesystem type='mount' accessmode='passthrough'><driver type='virtiofs'/><source dir='/srv/vfs'/><target dir='v'/></filesystem>
               </devices>
               <seclabel type='static' model='dac' relabel='no'><label>+nobody:+0</label></seclabel>
@@ -153,6 +160,7 @@ func qemuTree(_ t: TemporaryDirectory, _ name: String, _ model: SecurityModel, o
         #expect(shares.map { String(decoding: $0.path ?? [], as: UTF8.self) } == ["/srv/a&b", "/srv/default", "/srv/s", "/srv/mf"])
         #expect(shares.map { $0.model ?? "" } == ["mapped-xattr", "passthrough", "none", "mapped-file"])
         #expect(shares[0].origin == "<filesystem> root" && shares.allSatisfy(\.hasDevice))
+        #expect(shares.map(\.readonly) == [false, false, true, false])
         #expect(user == HostID(uid: 65534, gid: 0))
     }
 
