@@ -13,6 +13,7 @@ let package = Package(
         .executable(name: "virtfs-overlay", targets: ["virtfs-overlay"]),
         .executable(name: "virtfs-import", targets: ["virtfs-import"]),
         .executable(name: "virtfs-export", targets: ["virtfs-export"]),
+        .executable(name: "virtfs-qemu", targets: ["virtfs-qemu"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -56,6 +57,7 @@ let package = Package(
         .executableTarget(name: "virtfs-overlay", dependencies: ["VirtFSCommand"]),
         .executableTarget(name: "virtfs-import", dependencies: ["VirtFSCommand", "VirtFSArchive"]),
         .executableTarget(name: "virtfs-export", dependencies: ["VirtFSCommand", "VirtFSArchive"]),
+        .executableTarget(name: "virtfs-qemu", dependencies: ["VirtFSCommand"]),
         // Test support: materialises a text tree spec (testdata/trees/*.tree) in any model.
         .target(name: "VirtFSTestSupport", dependencies: ["VirtFSCore"]),
         .executableTarget(name: "vt-mktree", dependencies: ["VirtFSCommand", "VirtFSTestSupport"]),

@@ -25,7 +25,24 @@ public struct OverlayCheck {
         }
         /// The layers reach the mounting kernel over a 9p export in this model (nil: local).
         public var over9p: SecurityModel?
+        /// The layers reach the mounting guest through virtiofsd with
+        /// `-o xattrmap=` ``OverlayDialect/virtiofsXattrMap``.
+        public var overVirtiofs = false
         public init() {}
+
+        /// The dialect this mount reads, as host xattr names.
+        public var dialect: OverlayDialect {
+            if userxattr { return .user }
+            return overVirtiofs ? .virtiofs : .trusted
+        }
+
+        /// How the mount is described in reports.
+        public var summary: String {
+            var text = "\(userxattr ? "userxattr" : "trusted xattrs"), Linux \(kernel.0).\(kernel.1)"
+            if let over9p { text += ", over 9p (\(over9p.rawValue))" }
+            if overVirtiofs { text += ", over virtio-fs (xattrmap \(OverlayDialect.virtiofsXattrMap))" }
+            return text
+        }
     }
 
     public enum Severity: String, Sendable { case blocker, limit, note }
@@ -34,6 +51,8 @@ public struct OverlayCheck {
         public var severity: Severity
         public var layer: [UInt8]
         public var text: String
+        /// The virtiofsd `-o xattrmap=` the finding tells the user to give, for scripts.
+        public var xattrmap: String?
     }
 
     public struct Layer {
@@ -66,12 +85,14 @@ public struct OverlayCheck {
     /// Everything that stops or limits the target mount, layer by layer, then for the stack.
     public static func findings(_ layers: [Layer], target: Target) -> [Finding] {
         var out: [Finding] = []
-        let needed: OverlayDialect = target.userxattr ? .user : .trusted
+        let needed = target.dialect
         let over9p = target.over9p
         let mapped9p = over9p?.isMapped ?? false
         for layer in layers {
             let s = layer.scan
-            func add(_ severity: Severity, _ text: String) { out.append(Finding(severity: severity, layer: layer.path, text: text)) }
+            func add(_ severity: Severity, _ text: String, xattrmap: String? = nil) {
+                out.append(Finding(severity: severity, layer: layer.path, text: text, xattrmap: xattrmap))
+            }
             for (dialect, n) in s.dialects.sorted(by: { $0.key.rawValue < $1.key.rawValue }) where dialect != needed {
                 add(.blocker, "\(n) overlay xattrs in the \(dialect.rawValue) dialect (\(dialect.prefix)*), which this mount does not read (it reads \(needed.prefix)*): opaque dirs, redirects and origins are lost; run virtfs-overlay --xattrs \(needed.rawValue)")
             }
@@ -111,6 +132,11 @@ public struct OverlayCheck {
             if layer.isUpper && mapped9p {
                 add(.limit, "upper layer on 9p: copying up a lower file (writing, chmod, chown, or creating/deleting inside a directory only the lower has) fails with ENODATA when the lower layers are on 9p too (overlayfs writes an empty overlay.origin, which QEMU takes as a remove)")
                 add(.limit, "upper layer on 9p: re-creating a deleted directory fails with EINVAL (overlayfs needs RENAME_EXCHANGE or RENAME_WHITEOUT, which Linux's 9p client lacks); keep the upper layer on a guest-local disk to avoid both limits")
+            }
+            if layer.isUpper && over9p != nil {
+                // Observed (tests/qemu/virtiofs): copy-up, whiteouts and re-created directories all work there.
+                let map = OverlayDialect.virtiofsXattrMap
+                add(.note, "for a writable upper layer shared with the host, use virtio-fs instead of 9p: run virtfs-overlay --xattrs virtiofs on every layer, serve them with virtiofsd -o xattrmap=\(map) and mount an ordinary overlay (no userxattr) in the guest; copy-up, whiteouts and re-created directories all work there", xattrmap: map)
             }
         }
         return out

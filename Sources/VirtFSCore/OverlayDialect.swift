@@ -26,6 +26,10 @@ public enum OverlayDialect: String, Sendable, CaseIterable, Codable {
 
     public var prefixBytes: [UInt8] { Array(prefix.utf8) }
 
+    /// The virtiofsd `-o xattrmap=` under which a guest sees host `user.virtiofs.X` as `X`: with
+    /// it, layers in the `virtiofs` dialect are what a guest's ordinary (trusted) overlay reads.
+    public static let virtiofsXattrMap = ":map:trusted.:user.virtiofs.:"
+
     /// The host xattr name for overlay key `key` (`opaque`, `origin`, ...).
     public func name(_ key: String) -> String { prefix + key }
 

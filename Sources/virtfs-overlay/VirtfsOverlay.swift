@@ -70,6 +70,9 @@ struct VirtfsOverlay: ParsableCommand {
     @Flag(name: .customLong("over-9p"), help: "With --check: the layers reach the mounting guest over a 9p export (in --model, or the detected model).")
     var over9p = false
 
+    @Flag(name: .customLong("over-virtiofs"), help: "With --check: the layers reach the mounting guest through virtiofsd with -o xattrmap=:map:trusted.:user.virtiofs.: (layers in the virtiofs dialect).")
+    var overVirtiofs = false
+
     @Argument(help: ArgumentHelp("Layer directories.", valueName: "layer"))
     var layers: [String] = []
 
@@ -78,9 +81,10 @@ struct VirtfsOverlay: ParsableCommand {
             if layers.isEmpty && upper == nil { throw ValidationError("--check needs at least one layer.") }
             if xattrs != nil || whiteouts != nil || output != nil || xattrmap != nil { throw ValidationError("--check only reads: it takes no --xattrs, --whiteouts, --xattrmap or --output.") }
             if let kernel, OverlayCheck.Target.kernelVersion(kernel) == nil { throw ValidationError("--kernel takes MAJOR.MINOR, e.g. 6.1.") }
+            if over9p && overVirtiofs { throw ValidationError("--over-9p and --over-virtiofs describe different mounts: give one.") }
             return
         }
-        if upper != nil || userxattr || kernel != nil || over9p { throw ValidationError("--upper, --userxattr, --kernel and --over-9p go with --check.") }
+        if upper != nil || userxattr || kernel != nil || over9p || overVirtiofs { throw ValidationError("--upper, --userxattr, --kernel, --over-9p and --over-virtiofs go with --check.") }
         if layers.isEmpty { throw ValidationError("Name at least one layer.") }
         if xattrs == nil && whiteouts == nil && xattrmap == nil { throw ValidationError("Say what to convert to: --xattrs, --whiteouts or --xattrmap (or use --check).") }
         if output != nil && layers.count != 1 { throw ValidationError("--output takes one layer.") }
@@ -197,6 +201,7 @@ struct VirtfsOverlay: ParsableCommand {
     func runCheck(_ console: Console) throws {
         var target = OverlayCheck.Target()
         target.userxattr = userxattr
+        target.overVirtiofs = overVirtiofs
         target.kernel = kernel.flatMap(OverlayCheck.Target.kernelVersion) ?? OverlayCheck.Target.runningKernel ?? (6, 1)
         var layerList: [OverlayCheck.Layer] = []
         let operands = (upper.map { [($0, true)] } ?? []) + layers.map { ($0, false) }
@@ -209,7 +214,7 @@ struct VirtfsOverlay: ParsableCommand {
             layerList.append(OverlayCheck.Layer(path: RawArguments.bytes(for: path), scan: scan, isUpper: isUpper))
         }
         let findings = OverlayCheck.findings(layerList, target: target)
-        let mount = "\(target.userxattr ? "userxattr" : "trusted xattrs"), Linux \(target.kernel.0).\(target.kernel.1)\(target.over9p.map { ", over 9p (\($0.rawValue))" } ?? "")"
+        let mount = target.summary
         for layer in layerList {
             if json {
                 var object: [String: Any] = ["layer_summary": OverlayCheck.describe(layer), "upper": layer.isUpper, "entries": layer.scan.entries,
@@ -226,6 +231,7 @@ struct VirtfsOverlay: ParsableCommand {
             if json {
                 var object: [String: Any] = ["severity": f.severity.rawValue, "finding": f.text, "mount": mount]
                 object["path"] = f.layer
+                if let map = f.xattrmap { object["xattrmap"] = map }
                 console.writeJSON(object)
             } else {
                 console.write("\(String(decoding: f.layer, as: UTF8.self)): \(f.severity.rawValue): \(f.text)\n")

@@ -395,5 +395,33 @@ struct OverlayLayers {
         let after = OverlayCheck.findings([OverlayCheck.Layer(path: Array(upper.utf8), scan: OverlayScan.scan(try Walker.exportRoot(Array(upper.utf8)), model: .mappedXattr), isUpper: true)], target: target)
         #expect(!after.contains { $0.severity == .blocker }, "\(after.map(\.text))")
         #expect(after.filter { $0.severity == .limit }.count == 2)
+        let virtiofs = after.filter { $0.xattrmap != nil }
+        #expect(virtiofs.count == 1 && virtiofs[0].severity == .note && virtiofs[0].xattrmap == ":map:trusted.:user.virtiofs.:")
+        #expect(virtiofs[0].text.contains("virtio-fs") && virtiofs[0].text.contains("virtfs-overlay --xattrs virtiofs")
+            && virtiofs[0].text.contains("virtiofsd -o xattrmap=:map:trusted.:user.virtiofs.:"))
+        // Read-only stacks over 9p (no upper layer) have no copy-up to fail: no pointer to virtio-fs.
+        let lowerOnly = OverlayCheck.findings([OverlayCheck.Layer(path: Array(upper.utf8), scan: OverlayScan.scan(try Walker.exportRoot(Array(upper.utf8)), model: .mappedXattr), isUpper: false)], target: target)
+        #expect(!lowerOnly.contains { $0.xattrmap != nil })
+    }
+
+    @Test("--check --over-virtiofs wants the virtiofs dialect, which a host root mount does not read")
+    func checkOverVirtiofs() throws {
+        let t = TemporaryDirectory()
+        _ = try kernelLayers(t)
+        let upper = t.path + "/upper"
+        func findings(_ target: OverlayCheck.Target) throws -> [OverlayCheck.Finding] {
+            let scan = OverlayScan.scan(try Walker.exportRoot(Array(upper.utf8)), model: .passthrough)
+            return OverlayCheck.findings([OverlayCheck.Layer(path: Array(upper.utf8), scan: scan, isUpper: true)], target: target)
+        }
+        var guest = OverlayCheck.Target()
+        guest.overVirtiofs = true
+        #expect(guest.summary.hasSuffix("over virtio-fs (xattrmap :map:trusted.:user.virtiofs.:)"))
+        let host = OverlayCheck.Target()
+        #expect(try findings(guest).contains { $0.severity == .blocker && $0.text.contains("run virtfs-overlay --xattrs virtiofs") })
+        #expect(try !findings(host).contains { $0.severity == .blocker })
+        try convertLayer(upper, dialect: .virtiofs)
+        let served = try findings(guest)
+        #expect(!served.contains { $0.severity == .blocker || $0.severity == .limit }, "\(served.map(\.text))")
+        #expect(try findings(host).contains { $0.severity == .blocker && $0.text.contains("virtiofs dialect") && $0.text.contains("--xattrs trusted") })
     }
 }

@@ -1,0 +1,474 @@
+import Glibc
+
+/// A host user and group, as QEMU runs.
+public struct HostID: Sendable, Equatable, CustomStringConvertible {
+    public var uid: UInt32
+    public var gid: UInt32
+    public init(uid: UInt32, gid: UInt32) {
+        self.uid = uid
+        self.gid = gid
+    }
+    public static let root = HostID(uid: 0, gid: 0)
+    /// `65534:65534 (nobody)`: numbers always, the host's name when it has one.
+    public var description: String {
+        let name = getpwuid(uid).map { String(cString: $0.pointee.pw_name) }
+        return "\(uid):\(gid)" + (name.map { " (\($0))" } ?? "")
+    }
+}
+
+/// A tree about to be served by QEMU's 9p `local` backend: where it is, the model it is written
+/// in, and the user QEMU must run as to serve it (virtfs-qemu).
+public struct QemuExport: Sendable {
+    /// The real path of the export root: what QEMU's `path=` must name.
+    public var path: [UInt8]
+    public var model: SecurityModel
+    /// Why this model: the detection's explanation, or that the user named it.
+    public var reason: String
+    /// True when the model was detected, not given: passthrough and none look alike on the host.
+    public var detected: Bool
+    /// Host owner of the export root.
+    public var owner: HostID
+
+    /// passthrough makes the guest's owners, device nodes and set-id files real, which takes
+    /// root; the other models keep files QEMU creates owned by QEMU's user (mode 0600/0700 in the
+    /// mapped models), so QEMU must be that user: the owner of the export root.
+    public var qemuUser: HostID { model == .passthrough ? .root : owner }
+
+    public var qemuUserReason: String {
+        model == .passthrough
+            ? "passthrough chowns and makes device nodes as the guest asks, which takes root"
+            : "the owner of the export root; \(model.rawValue) keeps what the guest creates owned by QEMU's user"
+    }
+
+    /// Reads the tree (bounded, as every tool detects its model).
+    public static func inspect(_ tree: [UInt8], model explicit: SecurityModel?) throws -> QemuExport {
+        let location = try Walker.exportRoot(tree)
+        let (model, detection) = try OperandResolver(root: nil).model(for: location, explicit: explicit)
+        var st = stat()
+        guard fstat(location.directory.fd, &st) == 0 else { throw VirtFSError.system("fstat", path: tree, errno: errno) }
+        return QemuExport(path: try OperandResolver.realPath(tree), model: model,
+                          reason: detection?.explanation ?? "\(model.rawValue) (given with --model)",
+                          detected: detection != nil, owner: HostID(uid: st.st_uid, gid: st.st_gid))
+    }
+}
+
+/// The QEMU command-line and libvirt forms of a 9p share, both ways: the options that serve an
+/// export, and the shares a given command line or domain XML declares.
+public enum QemuGlue {
+    /// 9p device models that take `fsdev=ID`.
+    static let devices: Set<String> = ["virtio-9p-pci", "virtio-9p-device", "virtio-9p-ccw", "virtio-9p-pci-non-transitional", "virtio-9p-pci-transitional"]
+
+    /// QEMU's option syntax doubles a comma inside a value.
+    static func optionValue(_ bytes: [UInt8]) -> [UInt8] {
+        bytes.flatMap { $0 == UInt8(ascii: ",") ? [$0, $0] : [$0] }
+    }
+
+    /// The tree's base name when it is a plain name QEMU and the guest's mount take as is, else `share`.
+    public static func defaultTag(_ path: [UInt8]) -> String {
+        let name = Bytes.splitParent(path).name
+        let plain = Set(Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.-".utf8))
+        return !name.isEmpty && name.count <= 31 && name.allSatisfy(plain.contains) && name != Array(".".utf8) && name != Array("..".utf8)
+            ? String(decoding: name, as: UTF8.self) : "share"
+    }
+
+    /// The arguments that serve `export` as `tag`: `-fsdev local,... -device virtio-9p-pci,...`.
+    public static func arguments(_ export: QemuExport, tag: String, id: String) -> [[UInt8]] {
+        [Array("-fsdev".utf8),
+         Array("local,id=\(id),path=".utf8) + optionValue(export.path) + Array(",security_model=\(export.model.rawValue)".utf8),
+         Array("-device".utf8),
+         Array("virtio-9p-pci,fsdev=\(id),mount_tag=".utf8) + optionValue(Array(tag.utf8))]
+    }
+
+    /// One argument as a POSIX shell reads it back (single quotes when it needs any).
+    public static func shellQuote(_ word: [UInt8]) -> [UInt8] {
+        let plain = Set(Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_@%+=:,./-".utf8))
+        if !word.isEmpty && word.allSatisfy(plain.contains) { return word }
+        return [UInt8(ascii: "'")] + word.flatMap { $0 == UInt8(ascii: "'") ? Array("'\\''".utf8) : [$0] } + [UInt8(ascii: "'")]
+    }
+
+    /// libvirt's name for a model; mapped-file has none.
+    public static func accessMode(_ model: SecurityModel) -> String? {
+        switch model {
+        case .passthrough: return "passthrough"
+        case .mappedXattr: return "mapped"
+        case .none: return "squash"
+        case .mappedFile: return nil
+        }
+    }
+
+    static func xmlEscape(_ bytes: [UInt8]) -> [UInt8] {
+        bytes.flatMap { b -> [UInt8] in
+            switch b {
+            case UInt8(ascii: "&"): return Array("&amp;".utf8)
+            case UInt8(ascii: "<"): return Array("&lt;".utf8)
+            case UInt8(ascii: ">"): return Array("&gt;".utf8)
+            case UInt8(ascii: "'"): return Array("&apos;".utf8)
+            case UInt8(ascii: "\""): return Array("&quot;".utf8)
+            default: return [b]
+            }
+        }
+    }
+
+    /// The libvirt `<filesystem>` element (or, for mapped-file, which libvirt cannot express, the
+    /// `<qemu:commandline>` that passes the options through) and the `<seclabel>` that runs QEMU
+    /// as the user the export needs.
+    public static func libvirt(_ export: QemuExport, tag: String, id: String) -> [UInt8] {
+        var out: [UInt8] = []
+        func line(_ text: String) { out += Array((text + "\n").utf8) }
+        if let mode = accessMode(export.model) {
+            line("<filesystem type='mount' accessmode='\(mode)'>")
+            out += Array("  <source dir='".utf8) + xmlEscape(export.path) + Array("'/>\n".utf8)
+            out += Array("  <target dir='".utf8) + xmlEscape(Array(tag.utf8)) + Array("'/>\n".utf8)
+            line("</filesystem>")
+        } else {
+            line("<!-- libvirt has no accessmode for mapped-file: the options go through <qemu:commandline>, in <domain xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'> -->")
+            line("<qemu:commandline>")
+            for argument in arguments(export, tag: tag, id: id) {
+                out += Array("  <qemu:arg value='".utf8) + xmlEscape(argument) + Array("'/>\n".utf8)
+            }
+            line("</qemu:commandline>")
+        }
+        line("<!-- QEMU must run as \(export.qemuUser): \(export.qemuUserReason); in <domain>: -->")
+        line("<seclabel type='static' model='dac' relabel='no'><label>+\(export.qemuUser.uid):+\(export.qemuUser.gid)</label></seclabel>")
+        return out
+    }
+
+    // MARK: reading a command line or a domain
+
+    /// A 9p share a command line or a domain declares.
+    public struct Share: Sendable, Equatable {
+        /// How the user wrote it, for messages: `-fsdev fs0`, `-virtfs export`, `<filesystem> export`.
+        public var origin: String
+        public var driver: String
+        public var path: [UInt8]?
+        /// The `security_model` (or libvirt accessmode) as written; nil when absent.
+        public var model: String?
+        public var id: String?
+        /// The mount tag the guest uses; nil for an `-fsdev` no `-device` uses.
+        public var tag: [UInt8]?
+        /// `-fsdev` needs a 9p `-device` naming its id; `-virtfs` and libvirt make one.
+        public var hasDevice: Bool
+        /// `readonly=on` (libvirt `<readonly/>`): QEMU then needs no write access.
+        public var readonly = false
+    }
+
+    /// QEMU's `key=value,...` with `,,` for a comma; a first field without `=` is keyed `first`.
+    static func parseOptions(_ text: [UInt8], first: String) -> [(String, [UInt8])] {
+        var fields: [[UInt8]] = [[]]
+        var i = 0
+        while i < text.count {
+            if text[i] == UInt8(ascii: ",") {
+                if i + 1 < text.count && text[i + 1] == UInt8(ascii: ",") {
+                    fields[fields.count - 1].append(text[i])
+                    i += 2
+                    continue
+                }
+                fields.append([])
+            } else {
+                fields[fields.count - 1].append(text[i])
+            }
+            i += 1
+        }
+        return fields.enumerated().compactMap { index, field in
+            if let eq = field.firstIndex(of: UInt8(ascii: "=")) {
+                return (String(decoding: field[..<eq], as: UTF8.self), Array(field[(eq + 1)...]))
+            }
+            if field.isEmpty { return nil }
+            return index == 0 ? (first, field) : (String(decoding: field, as: UTF8.self), Array("on".utf8))
+        }
+    }
+
+    /// The 9p shares of a QEMU command line: `-fsdev` (with the `-device` that uses it) and `-virtfs`.
+    public static func shares(commandLine args: [[UInt8]]) -> [Share] {
+        var shares: [Share] = []
+        var deviceTags: [String: [UInt8]] = [:]
+        var i = 0
+        func option(_ a: [UInt8]) -> String? {
+            let s = String(decoding: a, as: UTF8.self)
+            return s.hasPrefix("--") ? String(s.dropFirst()) : (s.hasPrefix("-") ? s : nil)
+        }
+        while i < args.count {
+            let name = option(args[i])
+            let value = i + 1 < args.count ? args[i + 1] : nil
+            if let value, name == "-fsdev" || name == "-virtfs" || name == "-device" {
+                i += 2
+                let fields = parseOptions(value, first: name == "-device" ? "driver" : "fsdriver")
+                func get(_ key: String) -> [UInt8]? { fields.last { $0.0 == key }?.1 }
+                func text(_ key: String) -> String? { get(key).map { String(decoding: $0, as: UTF8.self) } }
+                let readonly = ["on", "true", "yes"].contains(text("readonly") ?? "off")
+                switch name {
+                case "-device":
+                    if let driver = text("driver"), devices.contains(driver), let fsdev = text("fsdev") {
+                        deviceTags[fsdev] = get("mount_tag") ?? []
+                    }
+                case "-fsdev":
+                    let id = text("id")
+                    shares.append(Share(origin: "-fsdev \(id ?? "(no id)")", driver: text("fsdriver") ?? "", path: get("path"),
+                                        model: text("security_model"), id: id, tag: nil, hasDevice: false, readonly: readonly))
+                default:
+                    let tag = get("mount_tag")
+                    shares.append(Share(origin: "-virtfs \(tag.map { String(decoding: $0, as: UTF8.self) } ?? "(no mount_tag)")",
+                                        driver: text("fsdriver") ?? "", path: get("path"), model: text("security_model"),
+                                        id: text("id"), tag: tag, hasDevice: true, readonly: readonly))
+                }
+            } else {
+                i += 1
+            }
+        }
+        for index in shares.indices where shares[index].origin.hasPrefix("-fsdev") {
+            if let id = shares[index].id, let tag = deviceTags[id] {
+                shares[index].tag = tag
+                shares[index].hasDevice = true
+            }
+        }
+        return shares
+    }
+
+    /// A libvirt domain's 9p shares (`<filesystem type='mount'>`, and `-fsdev`/`-virtfs` in
+    /// `<qemu:commandline>`) and the user its `<seclabel model='dac'>` runs QEMU as. Not a
+    /// general XML parser: elements, attributes in either quote, comments, the five entities.
+    public static func shares(libvirt xml: [UInt8]) -> (shares: [Share], user: HostID?) {
+        let elements = XMLScan.elements(xml)
+        var shares: [Share] = []
+        var passthrough: [[UInt8]] = []
+        var user: HostID?
+        var index = 0
+        while index < elements.count {
+            let e = elements[index]
+            index += 1
+            switch e.name {
+            case "filesystem" where !e.closing:
+                var source: [UInt8]?, target: [UInt8]?, driver: String?, readonly = false
+                while index < elements.count && !(elements[index].name == "filesystem" && elements[index].closing) {
+                    let child = elements[index]
+                    index += 1
+                    if child.closing { continue }
+                    if child.name == "source" { source = child.attributes["dir"] ?? source }
+                    if child.name == "target" { target = child.attributes["dir"] ?? target }
+                    if child.name == "readonly" { readonly = true }
+                    if child.name == "driver" { driver = child.attributes["type"].map { String(decoding: $0, as: UTF8.self) } }
+                }
+                let type = e.attributes["type"].map { String(decoding: $0, as: UTF8.self) } ?? "mount"
+                guard type == "mount", driver != "virtiofs" else { continue }
+                let mode = e.attributes["accessmode"].map { String(decoding: $0, as: UTF8.self) } ?? "passthrough"
+                let model: String
+                switch mode {
+                case "mapped": model = "mapped-xattr"
+                case "squash": model = "none"
+                default: model = mode
+                }
+                shares.append(Share(origin: "<filesystem> \(target.map { String(decoding: $0, as: UTF8.self) } ?? "(no target)")",
+                                    driver: "local", path: source, model: model, id: nil, tag: target, hasDevice: true, readonly: readonly))
+            case "qemu:arg":
+                if let value = e.attributes["value"] { passthrough.append(value) }
+            case "seclabel" where !e.closing:
+                let model = e.attributes["model"].map { String(decoding: $0, as: UTF8.self) }
+                if model == "dac", index < elements.count, elements[index].name == "label" {
+                    let label = String(decoding: elements[index].text, as: UTF8.self)
+                    let parts = label.split(separator: ":").map { $0.hasPrefix("+") ? String($0.dropFirst()) : String($0) }
+                    if parts.count == 2 {
+                        func id(_ s: String, _ lookup: (String) -> UInt32?) -> UInt32? { UInt32(s) ?? lookup(s) }
+                        if let uid = id(parts[0], { getpwnam($0)?.pointee.pw_uid }), let gid = id(parts[1], { getgrnam($0)?.pointee.gr_gid }) {
+                            user = HostID(uid: uid, gid: gid)
+                        }
+                    }
+                }
+            default:
+                break
+            }
+        }
+        return (shares + Self.shares(commandLine: passthrough), user)
+    }
+
+    // MARK: checking
+
+    /// One way a share does not serve the tree as it is.
+    public struct Mismatch: Sendable, Equatable {
+        /// `security-model`, `path`, `no-device`, `qemu-user`, `qemu-access`, `driver`.
+        public var check: String
+        public var share: String?
+        public var text: String
+    }
+
+    /// Everything that makes the shares of a command line or domain serve `export` wrongly, and
+    /// notes (`passthrough` and `none` look alike on the host). No share with the tree's path is
+    /// itself a mismatch.
+    public static func check(_ export: QemuExport, shares: [Share], qemuUser: HostID) -> (mismatches: [Mismatch], notes: [String], matched: [Share]) {
+        var mismatches: [Mismatch] = []
+        var notes: [String] = []
+        let tree = String(decoding: export.path, as: UTF8.self)
+        let matched = shares.filter { share in
+            guard let path = share.path else { return false }
+            return (try? OperandResolver.realPath(path)) == export.path
+        }
+        if matched.isEmpty {
+            let others = shares.compactMap { s in s.path.map { "\(s.origin) path=\(String(decoding: $0, as: UTF8.self))" } }
+            mismatches.append(Mismatch(check: "path", share: nil,
+                text: "no 9p share has path=\(tree)" + (others.isEmpty ? " (no -fsdev, -virtfs or <filesystem> at all)" : "; the shares name: " + others.joined(separator: ", "))))
+        }
+        for share in matched {
+            func add(_ check: String, _ text: String) { mismatches.append(Mismatch(check: check, share: share.origin, text: text)) }
+            if share.driver != "local" {
+                add("driver", "fsdev driver '\(share.driver)' is not 'local': the security models and this tree's metadata are the local backend's")
+                continue
+            }
+            if !share.hasDevice {
+                add("no-device", "no 9p -device (virtio-9p-pci,fsdev=\(share.id ?? "?"),mount_tag=...) uses this fsdev: the guest has nothing to mount")
+            }
+            guard let written = share.model else {
+                add("security-model", "no security_model: QEMU refuses to start ('local' needs one); the tree is \(export.reason)")
+                continue
+            }
+            guard let given = SecurityModel(name: written) else {
+                add("security-model", "security_model=\(written) is not a QEMU model (passthrough, none, mapped-xattr or mapped, mapped-file)")
+                continue
+            }
+            if given != export.model {
+                let alike: Set<SecurityModel> = [.passthrough, .none]
+                if export.detected && alike.contains(given) && alike.contains(export.model) {
+                    notes.append("\(share.origin): security_model=\(written): passthrough and none look alike on the host; give --model to check which one the tree was written in")
+                } else {
+                    let spelled = share.origin.hasPrefix("<filesystem>") ? "accessmode='\(accessMode(given) ?? written)'" : "security_model=\(written)"
+                    add("security-model", "\(spelled), but the tree is \(export.reason): \(consequence(tree: export.model, served: given))")
+                }
+            }
+            let model = given
+            if model == .passthrough && qemuUser.uid != 0 {
+                add("qemu-user", "QEMU runs as \(qemuUser), but passthrough needs root (it chowns and makes device nodes as the guest asks): the guest's chown, mknod and set-id bits fail")
+            }
+            if model.isMapped && qemuUser.uid != 0 && qemuUser.uid != export.owner.uid {
+                add("qemu-user", "QEMU runs as \(qemuUser), not as the export root's owner \(export.owner): files QEMU made as the owner (mode 0600, directories 0700) fail with EACCES in the guest")
+            }
+            if model.isMapped && qemuUser.uid == 0 && export.owner.uid != 0 {
+                notes.append("\(share.origin): QEMU runs as root: what the guest creates will be root's (mode 0600), which QEMU as the export root's owner \(export.owner) cannot use later")
+            }
+            if let denied = access(export.path, user: qemuUser, write: model != .passthrough && !share.readonly) {
+                add("qemu-access", denied)
+            }
+        }
+        return (mismatches, notes, matched)
+    }
+
+    /// What the guest experiences when a tree written in `tree` is served as `served`.
+    public static func consequence(tree: SecurityModel, served: SecurityModel) -> String {
+        switch (tree, served) {
+        case (.mappedXattr, _):
+            return "the guest would ignore user.virtfs.* and see the host's owners and modes, with its symlinks, devices and fifos as regular files"
+        case (.mappedFile, _):
+            return "the guest would ignore .virtfs_metadata, see the host's owners and modes, its symlinks, devices and fifos as regular files, and the .virtfs_metadata directories as ordinary ones"
+        case (_, .mappedXattr), (_, .mappedFile):
+            return "the guest would see the host's owners, but store its own changes as \(served == .mappedXattr ? "user.virtfs.* xattrs" : ".virtfs_metadata files"), mixing two models in one tree (and real host symlinks fail readlink with ELOOP before QEMU 11)"
+        default:
+            return "the guest's chown and mknod would \(served == .none ? "be silently ignored" : "need QEMU to run as root")"
+        }
+    }
+
+    /// Whether `user` can reach and read (and, for `write`, change) the directory `path`, by the
+    /// permission bits of it and every directory above it (primary group only, as QEMU runs
+    /// under setpriv --clear-groups or libvirt's DAC label; ACLs are not consulted). Nil when it can.
+    public static func access(_ path: [UInt8], user: HostID, write: Bool) -> String? {
+        if user.uid == 0 { return nil }
+        var prefix: [UInt8] = []
+        let parts = Bytes.components(path)
+        var checks: [([UInt8], UInt32, String)] = [(Array("/".utf8), 1, "search")]
+        for (index, part) in parts.enumerated() {
+            prefix += [UInt8(ascii: "/")] + part
+            let last = index == parts.count - 1
+            checks.append((prefix, last ? (write ? 7 : 5) : 1, last ? (write ? "read, write and search" : "read and search") : "search"))
+        }
+        for (dir, need, words) in checks {
+            var st = stat()
+            guard Sys.withCString(dir, { stat($0, &st) }) == 0 else {
+                return "\(String(decoding: dir, as: UTF8.self)): \(String(cString: strerror(errno)))"
+            }
+            let shift: UInt32 = st.st_uid == user.uid ? 6 : (st.st_gid == user.gid ? 3 : 0)
+            if (UInt32(st.st_mode) >> shift) & need != need {
+                return "QEMU's user \(user) cannot \(words) \(String(decoding: dir, as: UTF8.self)) (owner \(st.st_uid):\(st.st_gid), mode 0\(String(UInt32(st.st_mode) & 0o7777, radix: 8))): QEMU fails to start or the guest gets EACCES"
+            }
+        }
+        return nil
+    }
+}
+
+/// Just enough of XML for libvirt domain files: element names, attributes, the text right after
+/// a start tag; comments, processing instructions and CDATA are skipped.
+enum XMLScan {
+    struct Element {
+        var name: String
+        var closing: Bool
+        var attributes: [String: [UInt8]]
+        var text: [UInt8]
+    }
+
+    static func decode(_ bytes: ArraySlice<UInt8>) -> [UInt8] {
+        var out: [UInt8] = []
+        var i = bytes.startIndex
+        let entities: [(String, UInt8)] = [("&amp;", UInt8(ascii: "&")), ("&lt;", UInt8(ascii: "<")), ("&gt;", UInt8(ascii: ">")),
+                                           ("&apos;", UInt8(ascii: "'")), ("&quot;", UInt8(ascii: "\""))]
+        outer: while i < bytes.endIndex {
+            if bytes[i] == UInt8(ascii: "&") {
+                for (name, value) in entities where bytes[i...].starts(with: Array(name.utf8)) {
+                    out.append(value)
+                    i += name.utf8.count
+                    continue outer
+                }
+            }
+            out.append(bytes[i])
+            i += 1
+        }
+        return out
+    }
+
+    static func elements(_ xml: [UInt8]) -> [Element] {
+        var out: [Element] = []
+        var i = 0
+        func skip(past end: String) {
+            let e = Array(end.utf8)
+            while i < xml.count && !xml[i...].starts(with: e) { i += 1 }
+            i = min(xml.count, i + e.count)
+        }
+        func isSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 || b == 0x0a || b == 0x0d }
+        while i < xml.count {
+            guard xml[i] == UInt8(ascii: "<") else { i += 1; continue }
+            let rest = xml[i...]
+            if rest.starts(with: Array("<!--".utf8)) { skip(past: "-->"); continue }
+            if rest.starts(with: Array("<![CDATA[".utf8)) { skip(past: "]]>"); continue }
+            if rest.starts(with: Array("<?".utf8)) || rest.starts(with: Array("<!".utf8)) { skip(past: ">"); continue }
+            i += 1
+            var element = Element(name: "", closing: false, attributes: [:], text: [])
+            if i < xml.count && xml[i] == UInt8(ascii: "/") { element.closing = true; i += 1 }
+            let nameStart = i
+            while i < xml.count && !isSpace(xml[i]) && xml[i] != UInt8(ascii: ">") && xml[i] != UInt8(ascii: "/") { i += 1 }
+            element.name = String(decoding: xml[nameStart..<i], as: UTF8.self)
+            var selfClosing = false
+            while i < xml.count && xml[i] != UInt8(ascii: ">") {
+                if isSpace(xml[i]) { i += 1; continue }
+                if xml[i] == UInt8(ascii: "/") { selfClosing = true; i += 1; continue }
+                let keyStart = i
+                while i < xml.count && xml[i] != UInt8(ascii: "=") && !isSpace(xml[i]) && xml[i] != UInt8(ascii: ">") { i += 1 }
+                let key = String(decoding: xml[keyStart..<i], as: UTF8.self)
+                while i < xml.count && isSpace(xml[i]) { i += 1 }
+                guard i < xml.count, xml[i] == UInt8(ascii: "=") else { continue }
+                i += 1
+                while i < xml.count && isSpace(xml[i]) { i += 1 }
+                guard i < xml.count, xml[i] == UInt8(ascii: "'") || xml[i] == UInt8(ascii: "\"") else { continue }
+                let quote = xml[i]
+                i += 1
+                let valueStart = i
+                while i < xml.count && xml[i] != quote { i += 1 }
+                element.attributes[key] = decode(xml[valueStart..<i])
+                i += 1
+            }
+            i += 1
+            if !element.closing && !selfClosing {
+                let textStart = min(i, xml.count)
+                var j = textStart
+                while j < xml.count && xml[j] != UInt8(ascii: "<") { j += 1 }
+                element.text = decode(xml[textStart..<j])
+            }
+            out.append(element)
+            if selfClosing { out.append(Element(name: element.name, closing: true, attributes: [:], text: [])) }
+        }
+        return out
+    }
+}
