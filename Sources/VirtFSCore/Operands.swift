@@ -62,7 +62,10 @@ public struct OperandResolver {
         } else if location.isExportRoot {
             detection = ModelDetection.detect(in: location.directory)
         } else {
-            detection = ModelDetection.detect(in: location.directory, entry: try? location.entry(), limit: 64)
+            detection = ModelDetection.detect(in: location.directory, entry: try? location.entry(), limit: 64, exportRoot: false)
+        }
+        if case .interrupted(let record) = detection.outcome {
+            throw VirtFSError.interruptedConversion(record, path: root?.path ?? location.path)
         }
         guard let model = detection.model else {
             throw VirtFSError.refused("detect", path: location.path, detection.explanation)
