@@ -128,7 +128,7 @@ public struct Checker {
         case .metadataObject: return "QEMU ignores the metadata: the host owner and mode show through"
         case .badACL: return "getfacl and permission checks fail on the entry"
         case .noMetadata: return "the host owner and mode"
-        case .metadataLost: return "the host owner and mode, and a regular file where a symlink or device was"
+        case .metadataLost: return "the host owner and mode; a stored symlink or device shows as a regular file"
         case .hostSpecial: return "a symlink it cannot read (ELOOP on QEMU < 11), or a host device or fifo"
         case .orphanMetadata: return "a directory it cannot remove (ENOTEMPTY)"
         case .reservedMetadata: return "nothing; the file is dead weight"
