@@ -59,6 +59,7 @@ public struct ModelDetection: Sendable, Equatable {
     public var profiles: [HostProfile: Int] = [:]
 
     static let profileLimit = 64
+    static let perDirectory = 32
 
     static let evidencePaths = 8
 
@@ -90,7 +91,7 @@ public struct ModelDetection: Sendable, Equatable {
     }
 
     /// Examines `directory` itself, `entry` (if the operand is not the directory), and up to
-    /// `limit` entries below `directory`, breadth first. When `directory` is an export root, a
+    /// `limit` entries below `directory`, breadth first, at most `perDirectory` of each directory. When `directory` is an export root, a
     /// conversion recorded in it decides before any sample.
     public static func detect(in directory: DirectoryContext, entry: HostEntry? = nil, limit: Int = 512,
                               exportRoot: Bool = true) -> ModelDetection {
@@ -134,8 +135,12 @@ public struct ModelDetection: Sendable, Equatable {
         while index < queue.count && result.entriesExamined < limit {
             let dir = queue[index]
             index += 1
+            var inDirectory = 0
             try? Sys.forEachName(in: dir.fd) { name, type in
-                guard result.entriesExamined < limit else { return false }
+                // A few names per directory, so that one huge directory of files copied in on
+                // the host does not outvote the rest of the tree.
+                guard result.entriesExamined < limit, inDirectory < perDirectory else { return false }
+                inDirectory += 1
                 let path = Bytes.join(dir.path, name)
                 examine(dir, name, path)
                 if type == UInt8(DT_DIR), !MappedFileNames.isReserved(name), queue.count < 64,

@@ -118,11 +118,9 @@ struct VirtfsFsck: ParsableCommand {
             throw ExitCode(4)
         }
 
-        var findings: [Finding] = []
-        checker.check { findings.append($0) }
         var errors = 0, repaired = 0, left = 0, warnings = 0, failedRepairs = 0, changed = false
         var digest = FindingDigest(limit: json || verbose ? Int.max : 3)
-        for finding in findings {
+        func process(_ finding: Finding) {
             var state = "not repaired (no repair)"
             var fixed = false
             if let repair = finding.repair {
@@ -148,10 +146,19 @@ struct VirtfsFsck: ParsableCommand {
                 if fixed { repaired += 1 } else { left += 1 }
             }
             if json || verbose {
-                try report(finding, state: state, fixed: fixed, console: console)
+                report(finding, state: state, fixed: fixed, console: console)
             } else {
                 digest.add(finding, state: state)
             }
+        }
+        if yes || preen {
+            // Repairs wait for the end of the walk: they rename entries in directories it reads.
+            var findings: [Finding] = []
+            checker.check { findings.append($0) }
+            findings.forEach(process)
+        } else {
+            // Checking only: each finding is printed (or folded) as it is found, in bounded memory.
+            checker.check(process)
         }
         if !json && !verbose {
             console.write(digest.text { String(decoding: $0, as: UTF8.self) })
@@ -197,14 +204,13 @@ struct VirtfsFsck: ParsableCommand {
         }
     }
 
-    func report(_ f: Finding, state: String, fixed: Bool, console: Console) throws {
+    func report(_ f: Finding, state: String, fixed: Bool, console: Console) {
         let path = String(decoding: f.path, as: UTF8.self)
         if json {
             var object: [String: Any] = ["check": f.check.rawValue, "severity": f.severity.rawValue, "problem": f.problem,
-                                         "guest": f.guestSees, "repaired": fixed]
-            if Bytes.isUTF8(f.path) { object["path"] = path } else { object["path_hex"] = Bytes.hex(f.path) }
+                                         "guest": f.guestSees, "repaired": fixed, "path": f.path]
             if let repair = f.repair { object["repair"] = repair.summary; object["safe"] = repair.safe }
-            console.write(Array(try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) + [0x0a])
+            console.writeJSON(object)
         } else {
             console.write("\(path): \(f.severity.rawValue) \(f.check.rawValue): \(f.problem)\n    guest: \(f.guestSees)\n    \(state)\n")
         }
