@@ -93,12 +93,10 @@ struct VirtfsOverlay: ParsableCommand {
 
     /// The layer's model; a half-converted layer is refused as every tool refuses it.
     func modelOf(_ location: Walker.Location) throws -> SecurityModel {
-        if let model { return model }
-        let detection = ModelDetection.detect(in: location.directory)
-        if case .interrupted(let record) = detection.outcome {
+        if let record = ConversionRecord.read(in: location.directory) {
             throw VirtFSError.interruptedConversion(record, path: location.path)
         }
-        return detection.model ?? .passthrough
+        return model ?? ModelDetection.detect(in: location.directory).model ?? .passthrough
     }
 
     func run() throws {
