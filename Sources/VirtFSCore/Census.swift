@@ -116,6 +116,7 @@ public struct TreeCensus: Sendable {
     /// The first shaped entry (a symlink's form preferred), as the guest would see it now.
     public var example: String?
     var exampleIsSymlink = false
+    var exampleDepth = Int.max
 
     public var carriers: Int { max(xattrCarriers, fileCarriers) }
 
@@ -157,11 +158,19 @@ public struct TreeCensus: Sendable {
         return census
     }
 
+    /// Keeps the example a reader recognises best: a symlink's form before a device's, then the
+    /// one nearest the root (`/bin` before `/usr/lib/x86_64-linux-gnu/libc.so`).
     mutating func note(_ shape: MappedShape, _ entry: HostEntry, components: [[UInt8]]) {
         let isSymlink = if case .symlink = shape { true } else { false }
-        guard example == nil || (isSymlink && !exampleIsSymlink) else { return }
+        let better = example == nil || (isSymlink && !exampleIsSymlink)
+            || (isSymlink == exampleIsSymlink && components.count < exampleDepth)
+        guard better else { return }
+        exampleDepth = components.count
         let name = "/" + components.map { String(decoding: $0, as: UTF8.self) }.joined(separator: "/")
-        let what = entry.stat.size == 0 ? "an empty regular file" : "a \(entry.stat.size)-byte regular file"
+        let size = String(entry.stat.size)
+        // "an 8-byte", "an 11-byte", "an 18-byte": the article follows how the number is said.
+        let article = size.hasPrefix("8") || (size.count % 3 == 2 && (size.hasPrefix("11") || size.hasPrefix("18"))) ? "an" : "a"
+        let what = entry.stat.size == 0 ? "an empty regular file" : "\(article) \(size)-byte regular file"
         example = "\(name) as \(what) owned by uid \(entry.stat.uid)"
         exampleIsSymlink = isSymlink
     }

@@ -46,7 +46,7 @@ public enum TreeVerdict: Sendable, Equatable {
         } else if model.isMapped, census.lost > 0 {
             verdicts.append(.metadataLost(count: census.lost, of: m, example: census.example, paths: census.lostPaths))
         }
-        if model.isMapped, !qemuUserGiven, rootOwner == 0 {
+        if model.isMapped || stripped(census), !qemuUserGiven, rootOwner == 0 {
             verdicts.append(.rootOwned(count: census.rootOwned, of: m, paths: census.rootOwnedPaths))
         }
         return verdicts
@@ -65,10 +65,10 @@ public enum TreeVerdict: Sendable, Equatable {
             return VirtFSError.interruptedConversion(record, path: []).detail
         case .contradicts(let declared, let carried, let count, let of):
             if carried == .passthrough {
-                return "--model \(declared.rawValue) contradicts the tree: no entry carries VirtFS metadata and \(count) of \(of) entries are host symlinks, devices or fifos (a passthrough tree)"
+                return "--model \(declared.rawValue) contradicts the tree: no entry carries VirtFS metadata and \(Self.number(count)) of \(Self.number(of)) entries are host symlinks, devices or fifos (a passthrough tree)"
             }
             let what = carried == .mappedXattr ? "user.virtfs.* xattrs" : "a .virtfs_metadata file"
-            return "--model \(declared.rawValue) contradicts the tree: \(count) of \(of) entries carry \(what) (a \(carried.rawValue) tree)"
+            return "--model \(declared.rawValue) contradicts the tree: \(Self.number(count)) of \(Self.number(of)) entries carry \(what) (a \(carried.rawValue) tree)"
         case .metadataLost(let count, let of, let example, _):
             return "metadata lost on \(Self.number(count)) of \(Self.number(of)) entries" + (example.map { "; the guest would see \($0)" } ?? "")
         case .rootOwned(let count, let of, _):
