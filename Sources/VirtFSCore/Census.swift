@@ -166,13 +166,28 @@ public struct TreeCensus: Sendable {
             || (isSymlink == exampleIsSymlink && components.count < exampleDepth)
         guard better else { return }
         exampleDepth = components.count
-        let name = "/" + components.map { String(decoding: $0, as: UTF8.self) }.joined(separator: "/")
+        let name = Self.displayed(Array("/".utf8) + components.joined(separator: [UInt8(ascii: "/")]))
         let size = String(entry.stat.size)
         // "an 8-byte", "an 11-byte", "an 18-byte": the article follows how the number is said.
         let article = size.hasPrefix("8") || (size.count % 3 == 2 && (size.hasPrefix("11") || size.hasPrefix("18"))) ? "an" : "a"
         let what = entry.stat.size == 0 ? "an empty regular file" : "\(article) \(size)-byte regular file"
         example = "\(name) as \(what) owned by uid \(entry.stat.uid)"
         exampleIsSymlink = isSymlink
+    }
+
+    /// A guest-chosen name or target for a message: as it is when every byte is printable
+    /// (UTF-8 included), else quoted as coreutils quotes it, so no name can forge a line or send
+    /// terminal escapes.
+    static func displayed(_ bytes: [UInt8]) -> String {
+        var i = 0
+        while i < bytes.count {
+            let length = StatFormatter.utf8SequenceLength(bytes, at: i)
+            guard length > 1 || (bytes[i] >= 0x20 && bytes[i] < 0x7f) else {
+                return String(decoding: StatFormatter.shellQuote(bytes), as: UTF8.self)
+            }
+            i += length
+        }
+        return String(decoding: bytes, as: UTF8.self)
     }
 
     /// The components of `path` below the export root's path `root`.

@@ -257,7 +257,7 @@ public struct Checker {
         let shape = entry.isExportRoot ? nil : MappedShape.of(entry, components: parts, root: root.directory)
         guard options.lossRule.lost(entry, shape: shape) else { return nil }
         switch shape {
-        case .symlink(let target)?: return "its data is the symlink target \(String(decoding: target, as: UTF8.self))"
+        case .symlink(let target)?: return "its data is the symlink target \(TreeCensus.displayed(target))"
         case .device?: return "an empty file in dev, the stored form of a device"
         case nil where options.lossRule.all: return "no entry of the tree carries any"
         case nil: return "host owner and mode are those of the tree's own entries, not of a host-added file"

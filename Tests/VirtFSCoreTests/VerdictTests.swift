@@ -92,6 +92,13 @@ import VirtFSTestSupport
         #expect(TreeVerdict.judge(c, model: .passthrough, declared: .passthrough, rootOwner: 0, qemuUserGiven: false).isEmpty)
     }
 
+    @Test("a name with a terminal escape is quoted in a verdict; a printable one, UTF-8 included, is not")
+    func quoting() {
+        #expect(TreeCensus.displayed(Array("/bin/sh".utf8)) == "/bin/sh")
+        #expect(TreeCensus.displayed(Array("/etc/caf\u{e9}".utf8)) == "/etc/caf\u{e9}")
+        #expect(TreeCensus.displayed(Array("/a\u{1b}[2Jb".utf8)) == "'/a'$'\\033''[2Jb'")
+    }
+
     @Test("counts read as people read them", arguments: [(0, "0"), (999, "999"), (8475, "8,475"), (1234567, "1,234,567")])
     func number(n: Int, text: String) {
         #expect(TreeVerdict.number(n) == text)
