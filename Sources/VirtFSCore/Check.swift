@@ -15,6 +15,9 @@ public enum Check: String, Sendable, CaseIterable, Codable {
     case badACL = "bad-acl"
     /// A mapped-tree entry with no metadata: the guest sees the host owner and mode.
     case noMetadata = "no-metadata"
+    /// A mapped-tree entry with no metadata that did not come from the host: shaped like a
+    /// stored symlink or device, or owned and protected like the tree's own entries.
+    case metadataLost = "metadata-lost"
     /// A host symlink, fifo, socket or device node inside a mapped export.
     case hostSpecial = "host-special"
     /// `.virtfs_metadata/NAME` for a NAME that does not exist.

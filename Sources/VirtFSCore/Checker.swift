@@ -55,6 +55,12 @@ public struct Checker {
         public var oneFileSystem = false
         public var fileMode: UInt32 = 0o600
         public var directoryMode: UInt32 = 0o700
+        /// Whether the user named the model. Repairs that rewrite host objects wholesale
+        /// (`host-special`) are never made on a detected model.
+        public var modelDeclared = true
+        /// Which entries without metadata lost it (`metadata-lost`) rather than came from the
+        /// host (`no-metadata`).
+        public var lossRule = LossRule()
 
         public init(model: SecurityModel) {
             self.model = model
@@ -122,6 +128,7 @@ public struct Checker {
         case .metadataObject: return "QEMU ignores the metadata: the host owner and mode show through"
         case .badACL: return "getfacl and permission checks fail on the entry"
         case .noMetadata: return "the host owner and mode"
+        case .metadataLost: return "the host owner and mode; a stored symlink or device shows as a regular file"
         case .hostSpecial: return "a symlink it cannot read (ELOOP on QEMU < 11), or a host device or fifo"
         case .orphanMetadata: return "a directory it cannot remove (ENOTEMPTY)"
         case .reservedMetadata: return "nothing; the file is dead weight"
@@ -199,9 +206,18 @@ public struct Checker {
                     attributes.uid = uid
                     attributes.gid = gid
                 }
-                found(.hostSpecial, "host \(hostType.keyword) in a \(model.rawValue) export",
-                      .init(summary: "replace it by the mapped \(hostType.keyword) QEMU would have made", safe: false,
-                            action: .replaceWithMapped(attributes)))
+                if options.modelDeclared {
+                    found(.hostSpecial, "host \(hostType.keyword) in a \(model.rawValue) export",
+                          .init(summary: "replace it by the mapped \(hostType.keyword) QEMU would have made", safe: false,
+                                action: .replaceWithMapped(attributes)))
+                } else {
+                    // Replacing host objects on a guessed model could turn a whole passthrough tree's
+                    // symlinks into files.
+                    found(.hostSpecial, "host \(hostType.keyword) in a \(model.rawValue) export (the model was detected: repairing it needs --model \(model.rawValue))")
+                }
+            } else if view.hostFallback && rewrite == nil && view.diagnostics.isEmpty,
+                      let reason = lossReason(entry, parts: parts) {
+                found(.metadataLost, "no VirtFS metadata, lost (\(reason)): the guest sees a host \(hostType?.keyword ?? "object") owned by \(view.uid):\(view.gid) with mode 0\(String(view.attributes.permissions, radix: 8))")
             } else if view.hostFallback && rewrite == nil {
                 var repair: Finding.Repair?
                 switch options.adoption {
@@ -232,6 +248,19 @@ public struct Checker {
             } else if a.type.hasDeviceNumber && a.rdev != .zero {
                 found(.privileged, "device node \(a.rdev) served as a real host device")
             }
+        }
+    }
+
+    /// Why an entry without metadata lost it, or nil when it may have been added on the host.
+    func lossReason(_ entry: HostEntry, parts: [[UInt8]]) -> String? {
+        guard !entry.isExportRoot || options.lossRule.all else { return nil }
+        let shape = entry.isExportRoot ? nil : MappedShape.of(entry, components: parts, root: root.directory)
+        guard options.lossRule.lost(entry, shape: shape) else { return nil }
+        switch shape {
+        case .symlink(let target)?: return "its data is the symlink target \(TreeCensus.displayed(target))"
+        case .device?: return "an empty file in dev, the stored form of a device"
+        case nil where options.lossRule.all: return "no entry of the tree carries any"
+        case nil: return "host owner and mode are those of the tree's own entries, not of a host-added file"
         }
     }
 

@@ -10,6 +10,12 @@ public enum VirtfsXattr {
     public static let rdev = "user.virtfs.rdev"
     public static let aclAccess = "user.virtfs.system.posix_acl_access"
     public static let aclDefault = "user.virtfs.system.posix_acl_default"
+
+    /// Whether an xattr name is one QEMU writes for every object it creates in mapped-xattr
+    /// (uid, gid, mode): what tells an entry that carries mapped-xattr metadata.
+    public static func isOwnerOrMode(_ name: [UInt8]) -> Bool {
+        name == Array(uid.utf8) || name == Array(gid.utf8) || name == Array(mode.utf8)
+    }
 }
 
 public enum HostACLXattr {

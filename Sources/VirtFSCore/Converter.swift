@@ -249,6 +249,9 @@ public struct Converter {
         let rootStat = try root.entry().stat
         if let (existing, _) = try? Sys.readFile(rootDir.fd, Self.stateFileName, limit: 4096) {
             guard existing == stateText else {
+                if let record = ConversionRecord.parse(existing) {
+                    throw VirtFSError.interruptedConversion(record, path: root.path)
+                }
                 throw VirtFSError.refused("convert", path: root.path,
                     "an unfinished conversion (\(String(decoding: existing, as: UTF8.self).trimmingNewline)) is recorded in .virtfs-convert-state: run it again to finish it first")
             }

@@ -1,21 +1,67 @@
 import Glibc
 
+/// A conversion under way, as virtfs-convert records it in `.virtfs-convert-state` at the
+/// export root (`virtfs-convert from=MODEL to=MODEL`) until the last entry has changed form.
+public struct ConversionRecord: Sendable, Equatable {
+    public var from: SecurityModel
+    public var to: SecurityModel
+
+    public init(from: SecurityModel, to: SecurityModel) {
+        self.from = from
+        self.to = to
+    }
+
+    /// The conversion recorded in the export root `root`, or nil when none is under way.
+    public static func read(in root: DirectoryContext) -> ConversionRecord? {
+        guard let (bytes, _) = try? Sys.readFile(root.fd, Converter.stateFileName, limit: 4096) else { return nil }
+        return parse(bytes)
+    }
+
+    static func parse(_ bytes: [UInt8]) -> ConversionRecord? {
+        var fields: [String: String] = [:]
+        for word in String(decoding: bytes, as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" }) {
+            let pair = word.split(separator: "=", maxSplits: 1)
+            if pair.count == 2 { fields[String(pair[0])] = String(pair[1]) }
+        }
+        guard let from = fields["from"].flatMap(SecurityModel.init(name:)),
+              let to = fields["to"].flatMap(SecurityModel.init(name:)) else { return nil }
+        return ConversionRecord(from: from, to: to)
+    }
+}
+
 /// Which security model a tree was written in, judged from a bounded sample of it: mapped-file
 /// leaves `.virtfs_metadata` directories and `.virtfs_metadata_root`; mapped-xattr leaves
 /// `user.virtfs.*` xattrs; passthrough and none leave nothing (and look the same on the host).
+///
+/// A model is seen only when its metadata covers a real share of the sample (a quarter of the
+/// entries examined), never on one entry: a passthrough guest can set `user.virtfs.*` on a file
+/// of its own, and a tree with one such file is still a passthrough tree.
 public struct ModelDetection: Sendable, Equatable {
     public enum Outcome: Sendable, Equatable {
         case detected(SecurityModel)
         /// Evidence of both mapped models: the tree cannot be read one way.
         case mixed
+        /// A conversion is recorded as under way in the export root: entries are in either model.
+        case interrupted(ConversionRecord)
     }
 
     public var outcome: Outcome
-    /// Paths that showed mapped-file metadata.
+    /// The first paths that showed mapped-file metadata, and how many entries did.
     public var mappedFileEvidence: [[UInt8]] = []
-    /// Paths that carried `user.virtfs.*` xattrs.
+    public var mappedFileCount = 0
+    /// The first paths that carried `user.virtfs.*` xattrs, and how many entries did.
     public var mappedXattrEvidence: [[UInt8]] = []
+    public var mappedXattrCount = 0
+    /// Entries examined, the mapped-file names themselves not included.
     public var entriesExamined = 0
+    /// How the examined entries that carry metadata are owned and protected on the host (at
+    /// most `profileLimit` distinct profiles).
+    public var profiles: [HostProfile: Int] = [:]
+
+    static let profileLimit = 64
+    static let perDirectory = 32
+
+    static let evidencePaths = 8
 
     public var model: SecurityModel? {
         if case .detected(let m) = outcome { return m }
@@ -28,6 +74,8 @@ public struct ModelDetection: Sendable, Equatable {
         switch outcome {
         case .mixed:
             return "tree mixes models: mapped-file metadata at \(first(mappedFileEvidence)) and user.virtfs.* xattrs on \(first(mappedXattrEvidence)); name one with --model"
+        case .interrupted(let record):
+            return VirtFSError.interruptedConversion(record, path: []).detail
         case .detected(.mappedFile):
             return "mapped-file (metadata at \(first(mappedFileEvidence)))"
         case .detected(.mappedXattr):
@@ -37,32 +85,62 @@ public struct ModelDetection: Sendable, Equatable {
         }
     }
 
+    /// Whether a model's metadata covers enough of the sample to say the tree is in it.
+    static func covers(_ count: Int, of examined: Int) -> Bool {
+        count > 0 && count * 4 >= max(examined, 1)
+    }
+
     /// Examines `directory` itself, `entry` (if the operand is not the directory), and up to
-    /// `limit` entries below `directory`, breadth first.
-    public static func detect(in directory: DirectoryContext, entry: HostEntry? = nil, limit: Int = 512) -> ModelDetection {
+    /// `limit` entries below `directory`, breadth first, at most `perDirectory` of each directory. When `directory` is an export root, a
+    /// conversion recorded in it decides before any sample.
+    public static func detect(in directory: DirectoryContext, entry: HostEntry? = nil, limit: Int = 512,
+                              exportRoot: Bool = true) -> ModelDetection {
         var result = ModelDetection(outcome: .detected(.passthrough))
+        if exportRoot, entry == nil, let record = ConversionRecord.read(in: directory) {
+            result.outcome = .interrupted(record)
+            return result
+        }
+        func fileEvidence(_ path: [UInt8]) {
+            result.mappedFileCount += 1
+            if result.mappedFileEvidence.count < evidencePaths { result.mappedFileEvidence.append(path) }
+        }
         var queue: [DirectoryContext] = [directory]
-        func examine(_ dir: DirectoryContext, _ name: [UInt8], _ path: [UInt8]) {
-            result.entriesExamined += 1
+        func examine(_ dir: DirectoryContext, _ name: [UInt8], _ path: [UInt8], isRoot: Bool = false) {
             if MappedFileNames.isReserved(name) {
-                result.mappedFileEvidence.append(path)
+                fileEvidence(path)
                 return
             }
-            if let names = try? Sys.listXattrs(dir.fd, name),
-               names.contains(where: { $0 == Array(VirtfsXattr.mode.utf8) || $0 == Array(VirtfsXattr.uid.utf8) || $0 == Array(VirtfsXattr.gid.utf8) }) {
-                result.mappedXattrEvidence.append(path)
+            result.entriesExamined += 1
+            var carries = false
+            if isRoot ? (try? Sys.stat(dir.fd, MappedFileNames.rootMetadata)) != nil
+                : ((try? dir.metadataDirectory()).flatMap { $0 }.flatMap { try? Sys.stat($0, name) }) != nil {
+                carries = true
+                if !isRoot { fileEvidence(Bytes.join(Bytes.join(dir.path, MappedFileNames.metadataDirectory), name)) }
+            }
+            if let names = try? Sys.listXattrs(dir.fd, name), names.contains(where: VirtfsXattr.isOwnerOrMode) {
+                carries = true
+                result.mappedXattrCount += 1
+                if result.mappedXattrEvidence.count < evidencePaths { result.mappedXattrEvidence.append(path) }
+            }
+            if carries, let st = try? Sys.stat(dir.fd, name) {
+                let profile = HostProfile(st)
+                if result.profiles[profile] != nil || result.profiles.count < profileLimit { result.profiles[profile, default: 0] += 1 }
             }
         }
         if let entry {
-            examine(entry.directory, entry.name, entry.path)
+            examine(entry.directory, entry.name, entry.path, isRoot: entry.isExportRoot)
         }
-        examine(directory, [UInt8(ascii: ".")], directory.path.isEmpty ? [UInt8(ascii: ".")] : directory.path)
+        examine(directory, [UInt8(ascii: ".")], directory.path.isEmpty ? [UInt8(ascii: ".")] : directory.path, isRoot: true)
         var index = 0
         while index < queue.count && result.entriesExamined < limit {
             let dir = queue[index]
             index += 1
+            var inDirectory = 0
             try? Sys.forEachName(in: dir.fd) { name, type in
-                guard result.entriesExamined < limit else { return false }
+                // A few names per directory, so that one huge directory of files copied in on
+                // the host does not outvote the rest of the tree.
+                guard result.entriesExamined < limit, inDirectory < perDirectory else { return false }
+                inDirectory += 1
                 let path = Bytes.join(dir.path, name)
                 examine(dir, name, path)
                 if type == UInt8(DT_DIR), !MappedFileNames.isReserved(name), queue.count < 64,
@@ -72,11 +150,11 @@ public struct ModelDetection: Sendable, Equatable {
                 return true
             }
         }
-        switch (result.mappedFileEvidence.isEmpty, result.mappedXattrEvidence.isEmpty) {
-        case (false, false): result.outcome = .mixed
-        case (false, true): result.outcome = .detected(.mappedFile)
-        case (true, false): result.outcome = .detected(.mappedXattr)
-        case (true, true): result.outcome = .detected(.passthrough)
+        switch (covers(result.mappedFileCount, of: result.entriesExamined), covers(result.mappedXattrCount, of: result.entriesExamined)) {
+        case (true, true): result.outcome = .mixed
+        case (true, false): result.outcome = .detected(.mappedFile)
+        case (false, true): result.outcome = .detected(.mappedXattr)
+        case (false, false): result.outcome = .detected(.passthrough)
         }
         return result
     }

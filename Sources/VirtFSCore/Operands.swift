@@ -54,7 +54,12 @@ public struct OperandResolver {
     }
 
     /// The model to read a location with: the user's, else what the tree shows.
+    /// A half-converted tree is refused whatever model is named: no model reads it right.
     public func model(for location: Walker.Location, explicit: SecurityModel?) throws -> (SecurityModel, ModelDetection?) {
+        let exportRoot = root?.directory ?? (location.isExportRoot ? location.directory : nil)
+        if let exportRoot, let record = ConversionRecord.read(in: exportRoot) {
+            throw VirtFSError.interruptedConversion(record, path: root?.path ?? location.path)
+        }
         if let explicit { return (explicit, nil) }
         let detection: ModelDetection
         if let root {
@@ -62,7 +67,10 @@ public struct OperandResolver {
         } else if location.isExportRoot {
             detection = ModelDetection.detect(in: location.directory)
         } else {
-            detection = ModelDetection.detect(in: location.directory, entry: try? location.entry(), limit: 64)
+            detection = ModelDetection.detect(in: location.directory, entry: try? location.entry(), limit: 64, exportRoot: false)
+        }
+        if case .interrupted(let record) = detection.outcome {
+            throw VirtFSError.interruptedConversion(record, path: root?.path ?? location.path)
         }
         guard let model = detection.model else {
             throw VirtFSError.refused("detect", path: location.path, detection.explanation)

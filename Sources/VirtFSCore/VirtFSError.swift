@@ -11,6 +11,9 @@ public struct VirtFSError: Error, Sendable, Equatable, CustomStringConvertible {
         case corrupt(String)
         /// The request cannot be carried out as asked (usage, privilege, policy).
         case refused(String)
+        /// The tree is half converted (`.virtfs-convert-state` at its root): no model reads it
+        /// right until the same conversion is run again.
+        case interruptedConversion(from: SecurityModel, to: SecurityModel)
     }
 
     /// The step that failed: a syscall name (`openat`, `lgetxattr`) or a decode step.
@@ -61,6 +64,10 @@ public struct VirtFSError: Error, Sendable, Equatable, CustomStringConvertible {
         VirtFSError(operation, path: path, reason: .refused(detail))
     }
 
+    public static func interruptedConversion(_ record: ConversionRecord, path: [UInt8]) -> VirtFSError {
+        VirtFSError("convert", path: path, reason: .interruptedConversion(from: record.from, to: record.to))
+    }
+
     public var errno: Int32? {
         if case .system(let e) = reason { return e }
         return nil
@@ -80,6 +87,10 @@ public struct VirtFSError: Error, Sendable, Equatable, CustomStringConvertible {
 
     /// `OPERATION ATTRIBUTE: REASON`, without the path.
     public var detail: String {
+        if case .interruptedConversion(let from, let to) = reason {
+            // The same words from every tool, whatever step met the state file.
+            return "conversion from \(from.rawValue) to \(to.rawValue) interrupted; run the same virtfs-convert again (virtfs-convert --to \(to.rawValue))"
+        }
         var parts: [String] = []
         var step = operation
         if let attribute { step += " " + attribute }
@@ -89,6 +100,7 @@ public struct VirtFSError: Error, Sendable, Equatable, CustomStringConvertible {
         case .system(let e): parts.append(String(cString: strerror(e)))
         case .corrupt(let text): parts.append(text)
         case .refused(let text): parts.append(text)
+        case .interruptedConversion: break
         }
         return parts.joined(separator: ": ")
     }

@@ -58,6 +58,10 @@ struct VirtfsConvert: ParsableCommand {
         var options: Converter.Options
         do {
             root = try Walker.exportRoot(RawArguments.bytes(for: tree))
+            if let record = ConversionRecord.read(in: root.directory), record.to != to {
+                // Named before any other refusal: it is what the user has to deal with first.
+                throw VirtFSError.interruptedConversion(record, path: root.path)
+            }
             let model = try from ?? recordedSource(root) ?? OperandResolver(root: nil).model(for: root, explicit: nil).0
             options = Converter.Options(from: model, to: to)
         } catch {

@@ -59,7 +59,7 @@ struct VirtfsExport: ParsableCommand {
         var options: Exporter.Options
         do {
             root = try Walker.exportRoot(RawArguments.bytes(for: tree))
-            options = Exporter.Options(model: try model ?? OperandResolver(root: nil).model(for: root, explicit: nil).0)
+            options = Exporter.Options(model: try OperandResolver(root: nil).model(for: root, explicit: model).0)
             writer = try ArchiveWriter(path: file.map(RawArguments.bytes(for:)), format: format)
         } catch {
             console.error(error)

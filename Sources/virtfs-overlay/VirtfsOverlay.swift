@@ -95,8 +95,12 @@ struct VirtfsOverlay: ParsableCommand {
         if let owner { _ = try HostUser.parse(owner) }
     }
 
-    func modelOf(_ location: Walker.Location) -> SecurityModel {
-        model ?? ModelDetection.detect(in: location.directory).model ?? .passthrough
+    /// The layer's model; a half-converted layer is refused as every tool refuses it.
+    func modelOf(_ location: Walker.Location) throws -> SecurityModel {
+        if let record = ConversionRecord.read(in: location.directory) {
+            throw VirtFSError.interruptedConversion(record, path: location.path)
+        }
+        return model ?? ModelDetection.detect(in: location.directory).model ?? .passthrough
     }
 
     func run() throws {
@@ -115,13 +119,15 @@ struct VirtfsOverlay: ParsableCommand {
     func convert(_ layer: String, _ console: Console) -> Bool {
         let started = Date()
         var root: Walker.Location
+        let layerModel: SecurityModel
         do {
             root = try Walker.exportRoot(RawArguments.bytes(for: layer))
+            layerModel = try modelOf(root)
         } catch {
             console.error(error)
             return false
         }
-        var options = OverlayConverter.Options(model: modelOf(root))
+        var options = OverlayConverter.Options(model: layerModel)
         options.dialect = xattrs
         options.whiteouts = whiteouts
         options.xattrMap = xattrmap.flatMap { try? XattrMap($0) }
@@ -206,8 +212,8 @@ struct VirtfsOverlay: ParsableCommand {
         var layerList: [OverlayCheck.Layer] = []
         let operands = (upper.map { [($0, true)] } ?? []) + layers.map { ($0, false) }
         for (path, isUpper) in operands {
-            guard let root = console.attempt({ try Walker.exportRoot(RawArguments.bytes(for: path)) }) else { continue }
-            let model = modelOf(root)
+            guard let root = console.attempt({ try Walker.exportRoot(RawArguments.bytes(for: path)) }),
+                  let model = console.attempt({ try modelOf(root) }) else { continue }
             if over9p && target.over9p == nil { target.over9p = model }
             let scan = OverlayScan.scan(root, model: model)
             for f in scan.failures { console.error(f) }

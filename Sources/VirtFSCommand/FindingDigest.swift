@@ -1,0 +1,57 @@
+import VirtFSCore
+
+/// Folds many findings with one cause into one block: the first `limit` findings of a check
+/// (with the same outcome) are printed one by one; from the next one on, the check becomes one
+/// block with the count and the first paths. Holds at most `limit` findings per group, so
+/// memory does not grow with the number of entries.
+public struct FindingDigest {
+    public struct Group {
+        public var check: Check
+        public var state: String
+        public var count = 0
+        public var first: [(finding: Finding, state: String)] = []
+    }
+
+    public let limit: Int
+    public private(set) var groups: [Group] = []
+    private var index: [String: Int] = [:]
+
+    /// `limit`: how many findings of a group are kept whole (`Int.max`: never fold).
+    public init(limit: Int = 3) {
+        self.limit = limit
+    }
+
+    public mutating func add(_ finding: Finding, state: String) {
+        // Repairs name owners and bits; fold by what was done, not by its detail.
+        let outcome = String(state.prefix { $0 != ":" })
+        let key = finding.check.rawValue + "\u{0}" + outcome
+        let i: Int
+        if let known = index[key] {
+            i = known
+        } else {
+            i = groups.count
+            index[key] = i
+            groups.append(Group(check: finding.check, state: outcome))
+        }
+        groups[i].count += 1
+        if groups[i].first.count < max(limit, 1) { groups[i].first.append((finding, state)) }
+    }
+
+    /// The text blocks, in the order the groups first appeared.
+    public func text(path render: ([UInt8]) -> String) -> String {
+        var out = ""
+        for g in groups {
+            if g.count <= limit {
+                for (f, state) in g.first {
+                    out += "\(render(f.path)): \(f.severity.rawValue) \(f.check.rawValue): \(f.problem)\n    guest: \(f.guestSees)\n    \(state)\n"
+                }
+                continue
+            }
+            let (f, state) = g.first[0]
+            let paths = g.first.map { render($0.finding.path) }.joined(separator: ", ")
+            out += "\(f.severity.rawValue) \(f.check.rawValue): \(TreeVerdict.number(g.count)) entries (\(paths), …; -v lists every one)\n"
+            out += "    e.g. \(render(f.path)): \(f.problem)\n    guest: \(f.guestSees)\n    \(state)\n"
+        }
+        return out
+    }
+}

@@ -1,0 +1,199 @@
+import Glibc
+
+/// The host owner and permission bits of an object, with whether it is a directory: what QEMU
+/// (and the tools writing as it) give everything they create in a mapped tree (`fmode=`,
+/// `dmode=`, QEMU's user), so that an entry without metadata which looks exactly like that was
+/// written by them and lost its metadata, while a file a person copied in looks like its copier.
+public struct HostProfile: Sendable, Hashable {
+    public var directory: Bool
+    public var uid: UInt32
+    public var gid: UInt32
+    public var permissions: UInt32
+
+    public init(_ st: HostStat) {
+        directory = st.fileType == .directory
+        uid = st.uid
+        gid = st.gid
+        permissions = st.permissions
+    }
+}
+
+/// What a metadata-less regular file of a mapped tree can only be: the stored form of a
+/// symlink or a device whose metadata was stripped (a host tool that adds a symlink or a
+/// device adds a real one).
+public enum MappedShape: Sendable, Equatable {
+    /// Data that is a path (no NUL, no newline) naming an entry that exists in the tree.
+    case symlink(target: [UInt8])
+    /// An empty file in the tree's top-level `dev` directory.
+    case device
+
+    /// The shape of `entry`, a regular file at `components` below the export root `root`,
+    /// or nil when its data could be anything.
+    static func of(_ entry: HostEntry, components: [[UInt8]], root: DirectoryContext) -> MappedShape? {
+        guard entry.stat.fileType == .regular, !components.isEmpty else { return nil }
+        if entry.stat.size == 0 {
+            return components.count == 2 && components[0] == Array("dev".utf8) ? .device : nil
+        }
+        guard entry.stat.size <= 1024, let (data, _) = try? entry.readContent(limit: 1024),
+              !data.contains(0), !data.contains(UInt8(ascii: "\n")) else { return nil }
+        return resolves(data, from: Array(components.dropLast()), root: root) ? .symlink(target: data) : nil
+    }
+
+    /// Whether a symlink target, read from the directory at `base`, names an existing entry of
+    /// the tree. It is resolved one component at a time from the root, never through a host
+    /// symlink and never above the root (as in a chroot).
+    static func resolves(_ target: [UInt8], from base: [[UInt8]], root: DirectoryContext) -> Bool {
+        var parts = target.first == UInt8(ascii: "/") ? [] : base
+        for component in target.split(separator: UInt8(ascii: "/")) {
+            if component.elementsEqual(".".utf8) { continue }
+            if component.elementsEqual("..".utf8) {
+                _ = parts.popLast()
+                continue
+            }
+            parts.append(Array(component))
+            if parts.count > 40 { return false }
+        }
+        guard let last = parts.last else { return true }
+        var directory = root
+        for component in parts.dropLast() {
+            guard !MappedFileNames.isReserved(component), let child = try? directory.child(component, path: []) else { return false }
+            directory = child
+        }
+        return !MappedFileNames.isReserved(last) && (try? Sys.stat(directory.fd, last)) != nil
+    }
+}
+
+/// Which entries without metadata lost it, rather than being added on the host: the rule
+/// virtfs-fsck's census counts with and its check classifies with, so that the two agree.
+public struct LossRule: Sendable {
+    /// The host profiles of the entries that do carry metadata (from a bounded sample).
+    public var profiles: Set<HostProfile> = []
+    /// Every entry without metadata lost it: the tree carries none at all, yet has entries
+    /// that only make sense mapped.
+    public var all = false
+
+    public init(profiles: Set<HostProfile> = [], all: Bool = false) {
+        self.profiles = profiles
+        self.all = all
+    }
+
+    /// The rule for a tree whose sample is `detection`: the profile most of its entries with
+    /// metadata share, per kind (file or directory).
+    public init(_ detection: ModelDetection) {
+        var best: [Bool: (HostProfile, Int)] = [:]
+        for (profile, count) in detection.profiles where count > (best[profile.directory]?.1 ?? 0) {
+            best[profile.directory] = (profile, count)
+        }
+        profiles = Set(best.values.map(\.0))
+    }
+
+    /// Whether an entry without metadata lost it.
+    public func lost(_ entry: HostEntry, shape: MappedShape?) -> Bool {
+        all || shape != nil || profiles.contains(HostProfile(entry.stat))
+    }
+}
+
+/// One pass over a tree counting what a verdict rests on: entries with and without VirtFS
+/// metadata (of either mapped model), entries that only make sense mapped, host special files,
+/// what root owns. Memory is bounded: counters and the first few paths.
+public struct TreeCensus: Sendable {
+    public static let examples = 3
+
+    public var entries = 0
+    /// Entries carrying `user.virtfs.{uid,gid,mode}`, and entries with a mapped-file metadata file.
+    public var xattrCarriers = 0
+    public var fileCarriers = 0
+    public var withoutMetadata = 0
+    public var withoutMetadataPaths: [[UInt8]] = []
+    /// Entries without metadata that are shaped like a stored symlink or device.
+    public var shaped = 0
+    /// Entries without metadata the loss rule says lost it.
+    public var lost = 0
+    public var lostPaths: [[UInt8]] = []
+    public var hostSpecial = 0
+    public var rootOwned = 0
+    public var rootOwnedPaths: [[UInt8]] = []
+    /// The first shaped entry (a symlink's form preferred), as the guest would see it now.
+    public var example: String?
+    var exampleIsSymlink = false
+    var exampleDepth = Int.max
+
+    public var carriers: Int { max(xattrCarriers, fileCarriers) }
+
+    /// Counts the tree below `root`, judging loss by `rule`.
+    public static func take(_ root: Walker.Location, rule: LossRule, oneFileSystem: Bool = false) -> TreeCensus {
+        var census = TreeCensus()
+        var options = Walker.Options(recursive: true, oneFileSystem: oneFileSystem)
+        options.hideMappedFileMetadata = true
+        options.reportOrphanedMetadata = false
+        let rootPath = root.path
+        let mappedFile = MappedFileCodec()
+        Walker(options: options).walk(root, visit: { entry in
+            if entry.isExportRoot ? false : (entry.name == Converter.stateFileName || TemporaryName.matches(entry.name)) { return }
+            census.entries += 1
+            let st = entry.stat
+            if st.uid == 0 {
+                census.rootOwned += 1
+                if census.rootOwnedPaths.count < examples { census.rootOwnedPaths.append(entry.path) }
+            }
+            if let type = st.fileType, type != .regular && type != .directory { census.hostSpecial += 1 }
+            let inXattrs = ((try? entry.xattrNames()) ?? []).contains(where: VirtfsXattr.isOwnerOrMode)
+            let inFile = mappedFile.hasMetadata(entry)
+            if inXattrs { census.xattrCarriers += 1 }
+            if inFile { census.fileCarriers += 1 }
+            guard !inXattrs && !inFile else { return }
+            census.withoutMetadata += 1
+            if census.withoutMetadataPaths.count < examples { census.withoutMetadataPaths.append(entry.path) }
+            let components = relativeComponents(entry.path, below: rootPath)
+            let shape = entry.isExportRoot ? nil : MappedShape.of(entry, components: components, root: root.directory)
+            if let shape {
+                census.shaped += 1
+                census.note(shape, entry, components: components)
+            }
+            if !entry.isExportRoot || rule.all, rule.lost(entry, shape: shape) {
+                census.lost += 1
+                if census.lostPaths.count < examples { census.lostPaths.append(entry.path) }
+            }
+        }, failure: { _ in })
+        return census
+    }
+
+    /// Keeps the example a reader recognises best: a symlink's form before a device's, then the
+    /// one nearest the root (`/bin` before `/usr/lib/x86_64-linux-gnu/libc.so`).
+    mutating func note(_ shape: MappedShape, _ entry: HostEntry, components: [[UInt8]]) {
+        let isSymlink = if case .symlink = shape { true } else { false }
+        let better = example == nil || (isSymlink && !exampleIsSymlink)
+            || (isSymlink == exampleIsSymlink && components.count < exampleDepth)
+        guard better else { return }
+        exampleDepth = components.count
+        let name = Self.displayed(Array("/".utf8) + components.joined(separator: [UInt8(ascii: "/")]))
+        let size = String(entry.stat.size)
+        // "an 8-byte", "an 11-byte", "an 18-byte": the article follows how the number is said.
+        let article = size.hasPrefix("8") || (size.count % 3 == 2 && (size.hasPrefix("11") || size.hasPrefix("18"))) ? "an" : "a"
+        let what = entry.stat.size == 0 ? "an empty regular file" : "\(article) \(size)-byte regular file"
+        example = "\(name) as \(what) owned by uid \(entry.stat.uid)"
+        exampleIsSymlink = isSymlink
+    }
+
+    /// A guest-chosen name or target for a message: as it is when every byte is printable
+    /// (UTF-8 included), else quoted as coreutils quotes it, so no name can forge a line or send
+    /// terminal escapes.
+    static func displayed(_ bytes: [UInt8]) -> String {
+        var i = 0
+        while i < bytes.count {
+            let length = StatFormatter.utf8SequenceLength(bytes, at: i)
+            guard length > 1 || (bytes[i] >= 0x20 && bytes[i] < 0x7f) else {
+                return String(decoding: StatFormatter.shellQuote(bytes), as: UTF8.self)
+            }
+            i += length
+        }
+        return String(decoding: bytes, as: UTF8.self)
+    }
+
+    /// The components of `path` below the export root's path `root`.
+    static func relativeComponents(_ path: [UInt8], below root: [UInt8]) -> [[UInt8]] {
+        var relative = path.dropFirst(root.count)[...]
+        while relative.first == UInt8(ascii: "/") { relative = relative.dropFirst() }
+        return Bytes.components(Array(relative))
+    }
+}
