@@ -63,24 +63,21 @@ struct VirtfsImport: ParsableCommand {
             try restore(console: console, placement: placement, progress: progress, started: started)
             return
         }
-        let root: Walker.Location
+        let target: Importer.Target
         let reader: ArchiveReader
         var options = Importer.Options(model: model!)
         options.placement = placement
         let importer = Importer(options: options)
         do {
-            let path = RawArguments.bytes(for: dir)
-            if mkdir(dir, mode_t(model!.isMapped ? placement.directoryMode & 0o777 : 0o755)) == 0, model!.isMapped, let owner = placement.owner {
-                _ = chown(dir, owner.uid, owner.gid)
-            }
-            root = try Walker.exportRoot(path)
-            if let refusal = importer.refusal(into: root) { throw refusal }
+            if let refusal = importer.refusal() { throw refusal }
+            // The archive first: one that cannot be read leaves no DIR behind.
             reader = try ArchiveReader(path: RawArguments.bytes(for: archive), kind: .archive)
+            target = try importer.prepare(RawArguments.bytes(for: dir))
         } catch {
             console.error(error)
             throw ExitCode(1)
         }
-        let summary = importer.run(reader, into: root) { event in
+        let summary = importer.run(reader, into: target.root) { event in
             switch event {
             case .imported(let path, let attributes):
                 progress.tick()
@@ -102,11 +99,23 @@ struct VirtfsImport: ParsableCommand {
             }
         }
         progress.done()
+        var undone = false
+        if summary.failures > 0 {
+            // A tree with holes a guest would boot is worse than none: what this import wrote goes.
+            do {
+                try importer.undo(target)
+                undone = true
+                console.error(VirtFSError.refused("import", path: RawArguments.bytes(for: dir),
+                    target.created ? "the import failed: removed the directory it created" : "the import failed: emptied it and gave it back its owner, mode and xattrs"))
+            } catch {
+                console.error(error)
+            }
+        }
         let types = summary.imported.sorted { $0.key.keyword < $1.key.keyword }.map { "\($0.value) \($0.key.keyword)" }.joined(separator: ", ")
         let seconds = Date().timeIntervalSince(started)
-        let text = "\(archive): imported \(summary.total) members (\(types.isEmpty ? "none" : types)) from \(reader.formatName) as \(options.model.rawValue), \(summary.bytes) bytes of file data, \(summary.incomplete) not kept whole, \(summary.refused) refused, \(summary.failures) failed, \(String(format: "%.2f", seconds)) s"
+        let text = "\(archive): imported \(summary.total) members (\(types.isEmpty ? "none" : types)) from \(reader.formatName) as \(options.model.rawValue), \(summary.bytes) bytes of file data, \(summary.incomplete) not kept whole, \(summary.refused) refused, \(summary.failures) failed\(undone ? ", all removed again" : ""), \(String(format: "%.2f", seconds)) s"
         summarize(console, text, ["imported": summary.total, "bytes": summary.bytes, "incomplete": summary.incomplete,
-                                  "refused": summary.refused, "failed": summary.failures, "seconds": seconds])
+                                  "refused": summary.refused, "failed": summary.failures, "removed": undone, "seconds": seconds])
         if summary.failures + summary.refused > 0 || console.failures > 0 { throw ExitCode(1) }
     }
 
