@@ -63,6 +63,36 @@ public struct ArchiveMember: Sendable {
     }
 }
 
+/// An xattr name for a message, as getfattr(1) shows it: bytes outside printable ASCII (a
+/// guest can set any) as `\ooo` octal escapes, so that the name reads back exactly.
+func displayName(_ name: [UInt8]) -> String {
+    var out = ""
+    for b in name {
+        if b > 0x20 && b < 0x7f && b != UInt8(ascii: "\\") {
+            out.append(Character(Unicode.Scalar(b)))
+        } else {
+            let octal = String(b, radix: 8)
+            out += "\\" + String(repeating: "0", count: 3 - octal.count) + octal
+        }
+    }
+    return out
+}
+
+/// Reads up to `count` bytes of `fd` into `buffer`, short only at the end of the file.
+func readFull(_ fd: Int32, into buffer: inout [UInt8], count: Int, path: [UInt8]) throws -> Int {
+    var total = 0
+    while total < count {
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + total, count - total) }
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw VirtFSError.system("read", path: path, errno: errno)
+        }
+        if n == 0 { break }
+        total += n
+    }
+    return total
+}
+
 /// What `archive_*` calls report, as the toolkit's one error: libarchive's own message, with
 /// the system's reason when a system call failed under it ("Write error: No space left on
 /// device"), which libarchive's text does not always say.
@@ -87,6 +117,8 @@ public final class ArchiveReader {
     public enum Kind: Sendable {
         case archive
         case manifest
+        /// What `--metadata-only` takes: a manifest, or the archive the tree came from.
+        case manifestOrArchive
     }
 
     let archive: OpaquePointer
@@ -137,6 +169,11 @@ public final class ArchiveReader {
             archive_read_support_format_cpio(archive)
         case .manifest:
             archive_read_support_format_mtree(archive)
+        case .manifestOrArchive:
+            archive_read_support_format_tar(archive)
+            archive_read_support_format_gnutar(archive)
+            archive_read_support_format_cpio(archive)
+            archive_read_support_format_mtree(archive)
         }
         let status = archive_read_open_fd(archive, fd >= 0 ? fd : 0, 1 << 16)
         if status != ARCHIVE_OK {
@@ -156,6 +193,29 @@ public final class ArchiveReader {
         archive_format_name(archive).map { String(cString: $0) } ?? "unknown"
     }
 
+    /// Whether what is being read is an mtree(5) manifest (digests, no data, no xattrs or ACLs)
+    /// rather than an archive, known once the first member has been read.
+    public var isManifest: Bool {
+        archive_format(archive) & ARCHIVE_FORMAT_BASE_MASK == ARCHIVE_FORMAT_MTREE
+    }
+
+    /// Whether the current member's data is exactly what `fd` holds from its current offset to
+    /// its end, compared block by block as the member streams by (no digest, nothing held).
+    public func dataEquals(_ fd: Int32, path: [UInt8]) throws -> Bool {
+        var archived = [UInt8](repeating: 0, count: 1 << 16)
+        var host = [UInt8](repeating: 0, count: 1 << 16)
+        func readHost(_ count: Int) throws -> Int { try readFull(fd, into: &host, count: count, path: path) }
+        while true {
+            let n = archived.withUnsafeMutableBytes { archive_read_data(archive, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if Int32(n) == ARCHIVE_WARN { continue }
+                throw archiveError(archive, "archive_read_data", path: path)
+            }
+            if n == 0 { return try readHost(1) == 0 }
+            if try readHost(n) != n || memcmp(archived, host, n) != 0 { return false }
+        }
+    }
+
     /// The next member, or nil at the end. A member libarchive could read only in part still
     /// comes back, with `warning` set.
     public func next() throws -> ArchiveMember? {
@@ -170,7 +230,7 @@ public final class ArchiveReader {
         }
         guard let e else { throw archiveError(archive, "archive_read_next_header", path: name) }
         entry = e
-        return ArchiveMember(entry: e, manifest: kind == .manifest)
+        return ArchiveMember(entry: e, manifest: isManifest)
     }
 
     /// Calls `body` with every member in turn. A member that cannot be read ends the walk (an

@@ -331,18 +331,30 @@ public struct Importer {
     /// The attributes this model can keep, reporting (not failing on) what it drops.
     func keepable(_ attributes: GuestAttributes, member: ArchiveMember, path: [UInt8], summary: inout Summary,
                   event: (Event) -> Void) throws -> GuestAttributes {
-        var kept = attributes
-        var dropped = member.unreadable
         for note in member.notes {
             event(.warning(.refused("import", path: path, note)))
         }
-        for x in member.xattrs where !x.name.starts(with: Array("user.".utf8)) {
-            dropped.append("\(String(decoding: x.name, as: UTF8.self)) (a 9p guest sees only user.* xattrs)")
+        let (kept, dropped) = try Self.keepable(attributes, member: member, model: options.model, privileged: privileged)
+        if !dropped.isEmpty {
+            summary.incomplete += 1
+            event(.warning(.refused("import", path: path, "not kept: " + dropped.joined(separator: ", "))))
         }
-        if options.model == .mappedXattr {
+        return kept
+    }
+
+    /// What of a member's attributes `model` can keep, and what it cannot, in words; throws
+    /// when the member cannot exist in this model at all.
+    static func keepable(_ attributes: GuestAttributes, member: ArchiveMember, model: SecurityModel,
+                         privileged: Bool) throws -> (GuestAttributes, dropped: [String]) {
+        var kept = attributes
+        var dropped = member.unreadable
+        for x in member.xattrs where !x.name.starts(with: Array("user.".utf8)) {
+            dropped.append("\(displayName(x.name)) (a 9p guest sees only user.* xattrs)")
+        }
+        if model == .mappedXattr {
             let reserved = kept.xattrs.filter { $0.name.starts(with: Array(VirtfsXattr.prefix.utf8)) }
             kept.xattrs.removeAll { $0.name.starts(with: Array(VirtfsXattr.prefix.utf8)) }
-            dropped += reserved.map { "\(String(decoding: $0.name, as: UTF8.self)) (reserved by mapped-xattr)" }
+            dropped += reserved.map { "\(displayName($0.name)) (reserved by mapped-xattr)" }
         }
         if kept.type == .symlink, !kept.xattrs.isEmpty || kept.accessACL != nil || kept.defaultACL != nil {
             dropped.append("xattrs and ACLs of a symlink (Linux keeps none)")
@@ -350,7 +362,7 @@ public struct Importer {
             kept.accessACL = nil
             kept.defaultACL = nil
         }
-        if options.model == .none, kept.accessACL != nil || kept.defaultACL != nil {
+        if model == .none, kept.accessACL != nil || kept.defaultACL != nil {
             dropped.append("ACLs (the none model shows none to the guest)")
             kept.accessACL = nil
             kept.defaultACL = nil
@@ -359,7 +371,7 @@ public struct Importer {
             dropped.append("default ACL of a non-directory")
             kept.defaultACL = nil
         }
-        if !options.model.isMapped && !privileged {
+        if !model.isMapped && !privileged {
             if kept.type.hasDeviceNumber {
                 throw VirtFSError.refused("import", path: member.path, "creating device node \(kept.rdev) needs root, or a mapped model")
             }
@@ -370,11 +382,7 @@ public struct Importer {
                 kept.gid = getegid()
             }
         }
-        if !dropped.isEmpty {
-            summary.incomplete += 1
-            event(.warning(.refused("import", path: path, "not kept: " + dropped.joined(separator: ", "))))
-        }
-        return kept
+        return (kept, dropped)
     }
 
     /// Makes room for a member named `name`: removes an earlier member of that name (an

@@ -2,11 +2,14 @@ import CArchive
 import Glibc
 import VirtFSCore
 
-/// Puts the guest view recorded in an mtree(5) manifest back onto an existing tree: the repair
-/// after a `cp` or `rsync` that lost the model's metadata. An entry is restored only when its
-/// host object still holds what the manifest describes (type as the model stores it, size and
-/// sha256 of a file, target of a symlink); entries that differ or are missing are reported and
-/// left alone. ACLs and user xattrs, which manifests do not record, are kept as they are.
+/// Puts the guest view recorded in an mtree(5) manifest, or in the archive the tree came from
+/// (tar, pax, cpio), back onto an existing tree: the repair after a `cp` or `rsync` that lost
+/// the model's metadata. An entry is restored only when its host object still holds what the
+/// manifest describes (type as the model stores it; a file's size, and its sha256 in a manifest
+/// or its every byte, compared as the member streams by, in an archive; a symlink's target);
+/// entries that differ or are missing are reported and left alone. An archive that records
+/// user xattrs and ACLs puts them back too; a manifest records none, and those on the tree
+/// are kept as they are.
 public struct ManifestRestorer {
     public struct Options: Sendable {
         public var model: SecurityModel
@@ -24,6 +27,11 @@ public struct ManifestRestorer {
         public var differing = 0
         public var missing = 0
         public var failures = 0
+        /// Entries restored without something the archive records that the model cannot keep.
+        public var incomplete = 0
+        /// Names the archive records as hard links of another whose tree copy is a separate
+        /// file (same content): metadata restored, the link not made again.
+        public var unlinked = 0
     }
 
     public enum Event {
@@ -33,9 +41,16 @@ public struct ManifestRestorer {
         case differs(VirtFSError)
         case missing(VirtFSError)
         case failed(VirtFSError)
+        /// Restored, without something the model cannot keep (named).
+        case incomplete(VirtFSError)
+        /// A hard link the tree no longer has (the name is a separate copy).
+        case unlinked(VirtFSError)
+        /// Said once about the member, counted nowhere (an ACL name resolved by the host).
+        case note(VirtFSError)
     }
 
     public let options: Options
+    let privileged = geteuid() == 0
 
     public init(options: Options) {
         self.options = options
@@ -48,38 +63,58 @@ public struct ManifestRestorer {
             do {
                 var slash = false
                 let parts = try Importer.components(of: member.path, leadingSlash: &slash)
-                guard let wanted = member.attributes else {
-                    throw VirtFSError.corrupt("mtree", path: member.path, "no type= for this entry")
-                }
                 let location = try Walker.inside(root, relative: parts, path: member.path)
                 let entry: HostEntry
                 do {
                     entry = try location.entry()
                 } catch let error as VirtFSError where error.errno == ENOENT {
                     summary.missing += 1
-                    event(.missing(.refused("restore", path: member.path, "in the manifest, not in the tree")))
-                    return
-                }
-                if let difference = try difference(member, wanted, entry) {
-                    summary.differing += 1
-                    event(.differs(.refused("restore", path: member.path, difference)))
+                    event(.missing(.refused("restore", path: member.path, "in the \(manifest.isManifest ? "manifest" : "archive"), not in the tree")))
                     return
                 }
                 let current = try codec.decode(entry)
-                var restored = current.attributes
-                restored.type = wanted.type
-                restored.uid = wanted.uid
-                restored.gid = wanted.gid
-                restored.rdev = wanted.type.hasDeviceNumber ? wanted.rdev : .zero
-                restored.symlinkTarget = wanted.symlinkTarget
-                if wanted.type == .symlink {
-                    restored.accessACL = nil
-                    restored.defaultACL = nil
-                    restored.xattrs = []
+                var restored: GuestAttributes
+                if let target = member.hardlinkTarget {
+                    guard let linked = try linkedAttributes(member, target: target, entry: entry, root: root, codec: codec,
+                                                            summary: &summary, event: event) else { return }
+                    restored = linked
+                } else {
+                    guard let wanted = member.attributes else {
+                        throw VirtFSError.corrupt(manifest.isManifest ? "mtree" : "archive", path: member.path, "no type for this entry")
+                    }
+                    if let difference = try difference(member, wanted, entry, archive: manifest.isManifest ? nil : manifest) {
+                        summary.differing += 1
+                        event(.differs(.refused("restore", path: member.path, difference)))
+                        return
+                    }
+                    restored = current.attributes
+                    restored.type = wanted.type
+                    restored.uid = wanted.uid
+                    restored.gid = wanted.gid
+                    restored.rdev = wanted.type.hasDeviceNumber ? wanted.rdev : .zero
+                    restored.symlinkTarget = wanted.symlinkTarget
+                    if wanted.type == .symlink {
+                        restored.accessACL = nil
+                        restored.defaultACL = nil
+                        restored.xattrs = []
+                    }
+                    // An archive member that records xattrs or ACLs says what they are; one that
+                    // records none (a manifest never does) leaves the tree's as they are.
+                    if !manifest.isManifest, !member.xattrs.isEmpty || member.accessACL != nil || member.defaultACL != nil || !member.unreadable.isEmpty {
+                        for note in member.notes { event(.note(.refused("restore", path: member.path, note))) }
+                        let (kept, dropped) = try Importer.keepable(wanted, member: member, model: options.model, privileged: privileged)
+                        restored.xattrs = kept.xattrs
+                        restored.accessACL = kept.accessACL
+                        restored.defaultACL = kept.defaultACL
+                        if !dropped.isEmpty {
+                            summary.incomplete += 1
+                            event(.incomplete(.refused("restore", path: member.path, "not kept: " + dropped.joined(separator: ", "))))
+                        }
+                    }
+                    // The manifest's mode is the guest's: an ACL kept from the tree follows it.
+                    restored = restored.changingPermissions(wanted.permissions)
                 }
-                // The manifest's mode is the guest's: an ACL kept from the tree follows it.
-                restored = restored.changingPermissions(wanted.permissions)
-                let mtime = member.mtime.flatMap { $0 == current.mtime ? nil : $0 }
+                let mtime = member.hardlinkTarget == nil ? member.mtime.flatMap { $0 == current.mtime ? nil : $0 } : nil
                 if restored == current.attributes && !current.hostFallback && mtime == nil {
                     summary.unchanged += 1
                     event(.unchanged(path: member.path))
@@ -105,9 +140,51 @@ public struct ManifestRestorer {
         return summary
     }
 
+    /// The guest view an archive's hard link member gives its name: that of the entry it links
+    /// to, as restored before it. The tree's name must still be that entry, or (a copy that
+    /// broke the link) a file of the same content, which is restored and reported as no longer
+    /// linked. nil when it is neither (reported).
+    func linkedAttributes(_ member: ArchiveMember, target: [UInt8], entry: HostEntry, root: Walker.Location, codec: any ModelCodec,
+                          summary: inout Summary, event: (Event) -> Void) throws -> GuestAttributes? {
+        var slash = false
+        let targetParts = try Importer.components(of: target, leadingSlash: &slash)
+        let linked: HostEntry
+        do {
+            linked = try Walker.inside(root, relative: targetParts, path: target).entry()
+        } catch let error as VirtFSError where error.errno == ENOENT {
+            summary.missing += 1
+            event(.missing(.refused("restore", path: member.path, "hard link of \(String(decoding: target, as: UTF8.self)), which is not in the tree")))
+            return nil
+        }
+        let view = try codec.decode(linked)
+        if entry.stat.identity != linked.stat.identity {
+            guard entry.stat.fileType == linked.stat.fileType, entry.stat.size == linked.stat.size, try sameContent(entry, linked) else {
+                summary.differing += 1
+                event(.differs(.refused("restore", path: member.path, "content differs from \(String(decoding: target, as: UTF8.self)), of which the archive has it as a hard link")))
+                return nil
+            }
+            summary.unlinked += 1
+            event(.unlinked(.refused("restore", path: member.path, "a hard link of \(String(decoding: target, as: UTF8.self)) in the archive, a separate copy in the tree: its metadata is restored, the link is not made again")))
+        }
+        return view.attributes
+    }
+
+    func sameContent(_ a: HostEntry, _ b: HostEntry) throws -> Bool {
+        let fa = try Sys.openAt(a.directory.fd, a.name, O_RDONLY | O_NONBLOCK)
+        defer { Sys.close(fa) }
+        let fb = try Sys.openAt(b.directory.fd, b.name, O_RDONLY | O_NONBLOCK)
+        defer { Sys.close(fb) }
+        var x = [UInt8](repeating: 0, count: 1 << 16), y = x
+        while true {
+            let n = try readFull(fa, into: &x, count: x.count, path: a.path), m = try readFull(fb, into: &y, count: y.count, path: b.path)
+            if n != m || memcmp(x, y, n) != 0 { return false }
+            if n == 0 { return true }
+        }
+    }
+
     /// How the host object differs from what the manifest describes, in the model's storage
     /// terms; nil when it holds the same thing.
-    func difference(_ member: ArchiveMember, _ wanted: GuestAttributes, _ entry: HostEntry) throws -> String? {
+    func difference(_ member: ArchiveMember, _ wanted: GuestAttributes, _ entry: HostEntry, archive: ArchiveReader?) throws -> String? {
         guard let host = entry.stat.fileType else { return "unknown host file type" }
         let expectedHost: FileType = options.model.isMapped ? (wanted.type == .directory ? .directory : .regular) : wanted.type
         if host != expectedHost {
@@ -120,6 +197,13 @@ public struct ManifestRestorer {
             }
             if let digest = member.sha256, try sha256(entry) != digest {
                 return "content differs: sha256 does not match the manifest"
+            }
+            if let archive {
+                let fd = try Sys.openAt(entry.directory.fd, entry.isExportRoot ? [UInt8(ascii: ".")] : entry.name, O_RDONLY | O_NONBLOCK)
+                defer { Sys.close(fd) }
+                if try !archive.dataEquals(fd, path: entry.path) {
+                    return "content differs from the archive's"
+                }
             }
         case .symlink:
             let target = options.model.isMapped ? try entry.readContent(limit: 4096).bytes : try entry.readLink()

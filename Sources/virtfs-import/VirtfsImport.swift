@@ -126,7 +126,7 @@ struct VirtfsImport: ParsableCommand {
         do {
             root = try Walker.exportRoot(RawArguments.bytes(for: dir))
             options = ManifestRestorer.Options(model: model!)
-            reader = try ArchiveReader(path: RawArguments.bytes(for: archive), kind: .manifest)
+            reader = try ArchiveReader(path: RawArguments.bytes(for: archive), kind: .manifestOrArchive)
         } catch {
             console.error(error)
             throw ExitCode(1)
@@ -155,6 +155,9 @@ struct VirtfsImport: ParsableCommand {
                 }
             case .unchanged(let path):
                 if json { console.writeJSON((["path": path, "result": "unchanged"])) }
+            case .incomplete(let error), .unlinked(let error), .note(let error):
+                if json { console.writeJSON((["path": error.path, "result": "warning", "error": error.detail])) }
+                console.warning(error.description)
             case .differs(let error), .missing(let error), .failed(let error):
                 if json { console.writeJSON((["path": error.path, "result": "error", "error": error.detail])) }
                 console.error(error)
@@ -163,10 +166,13 @@ struct VirtfsImport: ParsableCommand {
         ManifestRestorer.leave(saved)
         progress.done()
         let seconds = Date().timeIntervalSince(started)
-        let text = "\(archive): \(dryRun ? "would restore" : "restored") \(summary.restored) entries, \(summary.unchanged) unchanged, \(summary.differing) differ, \(summary.missing) missing, \(summary.failures) failed (\(options.model.rawValue)), \(String(format: "%.2f", seconds)) s"
+        // A manifest cannot say which entries had xattrs or ACLs: say that it does not carry them.
+        let source = reader.isManifest ? "an mtree manifest, which records no xattrs or ACLs" : reader.formatName
+        let text = "\(archive): \(dryRun ? "would restore" : "restored") \(summary.restored) entries, \(summary.unchanged) unchanged, \(summary.differing) differ, \(summary.missing) missing, \(summary.unlinked) no longer hard links, \(summary.incomplete) not kept whole, \(summary.failures) failed (\(options.model.rawValue), from \(source)), \(String(format: "%.2f", seconds)) s"
         summarize(console, text, ["restored": summary.restored, "unchanged": summary.unchanged, "differ": summary.differing,
-                                  "missing": summary.missing, "failed": summary.failures, "seconds": seconds])
-        if summary.differing + summary.missing + summary.failures > 0 || console.failures > 0 { throw ExitCode(1) }
+                                  "missing": summary.missing, "unlinked": summary.unlinked, "incomplete": summary.incomplete,
+                                  "failed": summary.failures, "manifest": reader.isManifest, "seconds": seconds])
+        if summary.differing + summary.missing + summary.unlinked + summary.failures > 0 || console.failures > 0 { throw ExitCode(1) }
     }
 
     func summarize(_ console: Console, _ text: String, _ fields: [String: Any]) {
