@@ -114,7 +114,7 @@ public struct ManifestRestorer {
                     // The manifest's mode is the guest's: an ACL kept from the tree follows it.
                     restored = restored.changingPermissions(wanted.permissions)
                 }
-                let mtime = member.hardlinkTarget == nil ? member.mtime.flatMap { $0 == current.mtime ? nil : $0 } : nil
+                let mtime = member.mtime.flatMap { $0 == current.mtime ? nil : $0 }
                 if restored == current.attributes && !current.hostFallback && mtime == nil {
                     summary.unchanged += 1
                     event(.unchanged(path: member.path))
