@@ -18,8 +18,12 @@ struct VirtfsImport: ParsableCommand {
             refuses them; a leading '/' is removed.
 
             With --metadata-only, MANIFEST is an mtree(5) manifest (virtfs-export --format mtree) \
-            and DIR an existing tree: the guest view it records is put back on every entry whose \
-            content still matches, and entries that differ or are missing are reported.
+            or the archive the tree came from (a rootfs tarball, a virtfs-export --format pax), and \
+            DIR an existing tree: the guest view it records (from an archive, with xattrs and ACLs) \
+            is put back on every entry whose content still matches (an archive's data is compared \
+            byte for byte), and entries that differ or are missing are reported.
+
+            A failed import removes what it wrote (DIR itself if it made it).
             """,
         version: "0.1.0"
     )
@@ -31,7 +35,7 @@ struct VirtfsImport: ParsableCommand {
 
     @OptionGroup var host: PlacementOptions
 
-    @Flag(name: .long, help: "Restore the guest view an mtree manifest records onto an existing tree; change no content.")
+    @Flag(name: .long, help: "Restore the guest view an mtree manifest or the tree's archive records onto an existing tree; change no content.")
     var metadataOnly = false
 
     @Flag(name: [.customShort("n"), .long], help: "With --metadata-only: report what would be restored; change nothing.")
