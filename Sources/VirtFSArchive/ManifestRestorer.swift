@@ -9,7 +9,8 @@ import VirtFSCore
 /// or its every byte, compared as the member streams by, in an archive; a symlink's target);
 /// entries that differ or are missing are reported and left alone. An archive that records
 /// user xattrs and ACLs puts them back too; a manifest records none, and those on the tree
-/// are kept as they are.
+/// are kept as they are. A hard link the archive records and a copy broke is made again, by
+/// rename, when both names still hold the same data.
 public struct ManifestRestorer {
     public struct Options: Sendable {
         public var model: SecurityModel
@@ -29,9 +30,9 @@ public struct ManifestRestorer {
         public var failures = 0
         /// Entries restored without something the archive records that the model cannot keep.
         public var incomplete = 0
-        /// Names the archive records as hard links of another whose tree copy is a separate
-        /// file (same content): metadata restored, the link not made again.
-        public var unlinked = 0
+        /// Names the archive records as hard links of another that the tree held as a separate
+        /// file of the same content: made hard links again (counted in `restored` too).
+        public var relinked = 0
     }
 
     public enum Event {
@@ -43,8 +44,9 @@ public struct ManifestRestorer {
         case failed(VirtFSError)
         /// Restored, without something the model cannot keep (named).
         case incomplete(VirtFSError)
-        /// A hard link the tree no longer has (the name is a separate copy).
-        case unlinked(VirtFSError)
+        /// A hard link the tree had lost (the name was a separate copy), made again (or, dry
+        /// run, to be made again).
+        case relinked(path: [UInt8], target: [UInt8])
         /// Said once about the member, counted nowhere (an ACL name resolved by the host).
         case note(VirtFSError)
     }
@@ -75,8 +77,8 @@ public struct ManifestRestorer {
                 let current = try codec.decode(entry)
                 var restored: GuestAttributes
                 if let target = member.hardlinkTarget {
-                    guard let linked = try linkedAttributes(member, target: target, entry: entry, root: root, codec: codec,
-                                                            summary: &summary, event: event) else { return }
+                    guard let linked = try relink(member, target: target, entry: entry, root: root, codec: codec,
+                                                  summary: &summary, event: event) else { return }
                     restored = linked
                 } else {
                     guard let wanted = member.attributes else {
@@ -121,7 +123,11 @@ public struct ManifestRestorer {
                     return
                 }
                 if !options.dryRun {
-                    try codec.update(restored, of: entry, placement: options.placement)
+                    // Only a time to put back (a copy that kept the metadata files): the
+                    // metadata is not rewritten.
+                    if restored != current.attributes || current.hostFallback {
+                        try codec.update(restored, of: entry, placement: options.placement)
+                    }
                     if let mtime {
                         try Sys.setTimes(entry.directory.fd, entry.isExportRoot ? [UInt8(ascii: ".")] : entry.name,
                                          atime: current.atime, mtime: mtime)
@@ -142,10 +148,10 @@ public struct ManifestRestorer {
 
     /// The guest view an archive's hard link member gives its name: that of the entry it links
     /// to, as restored before it. The tree's name must still be that entry, or (a copy that
-    /// broke the link) a file of the same content, which is restored and reported as no longer
-    /// linked. nil when it is neither (reported).
-    func linkedAttributes(_ member: ArchiveMember, target: [UInt8], entry: HostEntry, root: Walker.Location, codec: any ModelCodec,
-                          summary: inout Summary, event: (Event) -> Void) throws -> GuestAttributes? {
+    /// broke the link) a file of the same content, which is made a hard link of it again. nil
+    /// when it is neither (reported), or when it has just been linked again (nothing left to do).
+    func relink(_ member: ArchiveMember, target: [UInt8], entry: HostEntry, root: Walker.Location, codec: any ModelCodec,
+                summary: inout Summary, event: (Event) -> Void) throws -> GuestAttributes? {
         var slash = false
         let targetParts = try Importer.components(of: target, leadingSlash: &slash)
         let linked: HostEntry
@@ -163,10 +169,35 @@ public struct ManifestRestorer {
                 event(.differs(.refused("restore", path: member.path, "content differs from \(String(decoding: target, as: UTF8.self)), of which the archive has it as a hard link")))
                 return nil
             }
-            summary.unlinked += 1
-            event(.unlinked(.refused("restore", path: member.path, "a hard link of \(String(decoding: target, as: UTF8.self)) in the archive, a separate copy in the tree: its metadata is restored, the link is not made again")))
+            if !options.dryRun { try link(entry, to: linked, codec: codec) }
+            summary.relinked += 1
+            summary.restored += 1
+            event(.relinked(path: member.path, target: target))
+            return nil
         }
         return view.attributes
+    }
+
+    /// Replaces `entry`'s name by a hard link of `linked` in one rename, so that the name is
+    /// always one file or the other; in mapped-file the name's metadata file becomes a link of
+    /// the other's first, as QEMU keeps it (a run killed in between leaves a temporary, which
+    /// virtfs-fsck reports, and the name with the metadata it is being given anyway).
+    func link(_ entry: HostEntry, to linked: HostEntry, codec: any ModelCodec) throws {
+        let parent = entry.directory
+        let temporary = TemporaryName.current
+        // The directory's mtime, restored before its entries, is the archive's: keep it.
+        let times = try Sys.stat(fd: parent.fd)
+        defer { try? Sys.setTimes(parent.fd, [UInt8(ascii: ".")], atime: times.atime, mtime: times.mtime) }
+        try codec.link(linked, as: temporary, in: parent, placement: options.placement)
+        if options.model == .mappedFile, let metadata = try parent.metadataDirectory() {
+            do {
+                try Sys.rename(metadata, temporary, metadata, entry.name)
+            } catch let error as VirtFSError where error.errno == ENOENT {
+                // The other name has no metadata file: neither has this one now.
+                try Sys.unlink(metadata, entry.name)
+            }
+        }
+        try Sys.rename(parent.fd, temporary, parent.fd, entry.name)
     }
 
     func sameContent(_ a: HostEntry, _ b: HostEntry) throws -> Bool {

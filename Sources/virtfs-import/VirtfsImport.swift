@@ -21,7 +21,8 @@ struct VirtfsImport: ParsableCommand {
             or the archive the tree came from (a rootfs tarball, a virtfs-export --format pax), and \
             DIR an existing tree: the guest view it records (from an archive, with xattrs and ACLs) \
             is put back on every entry whose content still matches (an archive's data is compared \
-            byte for byte), and entries that differ or are missing are reported.
+            byte for byte, hard links a copy broke are made again), and entries that differ or are \
+            missing are reported.
 
             A failed import removes what it wrote (DIR itself if it made it).
             """,
@@ -159,7 +160,13 @@ struct VirtfsImport: ParsableCommand {
                 }
             case .unchanged(let path):
                 if json { console.writeJSON((["path": path, "result": "unchanged"])) }
-            case .incomplete(let error), .unlinked(let error), .note(let error):
+            case .relinked(let path, let target):
+                if json {
+                    console.writeJSON((["path": path, "type": "file", "result": dryRun ? "would link again" : "linked again", "target": target]))
+                } else if verbose || dryRun {
+                    console.write(path + Array(": hard link of ".utf8) + target + Array(" \(dryRun ? "to be made" : "made") again\n".utf8))
+                }
+            case .incomplete(let error), .note(let error):
                 if json { console.writeJSON((["path": error.path, "result": "warning", "error": error.detail])) }
                 console.warning(error.description)
             case .differs(let error), .missing(let error), .failed(let error):
@@ -172,11 +179,11 @@ struct VirtfsImport: ParsableCommand {
         let seconds = Date().timeIntervalSince(started)
         // A manifest cannot say which entries had xattrs or ACLs: say that it does not carry them.
         let source = reader.isManifest ? "an mtree manifest, which records no xattrs or ACLs" : reader.formatName
-        let text = "\(archive): \(dryRun ? "would restore" : "restored") \(summary.restored) entries, \(summary.unchanged) unchanged, \(summary.differing) differ, \(summary.missing) missing, \(summary.unlinked) no longer hard links, \(summary.incomplete) not kept whole, \(summary.failures) failed (\(options.model.rawValue), from \(source)), \(String(format: "%.2f", seconds)) s"
+        let text = "\(archive): \(dryRun ? "would restore" : "restored") \(summary.restored) entries, \(summary.unchanged) unchanged, \(summary.differing) differ, \(summary.missing) missing, \(summary.relinked) hard links made again, \(summary.incomplete) not kept whole, \(summary.failures) failed (\(options.model.rawValue), from \(source)), \(String(format: "%.2f", seconds)) s"
         summarize(console, text, ["restored": summary.restored, "unchanged": summary.unchanged, "differ": summary.differing,
-                                  "missing": summary.missing, "unlinked": summary.unlinked, "incomplete": summary.incomplete,
+                                  "missing": summary.missing, "relinked": summary.relinked, "incomplete": summary.incomplete,
                                   "failed": summary.failures, "manifest": reader.isManifest, "seconds": seconds])
-        if summary.differing + summary.missing + summary.unlinked + summary.failures > 0 || console.failures > 0 { throw ExitCode(1) }
+        if summary.differing + summary.missing + summary.failures > 0 || console.failures > 0 { throw ExitCode(1) }
     }
 
     func summarize(_ console: Console, _ text: String, _ fields: [String: Any]) {
