@@ -33,6 +33,9 @@ public struct ManifestRestorer {
         /// Names the archive records as hard links of another that the tree held as a separate
         /// file of the same content: made hard links again (counted in `restored` too).
         public var relinked = 0
+        /// Entries left alone because their inode has names outside the tree: changing it would
+        /// change a file outside the tree.
+        public var linkedOutside = 0
     }
 
     public enum Event {
@@ -61,6 +64,7 @@ public struct ManifestRestorer {
     public func run(_ manifest: ArchiveReader, onto root: Walker.Location, event: (Event) -> Void) -> Summary {
         var summary = Summary()
         let codec = options.model.codec(lenient: true)
+        let outside = linkedOutside(root) { summary.failures += 1; event(.failed($0)) }
         manifest.forEach({ member in
             do {
                 var slash = false
@@ -72,6 +76,11 @@ public struct ManifestRestorer {
                 } catch let error as VirtFSError where error.errno == ENOENT {
                     summary.missing += 1
                     event(.missing(.refused("restore", path: member.path, "in the \(manifest.isManifest ? "manifest" : "archive"), not in the tree")))
+                    return
+                }
+                if entry.stat.fileType != .directory, let names = outside[entry.stat.identity] {
+                    summary.linkedOutside += 1
+                    event(.differs(.refused("restore", path: member.path, "its inode has \(entry.stat.nlink) links, \(names) of them in the tree: a hard link from outside the tree, left alone")))
                     return
                 }
                 let current = try codec.decode(entry)
@@ -144,6 +153,22 @@ public struct ManifestRestorer {
             event(.failed(error))
         })
         return summary
+    }
+
+    /// The inodes of the tree that have names outside it (a hard link count above the names the
+    /// tree holds), with the count of those inside: a restore that changed one (in passthrough
+    /// its owner and mode, in mapped-xattr its xattrs) would change a file outside the tree,
+    /// such as a host file a guest linked in. Only hard-linked inodes are held.
+    func linkedOutside(_ root: Walker.Location, failure: (VirtFSError) -> Void) -> [FileIdentity: UInt64] {
+        var names: [FileIdentity: (inside: UInt64, links: UInt64)] = [:]
+        var walk = Walker.Options(recursive: true, model: options.model)
+        walk.reportOrphanedMetadata = false
+        Walker(options: walk).walk(root, visit: { entry in
+            let stat = entry.stat
+            guard stat.fileType != .directory, stat.nlink > 1 else { return }
+            names[stat.identity, default: (0, stat.nlink)].inside += 1
+        }, failure: failure)
+        return names.filter { $0.value.inside < $0.value.links }.mapValues(\.inside)
     }
 
     /// The guest view an archive's hard link member gives its name: that of the entry it links

@@ -179,11 +179,11 @@ struct VirtfsImport: ParsableCommand {
         let seconds = Date().timeIntervalSince(started)
         // A manifest cannot say which entries had xattrs or ACLs: say that it does not carry them.
         let source = reader.isManifest ? "an mtree manifest, which records no xattrs or ACLs" : reader.formatName
-        let text = "\(archive): \(dryRun ? "would restore" : "restored") \(summary.restored) entries, \(summary.unchanged) unchanged, \(summary.differing) differ, \(summary.missing) missing, \(summary.relinked) hard links made again, \(summary.incomplete) not kept whole, \(summary.failures) failed (\(options.model.rawValue), from \(source)), \(String(format: "%.2f", seconds)) s"
+        let text = "\(archive): \(dryRun ? "would restore" : "restored") \(summary.restored) entries, \(summary.unchanged) unchanged, \(summary.differing) differ, \(summary.missing) missing, \(summary.linkedOutside) linked from outside the tree, \(summary.relinked) hard links \(dryRun ? "to be made" : "made") again, \(summary.incomplete) not kept whole, \(summary.failures) failed (\(options.model.rawValue), from \(source)), \(String(format: "%.2f", seconds)) s"
         summarize(console, text, ["restored": summary.restored, "unchanged": summary.unchanged, "differ": summary.differing,
-                                  "missing": summary.missing, "relinked": summary.relinked, "incomplete": summary.incomplete,
+                                  "missing": summary.missing, "relinked": summary.relinked, "outside": summary.linkedOutside, "incomplete": summary.incomplete,
                                   "failed": summary.failures, "manifest": reader.isManifest, "seconds": seconds])
-        if summary.differing + summary.missing + summary.failures > 0 || console.failures > 0 { throw ExitCode(1) }
+        if summary.differing + summary.missing + summary.linkedOutside + summary.failures > 0 || console.failures > 0 { throw ExitCode(1) }
     }
 
     func summarize(_ console: Console, _ text: String, _ fields: [String: Any]) {
