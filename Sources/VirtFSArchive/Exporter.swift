@@ -90,6 +90,8 @@ public struct Exporter {
                 member.accessACL = nil
                 member.defaultACL = nil
             }
+            // Bytes are counted as they go into the output: a hard link's data is written once.
+            var written = false
             do {
                 // A directory's link count is the host's business (mapped-file adds one).
                 try writer.write(member, identity: view.identity,
@@ -101,6 +103,7 @@ public struct Exporter {
                         throw VirtFSError.refused("open", path: entry.path, "file replaced while exporting")
                     }
                     try sink.copy(from: fd)
+                    written = true
                 } : nil)
             } catch let error as VirtFSError {
                 summary.failures += 1
@@ -109,7 +112,7 @@ public struct Exporter {
                 return
             }
             summary.exported[a.type, default: 0] += 1
-            if a.type == .regular { summary.bytes += view.size }
+            if written { summary.bytes += view.size }
             event(.exported(view))
         }, failure: { error in
             summary.failures += 1
