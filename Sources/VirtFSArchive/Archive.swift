@@ -16,6 +16,8 @@ public struct ArchiveMember: Sendable {
     public var symlinkTarget: [UInt8]?
     /// The earlier member this one is a hard link of.
     public var hardlinkTarget: [UInt8]?
+    /// The link count the archive records (cpio does; tar does not: 0).
+    public var links: UInt32 = 0
     public var mtime: Timestamp?
     public var atime: Timestamp?
     /// Every xattr the archive carries, in any namespace (ACLs excluded: see below).
@@ -199,6 +201,11 @@ public final class ArchiveReader {
         archive_format(archive) & ARCHIVE_FORMAT_BASE_MASK == ARCHIVE_FORMAT_MTREE
     }
 
+    /// Whether what is being read is a cpio archive, known once the first member has been read.
+    public var isCpio: Bool {
+        archive_format(archive) & ARCHIVE_FORMAT_BASE_MASK == ARCHIVE_FORMAT_CPIO
+    }
+
     /// Whether the current member's data is exactly what `fd` holds from its current offset to
     /// its end, compared block by block as the member streams by (no digest, nothing held).
     public func dataEquals(_ fd: Int32, path: [UInt8]) throws -> Bool {
@@ -280,6 +287,7 @@ extension ArchiveMember {
         size = archive_entry_size_is_set(e) != 0 ? UInt64(max(0, archive_entry_size(e))) : nil
         symlinkTarget = bytes(archive_entry_symlink(e)) ?? bytes(archive_entry_symlink_utf8(e))
         hardlinkTarget = bytes(archive_entry_hardlink(e)) ?? bytes(archive_entry_hardlink_utf8(e))
+        links = archive_entry_nlink(e)
         if archive_entry_mtime_is_set(e) != 0 {
             mtime = Timestamp(seconds: Int64(archive_entry_mtime(e)), nanoseconds: UInt32(clamping: archive_entry_mtime_nsec(e)))
         }

@@ -65,94 +65,125 @@ public struct ManifestRestorer {
         var summary = Summary()
         let codec = options.model.codec(lenient: true)
         let outside = linkedOutside(root) { summary.failures += 1; event(.failed($0)) }
+        // SVR4 cpio (newc, what cpio -H newc and initramfs use) stores a hard-linked file's data
+        // with its last name: the earlier names come without it, and are checked and restored
+        // when it comes. Only such names are held.
+        var pending: [[UInt8]: ArchiveMember] = [:]
+        // Entries whose data is not the archive's: a later hard link of one is not its copy.
+        var differed = Set<[UInt8]>()
         manifest.forEach({ member in
-            do {
-                var slash = false
-                let parts = try Importer.components(of: member.path, leadingSlash: &slash)
-                let location = try Walker.inside(root, relative: parts, path: member.path)
-                let entry: HostEntry
-                do {
-                    entry = try location.entry()
-                } catch let error as VirtFSError where error.errno == ENOENT {
-                    summary.missing += 1
-                    event(.missing(.refused("restore", path: member.path, "in the \(manifest.isManifest ? "manifest" : "archive"), not in the tree")))
-                    return
-                }
-                if entry.stat.fileType != .directory, let names = outside[entry.stat.identity] {
-                    summary.linkedOutside += 1
-                    event(.differs(.refused("restore", path: member.path, "its inode has \(entry.stat.nlink) links, \(names) of them in the tree: a hard link from outside the tree, left alone")))
-                    return
-                }
-                let current = try codec.decode(entry)
-                var restored: GuestAttributes
-                if let target = member.hardlinkTarget {
-                    guard let linked = try relink(member, target: target, entry: entry, root: root, codec: codec,
-                                                  summary: &summary, event: event) else { return }
-                    restored = linked
-                } else {
-                    guard let wanted = member.attributes else {
-                        throw VirtFSError.corrupt(manifest.isManifest ? "mtree" : "archive", path: member.path, "no type for this entry")
-                    }
-                    if let difference = try difference(member, wanted, entry, archive: manifest.isManifest ? nil : manifest) {
-                        summary.differing += 1
-                        event(.differs(.refused("restore", path: member.path, difference)))
-                        return
-                    }
-                    restored = current.attributes
-                    restored.type = wanted.type
-                    restored.uid = wanted.uid
-                    restored.gid = wanted.gid
-                    restored.rdev = wanted.type.hasDeviceNumber ? wanted.rdev : .zero
-                    restored.symlinkTarget = wanted.symlinkTarget
-                    if wanted.type == .symlink {
-                        restored.accessACL = nil
-                        restored.defaultACL = nil
-                        restored.xattrs = []
-                    }
-                    // An archive member that records xattrs or ACLs says what they are; one that
-                    // records none (a manifest never does) leaves the tree's as they are.
-                    if !manifest.isManifest, !member.xattrs.isEmpty || member.accessACL != nil || member.defaultACL != nil || !member.unreadable.isEmpty {
-                        for note in member.notes { event(.note(.refused("restore", path: member.path, note))) }
-                        let (kept, dropped) = try Importer.keepable(wanted, member: member, model: options.model, privileged: privileged)
-                        restored.xattrs = kept.xattrs
-                        restored.accessACL = kept.accessACL
-                        restored.defaultACL = kept.defaultACL
-                        if !dropped.isEmpty {
-                            summary.incomplete += 1
-                            event(.incomplete(.refused("restore", path: member.path, "not kept: " + dropped.joined(separator: ", "))))
-                        }
-                    }
-                    // The manifest's mode is the guest's: an ACL kept from the tree follows it.
-                    restored = restored.changingPermissions(wanted.permissions)
-                }
-                let mtime = member.mtime.flatMap { $0 == current.mtime ? nil : $0 }
-                if restored == current.attributes && !current.hostFallback && mtime == nil {
-                    summary.unchanged += 1
-                    event(.unchanged(path: member.path))
-                    return
-                }
-                if !options.dryRun {
-                    // Only a time to put back (a copy that kept the metadata files): the
-                    // metadata is not rewritten.
-                    if restored != current.attributes || current.hostFallback {
-                        try codec.update(restored, of: entry, placement: options.placement)
-                    }
-                    if let mtime {
-                        try Sys.setTimes(entry.directory.fd, entry.isExportRoot ? [UInt8(ascii: ".")] : entry.name,
-                                         atime: current.atime, mtime: mtime)
-                    }
-                }
-                summary.restored += 1
-                event(.restored(path: member.path, before: current.attributes, after: restored))
-            } catch let error as VirtFSError {
-                summary.failures += 1
-                event(.failed(error.path.isEmpty ? error.at(member.path) : error))
-            } catch {}
+            if manifest.isCpio, member.hardlinkTarget == nil, member.type == .regular, member.size == 0, member.links > 1 {
+                pending[member.path] = member
+                return
+            }
+            if let target = member.hardlinkTarget, var first = pending.removeValue(forKey: target) {
+                first.size = member.size
+                restore(first, manifest: manifest, root: root, codec: codec, outside: outside, differed: &differed, summary: &summary, event: event)
+            }
+            restore(member, manifest: manifest, root: root, codec: codec, outside: outside, differed: &differed, summary: &summary, event: event)
         }, failure: { error in
             summary.failures += 1
             event(.failed(error))
         })
+        for (path, _) in pending.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
+            summary.differing += 1
+            event(.differs(.refused("restore", path: path, "a hard-linked cpio member whose data the archive never gave: not checked, left alone")))
+        }
         return summary
+    }
+
+    /// Restores one entry from its member, or says why not.
+    func restore(_ member: ArchiveMember, manifest: ArchiveReader, root: Walker.Location, codec: any ModelCodec,
+                 outside: [FileIdentity: UInt64], differed: inout Set<[UInt8]>, summary: inout Summary, event: (Event) -> Void) {
+        do {
+            var slash = false
+            let parts = try Importer.components(of: member.path, leadingSlash: &slash)
+            let location = try Walker.inside(root, relative: parts, path: member.path)
+            let entry: HostEntry
+            do {
+                entry = try location.entry()
+            } catch let error as VirtFSError where error.errno == ENOENT {
+                summary.missing += 1
+                event(.missing(.refused("restore", path: member.path, "in the \(manifest.isManifest ? "manifest" : "archive"), not in the tree")))
+                return
+            }
+            if entry.stat.fileType != .directory, let names = outside[entry.stat.identity] {
+                summary.linkedOutside += 1
+                event(.differs(.refused("restore", path: member.path, "its inode has \(entry.stat.nlink) links, \(names) of them in the tree: a hard link from outside the tree, left alone")))
+                return
+            }
+            let current = try codec.decode(entry)
+            var restored: GuestAttributes
+            if let target = member.hardlinkTarget {
+                if differed.contains(target) {
+                    summary.differing += 1
+                    differed.insert(member.path)
+                    event(.differs(.refused("restore", path: member.path, "a hard link of \(String(decoding: target, as: UTF8.self)), whose data is not the archive's")))
+                    return
+                }
+                guard let linked = try relink(member, target: target, entry: entry, root: root, codec: codec,
+                                              summary: &summary, event: event) else { return }
+                restored = linked
+            } else {
+                guard let wanted = member.attributes else {
+                    throw VirtFSError.corrupt(manifest.isManifest ? "mtree" : "archive", path: member.path, "no type for this entry")
+                }
+                if let difference = try difference(member, wanted, entry, archive: manifest.isManifest ? nil : manifest) {
+                    summary.differing += 1
+                    if !manifest.isManifest { differed.insert(member.path) }
+                    event(.differs(.refused("restore", path: member.path, difference)))
+                    return
+                }
+                restored = current.attributes
+                restored.type = wanted.type
+                restored.uid = wanted.uid
+                restored.gid = wanted.gid
+                restored.rdev = wanted.type.hasDeviceNumber ? wanted.rdev : .zero
+                restored.symlinkTarget = wanted.symlinkTarget
+                if wanted.type == .symlink {
+                    restored.accessACL = nil
+                    restored.defaultACL = nil
+                    restored.xattrs = []
+                }
+                // An archive member that records xattrs or ACLs says what they are; one that
+                // records none (a manifest never does) leaves the tree's as they are.
+                if !manifest.isManifest, !member.xattrs.isEmpty || member.accessACL != nil || member.defaultACL != nil || !member.unreadable.isEmpty {
+                    for note in member.notes { event(.note(.refused("restore", path: member.path, note))) }
+                    let (kept, dropped) = try Importer.keepable(wanted, member: member, model: options.model, privileged: privileged)
+                    restored.xattrs = kept.xattrs
+                    restored.accessACL = kept.accessACL
+                    restored.defaultACL = kept.defaultACL
+                    if !dropped.isEmpty {
+                        summary.incomplete += 1
+                        event(.incomplete(.refused("restore", path: member.path, "not kept: " + dropped.joined(separator: ", "))))
+                    }
+                }
+                // The manifest's mode is the guest's: an ACL kept from the tree follows it.
+                restored = restored.changingPermissions(wanted.permissions)
+            }
+            let mtime = member.mtime.flatMap { $0 == current.mtime ? nil : $0 }
+            if restored == current.attributes && !current.hostFallback && mtime == nil {
+                summary.unchanged += 1
+                event(.unchanged(path: member.path))
+                return
+            }
+            if !options.dryRun {
+                // Only a time to put back (a copy that kept the metadata files): the
+                // metadata is not rewritten.
+                if restored != current.attributes || current.hostFallback {
+                    try codec.update(restored, of: entry, placement: options.placement)
+                }
+                if let mtime {
+                    try Sys.setTimes(entry.directory.fd, entry.isExportRoot ? [UInt8(ascii: ".")] : entry.name,
+                                     atime: current.atime, mtime: mtime)
+                }
+            }
+            summary.restored += 1
+            event(.restored(path: member.path, before: current.attributes, after: restored))
+        } catch let error as VirtFSError {
+            summary.failures += 1
+            event(.failed(error.path.isEmpty ? error.at(member.path) : error))
+        } catch {}
     }
 
     /// The inodes of the tree that have names outside it (a hard link count above the names the
