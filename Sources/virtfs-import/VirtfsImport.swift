@@ -42,6 +42,9 @@ struct VirtfsImport: ParsableCommand {
     @Flag(name: [.customShort("n"), .long], help: "With --metadata-only: report what would be restored; change nothing.")
     var dryRun = false
 
+    @Flag(name: .long, help: "Keep what a failed import wrote (an incomplete tree, for inspection) instead of removing it.")
+    var keepFailed = false
+
     @Flag(name: [.customShort("v"), .long], help: "Name every member as it is written.")
     var verbose = false
 
@@ -57,6 +60,7 @@ struct VirtfsImport: ParsableCommand {
     func validate() throws {
         if model == nil { throw ValidationError("--model is required: the security model QEMU serves DIR with (a tree that lost its metadata cannot show it).") }
         if dryRun && !metadataOnly { throw ValidationError("--dry-run goes with --metadata-only.") }
+        if keepFailed && metadataOnly { throw ValidationError("--keep-failed goes with an import, not --metadata-only.") }
     }
 
     func run() throws {
@@ -105,7 +109,7 @@ struct VirtfsImport: ParsableCommand {
         }
         progress.done()
         var undone = false
-        if summary.failures > 0 {
+        if summary.failures > 0 && !keepFailed {
             // A tree with holes a guest would boot is worse than none: what this import wrote goes.
             do {
                 try importer.undo(target)
