@@ -69,7 +69,7 @@ public struct ManifestRestorer {
         // with its last name: the earlier names come without it, and are checked and restored
         // when it comes. Only such names are held.
         var pending: [[UInt8]: ArchiveMember] = [:]
-        // Entries whose data is not the archive's: a later hard link of one is not its copy.
+        // Files whose data is not the archive's: a later hard link of one is not its copy.
         var differed = Set<[UInt8]>()
         manifest.forEach({ member in
             if manifest.isCpio, member.hardlinkTarget == nil, member.type == .regular, member.size == 0, member.links > 1 {
@@ -130,7 +130,7 @@ public struct ManifestRestorer {
                 }
                 if let difference = try difference(member, wanted, entry, archive: manifest.isManifest ? nil : manifest) {
                     summary.differing += 1
-                    if !manifest.isManifest { differed.insert(member.path) }
+                    if !manifest.isManifest && wanted.type == .regular { differed.insert(member.path) }
                     event(.differs(.refused("restore", path: member.path, difference)))
                     return
                 }
