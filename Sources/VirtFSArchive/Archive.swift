@@ -16,6 +16,8 @@ public struct ArchiveMember: Sendable {
     public var symlinkTarget: [UInt8]?
     /// The earlier member this one is a hard link of.
     public var hardlinkTarget: [UInt8]?
+    /// The link count the archive records (cpio does; tar does not: 0).
+    public var links: UInt32 = 0
     public var mtime: Timestamp?
     public var atime: Timestamp?
     /// Every xattr the archive carries, in any namespace (ACLs excluded: see below).
@@ -24,6 +26,13 @@ public struct ArchiveMember: Sendable {
     public var defaultACL: ACL?
     /// A manifest's `sha256digest=`, raw bytes.
     public var sha256: [UInt8]?
+    /// What the archive records for this member that could not be read as what it is (an ACL
+    /// whose names have no numeric id and no host user, an ACL xattr that is not an ACL): the
+    /// member comes without it, and a consumer reports it.
+    public var unreadable: [String] = []
+    /// Reading notes a consumer passes on without counting a loss (an ACL name resolved by the
+    /// host's user database, as tar does when it extracts).
+    public var notes: [String] = []
 
     public init(path: [UInt8], type: FileType?, permissions: UInt32, uid: UInt32, gid: UInt32, rdev: DeviceNumber = .zero,
                 size: UInt64?, symlinkTarget: [UInt8]? = nil, hardlinkTarget: [UInt8]? = nil, mtime: Timestamp? = nil,
@@ -56,14 +65,51 @@ public struct ArchiveMember: Sendable {
     }
 }
 
-/// What `archive_*` calls report, as the toolkit's one error: libarchive's own message, which
-/// already names the system error when there is one.
-func archiveError(_ archive: OpaquePointer?, _ operation: String, path: [UInt8] = []) -> VirtFSError {
-    if let text = archive.flatMap({ archive_error_string($0) }) {
-        return .corrupt(operation, path: path, String(cString: text))
+/// An xattr name for a message, as getfattr(1) shows it: bytes outside printable ASCII (a
+/// guest can set any) as `\ooo` octal escapes, so that the name reads back exactly.
+func displayName(_ name: [UInt8]) -> String {
+    var out = ""
+    for b in name {
+        if b > 0x20 && b < 0x7f && b != UInt8(ascii: "\\") {
+            out.append(Character(Unicode.Scalar(b)))
+        } else {
+            let octal = String(b, radix: 8)
+            out += "\\" + String(repeating: "0", count: 3 - octal.count) + octal
+        }
     }
+    return out
+}
+
+/// Reads up to `count` bytes of `fd` into `buffer`, short only at the end of the file.
+func readFull(_ fd: Int32, into buffer: inout [UInt8], count: Int, path: [UInt8]) throws -> Int {
+    var total = 0
+    while total < count {
+        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + total, count - total) }
+        if n < 0 {
+            if errno == EINTR { continue }
+            throw VirtFSError.system("read", path: path, errno: errno)
+        }
+        if n == 0 { break }
+        total += n
+    }
+    return total
+}
+
+/// What `archive_*` calls report, as the toolkit's one error: libarchive's own message, with
+/// the system's reason when a system call failed under it ("Write error: No space left on
+/// device"), which libarchive's text does not always say.
+func archiveError(_ archive: OpaquePointer?, _ operation: String, path: [UInt8] = []) -> VirtFSError {
     let code = archive.map { archive_errno($0) } ?? 0
-    return code > 0 ? .system(operation, path: path, errno: code) : .corrupt(operation, path: path, "libarchive error")
+    // libarchive's own codes for a bad format and a misuse are errno values that would read
+    // as nonsense here.
+    let systemCode = code > 0 && code != EILSEQ && code != EINVAL ? code : nil
+    if let text = archive.flatMap({ archive_error_string($0) }).map({ String(cString: $0) }) {
+        if let systemCode, let reason = strerror(systemCode).map({ String(cString: $0) }), !text.contains(reason) {
+            return .corrupt(operation, path: path, text + ": " + reason)
+        }
+        return .corrupt(operation, path: path, text)
+    }
+    return systemCode.map { .system(operation, path: path, errno: $0) } ?? .corrupt(operation, path: path, "libarchive error")
 }
 
 /// Reads tar (ustar, pax, GNU), cpio, or an mtree(5) manifest, any compression, through
@@ -73,21 +119,50 @@ public final class ArchiveReader {
     public enum Kind: Sendable {
         case archive
         case manifest
+        /// What `--metadata-only` takes: a manifest, or the archive the tree came from.
+        case manifestOrArchive
     }
 
     let archive: OpaquePointer
     let name: [UInt8]
     let kind: Kind
+    /// The archive file, opened here so that a failure is the system's reason ("open: No such
+    /// file or directory"), not libarchive's "Failed to open"; -1 for standard input.
+    let fd: Int32
     private var entry: OpaquePointer?
     /// Warnings libarchive raised for the member last read (it still read it).
     public private(set) var warning: String?
 
     /// Opens `path`, or standard input for nil or `-`.
     public init(path: [UInt8]?, kind: Kind) throws {
-        guard let archive = archive_read_new() else { throw VirtFSError.system("archive_read_new", errno: ENOMEM) }
+        name = path ?? Array("-".utf8)
+        if let path, path != Array("-".utf8) {
+            // The archive is the user's operand: a symlink to it is followed, as tar does.
+            var opened: Int32
+            repeat {
+                opened = (path + [0]).withUnsafeBufferPointer { p in
+                    p.baseAddress!.withMemoryRebound(to: CChar.self, capacity: p.count) { open($0, O_RDONLY | O_CLOEXEC | O_NOCTTY) }
+                }
+            } while opened < 0 && errno == EINTR
+            if opened < 0 { throw VirtFSError.system("open", path: path, errno: errno) }
+            do {
+                if try Sys.stat(fd: opened).fileType == .directory {
+                    throw VirtFSError.system("read", path: path, errno: EISDIR)
+                }
+            } catch {
+                Sys.close(opened)
+                throw error
+            }
+            fd = opened
+        } else {
+            fd = -1
+        }
+        guard let archive = archive_read_new() else {
+            if fd >= 0 { Sys.close(fd) }
+            throw VirtFSError.system("archive_read_new", errno: ENOMEM)
+        }
         self.archive = archive
         self.kind = kind
-        name = path ?? Array("-".utf8)
         archive_read_support_filter_all(archive)
         switch kind {
         case .archive:
@@ -96,20 +171,13 @@ public final class ArchiveReader {
             archive_read_support_format_cpio(archive)
         case .manifest:
             archive_read_support_format_mtree(archive)
+        case .manifestOrArchive:
+            archive_read_support_format_tar(archive)
+            archive_read_support_format_gnutar(archive)
+            archive_read_support_format_cpio(archive)
+            archive_read_support_format_mtree(archive)
         }
-        let status: Int32
-        if let path, path != Array("-".utf8) {
-            status = path.withUnsafeBufferPointer { buffer in
-                var cPath = Array(buffer) + [0]
-                return cPath.withUnsafeMutableBufferPointer { p in
-                    p.baseAddress!.withMemoryRebound(to: CChar.self, capacity: p.count) {
-                        archive_read_open_filename(archive, $0, 1 << 16)
-                    }
-                }
-            }
-        } else {
-            status = archive_read_open_fd(archive, 0, 1 << 16)
-        }
+        let status = archive_read_open_fd(archive, fd >= 0 ? fd : 0, 1 << 16)
         if status != ARCHIVE_OK {
             // deinit frees the archive: every stored property is set.
             throw archiveError(archive, "archive_read_open", path: name)
@@ -118,12 +186,41 @@ public final class ArchiveReader {
 
     deinit {
         archive_read_free(archive)
+        if fd >= 0 { Sys.close(fd) }
     }
 
     /// The archive's format as libarchive names it (`POSIX pax interchange format`, ...),
     /// known once the first member has been read.
     public var formatName: String {
         archive_format_name(archive).map { String(cString: $0) } ?? "unknown"
+    }
+
+    /// Whether what is being read is an mtree(5) manifest (digests, no data, no xattrs or ACLs)
+    /// rather than an archive, known once the first member has been read.
+    public var isManifest: Bool {
+        archive_format(archive) & ARCHIVE_FORMAT_BASE_MASK == ARCHIVE_FORMAT_MTREE
+    }
+
+    /// Whether what is being read is a cpio archive, known once the first member has been read.
+    public var isCpio: Bool {
+        archive_format(archive) & ARCHIVE_FORMAT_BASE_MASK == ARCHIVE_FORMAT_CPIO
+    }
+
+    /// Whether the current member's data is exactly what `fd` holds from its current offset to
+    /// its end, compared block by block as the member streams by (no digest, nothing held).
+    public func dataEquals(_ fd: Int32, path: [UInt8]) throws -> Bool {
+        var archived = [UInt8](repeating: 0, count: 1 << 16)
+        var host = [UInt8](repeating: 0, count: 1 << 16)
+        func readHost(_ count: Int) throws -> Int { try readFull(fd, into: &host, count: count, path: path) }
+        while true {
+            let n = archived.withUnsafeMutableBytes { archive_read_data(archive, $0.baseAddress, $0.count) }
+            if n < 0 {
+                if Int32(n) == ARCHIVE_WARN { continue }
+                throw archiveError(archive, "archive_read_data", path: path)
+            }
+            if n == 0 { return try readHost(1) == 0 }
+            if try readHost(n) != n || memcmp(archived, host, n) != 0 { return false }
+        }
     }
 
     /// The next member, or nil at the end. A member libarchive could read only in part still
@@ -140,7 +237,7 @@ public final class ArchiveReader {
         }
         guard let e else { throw archiveError(archive, "archive_read_next_header", path: name) }
         entry = e
-        return ArchiveMember(entry: e, manifest: kind == .manifest)
+        return ArchiveMember(entry: e, manifest: isManifest)
     }
 
     /// Calls `body` with every member in turn. A member that cannot be read ends the walk (an
@@ -190,13 +287,14 @@ extension ArchiveMember {
         size = archive_entry_size_is_set(e) != 0 ? UInt64(max(0, archive_entry_size(e))) : nil
         symlinkTarget = bytes(archive_entry_symlink(e)) ?? bytes(archive_entry_symlink_utf8(e))
         hardlinkTarget = bytes(archive_entry_hardlink(e)) ?? bytes(archive_entry_hardlink_utf8(e))
+        links = archive_entry_nlink(e)
         if archive_entry_mtime_is_set(e) != 0 {
             mtime = Timestamp(seconds: Int64(archive_entry_mtime(e)), nanoseconds: UInt32(clamping: archive_entry_mtime_nsec(e)))
         }
         if archive_entry_atime_is_set(e) != 0 {
             atime = Timestamp(seconds: Int64(archive_entry_atime(e)), nanoseconds: UInt32(clamping: archive_entry_atime_nsec(e)))
         }
-        xattrs = []
+        var raw: [Xattr] = []
         if archive_entry_xattr_reset(e) > 0 {
             var name: UnsafePointer<CChar>?
             var value: UnsafeRawPointer?
@@ -204,16 +302,34 @@ extension ArchiveMember {
             while archive_entry_xattr_next(e, &name, &value, &length) == ARCHIVE_OK {
                 guard let name else { continue }
                 let v = value.map { Array(UnsafeRawBufferPointer(start: $0, count: length)) } ?? []
-                xattrs.append(Xattr(name: bytes(name) ?? [], value: v))
+                raw.append(Xattr(name: bytes(name) ?? [], value: v))
             }
         }
-        accessACL = Self.acl(e, ARCHIVE_ENTRY_ACL_TYPE_ACCESS)
+        xattrs = Self.distinct(raw)
+        accessACL = nil
+        defaultACL = nil
+        sha256 = nil
+        // GNU tar --xattrs-include='*' (and bsdtar re-archiving such a member) keeps ACLs as the
+        // kernel's xattr blobs, with numeric ids: they are the ACLs, and win over a SCHILY.acl
+        // text of the same member, which holds the same ACL with names.
+        var fromXattrs: [Int32: ACL] = [:]
+        for (attribute, type) in [(HostACLXattr.access, ARCHIVE_ENTRY_ACL_TYPE_ACCESS), (HostACLXattr.default, ARCHIVE_ENTRY_ACL_TYPE_DEFAULT)] {
+            let name = Array(attribute.utf8)
+            guard let x = xattrs.first(where: { $0.name == name }) else { continue }
+            xattrs.removeAll { $0.name == name }
+            do {
+                let acl = try ACL(xattr: x.value, attribute: attribute)
+                if type == ARCHIVE_ENTRY_ACL_TYPE_DEFAULT || !acl.isMinimal { fromXattrs[type] = acl }
+            } catch let error as VirtFSError {
+                unreadable.append("\(attribute) (\(error.detail))")
+            } catch {}
+        }
+        accessACL = fromXattrs[ARCHIVE_ENTRY_ACL_TYPE_ACCESS] ?? acl(e, ARCHIVE_ENTRY_ACL_TYPE_ACCESS)
         if let mask = accessACL?.entries.first(where: { $0.tag == .mask }) {
             // With a mask, the guest's group permission bits are the mask, not group::.
             permissions = (permissions & ~0o070) | (UInt32(mask.permissions) << 3)
         }
-        defaultACL = Self.acl(e, ARCHIVE_ENTRY_ACL_TYPE_DEFAULT)
-        sha256 = nil
+        defaultACL = fromXattrs[ARCHIVE_ENTRY_ACL_TYPE_DEFAULT] ?? acl(e, ARCHIVE_ENTRY_ACL_TYPE_DEFAULT)
         if manifest, let digest = archive_entry_digest(e, ARCHIVE_ENTRY_DIGEST_SHA256) {
             let raw = Array(UnsafeBufferPointer(start: digest, count: 32))
             // libarchive leaves the digest zeroed when the manifest has none.
@@ -221,23 +337,66 @@ extension ArchiveMember {
         }
     }
 
-    /// A POSIX.1e ACL of one type, by numeric ids (names in an archive are the image's, which
-    /// the host's user database cannot resolve). nil when the archive has none of this type.
-    static func acl(_ e: OpaquePointer, _ type: Int32) -> ACL? {
+    /// The member's xattrs, each once. libarchive hands an xattr that a pax header names twice
+    /// (bsdtar writes both `LIBARCHIVE.xattr.NAME` and `SCHILY.xattr.NAME`) back twice, and
+    /// writes the SCHILY copy of a name with bytes outside printable ASCII %-encoded, which it
+    /// then reads back literally: that copy is the same xattr, not another one.
+    static func distinct(_ raw: [Xattr]) -> [Xattr] {
+        var out: [Xattr] = []
+        for x in raw where !out.contains(x) {
+            out.append(x)
+        }
+        let encoded = Set(out.filter { percentEncoded($0.name) != $0.name }.map { Xattr(name: percentEncoded($0.name), value: $0.value) })
+        return out.filter { !encoded.contains($0) }
+    }
+
+    /// A name as libarchive's pax writer %-encodes it.
+    static func percentEncoded(_ name: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        for b in name {
+            if b <= 0x20 || b >= 0x7f || b == UInt8(ascii: "%") || b == UInt8(ascii: "=") {
+                let hex = Array("0123456789ABCDEF".utf8)
+                out += [UInt8(ascii: "%"), hex[Int(b >> 4)], hex[Int(b & 15)]]
+            } else {
+                out.append(b)
+            }
+        }
+        return out
+    }
+
+    /// A POSIX.1e ACL of one type from the archive's ACL records (SCHILY.acl, bsdtar's), nil
+    /// when the archive has none of this type. Ids are numeric: names in an archive belong to
+    /// the image. GNU tar writes names without ids; those are resolved as tar resolves them
+    /// when it extracts, by the host's user database, and said so; one that the host cannot
+    /// resolve makes the ACL unreadable.
+    mutating func acl(_ e: OpaquePointer, _ type: Int32) -> ACL? {
         let count = archive_entry_acl_reset(e, type)
         // An access ACL is always reported as the three entries of the mode: only more is an ACL.
         guard count > (type == ARCHIVE_ENTRY_ACL_TYPE_ACCESS ? 3 : 0) else { return nil }
+        let kind = type == ARCHIVE_ENTRY_ACL_TYPE_ACCESS ? "access" : "default"
         var entries: [ACL.Entry] = []
         var entryType: Int32 = 0, permset: Int32 = 0, tag: Int32 = 0, qualifier: Int32 = 0
         var name: UnsafePointer<CChar>?
         while archive_entry_acl_next(e, type, &entryType, &permset, &tag, &qualifier, &name) == ARCHIVE_OK {
             let perms = UInt16((permset & ARCHIVE_ENTRY_ACL_READ != 0 ? 4 : 0) | (permset & ARCHIVE_ENTRY_ACL_WRITE != 0 ? 2 : 0)
                 | (permset & ARCHIVE_ENTRY_ACL_EXECUTE != 0 ? 1 : 0))
+            var id = UInt32(bitPattern: qualifier)
+            if (tag == ARCHIVE_ENTRY_ACL_USER || tag == ARCHIVE_ENTRY_ACL_GROUP) && qualifier == -1 {
+                let user = tag == ARCHIVE_ENTRY_ACL_USER
+                let text = name.map { String(cString: $0) } ?? ""
+                let found: UInt32? = user ? getpwnam(text).map { $0.pointee.pw_uid } : getgrnam(text).map { $0.pointee.gr_gid }
+                guard let found else {
+                    unreadable.append("\(kind) ACL (entry \(user ? "user" : "group"):\(text) has no numeric id, and the host has no such \(user ? "user" : "group"))")
+                    return nil
+                }
+                notes.append("\(kind) ACL entry \(user ? "user" : "group"):\(text) has no numeric id: the host's \(found) taken, as tar does")
+                id = found
+            }
             switch tag {
             case ARCHIVE_ENTRY_ACL_USER_OBJ: entries.append(.init(tag: .userObj, permissions: perms))
-            case ARCHIVE_ENTRY_ACL_USER: entries.append(.init(tag: .user, permissions: perms, qualifier: UInt32(bitPattern: qualifier)))
+            case ARCHIVE_ENTRY_ACL_USER: entries.append(.init(tag: .user, permissions: perms, qualifier: id))
             case ARCHIVE_ENTRY_ACL_GROUP_OBJ: entries.append(.init(tag: .groupObj, permissions: perms))
-            case ARCHIVE_ENTRY_ACL_GROUP: entries.append(.init(tag: .group, permissions: perms, qualifier: UInt32(bitPattern: qualifier)))
+            case ARCHIVE_ENTRY_ACL_GROUP: entries.append(.init(tag: .group, permissions: perms, qualifier: id))
             case ARCHIVE_ENTRY_ACL_MASK: entries.append(.init(tag: .mask, permissions: perms))
             case ARCHIVE_ENTRY_ACL_OTHER: entries.append(.init(tag: .other, permissions: perms))
             default: continue

@@ -76,15 +76,22 @@ public struct Exporter {
                 size: a.type == .regular ? view.size : 0, symlinkTarget: a.symlinkTarget, hardlinkTarget: nil,
                 mtime: view.mtime, atime: nil, xattrs: a.xattrs, accessACL: a.accessACL, defaultACL: a.defaultACL, sha256: nil)
             if !writer.format.keepsXattrs {
-                // A manifest lists none by design; cpio cannot hold them.
-                if writer.format != .mtree && (!a.xattrs.isEmpty || a.accessACL.map { !$0.isMinimal } == true || a.defaultACL != nil) {
+                // Neither an mtree manifest nor cpio can hold them: each entry that loses some
+                // is named, with what it loses, and counted.
+                var lost = a.xattrs.map { displayName($0.name) }
+                if a.accessACL.map({ !$0.isMinimal }) == true { lost.append("access ACL") }
+                if a.defaultACL != nil { lost.append("default ACL") }
+                if !lost.isEmpty {
                     summary.incomplete += 1
-                    event(.warning(.refused("export", path: entry.path, "\(writer.format.rawValue) keeps no xattrs or ACLs: not exported")))
+                    let instead = writer.format == .mtree ? " (a pax export records them, and virtfs-import --metadata-only restores them from it)" : ""
+                    event(.warning(.refused("export", path: entry.path, "\(writer.format.rawValue) keeps no xattrs or ACLs: not exported: \(lost.joined(separator: ", "))\(instead)")))
                 }
                 member.xattrs = []
                 member.accessACL = nil
                 member.defaultACL = nil
             }
+            // Bytes are counted as they go into the output: a hard link's data is written once.
+            var written = false
             do {
                 // A directory's link count is the host's business (mapped-file adds one).
                 try writer.write(member, identity: view.identity,
@@ -96,6 +103,7 @@ public struct Exporter {
                         throw VirtFSError.refused("open", path: entry.path, "file replaced while exporting")
                     }
                     try sink.copy(from: fd)
+                    written = true
                 } : nil)
             } catch let error as VirtFSError {
                 summary.failures += 1
@@ -104,7 +112,7 @@ public struct Exporter {
                 return
             }
             summary.exported[a.type, default: 0] += 1
-            if a.type == .regular { summary.bytes += view.size }
+            if written { summary.bytes += view.size }
             event(.exported(view))
         }, failure: { error in
             summary.failures += 1

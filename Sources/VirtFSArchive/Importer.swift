@@ -47,11 +47,17 @@ public struct Importer {
         privileged = geteuid() == 0
     }
 
-    /// Why this import cannot run at all, before anything is written.
-    public func refusal(into root: Walker.Location) -> VirtFSError? {
+    /// Why this import cannot run at all, whatever the target.
+    public func refusal() -> VirtFSError? {
         if options.model == .passthrough && !privileged {
-            return .refused("import", path: root.path, "passthrough keeps owners and device nodes in the host inode: it needs root (use mapped-xattr or mapped-file, or none, unprivileged)")
+            return .refused("import", "passthrough keeps owners and device nodes in the host inode: it needs root (use mapped-xattr or mapped-file, or none, unprivileged)")
         }
+        return nil
+    }
+
+    /// Why this import cannot run into `root`, before anything is written.
+    public func refusal(into root: Walker.Location) -> VirtFSError? {
+        if let refusal = refusal() { return refusal.at(root.path) }
         let empty: Bool
         do {
             empty = try Sys.isEmptyDirectory(root.directory.fd, path: root.path)
@@ -61,6 +67,122 @@ public struct Importer {
             return error as? VirtFSError
         }
         return empty ? nil : .refused("import", path: root.path, "not empty: import into an empty or new directory")
+    }
+
+    // MARK: the export root: made or taken over, and given back when the import fails
+
+    /// The export root an import writes into, and what it was before: a failed import removes
+    /// what it created and gives an empty directory it was handed back as it found it.
+    public final class Target {
+        public let root: Walker.Location
+        /// The import made the directory.
+        public let created: Bool
+        let parent: DirectoryContext
+        let name: [UInt8]
+        let before: HostStat
+        let beforeXattrs: [Xattr]
+
+        init(root: Walker.Location, created: Bool, parent: DirectoryContext, name: [UInt8], before: HostStat, beforeXattrs: [Xattr]) {
+            self.root = root
+            self.created = created
+            self.parent = parent
+            self.name = name
+            self.before = before
+            self.beforeXattrs = beforeXattrs
+        }
+    }
+
+    /// Creates the export root `path` (its parent must exist), or takes an existing empty
+    /// directory. In the mapped models the root gets the host owner and directory mode of the
+    /// placement, as every directory the import makes does, so that the user QEMU runs as can
+    /// serve it (exactly `--dmode`, whatever the umask).
+    public func prepare(_ path: [UInt8]) throws -> Target {
+        let (parentFD, name) = try Sys.openOperandParent(path)
+        let parent = DirectoryContext(fd: parentFD, path: path.contains(UInt8(ascii: "/")) ? Bytes.splitParent(path).parent : [])
+        var created = true
+        do {
+            try Sys.mkdir(parent.fd, name, 0o700)
+        } catch let error as VirtFSError where error.errno == EEXIST {
+            created = false
+        } catch let error as VirtFSError {
+            throw error.at(path)
+        }
+        let root = try Walker.exportRoot(path)
+        let directory = root.directory
+        let dot = [UInt8(ascii: ".")]
+        let before = try Sys.stat(fd: directory.fd)
+        var xattrs: [Xattr] = []
+        if !created {
+            if let refusal = refusal(into: root) { throw refusal }
+            for attribute in try Sys.listXattrs(directory.fd, dot) {
+                if let value = try Sys.getXattr(directory.fd, dot, raw: attribute) { xattrs.append(Xattr(name: attribute, value: value)) }
+            }
+        }
+        let target = Target(root: root, created: created, parent: parent, name: name, before: before, beforeXattrs: xattrs)
+        do {
+            if options.model.isMapped {
+                if let owner = options.placement.owner, before.uid != owner.uid || before.gid != owner.gid {
+                    try Sys.chown(directory.fd, dot, owner.uid, owner.gid)
+                }
+                try Sys.chmod(directory.fd, dot, mode_t(options.placement.directoryMode & 0o7777))
+            } else if created {
+                // Until the archive's `./` says otherwise: bsdtar's mode for a directory it makes.
+                try Sys.chmod(directory.fd, dot, 0o755)
+            }
+        } catch let error as VirtFSError {
+            try? undo(target)
+            throw error.at(path)
+        }
+        return target
+    }
+
+    /// Removes everything a failed import wrote: the directory it created, or the content and
+    /// metadata it put into the empty directory it was given (owner, mode and xattrs back as
+    /// they were). Nothing outside the root is reached: the walk goes by directory fds and
+    /// removes symlinks, never follows them.
+    public func undo(_ target: Target) throws {
+        let dot = [UInt8(ascii: ".")]
+        let directory = target.root.directory
+        try? Sys.chmod(directory.fd, dot, mode_t(0o700))
+        try Self.removeContents(of: directory)
+        if target.created {
+            try Sys.unlink(target.parent.fd, target.name, directory: true)
+            return
+        }
+        for attribute in try Sys.listXattrs(directory.fd, dot) where !target.beforeXattrs.contains(where: { $0.name == attribute }) {
+            try Sys.removeXattr(directory.fd, dot, raw: attribute)
+        }
+        for x in target.beforeXattrs {
+            try Sys.setXattr(directory.fd, dot, raw: x.name, x.value)
+        }
+        let now = try Sys.stat(fd: directory.fd)
+        if now.uid != target.before.uid || now.gid != target.before.gid {
+            try Sys.chown(directory.fd, dot, target.before.uid, target.before.gid)
+        }
+        try Sys.chmod(directory.fd, dot, mode_t(target.before.permissions))
+    }
+
+    static func removeContents(of directory: DirectoryContext) throws {
+        // One directory's names at a time: memory follows the widest directory, not the tree.
+        var names: [[UInt8]] = []
+        try Sys.forEachName(in: directory.fd, path: directory.path) { name, _ in
+            names.append(name)
+            return true
+        }
+        for name in names {
+            let path = Bytes.join(directory.path, name)
+            let stat = try Sys.stat(directory.fd, name)
+            if stat.fileType == .directory {
+                let child = try directory.child(name, path: path)
+                // An unprivileged host-inode import keeps the archive's modes: a 0555
+                // directory has to be opened up before its entries can go.
+                if stat.permissions & 0o700 != 0o700 { try Sys.chmod(child.fd, [UInt8(ascii: ".")], mode_t(stat.permissions | 0o700)) }
+                try removeContents(of: child)
+                try Sys.unlink(directory.fd, name, directory: true)
+            } else {
+                try Sys.unlink(directory.fd, name)
+            }
+        }
     }
 
     // MARK: the directories along the current member's path
@@ -209,15 +331,30 @@ public struct Importer {
     /// The attributes this model can keep, reporting (not failing on) what it drops.
     func keepable(_ attributes: GuestAttributes, member: ArchiveMember, path: [UInt8], summary: inout Summary,
                   event: (Event) -> Void) throws -> GuestAttributes {
-        var kept = attributes
-        var dropped: [String] = []
-        for x in member.xattrs where !x.name.starts(with: Array("user.".utf8)) {
-            dropped.append("\(String(decoding: x.name, as: UTF8.self)) (a 9p guest sees only user.* xattrs)")
+        for note in member.notes {
+            event(.warning(.refused("import", path: path, note)))
         }
-        if options.model == .mappedXattr {
+        let (kept, dropped) = try Self.keepable(attributes, member: member, model: options.model, privileged: privileged)
+        if !dropped.isEmpty {
+            summary.incomplete += 1
+            event(.warning(.refused("import", path: path, "not kept: " + dropped.joined(separator: ", "))))
+        }
+        return kept
+    }
+
+    /// What of a member's attributes `model` can keep, and what it cannot, in words; throws
+    /// when the member cannot exist in this model at all.
+    static func keepable(_ attributes: GuestAttributes, member: ArchiveMember, model: SecurityModel,
+                         privileged: Bool) throws -> (GuestAttributes, dropped: [String]) {
+        var kept = attributes
+        var dropped = member.unreadable
+        for x in member.xattrs where !x.name.starts(with: Array("user.".utf8)) {
+            dropped.append("\(displayName(x.name)) (a 9p guest sees only user.* xattrs)")
+        }
+        if model == .mappedXattr {
             let reserved = kept.xattrs.filter { $0.name.starts(with: Array(VirtfsXattr.prefix.utf8)) }
             kept.xattrs.removeAll { $0.name.starts(with: Array(VirtfsXattr.prefix.utf8)) }
-            dropped += reserved.map { "\(String(decoding: $0.name, as: UTF8.self)) (reserved by mapped-xattr)" }
+            dropped += reserved.map { "\(displayName($0.name)) (reserved by mapped-xattr)" }
         }
         if kept.type == .symlink, !kept.xattrs.isEmpty || kept.accessACL != nil || kept.defaultACL != nil {
             dropped.append("xattrs and ACLs of a symlink (Linux keeps none)")
@@ -225,7 +362,7 @@ public struct Importer {
             kept.accessACL = nil
             kept.defaultACL = nil
         }
-        if options.model == .none, kept.accessACL != nil || kept.defaultACL != nil {
+        if model == .none, kept.accessACL != nil || kept.defaultACL != nil {
             dropped.append("ACLs (the none model shows none to the guest)")
             kept.accessACL = nil
             kept.defaultACL = nil
@@ -234,7 +371,7 @@ public struct Importer {
             dropped.append("default ACL of a non-directory")
             kept.defaultACL = nil
         }
-        if !options.model.isMapped && !privileged {
+        if !model.isMapped && !privileged {
             if kept.type.hasDeviceNumber {
                 throw VirtFSError.refused("import", path: member.path, "creating device node \(kept.rdev) needs root, or a mapped model")
             }
@@ -245,11 +382,7 @@ public struct Importer {
                 kept.gid = getegid()
             }
         }
-        if !dropped.isEmpty {
-            summary.incomplete += 1
-            event(.warning(.refused("import", path: path, "not kept: " + dropped.joined(separator: ", "))))
-        }
-        return kept
+        return (kept, dropped)
     }
 
     /// Makes room for a member named `name`: removes an earlier member of that name (an

@@ -2,11 +2,15 @@ import CArchive
 import Glibc
 import VirtFSCore
 
-/// Puts the guest view recorded in an mtree(5) manifest back onto an existing tree: the repair
-/// after a `cp` or `rsync` that lost the model's metadata. An entry is restored only when its
-/// host object still holds what the manifest describes (type as the model stores it, size and
-/// sha256 of a file, target of a symlink); entries that differ or are missing are reported and
-/// left alone. ACLs and user xattrs, which manifests do not record, are kept as they are.
+/// Puts the guest view recorded in an mtree(5) manifest, or in the archive the tree came from
+/// (tar, pax, cpio), back onto an existing tree: the repair after a `cp` or `rsync` that lost
+/// the model's metadata. An entry is restored only when its host object still holds what the
+/// manifest describes (type as the model stores it; a file's size, and its sha256 in a manifest
+/// or its every byte, compared as the member streams by, in an archive; a symlink's target);
+/// entries that differ or are missing are reported and left alone. An archive that records
+/// user xattrs and ACLs puts them back too; a manifest records none, and those on the tree
+/// are kept as they are. A hard link the archive records and a copy broke is made again, by
+/// rename, when both names still hold the same data.
 public struct ManifestRestorer {
     public struct Options: Sendable {
         public var model: SecurityModel
@@ -24,6 +28,14 @@ public struct ManifestRestorer {
         public var differing = 0
         public var missing = 0
         public var failures = 0
+        /// Entries restored without something the archive records that the model cannot keep.
+        public var incomplete = 0
+        /// Names the archive records as hard links of another that the tree held as a separate
+        /// file of the same content: made hard links again (counted in `restored` too).
+        public var relinked = 0
+        /// Entries left alone because their inode has names outside the tree: changing it would
+        /// change a file outside the tree.
+        public var linkedOutside = 0
     }
 
     public enum Event {
@@ -33,9 +45,17 @@ public struct ManifestRestorer {
         case differs(VirtFSError)
         case missing(VirtFSError)
         case failed(VirtFSError)
+        /// Restored, without something the model cannot keep (named).
+        case incomplete(VirtFSError)
+        /// A hard link the tree had lost (the name was a separate copy), made again (or, dry
+        /// run, to be made again).
+        case relinked(path: [UInt8], target: [UInt8])
+        /// Said once about the member, counted nowhere (an ACL name resolved by the host).
+        case note(VirtFSError)
     }
 
     public let options: Options
+    let privileged = geteuid() == 0
 
     public init(options: Options) {
         self.options = options
@@ -44,29 +64,77 @@ public struct ManifestRestorer {
     public func run(_ manifest: ArchiveReader, onto root: Walker.Location, event: (Event) -> Void) -> Summary {
         var summary = Summary()
         let codec = options.model.codec(lenient: true)
+        let outside = linkedOutside(root) { summary.failures += 1; event(.failed($0)) }
+        // SVR4 cpio (newc, what cpio -H newc and initramfs use) stores a hard-linked file's data
+        // with its last name: the earlier names come without it, and are checked and restored
+        // when it comes. Only such names are held.
+        var pending: [[UInt8]: ArchiveMember] = [:]
+        // Files whose data is not the archive's: a later hard link of one is not its copy.
+        var differed = Set<[UInt8]>()
         manifest.forEach({ member in
+            if manifest.isCpio, member.hardlinkTarget == nil, member.type == .regular, member.size == 0, member.links > 1 {
+                pending[member.path] = member
+                return
+            }
+            if let target = member.hardlinkTarget, var first = pending.removeValue(forKey: target) {
+                first.size = member.size
+                restore(first, manifest: manifest, root: root, codec: codec, outside: outside, differed: &differed, summary: &summary, event: event)
+            }
+            restore(member, manifest: manifest, root: root, codec: codec, outside: outside, differed: &differed, summary: &summary, event: event)
+        }, failure: { error in
+            summary.failures += 1
+            event(.failed(error))
+        })
+        for (path, _) in pending.sorted(by: { $0.key.lexicographicallyPrecedes($1.key) }) {
+            summary.differing += 1
+            event(.differs(.refused("restore", path: path, "a hard-linked cpio member whose data the archive never gave: not checked, left alone")))
+        }
+        return summary
+    }
+
+    /// Restores one entry from its member, or says why not.
+    func restore(_ member: ArchiveMember, manifest: ArchiveReader, root: Walker.Location, codec: any ModelCodec,
+                 outside: [FileIdentity: UInt64], differed: inout Set<[UInt8]>, summary: inout Summary, event: (Event) -> Void) {
+        do {
+            var slash = false
+            let parts = try Importer.components(of: member.path, leadingSlash: &slash)
+            let location = try Walker.inside(root, relative: parts, path: member.path)
+            let entry: HostEntry
             do {
-                var slash = false
-                let parts = try Importer.components(of: member.path, leadingSlash: &slash)
-                guard let wanted = member.attributes else {
-                    throw VirtFSError.corrupt("mtree", path: member.path, "no type= for this entry")
-                }
-                let location = try Walker.inside(root, relative: parts, path: member.path)
-                let entry: HostEntry
-                do {
-                    entry = try location.entry()
-                } catch let error as VirtFSError where error.errno == ENOENT {
-                    summary.missing += 1
-                    event(.missing(.refused("restore", path: member.path, "in the manifest, not in the tree")))
+                entry = try location.entry()
+            } catch let error as VirtFSError where error.errno == ENOENT {
+                summary.missing += 1
+                event(.missing(.refused("restore", path: member.path, "in the \(manifest.isManifest ? "manifest" : "archive"), not in the tree")))
+                return
+            }
+            if entry.stat.fileType != .directory, let names = outside[entry.stat.identity] {
+                summary.linkedOutside += 1
+                event(.differs(.refused("restore", path: member.path, "its inode has \(entry.stat.nlink) links, \(names) of them in the tree: a hard link from outside the tree, left alone")))
+                return
+            }
+            let current = try codec.decode(entry)
+            var restored: GuestAttributes
+            if let target = member.hardlinkTarget {
+                if differed.contains(target) {
+                    summary.differing += 1
+                    differed.insert(member.path)
+                    event(.differs(.refused("restore", path: member.path, "a hard link of \(String(decoding: target, as: UTF8.self)), whose data is not the archive's")))
                     return
                 }
-                if let difference = try difference(member, wanted, entry) {
+                guard let linked = try relink(member, target: target, entry: entry, root: root, codec: codec,
+                                              summary: &summary, event: event) else { return }
+                restored = linked
+            } else {
+                guard let wanted = member.attributes else {
+                    throw VirtFSError.corrupt(manifest.isManifest ? "mtree" : "archive", path: member.path, "no type for this entry")
+                }
+                if let difference = try difference(member, wanted, entry, archive: manifest.isManifest ? nil : manifest) {
                     summary.differing += 1
+                    if !manifest.isManifest && wanted.type == .regular { differed.insert(member.path) }
                     event(.differs(.refused("restore", path: member.path, difference)))
                     return
                 }
-                let current = try codec.decode(entry)
-                var restored = current.attributes
+                restored = current.attributes
                 restored.type = wanted.type
                 restored.uid = wanted.uid
                 restored.gid = wanted.gid
@@ -77,37 +145,133 @@ public struct ManifestRestorer {
                     restored.defaultACL = nil
                     restored.xattrs = []
                 }
-                // The manifest's mode is the guest's: an ACL kept from the tree follows it.
-                restored = restored.changingPermissions(wanted.permissions)
-                let mtime = member.mtime.flatMap { $0 == current.mtime ? nil : $0 }
-                if restored == current.attributes && !current.hostFallback && mtime == nil {
-                    summary.unchanged += 1
-                    event(.unchanged(path: member.path))
-                    return
-                }
-                if !options.dryRun {
-                    try codec.update(restored, of: entry, placement: options.placement)
-                    if let mtime {
-                        try Sys.setTimes(entry.directory.fd, entry.isExportRoot ? [UInt8(ascii: ".")] : entry.name,
-                                         atime: current.atime, mtime: mtime)
+                // An archive member that records xattrs or ACLs says what they are; one that
+                // records none (a manifest never does) leaves the tree's as they are.
+                if !manifest.isManifest, !member.xattrs.isEmpty || member.accessACL != nil || member.defaultACL != nil || !member.unreadable.isEmpty {
+                    for note in member.notes { event(.note(.refused("restore", path: member.path, note))) }
+                    let (kept, dropped) = try Importer.keepable(wanted, member: member, model: options.model, privileged: privileged)
+                    restored.xattrs = kept.xattrs
+                    restored.accessACL = kept.accessACL
+                    restored.defaultACL = kept.defaultACL
+                    if !dropped.isEmpty {
+                        summary.incomplete += 1
+                        event(.incomplete(.refused("restore", path: member.path, "not kept: " + dropped.joined(separator: ", "))))
                     }
                 }
-                summary.restored += 1
-                event(.restored(path: member.path, before: current.attributes, after: restored))
-            } catch let error as VirtFSError {
-                summary.failures += 1
-                event(.failed(error.path.isEmpty ? error.at(member.path) : error))
-            } catch {}
-        }, failure: { error in
+                // The manifest's mode is the guest's: an ACL kept from the tree follows it.
+                restored = restored.changingPermissions(wanted.permissions)
+            }
+            let mtime = member.mtime.flatMap { $0 == current.mtime ? nil : $0 }
+            if restored == current.attributes && !current.hostFallback && mtime == nil {
+                summary.unchanged += 1
+                event(.unchanged(path: member.path))
+                return
+            }
+            if !options.dryRun {
+                // Only a time to put back (a copy that kept the metadata files): the
+                // metadata is not rewritten.
+                if restored != current.attributes || current.hostFallback {
+                    try codec.update(restored, of: entry, placement: options.placement)
+                }
+                if let mtime {
+                    try Sys.setTimes(entry.directory.fd, entry.isExportRoot ? [UInt8(ascii: ".")] : entry.name,
+                                     atime: current.atime, mtime: mtime)
+                }
+            }
+            summary.restored += 1
+            event(.restored(path: member.path, before: current.attributes, after: restored))
+        } catch let error as VirtFSError {
             summary.failures += 1
-            event(.failed(error))
-        })
-        return summary
+            event(.failed(error.path.isEmpty ? error.at(member.path) : error))
+        } catch {}
+    }
+
+    /// The inodes of the tree that have names outside it (a hard link count above the names the
+    /// tree holds), with the count of those inside: a restore that changed one (in passthrough
+    /// its owner and mode, in mapped-xattr its xattrs) would change a file outside the tree,
+    /// such as a host file a guest linked in. Only hard-linked inodes are held.
+    func linkedOutside(_ root: Walker.Location, failure: (VirtFSError) -> Void) -> [FileIdentity: UInt64] {
+        var names: [FileIdentity: (inside: UInt64, links: UInt64)] = [:]
+        var walk = Walker.Options(recursive: true, model: options.model)
+        walk.reportOrphanedMetadata = false
+        Walker(options: walk).walk(root, visit: { entry in
+            let stat = entry.stat
+            guard stat.fileType != .directory, stat.nlink > 1 else { return }
+            names[stat.identity, default: (0, stat.nlink)].inside += 1
+        }, failure: failure)
+        return names.filter { $0.value.inside < $0.value.links }.mapValues(\.inside)
+    }
+
+    /// The guest view an archive's hard link member gives its name: that of the entry it links
+    /// to, as restored before it. The tree's name must still be that entry, or (a copy that
+    /// broke the link) a file of the same content, which is made a hard link of it again. nil
+    /// when it is neither (reported), or when it has just been linked again (nothing left to do).
+    func relink(_ member: ArchiveMember, target: [UInt8], entry: HostEntry, root: Walker.Location, codec: any ModelCodec,
+                summary: inout Summary, event: (Event) -> Void) throws -> GuestAttributes? {
+        var slash = false
+        let targetParts = try Importer.components(of: target, leadingSlash: &slash)
+        let linked: HostEntry
+        do {
+            linked = try Walker.inside(root, relative: targetParts, path: target).entry()
+        } catch let error as VirtFSError where error.errno == ENOENT {
+            summary.missing += 1
+            event(.missing(.refused("restore", path: member.path, "hard link of \(String(decoding: target, as: UTF8.self)), which is not in the tree")))
+            return nil
+        }
+        let view = try codec.decode(linked)
+        if entry.stat.identity != linked.stat.identity {
+            guard entry.stat.fileType == linked.stat.fileType, entry.stat.size == linked.stat.size, try sameContent(entry, linked) else {
+                summary.differing += 1
+                event(.differs(.refused("restore", path: member.path, "content differs from \(String(decoding: target, as: UTF8.self)), of which the archive has it as a hard link")))
+                return nil
+            }
+            if !options.dryRun { try link(entry, to: linked, codec: codec) }
+            summary.relinked += 1
+            summary.restored += 1
+            event(.relinked(path: member.path, target: target))
+            return nil
+        }
+        return view.attributes
+    }
+
+    /// Replaces `entry`'s name by a hard link of `linked` in one rename, so that the name is
+    /// always one file or the other; in mapped-file the name's metadata file becomes a link of
+    /// the other's first, as QEMU keeps it (a run killed in between leaves a temporary, which
+    /// virtfs-fsck reports, and the name with the metadata it is being given anyway).
+    func link(_ entry: HostEntry, to linked: HostEntry, codec: any ModelCodec) throws {
+        let parent = entry.directory
+        let temporary = TemporaryName.current
+        // The directory's mtime, restored before its entries, is the archive's: keep it.
+        let times = try Sys.stat(fd: parent.fd)
+        defer { try? Sys.setTimes(parent.fd, [UInt8(ascii: ".")], atime: times.atime, mtime: times.mtime) }
+        try codec.link(linked, as: temporary, in: parent, placement: options.placement)
+        if options.model == .mappedFile, let metadata = try parent.metadataDirectory() {
+            do {
+                try Sys.rename(metadata, temporary, metadata, entry.name)
+            } catch let error as VirtFSError where error.errno == ENOENT {
+                // The other name has no metadata file: neither has this one now.
+                try Sys.unlink(metadata, entry.name)
+            }
+        }
+        try Sys.rename(parent.fd, temporary, parent.fd, entry.name)
+    }
+
+    func sameContent(_ a: HostEntry, _ b: HostEntry) throws -> Bool {
+        let fa = try Sys.openAt(a.directory.fd, a.name, O_RDONLY | O_NONBLOCK)
+        defer { Sys.close(fa) }
+        let fb = try Sys.openAt(b.directory.fd, b.name, O_RDONLY | O_NONBLOCK)
+        defer { Sys.close(fb) }
+        var x = [UInt8](repeating: 0, count: 1 << 16), y = x
+        while true {
+            let n = try readFull(fa, into: &x, count: x.count, path: a.path), m = try readFull(fb, into: &y, count: y.count, path: b.path)
+            if n != m || memcmp(x, y, n) != 0 { return false }
+            if n == 0 { return true }
+        }
     }
 
     /// How the host object differs from what the manifest describes, in the model's storage
     /// terms; nil when it holds the same thing.
-    func difference(_ member: ArchiveMember, _ wanted: GuestAttributes, _ entry: HostEntry) throws -> String? {
+    func difference(_ member: ArchiveMember, _ wanted: GuestAttributes, _ entry: HostEntry, archive: ArchiveReader?) throws -> String? {
         guard let host = entry.stat.fileType else { return "unknown host file type" }
         let expectedHost: FileType = options.model.isMapped ? (wanted.type == .directory ? .directory : .regular) : wanted.type
         if host != expectedHost {
@@ -120,6 +284,13 @@ public struct ManifestRestorer {
             }
             if let digest = member.sha256, try sha256(entry) != digest {
                 return "content differs: sha256 does not match the manifest"
+            }
+            if let archive {
+                let fd = try Sys.openAt(entry.directory.fd, entry.isExportRoot ? [UInt8(ascii: ".")] : entry.name, O_RDONLY | O_NONBLOCK)
+                defer { Sys.close(fd) }
+                if try !archive.dataEquals(fd, path: entry.path) {
+                    return "content differs from the archive's"
+                }
             }
         case .symlink:
             let target = options.model.isMapped ? try entry.readContent(limit: 4096).bytes : try entry.readLink()

@@ -132,6 +132,19 @@ public struct HostEntry {
         do { try Sys.setXattr(directory.fd, name, attribute, value) } catch let e as VirtFSError { throw e.at(path) }
     }
 
+    /// The xattr named by raw bytes (a guest can set names that are not UTF-8).
+    public func xattr(raw attribute: [UInt8]) throws -> [UInt8]? {
+        do { return try Sys.getXattr(directory.fd, name, raw: attribute) } catch let e as VirtFSError { throw e.at(path) }
+    }
+
+    public func setXattr(raw attribute: [UInt8], _ value: [UInt8]) throws {
+        do { try Sys.setXattr(directory.fd, name, raw: attribute, value) } catch let e as VirtFSError { throw e.at(path) }
+    }
+
+    public func removeXattr(raw attribute: [UInt8]) throws {
+        do { try Sys.removeXattr(directory.fd, name, raw: attribute) } catch let e as VirtFSError { throw e.at(path) }
+    }
+
     public func removeXattr(_ attribute: String) throws {
         do { try Sys.removeXattr(directory.fd, name, attribute) } catch let e as VirtFSError { throw e.at(path) }
     }

@@ -18,8 +18,13 @@ struct VirtfsImport: ParsableCommand {
             refuses them; a leading '/' is removed.
 
             With --metadata-only, MANIFEST is an mtree(5) manifest (virtfs-export --format mtree) \
-            and DIR an existing tree: the guest view it records is put back on every entry whose \
-            content still matches, and entries that differ or are missing are reported.
+            or the archive the tree came from (a rootfs tarball, a virtfs-export --format pax), and \
+            DIR an existing tree: the guest view it records (from an archive, with xattrs and ACLs) \
+            is put back on every entry whose content still matches (an archive's data is compared \
+            byte for byte, hard links a copy broke are made again), and entries that differ or are \
+            missing are reported.
+
+            A failed import removes what it wrote (DIR itself if it made it).
             """,
         version: "0.1.0"
     )
@@ -31,11 +36,14 @@ struct VirtfsImport: ParsableCommand {
 
     @OptionGroup var host: PlacementOptions
 
-    @Flag(name: .long, help: "Restore the guest view an mtree manifest records onto an existing tree; change no content.")
+    @Flag(name: .long, help: "Restore the guest view an mtree manifest or the tree's archive records onto an existing tree; change no content.")
     var metadataOnly = false
 
     @Flag(name: [.customShort("n"), .long], help: "With --metadata-only: report what would be restored; change nothing.")
     var dryRun = false
+
+    @Flag(name: .long, help: "Keep what a failed import wrote (an incomplete tree, for inspection) instead of removing it.")
+    var keepFailed = false
 
     @Flag(name: [.customShort("v"), .long], help: "Name every member as it is written.")
     var verbose = false
@@ -52,6 +60,7 @@ struct VirtfsImport: ParsableCommand {
     func validate() throws {
         if model == nil { throw ValidationError("--model is required: the security model QEMU serves DIR with (a tree that lost its metadata cannot show it).") }
         if dryRun && !metadataOnly { throw ValidationError("--dry-run goes with --metadata-only.") }
+        if keepFailed && metadataOnly { throw ValidationError("--keep-failed goes with an import, not --metadata-only.") }
     }
 
     func run() throws {
@@ -63,24 +72,21 @@ struct VirtfsImport: ParsableCommand {
             try restore(console: console, placement: placement, progress: progress, started: started)
             return
         }
-        let root: Walker.Location
+        let target: Importer.Target
         let reader: ArchiveReader
         var options = Importer.Options(model: model!)
         options.placement = placement
         let importer = Importer(options: options)
         do {
-            let path = RawArguments.bytes(for: dir)
-            if mkdir(dir, mode_t(model!.isMapped ? placement.directoryMode & 0o777 : 0o755)) == 0, model!.isMapped, let owner = placement.owner {
-                _ = chown(dir, owner.uid, owner.gid)
-            }
-            root = try Walker.exportRoot(path)
-            if let refusal = importer.refusal(into: root) { throw refusal }
+            if let refusal = importer.refusal() { throw refusal }
+            // The archive first: one that cannot be read leaves no DIR behind.
             reader = try ArchiveReader(path: RawArguments.bytes(for: archive), kind: .archive)
+            target = try importer.prepare(RawArguments.bytes(for: dir))
         } catch {
             console.error(error)
             throw ExitCode(1)
         }
-        let summary = importer.run(reader, into: root) { event in
+        let summary = importer.run(reader, into: target.root) { event in
             switch event {
             case .imported(let path, let attributes):
                 progress.tick()
@@ -102,11 +108,23 @@ struct VirtfsImport: ParsableCommand {
             }
         }
         progress.done()
+        var undone = false
+        if summary.failures > 0 && !keepFailed {
+            // A tree with holes a guest would boot is worse than none: what this import wrote goes.
+            do {
+                try importer.undo(target)
+                undone = true
+                console.error(VirtFSError.refused("import", path: RawArguments.bytes(for: dir),
+                    target.created ? "the import failed: removed the directory it created" : "the import failed: emptied it and gave it back its owner, mode and xattrs"))
+            } catch {
+                console.error(error)
+            }
+        }
         let types = summary.imported.sorted { $0.key.keyword < $1.key.keyword }.map { "\($0.value) \($0.key.keyword)" }.joined(separator: ", ")
         let seconds = Date().timeIntervalSince(started)
-        let text = "\(archive): imported \(summary.total) members (\(types.isEmpty ? "none" : types)) from \(reader.formatName) as \(options.model.rawValue), \(summary.bytes) bytes of file data, \(summary.incomplete) not kept whole, \(summary.refused) refused, \(summary.failures) failed, \(String(format: "%.2f", seconds)) s"
+        let text = "\(archive): imported \(summary.total) members (\(types.isEmpty ? "none" : types)) from \(reader.formatName) as \(options.model.rawValue), \(summary.bytes) bytes of file data, \(summary.incomplete) not kept whole, \(summary.refused) refused, \(summary.failures) failed\(undone ? ", all removed again" : ""), \(String(format: "%.2f", seconds)) s"
         summarize(console, text, ["imported": summary.total, "bytes": summary.bytes, "incomplete": summary.incomplete,
-                                  "refused": summary.refused, "failed": summary.failures, "seconds": seconds])
+                                  "refused": summary.refused, "failed": summary.failures, "removed": undone, "seconds": seconds])
         if summary.failures + summary.refused > 0 || console.failures > 0 { throw ExitCode(1) }
     }
 
@@ -117,7 +135,7 @@ struct VirtfsImport: ParsableCommand {
         do {
             root = try Walker.exportRoot(RawArguments.bytes(for: dir))
             options = ManifestRestorer.Options(model: model!)
-            reader = try ArchiveReader(path: RawArguments.bytes(for: archive), kind: .manifest)
+            reader = try ArchiveReader(path: RawArguments.bytes(for: archive), kind: .manifestOrArchive)
         } catch {
             console.error(error)
             throw ExitCode(1)
@@ -146,6 +164,15 @@ struct VirtfsImport: ParsableCommand {
                 }
             case .unchanged(let path):
                 if json { console.writeJSON((["path": path, "result": "unchanged"])) }
+            case .relinked(let path, let target):
+                if json {
+                    console.writeJSON((["path": path, "type": "file", "result": dryRun ? "would link again" : "linked again", "target": target]))
+                } else if verbose || dryRun {
+                    console.write(path + Array(": hard link of ".utf8) + target + Array(" \(dryRun ? "to be made" : "made") again\n".utf8))
+                }
+            case .incomplete(let error), .note(let error):
+                if json { console.writeJSON((["path": error.path, "result": "warning", "error": error.detail])) }
+                console.warning(error.description)
             case .differs(let error), .missing(let error), .failed(let error):
                 if json { console.writeJSON((["path": error.path, "result": "error", "error": error.detail])) }
                 console.error(error)
@@ -154,10 +181,13 @@ struct VirtfsImport: ParsableCommand {
         ManifestRestorer.leave(saved)
         progress.done()
         let seconds = Date().timeIntervalSince(started)
-        let text = "\(archive): \(dryRun ? "would restore" : "restored") \(summary.restored) entries, \(summary.unchanged) unchanged, \(summary.differing) differ, \(summary.missing) missing, \(summary.failures) failed (\(options.model.rawValue)), \(String(format: "%.2f", seconds)) s"
+        // A manifest cannot say which entries had xattrs or ACLs: say that it does not carry them.
+        let source = reader.isManifest ? "an mtree manifest, which records no xattrs or ACLs" : reader.formatName
+        let text = "\(archive): \(dryRun ? "would restore" : "restored") \(summary.restored) entries, \(summary.unchanged) unchanged, \(summary.differing) differ, \(summary.missing) missing, \(summary.linkedOutside) linked from outside the tree, \(summary.relinked) hard links \(dryRun ? "to be made" : "made") again, \(summary.incomplete) not kept whole, \(summary.failures) failed (\(options.model.rawValue), from \(source)), \(String(format: "%.2f", seconds)) s"
         summarize(console, text, ["restored": summary.restored, "unchanged": summary.unchanged, "differ": summary.differing,
-                                  "missing": summary.missing, "failed": summary.failures, "seconds": seconds])
-        if summary.differing + summary.missing + summary.failures > 0 || console.failures > 0 { throw ExitCode(1) }
+                                  "missing": summary.missing, "relinked": summary.relinked, "outside": summary.linkedOutside, "incomplete": summary.incomplete,
+                                  "failed": summary.failures, "manifest": reader.isManifest, "seconds": seconds])
+        if summary.differing + summary.missing + summary.linkedOutside + summary.failures > 0 || console.failures > 0 { throw ExitCode(1) }
     }
 
     func summarize(_ console: Console, _ text: String, _ fields: [String: Any]) {

@@ -89,7 +89,7 @@ let asRoot = geteuid() == 0
     func guestView(model: SecurityModel) throws {
         let scratch = TemporaryDirectory()
         let (source, tree) = try importedTree(in: scratch, model: model)
-        let want = try views(source, .passthrough), got = try views(tree, model)
+        let want = try guestViews(source, .passthrough), got = try guestViews(tree, model)
         #expect(want.count > 20)
         #expect(Set(want.keys) == Set(got.keys))
         for (path, view) in want {
@@ -99,15 +99,6 @@ let asRoot = geteuid() == 0
             if view.type != .directory { #expect(got[path]?.nlink == view.nlink, "\(shown)") }
             if view.type != .directory { #expect(got[path]?.mtime == view.mtime, "\(shown)") }
         }
-    }
-
-    func views(_ root: String, _ model: SecurityModel) throws -> [[UInt8]: GuestView] {
-        var out: [[UInt8]: GuestView] = [:]
-        let prefix = root.utf8.count
-        Walker(options: .init(recursive: true, model: model)).walk(try Walker.exportRoot(Array(root.utf8)), visit: { entry in
-            if let view = try? model.codec.decode(entry) { out[Array(entry.path.dropFirst(prefix))] = view }
-        }, failure: { Issue.record("\($0)") })
-        return out
     }
 }
 
