@@ -55,6 +55,8 @@ public struct Checker {
         public var oneFileSystem = false
         public var fileMode: UInt32 = 0o600
         public var directoryMode: UInt32 = 0o700
+        /// Repair entries whose host inode has hard links outside the tree too.
+        public var allowOutsideLinks = false
 
         public init(model: SecurityModel) {
             self.model = model
@@ -65,10 +67,14 @@ public struct Checker {
     public let root: Walker.Location
     let codec: any ModelCodec
     let qemuUser: (uid: UInt32, gid: UInt32)
+    /// Names of multiply-linked inodes in the tree: no repair changes an inode that has names
+    /// outside it.
+    let links: LinkCensus
 
     public init(root: Walker.Location, options: Options) throws {
         self.root = root
         self.options = options
+        links = LinkCensus(root: root, allowOutside: options.allowOutsideLinks)
         codec = options.model.codec(lenient: true)
         let rootStat = try root.entry().stat
         qemuUser = options.qemuUser ?? (rootStat.uid, rootStat.gid)
@@ -76,7 +82,7 @@ public struct Checker {
 
     var placement: HostPlacement {
         HostPlacement(fileMode: options.fileMode, directoryMode: options.directoryMode,
-                      owner: geteuid() == 0 ? qemuUser : nil)
+                      owner: geteuid() == 0 ? qemuUser : nil, links: links)
     }
 
     func components(of path: [UInt8]) -> [[UInt8]] {
@@ -131,14 +137,25 @@ public struct Checker {
         case .untrustedXattr: return "its own forgery become authoritative if the tree is served as mapped-xattr"
         case .privileged: return "real set-id root files and devices on the host"
         case .strayTemporary: return "a stray file"
+        case .outsideLink: return "a file the host also has outside the export: what the guest writes to it reaches that file"
         case .unreadable: return "nothing the tool can tell"
         }
     }
 
     func checkEntry(_ entry: HostEntry, linked: inout [FileIdentity: (metadata: FileIdentity?, components: [[UInt8]])],
-                    report: (Finding) -> Void) {
+                    report reportAll: (Finding) -> Void) {
         let model = options.model
         let parts = entry.isExportRoot ? [] : components(of: entry.path)
+        let outside = links.namesOutside(entry.stat)
+        if outside > 0 {
+            reportAll(Finding(check: .outsideLink, path: entry.path, components: parts,
+                              problem: LinkCensus.explanation(entry.stat, outside: outside, allowed: options.allowOutsideLinks),
+                              guestSees: guestExperience(.outsideLink), repair: nil))
+        }
+        // No repair of this entry may change its inode: only removing a name stays possible.
+        func report(_ f: Finding) {
+            reportAll(withoutOutsideRepairs(f, entry.stat))
+        }
         func found(_ check: Check, _ problem: String, _ repair: Finding.Repair? = nil) {
             report(Finding(check: check, path: entry.path, components: parts, problem: problem,
                            guestSees: guestExperience(check), repair: repair))
@@ -235,6 +252,19 @@ public struct Checker {
         }
     }
 
+    /// The finding without its repair when that repair would change an inode with names
+    /// outside the tree (and the user did not allow it).
+    func withoutOutsideRepairs(_ f: Finding, _ st: HostStat) -> Finding {
+        guard !options.allowOutsideLinks, links.namesOutside(st) > 0, let repair = f.repair else { return f }
+        switch repair.action {
+        case .removeMetadataObject, .removeEntry, .relinkMetadata, .replaceWithMapped: return f
+        default:
+            var stripped = f
+            stripped.repair = nil
+            return stripped
+        }
+    }
+
     /// mapped-file: where an entry's metadata file is, as components below the root.
     func metadataComponents(of entry: HostEntry, parts: [[UInt8]]) -> [[UInt8]] {
         if entry.isExportRoot { return [MappedFileNames.rootMetadata] }
@@ -274,7 +304,13 @@ public struct Checker {
         if let metadata, metadata.fileType == .regular {
             let shown = entry.isExportRoot ? Bytes.join(entry.path, MappedFileNames.rootMetadata)
                 : Bytes.join(Bytes.join(entry.directory.path, MappedFileNames.metadataDirectory), entry.name)
-            checkAccess(metadata, parts: metaParts, path: shown, report: report)
+            let outside = links.namesOutside(metadata)
+            if outside > 0 {
+                report(Finding(check: .outsideLink, path: shown, components: metaParts,
+                               problem: LinkCensus.explanation(metadata, outside: outside, allowed: options.allowOutsideLinks),
+                               guestSees: guestExperience(.outsideLink), repair: nil))
+            }
+            checkAccess(metadata, parts: metaParts, path: shown) { report(withoutOutsideRepairs($0, metadata)) }
         }
         guard entry.stat.nlink > 1, entry.stat.fileType != .directory, !entry.isExportRoot else { return }
         let identity = entry.stat.identity
@@ -300,6 +336,12 @@ public struct Checker {
     public func repair(_ finding: Finding) throws {
         guard let repair = finding.repair else { return }
         let location = try Walker.inside(root, relative: finding.components, path: finding.path)
+        switch repair.action {
+        case .rewriteMetadata, .adoptFromParent, .hostAccess:
+            // The tree may have changed since the check: ask again right before writing.
+            try links.refuseOutside(Sys.stat(location.directory.fd, location.name), path: finding.path, operation: "st_nlink")
+        default: break
+        }
         switch repair.action {
         case .rewriteMetadata(let attributes):
             try codec.update(attributes, of: location.entry(), placement: placement)

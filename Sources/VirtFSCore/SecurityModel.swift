@@ -49,11 +49,16 @@ public struct HostPlacement: Sendable, Equatable {
     public var directoryMode: UInt32
     /// Host owner to give created objects; nil leaves them owned by the invoking user.
     public var owner: (uid: UInt32, gid: UInt32)?
+    /// The tree's multiply-linked names, when the writer took them: a metadata file shared by
+    /// hard links is then replaced under every name it has in the tree (and none outside).
+    public var links: LinkCensus?
 
-    public init(fileMode: UInt32 = 0o600, directoryMode: UInt32 = 0o700, owner: (uid: UInt32, gid: UInt32)? = nil) {
+    public init(fileMode: UInt32 = 0o600, directoryMode: UInt32 = 0o700, owner: (uid: UInt32, gid: UInt32)? = nil,
+                links: LinkCensus? = nil) {
         self.fileMode = fileMode
         self.directoryMode = directoryMode
         self.owner = owner
+        self.links = links
     }
 
     public static func == (a: HostPlacement, b: HostPlacement) -> Bool {

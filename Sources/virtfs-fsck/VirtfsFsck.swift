@@ -44,6 +44,9 @@ struct VirtfsFsck: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Host mode of directories repairs create (octal, QEMU's dmode).", valueName: "mode"))
     var dmode = "0700"
 
+    @Flag(name: .long, help: "Also repair entries whose host inode has hard links outside the tree (left alone by default).")
+    var allowOutsideLinks = false
+
     @Flag(name: [.customShort("x"), .long], help: "Do not descend into directories on other filesystems.")
     var oneFileSystem = false
 
@@ -70,6 +73,7 @@ struct VirtfsFsck: ParsableCommand {
             var options = Checker.Options(model: chosen)
             options.qemuUser = try qemuUser.map(HostUser.parse)
             options.oneFileSystem = oneFileSystem
+            options.allowOutsideLinks = allowOutsideLinks
             options.fileMode = UInt32(fmode, radix: 8)!
             options.directoryMode = UInt32(dmode, radix: 8)!
             if adoptFromParent { options.adoption = .fromParent }
