@@ -212,12 +212,12 @@ public struct Importer {
         var kept = attributes
         var dropped: [String] = []
         for x in member.xattrs where !x.name.starts(with: Array("user.".utf8)) {
-            dropped.append("\(String(decoding: x.name, as: UTF8.self)) (a 9p guest sees only user.* xattrs)")
+            dropped.append("\(Bytes.shellEscaped(x.name)) (a 9p guest sees only user.* xattrs)")
         }
         if options.model == .mappedXattr {
             let reserved = kept.xattrs.filter { $0.name.starts(with: Array(VirtfsXattr.prefix.utf8)) }
             kept.xattrs.removeAll { $0.name.starts(with: Array(VirtfsXattr.prefix.utf8)) }
-            dropped += reserved.map { "\(String(decoding: $0.name, as: UTF8.self)) (reserved by mapped-xattr)" }
+            dropped += reserved.map { "\(Bytes.shellEscaped($0.name)) (reserved by mapped-xattr)" }
         }
         if kept.type == .symlink, !kept.xattrs.isEmpty || kept.accessACL != nil || kept.defaultACL != nil {
             dropped.append("xattrs and ACLs of a symlink (Linux keeps none)")
@@ -304,8 +304,8 @@ public struct Importer {
             } catch let error as VirtFSError where error.errno == ENOTDIR || error.errno == ELOOP {
                 let type = (try? codec.decode(HostEntry(directory: parent, name: part, path: path)))?.type
                 throw VirtFSError.refused("import", path: display,
-                    type == .symlink ? "cannot extract through symlink \(String(decoding: path, as: UTF8.self))"
-                                     : "\(String(decoding: path, as: UTF8.self)) is not a directory")
+                    type == .symlink ? "cannot extract through symlink \(Bytes.shellEscaped(path))"
+                                     : "\(Bytes.shellEscaped(path)) is not a directory")
             }
             let stat = try Sys.stat(fd: opened.fd)
             let frame = Frame(name: part, directory: opened, times: (stat.atime, stat.mtime))

@@ -82,7 +82,7 @@ public struct EditRun {
                     let change = try editor.edit(entry) { view in
                         if skipSymlinks && view.type == .symlink {
                             if verbosity == .verbose {
-                                console.write("neither symbolic link '\(String(decoding: view.path, as: UTF8.self))' nor referent has been changed\n")
+                                console.write("neither symbolic link \(Bytes.shellEscaped(view.path, always: true)) nor referent has been changed\n")
                             }
                             return nil
                         }

@@ -317,7 +317,7 @@ public struct Checker {
         if let first = linked[identity] {
             if first.metadata != metadata?.identity {
                 report(Finding(check: .metadataLinks, path: entry.path, components: parts,
-                               problem: "hard link of \(String(decoding: first.components.reduce([]) { Bytes.join($0, $1) }, as: UTF8.self)) with a metadata file of its own",
+                               problem: "hard link of \(Bytes.shellEscaped(first.components.reduce([]) { Bytes.join($0, $1) })) with a metadata file of its own",
                                guestSees: guestExperience(.metadataLinks),
                                repair: .init(summary: "hard-link its metadata to the first name's, as QEMU's link does", safe: false,
                                              action: .relinkMetadata(source: first.components))))

@@ -69,10 +69,10 @@ struct VirtfsChown: ParsableCommand {
             if preserveSetid { after.permissions = view.attributes.permissions }
             return after
         }, describe: { before, after, _ in
-            let path = String(decoding: before.path, as: UTF8.self)
+            let path = Bytes.shellEscaped(before.path, always: true)
             let owner = before.uid != after.uid || before.gid != after.gid
-                ? "changed ownership of '\(path)' from \(name(before.attributes)) to \(name(after))"
-                : "ownership of '\(path)' retained as \(name(after))"
+                ? "changed ownership of \(path) from \(name(before.attributes)) to \(name(after))"
+                : "ownership of \(path) retained as \(name(after))"
             return owner + ModeChange.setidCleared(from: before.attributes.permissions, to: after.permissions)
         })
     }

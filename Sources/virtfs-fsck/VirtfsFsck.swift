@@ -138,15 +138,14 @@ struct VirtfsFsck: ParsableCommand {
     }
 
     func report(_ f: Finding, state: String, fixed: Bool, console: Console) throws {
-        let path = String(decoding: f.path, as: UTF8.self)
         if json {
             var object: [String: Any] = ["check": f.check.rawValue, "severity": f.severity.rawValue, "problem": f.problem,
                                          "guest": f.guestSees, "repaired": fixed]
-            if Bytes.isUTF8(f.path) { object["path"] = path } else { object["path_hex"] = Bytes.hex(f.path) }
+            if Bytes.isUTF8(f.path) { object["path"] = String(decoding: f.path, as: UTF8.self) } else { object["path_hex"] = Bytes.hex(f.path) }
             if let repair = f.repair { object["repair"] = repair.summary; object["safe"] = repair.safe }
             console.write(Array(try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) + [0x0a])
         } else {
-            console.write("\(path): \(f.severity.rawValue) \(f.check.rawValue): \(f.problem)\n    guest: \(f.guestSees)\n    \(state)\n")
+            console.write("\(Bytes.shellEscaped(f.path)): \(f.severity.rawValue) \(f.check.rawValue): \(f.problem)\n    guest: \(f.guestSees)\n    \(state)\n")
         }
     }
 }
