@@ -161,8 +161,9 @@ public struct Checker {
                            guestSees: guestExperience(check), repair: repair))
         }
         if TemporaryName.matches(entry.name) {
+            // Not -p: the guest sees the file until it is removed.
             return found(.strayTemporary, "temporary file of an interrupted virtfs-tools run",
-                         .init(summary: "remove it", safe: true, action: .removeEntry))
+                         .init(summary: "remove it", safe: false, action: .removeEntry))
         }
         if model == .mappedXattr && MappedFileNames.isReserved(entry.name) {
             return found(.mixedModels, "mapped-file metadata in a mapped-xattr tree")
@@ -176,21 +177,47 @@ public struct Checker {
             return
         }
         let hostType = entry.stat.fileType
+        // One entry, one outcome: every rewrite of this entry (and the view a host-access repair
+        // pins) writes the same attributes, with every correction applied, so that no repair
+        // undoes an earlier one and -y reaches a fixpoint in one pass. A rewrite is safe (-p)
+        // only when what it writes is exactly the view the guest has now.
+        var merged = view.attributes
+        if view.diagnostics.contains(where: { $0.check == .modeType }), let hostType, hostType == .directory || hostType == .regular,
+           (hostType == .directory) != (merged.type == .directory) {
+            // The host object is what QEMU can serve: its type wins.
+            merged.type = hostType
+            merged.symlinkTarget = nil
+        } else if view.diagnostics.contains(where: { $0.check == .modeType }), let hostType, hostType != .directory && hostType != .regular,
+                  merged.type != hostType {
+            // A host special is replaced by the mapped object of its own type (below).
+            merged.type = hostType
+            if hostType != .symlink { merged.symlinkTarget = nil }
+        }
+        let hostSpecial = hostType.map { $0 != .regular && $0 != .directory } ?? false
+        func safeDiagnostic(_ d: VirtFSError) -> Bool {
+            switch d.check {
+            case .metadataSyntax?: return true
+            case .xattrLength?: return !d.detail.contains("undefined")
+            case .modeType?, .badACL?: return false
+            default: return true
+            }
+        }
+        let exact = merged == view.attributes && codec.keeps(merged, host: entry.stat) && view.diagnostics.allSatisfy(safeDiagnostic)
         var rewrite: Finding.Repair?
         for d in view.diagnostics {
             let check = d.check ?? .unreadable
-            let safe = check == .metadataSyntax || (check == .xattrLength && !d.detail.contains("undefined"))
+            let safe = safeDiagnostic(d) && exact
             var repair: Finding.Repair?
             switch check {
             case .xattrLength, .metadataSyntax, .modeType, .badACL:
-                var attributes = view.attributes
-                if check == .modeType, let hostType, hostType == .directory || hostType == .regular,
-                   (hostType == .directory) != (attributes.type == .directory) {
-                    // The host object is what QEMU can serve: its type wins.
-                    attributes.type = hostType
-                    attributes.symlinkTarget = nil
+                if hostSpecial {
+                    // Metadata cannot be written on a host special (no user xattrs on Linux); its
+                    // replacement carries the repaired metadata, made once for all its findings.
+                    repair = .init(summary: "replace it by the mapped \(merged.type.keyword) QEMU would have made", safe: false,
+                                   action: .replaceWithMapped(merged))
+                } else {
+                    repair = .init(summary: "rewrite the metadata as QEMU writes it", safe: safe, action: .rewriteMetadata(merged))
                 }
-                repair = .init(summary: "rewrite the metadata as QEMU writes it", safe: safe, action: .rewriteMetadata(attributes))
                 rewrite = repair
             case .metadataObject:
                 repair = .init(summary: "remove what stands in place of the metadata file", safe: false, action: .removeMetadataObject)
@@ -208,10 +235,10 @@ public struct Checker {
             let p = view.provenance
             if p.mode == .xattrMacOS || p.rdev == .xattrMacOS {
                 found(.macosLayout, "user.virtfs.\(p.mode == .xattrMacOS ? "mode" : "rdev") in the macOS layout",
-                      .init(summary: "rewrite in the Linux layout", safe: false, action: .rewriteMetadata(view.attributes)))
+                      .init(summary: "rewrite in the Linux layout", safe: false, action: .rewriteMetadata(merged)))
             }
             if let hostType, hostType != .regular && hostType != .directory {
-                var attributes = view.attributes
+                var attributes = merged
                 if view.hostFallback, case .owner(let uid, let gid)? = options.adoption {
                     attributes.uid = uid
                     attributes.gid = gid
@@ -234,7 +261,12 @@ public struct Checker {
             }
             let p2 = view.provenance
             let showsHost = p2.uid == .host || p2.gid == .host || p2.mode == .host
-            checkAccess(entry.stat, parts: parts, path: entry.path, pin: showsHost ? view.attributes : nil, report: report)
+            // mapped-file keeps guest ACLs as host ACLs, whose owner entry a host chmod changes,
+            // and hard links there may each have metadata of their own, through which the host
+            // owner of the shared inode shows.
+            let keepsView = (!showsHost || exact)
+                && !(model == .mappedFile && (view.attributes.accessACL != nil || (entry.stat.nlink > 1 && hostType != .directory)))
+            checkAccess(entry.stat, parts: parts, path: entry.path, pin: showsHost ? merged : nil, keepsView: keepsView, report: report)
             if model == .mappedFile {
                 checkMetadataFile(entry, parts: parts, linked: &linked, report: report)
             }
@@ -273,7 +305,8 @@ public struct Checker {
 
     /// Whether the QEMU user can use a host object: read and write files, and also traverse
     /// directories, judged by owner, group and other bits as the kernel would.
-    func checkAccess(_ st: HostStat, parts: [[UInt8]], path: [UInt8], pin: GuestAttributes? = nil, report: (Finding) -> Void) {
+    func checkAccess(_ st: HostStat, parts: [[UInt8]], path: [UInt8], pin: GuestAttributes? = nil, keepsView: Bool = true,
+                     report: (Finding) -> Void) {
         guard qemuUser.uid != 0, let type = st.fileType, type == .regular || type == .directory else { return }
         let need: UInt32 = type == .directory ? 7 : 6
         let shift: UInt32 = st.uid == qemuUser.uid ? 6 : (st.gid == qemuUser.gid ? 3 : 0)
@@ -281,7 +314,8 @@ public struct Checker {
         report(Finding(check: .qemuAccess, path: path, components: parts,
                        problem: "host owner \(st.uid):\(st.gid) mode 0\(String(st.permissions, radix: 8)): uid \(qemuUser.uid) cannot \(type == .directory ? "list and enter" : "read and write") it",
                        guestSees: guestExperience(.qemuAccess),
-                       repair: .init(summary: "give it to \(qemuUser.uid):\(qemuUser.gid) with owner bits \(type == .directory ? "rwx" : "rw-")", safe: true,
+                       repair: .init(summary: "give it to \(qemuUser.uid):\(qemuUser.gid) with owner bits \(type == .directory ? "rwx" : "rw-")",
+                                     safe: keepsView,
                                      action: .hostAccess(uid: qemuUser.uid, gid: qemuUser.gid, addBits: need << 6, pin: pin))))
     }
 
@@ -344,20 +378,32 @@ public struct Checker {
         }
         switch repair.action {
         case .rewriteMetadata(let attributes):
+            let had = hasMetadataFile(location)
             try codec.update(attributes, of: location.entry(), placement: placement)
+            if !had { try shareMetadata(of: location) }
         case .adoptFromParent(let attributes):
             let parentParts = Array(finding.components.dropLast())
             let parent = try Walker.inside(root, relative: parentParts, path: Array(finding.path))
             let owner = try codec.decode(parent.entry()).attributes
+            let had = hasMetadataFile(location)
             try codec.update(attributes.changingOwnerOnly(uid: owner.uid, gid: owner.gid), of: location.entry(), placement: placement)
+            if !had { try shareMetadata(of: location) }
         case .removeMetadataObject:
             let st = try Sys.stat(location.directory.fd, location.name)
             try Sys.unlink(location.directory.fd, location.name, directory: st.fileType == .directory)
         case .removeEntry:
             try Sys.unlink(location.directory.fd, location.name)
+            if options.model == .mappedFile, let mfd = try location.directory.metadataDirectory() {
+                // Its metadata would be an orphan for the next run to find: one pass, one fixpoint.
+                do {
+                    try Sys.unlink(mfd, location.name)
+                } catch let error as VirtFSError where error.errno == ENOENT {}
+            }
         case .hostAccess(let uid, let gid, let bits, let pin):
             if let pin {
+                let had = hasMetadataFile(location)
                 try codec.update(pin, of: location.entry(), placement: placement)
+                if !had { try shareMetadata(of: location) }
             }
             let st = try Sys.stat(location.directory.fd, location.name)
             if st.uid != uid || st.gid != gid {
@@ -376,6 +422,9 @@ public struct Checker {
     func replaceWithMapped(_ location: Walker.Location, _ attributes: GuestAttributes) throws {
         let temporary = TemporaryName.current
         let dir = location.directory
+        // Several findings of one entry carry the same replacement: the first one makes it.
+        let current = try Sys.stat(dir.fd, location.name)
+        if current.fileType == .regular || current.fileType == .directory { return }
         try? Sys.unlink(dir.fd, temporary)
         try codec.create(attributes, named: temporary, in: dir, content: .empty, placement: placement)
         if options.model == .mappedFile, let mfd = try dir.metadataDirectory() {
@@ -385,14 +434,49 @@ public struct Checker {
         try Sys.rename(dir.fd, temporary, dir.fd, location.name)
     }
 
+    func hasMetadataFile(_ location: Walker.Location) -> Bool {
+        guard options.model == .mappedFile, let mfd = try? location.directory.metadataDirectory() else { return false }
+        return (try? Sys.stat(mfd, location.name)) != nil
+    }
+
+    /// mapped-file: the metadata file a repair just created for one name of a multiply-linked
+    /// inode is linked to the inode's other names in the tree that have none, as QEMU's link
+    /// leaves them, so that no later pass finds hard links with metadata of their own.
+    func shareMetadata(of location: Walker.Location) throws {
+        guard options.model == .mappedFile, !location.isExportRoot else { return }
+        let st = try Sys.stat(location.directory.fd, location.name)
+        guard st.nlink > 1, st.fileType != .directory, let source = try location.directory.metadataDirectory() else { return }
+        let here = try Sys.stat(fd: location.directory.fd).identity
+        for parts in links.namesInside(st) {
+            let other = try Walker.inside(root, relative: parts, path: [])
+            if try Sys.stat(fd: other.directory.fd).identity == here && other.name == location.name { continue }
+            guard (try? Sys.stat(other.directory.fd, other.name))?.identity == st.identity else { continue }
+            let target = try other.directory.makeMetadataDirectory(placement: placement)
+            if (try? Sys.stat(target, other.name)) != nil { continue }
+            let temporary = TemporaryName.current
+            try? Sys.unlink(target, temporary)
+            try Sys.link(source, location.name, target, temporary)
+            try Sys.rename(target, temporary, target, other.name)
+        }
+        links.invalidate()
+    }
+
     func relinkMetadata(_ location: Walker.Location, source: [[UInt8]]) throws {
         let sourceLocation = try Walker.inside(root, relative: source, path: [])
-        guard let sourceMeta = try sourceLocation.directory.metadataDirectory() else { return }
-        let target = try location.directory.makeMetadataDirectory(placement: placement)
+        func hasMetadata(_ l: Walker.Location) throws -> Bool {
+            guard let mfd = try l.directory.metadataDirectory() else { return false }
+            return (try? Sys.stat(mfd, l.name)) != nil
+        }
+        // When the first name has no metadata file, the one this name has becomes both names'.
+        let (from, to) = try hasMetadata(sourceLocation) ? (sourceLocation, location) : (location, sourceLocation)
+        guard let fromMeta = try from.directory.metadataDirectory(), try hasMetadata(from) else { return }
+        let target = try to.directory.makeMetadataDirectory(placement: placement)
         let temporary = TemporaryName.current
         try? Sys.unlink(target, temporary)
-        try Sys.link(sourceMeta, sourceLocation.name, target, temporary)
-        try Sys.rename(target, temporary, target, location.name)
+        try Sys.link(fromMeta, from.name, target, temporary)
+        try Sys.rename(target, temporary, target, to.name)
+        // This name now shares another inode: later rewrites must find it among that one's names.
+        links.invalidate()
     }
 }
 

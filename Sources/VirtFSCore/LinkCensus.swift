@@ -65,6 +65,11 @@ public final class LinkCensus: @unchecked Sendable {
         table?[new] = names
     }
 
+    /// Forgets the census after names were relinked to other inodes; the next question takes it anew.
+    func invalidate() {
+        table = nil
+    }
+
     static func take(_ root: Walker.Location) -> [FileIdentity: [[[UInt8]]]] {
         var table: [FileIdentity: [[[UInt8]]]] = [:]
         // Model nil: metadata directories and files are names like any other.
