@@ -268,7 +268,11 @@ public struct Checker {
                 && !(model == .mappedFile && (view.attributes.accessACL != nil || (entry.stat.nlink > 1 && hostType != .directory)))
             checkAccess(entry.stat, parts: parts, path: entry.path, pin: showsHost ? merged : nil, keepsView: keepsView, report: report)
             if model == .mappedFile {
-                checkMetadataFile(entry, parts: parts, linked: &linked, report: report)
+                // A metadata file with a name outside the tree gets one of its own, by rename: the
+                // outside file is not written, and the view does not change when it is exact.
+                let ownFile = Finding.Repair(summary: "give the entry a metadata file of its own (a rename; the outside file is left as it is)",
+                                             safe: exact, action: .rewriteMetadata(merged))
+                checkMetadataFile(entry, parts: parts, linked: &linked, ownFile: ownFile, report: report)
             }
         }
         if model != .mappedXattr, view.attributes.xattrs.contains(where: { $0.name.starts(with: virtfsPrefix) }) {
@@ -320,7 +324,7 @@ public struct Checker {
     }
 
     func checkMetadataFile(_ entry: HostEntry, parts: [[UInt8]], linked: inout [FileIdentity: (metadata: FileIdentity?, components: [[UInt8]])],
-                           report: (Finding) -> Void) {
+                           ownFile: Finding.Repair? = nil, report: (Finding) -> Void) {
         let metaParts = metadataComponents(of: entry, parts: parts)
         var metadata: HostStat?
         if entry.isExportRoot {
@@ -340,9 +344,10 @@ public struct Checker {
                 : Bytes.join(Bytes.join(entry.directory.path, MappedFileNames.metadataDirectory), entry.name)
             let outside = links.namesOutside(metadata)
             if outside > 0 {
-                report(Finding(check: .outsideLink, path: shown, components: metaParts,
-                               problem: LinkCensus.explanation(metadata, outside: outside, allowed: options.allowOutsideLinks),
-                               guestSees: guestExperience(.outsideLink), repair: nil))
+                // The repair acts on the entry (its metadata is replaced), so it names the entry.
+                report(Finding(check: .outsideLink, path: shown, components: parts,
+                               problem: "metadata file with \(metadata.nlink) names, \(outside) of them outside the tree: QEMU rewrites it in place, so the guest's chown and chmod would reach that file",
+                               guestSees: guestExperience(.outsideLink), repair: ownFile))
             }
             checkAccess(metadata, parts: metaParts, path: shown) { report(withoutOutsideRepairs($0, metadata)) }
         }
