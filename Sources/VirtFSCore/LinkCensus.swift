@@ -13,19 +13,24 @@ public final class LinkCensus: @unchecked Sendable {
     public let root: Walker.Location
     /// Whether the user allowed changing inodes with names outside the tree.
     public let allowOutside: Bool
+    /// True when the tree is only the operand's directory (no export root was named): a name
+    /// elsewhere in the real tree counts as outside, and the refusal says to name the root.
+    public let scopeIsGuess: Bool
     private var table: [FileIdentity: [[[UInt8]]]]?
 
-    public init(root: Walker.Location, allowOutside: Bool = false) {
+    public init(root: Walker.Location, allowOutside: Bool = false, scopeIsGuess: Bool = false) {
         self.root = root
         self.allowOutside = allowOutside
+        self.scopeIsGuess = scopeIsGuess
     }
 
     /// The census of the tree an operand is in: the export root when one is known, else the
     /// operand itself when it is one, else the operand's directory.
     public convenience init(treeOf location: Walker.Location, root: Walker.Location?, allowOutside: Bool) {
+        let guess = root == nil && !location.isExportRoot
         let scope = root ?? (location.isExportRoot ? location
             : Walker.Location(directory: location.directory, name: [UInt8(ascii: ".")], path: location.directory.path, isExportRoot: true))
-        self.init(root: scope, allowOutside: allowOutside)
+        self.init(root: scope, allowOutside: allowOutside, scopeIsGuess: guess)
     }
 
     /// The components (below the root) of every name the tree has for this inode.
@@ -49,7 +54,11 @@ public final class LinkCensus: @unchecked Sendable {
         guard !allowOutside else { return }
         let outside = namesOutside(st)
         guard outside > 0 else { return }
-        throw VirtFSError.refused(operation, path: path, Self.explanation(st, outside: outside))
+        var why = Self.explanation(st, outside: outside)
+        if scopeIsGuess {
+            why += "; the tree was taken to be \(Bytes.shellEscaped(root.path.isEmpty ? [UInt8(ascii: ".")] : root.path)): name the export root with --root"
+        }
+        throw VirtFSError.refused(operation, path: path, why)
     }
 
     /// Why an inode is left alone, for errors and fsck findings.

@@ -227,6 +227,11 @@ public struct StatFormatter: Sendable {
         Array(Bytes.shellEscaped(bytes, always: true).utf8)
     }
 
+    /// The length of the UTF-8 sequence at `i`, 1 for an invalid byte.
+    static func utf8SequenceLength(_ bytes: [UInt8], at i: Int) -> Int {
+        Bytes.decodeScalar(bytes, at: i).1
+    }
+
     /// `--printf` escapes: \n \t \\ \" \a \b \f \r \v, \ooo octal, \xHH hex.
     static func escape(_ format: [UInt8], at i: Int, into out: inout [UInt8]) -> Int {
         guard i + 1 < format.count else {
