@@ -437,8 +437,8 @@ public struct Importer {
             } catch let error as VirtFSError where error.errno == ENOTDIR || error.errno == ELOOP {
                 let type = (try? codec.decode(HostEntry(directory: parent, name: part, path: path)))?.type
                 throw VirtFSError.refused("import", path: display,
-                    type == .symlink ? "cannot extract through symlink \(String(decoding: path, as: UTF8.self))"
-                                     : "\(String(decoding: path, as: UTF8.self)) is not a directory")
+                    type == .symlink ? "cannot extract through symlink \(Bytes.shellEscaped(path))"
+                                     : "\(Bytes.shellEscaped(path)) is not a directory")
             }
             let stat = try Sys.stat(fd: opened.fd)
             let frame = Frame(name: part, directory: opened, times: (stat.atime, stat.mtime))

@@ -295,7 +295,7 @@ public struct ManifestRestorer {
         case .symlink:
             let target = options.model.isMapped ? try entry.readContent(limit: 4096).bytes : try entry.readLink()
             if target != (member.symlinkTarget ?? []) {
-                return "symlink target differs: \(String(decoding: target, as: UTF8.self)), the manifest has \(String(decoding: member.symlinkTarget ?? [], as: UTF8.self))"
+                return "symlink target differs: \(Bytes.shellEscaped(target)), the manifest has \(Bytes.shellEscaped(member.symlinkTarget ?? []))"
             }
         case .characterDevice, .blockDevice:
             if !options.model.isMapped && entry.stat.rdev != wanted.rdev {

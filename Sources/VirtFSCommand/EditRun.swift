@@ -15,6 +15,9 @@ public struct EditOptions: ParsableArguments {
     @Flag(name: [.customShort("n"), .long], help: "Show what would change; write nothing.")
     public var dryRun = false
 
+    @Flag(name: .long, help: "Also change entries whose host inode has hard links outside the tree (refused by default).")
+    public var allowOutsideLinks = false
+
     public init() {}
 }
 
@@ -30,6 +33,7 @@ public struct EditRun {
     public let recursive: Bool
     public let verbosity: Verbosity
     public let dryRun: Bool
+    public let allowOutsideLinks: Bool
 
     public init(tool: String, tree: TreeOptions, edit: EditOptions) {
         console = Console(tool: tool)
@@ -37,6 +41,7 @@ public struct EditRun {
         recursive = edit.recursive
         verbosity = edit.verbose ? .verbose : (edit.changes || edit.dryRun ? .changes : .quiet)
         dryRun = edit.dryRun
+        allowOutsideLinks = edit.allowOutsideLinks
     }
 
     /// Decodes one entry named by the user (for --reference).
@@ -70,13 +75,14 @@ public struct EditRun {
             guard let (location, model) = console.attempt({
                 try resolver.resolve(RawArguments.bytes(for: file), recursive: recursive, explicit: tree.model)
             }) else { continue }
-            let editor = Editor(model: model, dryRun: dryRun)
+            let links = LinkCensus(treeOf: location, root: resolver.root, allowOutside: allowOutsideLinks)
+            let editor = Editor(model: model, dryRun: dryRun, links: links)
             Walker(options: .init(recursive: recursive, model: model)).walk(location, visit: { entry in
                 do {
                     let change = try editor.edit(entry) { view in
                         if skipSymlinks && view.type == .symlink {
                             if verbosity == .verbose {
-                                console.write("neither symbolic link '\(String(decoding: view.path, as: UTF8.self))' nor referent has been changed\n")
+                                console.write("neither symbolic link \(Bytes.shellEscaped(view.path, always: true)) nor referent has been changed\n")
                             }
                             return nil
                         }

@@ -80,4 +80,89 @@ public enum Bytes {
         }
         return value
     }
+
+    /// A name as every tool shows it in text (messages, fsck findings, -v lines): the way
+    /// ls(1) and stat(1) quote with `--quoting-style=shell-escape`, so that a name a guest
+    /// chose can neither forge a line nor reach the terminal as a control sequence. A name of
+    /// printable characters that mean nothing to a shell is shown as is (unless `always`);
+    /// otherwise it is single-quoted, and control characters, invalid UTF-8 and invisible
+    /// format characters (which ls(1) may show as they are) go in `$'...'` escapes: `'new'$'\n''line'`, `'bad'$'\377'`.
+    /// JSON output keeps the raw bytes instead (`path`, or `path_hex`).
+    public static func shellEscaped(_ bytes: [UInt8], always: Bool = false) -> String {
+        enum Run { case literal(String), escaped(String) }
+        var runs: [Run] = []
+        var needsQuotes = always || bytes.isEmpty
+        func add(literal c: Character) {
+            if case .literal(let s)? = runs.last { runs[runs.count - 1] = .literal(s + String(c)) } else { runs.append(.literal(String(c))) }
+        }
+        func add(escaped byte: UInt8) {
+            let text: String
+            switch byte {
+            case 0x07: text = "\\a"
+            case 0x08: text = "\\b"
+            case 0x09: text = "\\t"
+            case 0x0a: text = "\\n"
+            case 0x0b: text = "\\v"
+            case 0x0c: text = "\\f"
+            case 0x0d: text = "\\r"
+            default:
+                let octal = String(byte, radix: 8)
+                text = "\\" + String(repeating: "0", count: 3 - octal.count) + octal
+            }
+            needsQuotes = true
+            if case .escaped(let s)? = runs.last { runs[runs.count - 1] = .escaped(s + text) } else { runs.append(.escaped(text)) }
+        }
+        let special = Set(" \t!\"#$&'()*;<=>?[\\]^`{|}~".unicodeScalars)
+        var i = 0
+        while i < bytes.count {
+            let (scalar, length) = decodeScalar(bytes, at: i)
+            if let scalar, isPrintable(scalar) {
+                if special.contains(scalar) { needsQuotes = true }
+                add(literal: Character(scalar))
+            } else {
+                for b in bytes[i..<(i + length)] { add(escaped: b) }
+            }
+            i += length
+        }
+        guard needsQuotes else {
+            return runs.map { if case .literal(let s) = $0 { return s } else { return "" } }.joined()
+        }
+        // As coreutils: a name whose only trouble is a single quote reads best double-quoted.
+        if runs.count == 1, case .literal(let s) = runs[0], s.contains("'"),
+           !s.contains(where: { "\"$`\\!".contains($0) }) {
+            return "\"" + s + "\""
+        }
+        return runs.map { run -> String in
+            switch run {
+            case .literal(let s): return "'" + s.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "'\\''") + "'"
+            case .escaped(let s): return "$'" + s + "'"
+            }
+        }.joined()
+    }
+
+    /// One UTF-8 scalar at `i`, or nil and the length of the invalid sequence (1 byte).
+    static func decodeScalar(_ bytes: [UInt8], at i: Int) -> (Unicode.Scalar?, Int) {
+        let lead = bytes[i]
+        let length: Int
+        switch lead {
+        case 0x00...0x7f: return (Unicode.Scalar(lead), 1)
+        case 0xc2...0xdf: length = 2
+        case 0xe0...0xef: length = 3
+        case 0xf0...0xf4: length = 4
+        default: return (nil, 1)
+        }
+        guard i + length <= bytes.count,
+              let s = String(validating: bytes[i..<(i + length)], as: UTF8.self), let scalar = s.unicodeScalars.first,
+              s.unicodeScalars.count == 1 else { return (nil, 1) }
+        return (scalar, length)
+    }
+
+    /// Shown as is: not a control character, not an invisible format or separator character
+    /// (a bidirectional override could reorder what the user reads), not unassigned.
+    static func isPrintable(_ scalar: Unicode.Scalar) -> Bool {
+        switch scalar.properties.generalCategory {
+        case .control, .format, .lineSeparator, .paragraphSeparator, .unassigned, .surrogate, .privateUse: return false
+        default: return true
+        }
+    }
 }

@@ -175,19 +175,9 @@ public struct TreeCensus: Sendable {
         exampleIsSymlink = isSymlink
     }
 
-    /// A guest-chosen name or target for a message: as it is when every byte is printable
-    /// (UTF-8 included), else quoted as coreutils quotes it, so no name can forge a line or send
-    /// terminal escapes.
+    /// A guest-chosen name or target for a message, quoted as every tool quotes names.
     static func displayed(_ bytes: [UInt8]) -> String {
-        var i = 0
-        while i < bytes.count {
-            let length = StatFormatter.utf8SequenceLength(bytes, at: i)
-            guard length > 1 || (bytes[i] >= 0x20 && bytes[i] < 0x7f) else {
-                return String(decoding: StatFormatter.shellQuote(bytes), as: UTF8.self)
-            }
-            i += length
-        }
-        return String(decoding: bytes, as: UTF8.self)
+        Bytes.shellEscaped(bytes)
     }
 
     /// The components of `path` below the export root's path `root`.

@@ -36,6 +36,8 @@ public enum Check: String, Sendable, CaseIterable, Codable {
     case privileged = "privileged-entry"
     /// A temporary file a virtfs-tools run left behind when it was interrupted.
     case strayTemporary = "stray-temporary"
+    /// A host inode that also has hard links outside the tree: left alone by every repair.
+    case outsideLink = "outside-link"
     /// Metadata that cannot be read at all.
     case unreadable = "unreadable"
 

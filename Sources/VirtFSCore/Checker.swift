@@ -61,6 +61,8 @@ public struct Checker {
         /// Which entries without metadata lost it (`metadata-lost`) rather than came from the
         /// host (`no-metadata`).
         public var lossRule = LossRule()
+        /// Repair entries whose host inode has hard links outside the tree too.
+        public var allowOutsideLinks = false
 
         public init(model: SecurityModel) {
             self.model = model
@@ -71,10 +73,14 @@ public struct Checker {
     public let root: Walker.Location
     let codec: any ModelCodec
     let qemuUser: (uid: UInt32, gid: UInt32)
+    /// Names of multiply-linked inodes in the tree: no repair changes an inode that has names
+    /// outside it.
+    let links: LinkCensus
 
     public init(root: Walker.Location, options: Options) throws {
         self.root = root
         self.options = options
+        links = LinkCensus(root: root, allowOutside: options.allowOutsideLinks)
         codec = options.model.codec(lenient: true)
         let rootStat = try root.entry().stat
         qemuUser = options.qemuUser ?? (rootStat.uid, rootStat.gid)
@@ -82,7 +88,7 @@ public struct Checker {
 
     var placement: HostPlacement {
         HostPlacement(fileMode: options.fileMode, directoryMode: options.directoryMode,
-                      owner: geteuid() == 0 ? qemuUser : nil)
+                      owner: geteuid() == 0 ? qemuUser : nil, links: links)
     }
 
     func components(of path: [UInt8]) -> [[UInt8]] {
@@ -138,21 +144,33 @@ public struct Checker {
         case .untrustedXattr: return "its own forgery become authoritative if the tree is served as mapped-xattr"
         case .privileged: return "real set-id root files and devices on the host"
         case .strayTemporary: return "a stray file"
+        case .outsideLink: return "a file the host also has outside the export: what the guest writes to it reaches that file"
         case .unreadable: return "nothing the tool can tell"
         }
     }
 
     func checkEntry(_ entry: HostEntry, linked: inout [FileIdentity: (metadata: FileIdentity?, components: [[UInt8]])],
-                    report: (Finding) -> Void) {
+                    report reportAll: (Finding) -> Void) {
         let model = options.model
         let parts = entry.isExportRoot ? [] : components(of: entry.path)
+        let outside = links.namesOutside(entry.stat)
+        if outside > 0 {
+            reportAll(Finding(check: .outsideLink, path: entry.path, components: parts,
+                              problem: LinkCensus.explanation(entry.stat, outside: outside, allowed: options.allowOutsideLinks),
+                              guestSees: guestExperience(.outsideLink), repair: nil))
+        }
+        // No repair of this entry may change its inode: only removing a name stays possible.
+        func report(_ f: Finding) {
+            reportAll(withoutOutsideRepairs(f, entry.stat))
+        }
         func found(_ check: Check, _ problem: String, _ repair: Finding.Repair? = nil) {
             report(Finding(check: check, path: entry.path, components: parts, problem: problem,
                            guestSees: guestExperience(check), repair: repair))
         }
         if TemporaryName.matches(entry.name) {
+            // Not -p: the guest sees the file until it is removed.
             return found(.strayTemporary, "temporary file of an interrupted virtfs-tools run",
-                         .init(summary: "remove it", safe: true, action: .removeEntry))
+                         .init(summary: "remove it", safe: false, action: .removeEntry))
         }
         if model == .mappedXattr && MappedFileNames.isReserved(entry.name) {
             return found(.mixedModels, "mapped-file metadata in a mapped-xattr tree")
@@ -166,21 +184,47 @@ public struct Checker {
             return
         }
         let hostType = entry.stat.fileType
+        // One entry, one outcome: every rewrite of this entry (and the view a host-access repair
+        // pins) writes the same attributes, with every correction applied, so that no repair
+        // undoes an earlier one and -y reaches a fixpoint in one pass. A rewrite is safe (-p)
+        // only when what it writes is exactly the view the guest has now.
+        var merged = view.attributes
+        if view.diagnostics.contains(where: { $0.check == .modeType }), let hostType, hostType == .directory || hostType == .regular,
+           (hostType == .directory) != (merged.type == .directory) {
+            // The host object is what QEMU can serve: its type wins.
+            merged.type = hostType
+            merged.symlinkTarget = nil
+        } else if view.diagnostics.contains(where: { $0.check == .modeType }), let hostType, hostType != .directory && hostType != .regular,
+                  merged.type != hostType {
+            // A host special is replaced by the mapped object of its own type (below).
+            merged.type = hostType
+            if hostType != .symlink { merged.symlinkTarget = nil }
+        }
+        let hostSpecial = hostType.map { $0 != .regular && $0 != .directory } ?? false
+        func safeDiagnostic(_ d: VirtFSError) -> Bool {
+            switch d.check {
+            case .metadataSyntax?: return true
+            case .xattrLength?: return !d.detail.contains("undefined")
+            case .modeType?, .badACL?: return false
+            default: return true
+            }
+        }
+        let exact = merged == view.attributes && codec.keeps(merged, host: entry.stat) && view.diagnostics.allSatisfy(safeDiagnostic)
         var rewrite: Finding.Repair?
         for d in view.diagnostics {
             let check = d.check ?? .unreadable
-            let safe = check == .metadataSyntax || (check == .xattrLength && !d.detail.contains("undefined"))
+            let safe = safeDiagnostic(d) && exact
             var repair: Finding.Repair?
             switch check {
             case .xattrLength, .metadataSyntax, .modeType, .badACL:
-                var attributes = view.attributes
-                if check == .modeType, let hostType, hostType == .directory || hostType == .regular,
-                   (hostType == .directory) != (attributes.type == .directory) {
-                    // The host object is what QEMU can serve: its type wins.
-                    attributes.type = hostType
-                    attributes.symlinkTarget = nil
+                if hostSpecial {
+                    // Metadata cannot be written on a host special (no user xattrs on Linux); its
+                    // replacement carries the repaired metadata, made once for all its findings.
+                    repair = .init(summary: "replace it by the mapped \(merged.type.keyword) QEMU would have made", safe: false,
+                                   action: .replaceWithMapped(merged))
+                } else {
+                    repair = .init(summary: "rewrite the metadata as QEMU writes it", safe: safe, action: .rewriteMetadata(merged))
                 }
-                repair = .init(summary: "rewrite the metadata as QEMU writes it", safe: safe, action: .rewriteMetadata(attributes))
                 rewrite = repair
             case .metadataObject:
                 repair = .init(summary: "remove what stands in place of the metadata file", safe: false, action: .removeMetadataObject)
@@ -198,10 +242,10 @@ public struct Checker {
             let p = view.provenance
             if p.mode == .xattrMacOS || p.rdev == .xattrMacOS {
                 found(.macosLayout, "user.virtfs.\(p.mode == .xattrMacOS ? "mode" : "rdev") in the macOS layout",
-                      .init(summary: "rewrite in the Linux layout", safe: false, action: .rewriteMetadata(view.attributes)))
+                      .init(summary: "rewrite in the Linux layout", safe: false, action: .rewriteMetadata(merged)))
             }
             if let hostType, hostType != .regular && hostType != .directory {
-                var attributes = view.attributes
+                var attributes = merged
                 if view.hostFallback, case .owner(let uid, let gid)? = options.adoption {
                     attributes.uid = uid
                     attributes.gid = gid
@@ -233,9 +277,18 @@ public struct Checker {
             }
             let p2 = view.provenance
             let showsHost = p2.uid == .host || p2.gid == .host || p2.mode == .host
-            checkAccess(entry.stat, parts: parts, path: entry.path, pin: showsHost ? view.attributes : nil, report: report)
+            // mapped-file keeps guest ACLs as host ACLs, whose owner entry a host chmod changes,
+            // and hard links there may each have metadata of their own, through which the host
+            // owner of the shared inode shows.
+            let keepsView = (!showsHost || exact)
+                && !(model == .mappedFile && (view.attributes.accessACL != nil || (entry.stat.nlink > 1 && hostType != .directory)))
+            checkAccess(entry.stat, parts: parts, path: entry.path, pin: showsHost ? merged : nil, keepsView: keepsView, report: report)
             if model == .mappedFile {
-                checkMetadataFile(entry, parts: parts, linked: &linked, report: report)
+                // A metadata file with a name outside the tree gets one of its own, by rename: the
+                // outside file is not written, and the view does not change when it is exact.
+                let ownFile = Finding.Repair(summary: "give the entry a metadata file of its own (a rename; the outside file is left as it is)",
+                                             safe: exact, action: .rewriteMetadata(merged))
+                checkMetadataFile(entry, parts: parts, linked: &linked, ownFile: ownFile, report: report)
             }
         }
         if model != .mappedXattr, view.attributes.xattrs.contains(where: { $0.name.starts(with: virtfsPrefix) }) {
@@ -264,6 +317,19 @@ public struct Checker {
         }
     }
 
+    /// The finding without its repair when that repair would change an inode with names
+    /// outside the tree (and the user did not allow it).
+    func withoutOutsideRepairs(_ f: Finding, _ st: HostStat) -> Finding {
+        guard !options.allowOutsideLinks, links.namesOutside(st) > 0, let repair = f.repair else { return f }
+        switch repair.action {
+        case .removeMetadataObject, .removeEntry, .relinkMetadata, .replaceWithMapped: return f
+        default:
+            var stripped = f
+            stripped.repair = nil
+            return stripped
+        }
+    }
+
     /// mapped-file: where an entry's metadata file is, as components below the root.
     func metadataComponents(of entry: HostEntry, parts: [[UInt8]]) -> [[UInt8]] {
         if entry.isExportRoot { return [MappedFileNames.rootMetadata] }
@@ -272,7 +338,8 @@ public struct Checker {
 
     /// Whether the QEMU user can use a host object: read and write files, and also traverse
     /// directories, judged by owner, group and other bits as the kernel would.
-    func checkAccess(_ st: HostStat, parts: [[UInt8]], path: [UInt8], pin: GuestAttributes? = nil, report: (Finding) -> Void) {
+    func checkAccess(_ st: HostStat, parts: [[UInt8]], path: [UInt8], pin: GuestAttributes? = nil, keepsView: Bool = true,
+                     report: (Finding) -> Void) {
         guard qemuUser.uid != 0, let type = st.fileType, type == .regular || type == .directory else { return }
         let need: UInt32 = type == .directory ? 7 : 6
         let shift: UInt32 = st.uid == qemuUser.uid ? 6 : (st.gid == qemuUser.gid ? 3 : 0)
@@ -280,12 +347,13 @@ public struct Checker {
         report(Finding(check: .qemuAccess, path: path, components: parts,
                        problem: "host owner \(st.uid):\(st.gid) mode 0\(String(st.permissions, radix: 8)): uid \(qemuUser.uid) cannot \(type == .directory ? "list and enter" : "read and write") it",
                        guestSees: guestExperience(.qemuAccess),
-                       repair: .init(summary: "give it to \(qemuUser.uid):\(qemuUser.gid) with owner bits \(type == .directory ? "rwx" : "rw-")", safe: true,
+                       repair: .init(summary: "give it to \(qemuUser.uid):\(qemuUser.gid) with owner bits \(type == .directory ? "rwx" : "rw-")",
+                                     safe: keepsView,
                                      action: .hostAccess(uid: qemuUser.uid, gid: qemuUser.gid, addBits: need << 6, pin: pin))))
     }
 
     func checkMetadataFile(_ entry: HostEntry, parts: [[UInt8]], linked: inout [FileIdentity: (metadata: FileIdentity?, components: [[UInt8]])],
-                           report: (Finding) -> Void) {
+                           ownFile: Finding.Repair? = nil, report: (Finding) -> Void) {
         let metaParts = metadataComponents(of: entry, parts: parts)
         var metadata: HostStat?
         if entry.isExportRoot {
@@ -303,14 +371,21 @@ public struct Checker {
         if let metadata, metadata.fileType == .regular {
             let shown = entry.isExportRoot ? Bytes.join(entry.path, MappedFileNames.rootMetadata)
                 : Bytes.join(Bytes.join(entry.directory.path, MappedFileNames.metadataDirectory), entry.name)
-            checkAccess(metadata, parts: metaParts, path: shown, report: report)
+            let outside = links.namesOutside(metadata)
+            if outside > 0 {
+                // The repair acts on the entry (its metadata is replaced), so it names the entry.
+                report(Finding(check: .outsideLink, path: shown, components: parts,
+                               problem: "metadata file with \(metadata.nlink) names, \(outside) of them outside the tree: QEMU rewrites it in place, so the guest's chown and chmod would reach that file",
+                               guestSees: guestExperience(.outsideLink), repair: ownFile))
+            }
+            checkAccess(metadata, parts: metaParts, path: shown) { report(withoutOutsideRepairs($0, metadata)) }
         }
         guard entry.stat.nlink > 1, entry.stat.fileType != .directory, !entry.isExportRoot else { return }
         let identity = entry.stat.identity
         if let first = linked[identity] {
             if first.metadata != metadata?.identity {
                 report(Finding(check: .metadataLinks, path: entry.path, components: parts,
-                               problem: "hard link of \(String(decoding: first.components.reduce([]) { Bytes.join($0, $1) }, as: UTF8.self)) with a metadata file of its own",
+                               problem: "hard link of \(Bytes.shellEscaped(first.components.reduce([]) { Bytes.join($0, $1) })) with a metadata file of its own",
                                guestSees: guestExperience(.metadataLinks),
                                repair: .init(summary: "hard-link its metadata to the first name's, as QEMU's link does", safe: false,
                                              action: .relinkMetadata(source: first.components))))
@@ -330,21 +405,39 @@ public struct Checker {
         guard let repair = finding.repair else { return }
         let location = try Walker.inside(root, relative: finding.components, path: finding.path)
         switch repair.action {
+        case .rewriteMetadata, .adoptFromParent, .hostAccess:
+            // The tree may have changed since the check: ask again right before writing.
+            try links.refuseOutside(Sys.stat(location.directory.fd, location.name), path: finding.path, operation: "st_nlink")
+        default: break
+        }
+        switch repair.action {
         case .rewriteMetadata(let attributes):
+            let had = hasMetadataFile(location)
             try codec.update(attributes, of: location.entry(), placement: placement)
+            if !had { try shareMetadata(of: location) }
         case .adoptFromParent(let attributes):
             let parentParts = Array(finding.components.dropLast())
             let parent = try Walker.inside(root, relative: parentParts, path: Array(finding.path))
             let owner = try codec.decode(parent.entry()).attributes
+            let had = hasMetadataFile(location)
             try codec.update(attributes.changingOwnerOnly(uid: owner.uid, gid: owner.gid), of: location.entry(), placement: placement)
+            if !had { try shareMetadata(of: location) }
         case .removeMetadataObject:
             let st = try Sys.stat(location.directory.fd, location.name)
             try Sys.unlink(location.directory.fd, location.name, directory: st.fileType == .directory)
         case .removeEntry:
             try Sys.unlink(location.directory.fd, location.name)
+            if options.model == .mappedFile, let mfd = try location.directory.metadataDirectory() {
+                // Its metadata would be an orphan for the next run to find: one pass, one fixpoint.
+                do {
+                    try Sys.unlink(mfd, location.name)
+                } catch let error as VirtFSError where error.errno == ENOENT {}
+            }
         case .hostAccess(let uid, let gid, let bits, let pin):
             if let pin {
+                let had = hasMetadataFile(location)
                 try codec.update(pin, of: location.entry(), placement: placement)
+                if !had { try shareMetadata(of: location) }
             }
             let st = try Sys.stat(location.directory.fd, location.name)
             if st.uid != uid || st.gid != gid {
@@ -363,6 +456,9 @@ public struct Checker {
     func replaceWithMapped(_ location: Walker.Location, _ attributes: GuestAttributes) throws {
         let temporary = TemporaryName.current
         let dir = location.directory
+        // Several findings of one entry carry the same replacement: the first one makes it.
+        let current = try Sys.stat(dir.fd, location.name)
+        if current.fileType == .regular || current.fileType == .directory { return }
         try? Sys.unlink(dir.fd, temporary)
         try codec.create(attributes, named: temporary, in: dir, content: .empty, placement: placement)
         if options.model == .mappedFile, let mfd = try dir.metadataDirectory() {
@@ -372,14 +468,49 @@ public struct Checker {
         try Sys.rename(dir.fd, temporary, dir.fd, location.name)
     }
 
+    func hasMetadataFile(_ location: Walker.Location) -> Bool {
+        guard options.model == .mappedFile, let mfd = try? location.directory.metadataDirectory() else { return false }
+        return (try? Sys.stat(mfd, location.name)) != nil
+    }
+
+    /// mapped-file: the metadata file a repair just created for one name of a multiply-linked
+    /// inode is linked to the inode's other names in the tree that have none, as QEMU's link
+    /// leaves them, so that no later pass finds hard links with metadata of their own.
+    func shareMetadata(of location: Walker.Location) throws {
+        guard options.model == .mappedFile, !location.isExportRoot else { return }
+        let st = try Sys.stat(location.directory.fd, location.name)
+        guard st.nlink > 1, st.fileType != .directory, let source = try location.directory.metadataDirectory() else { return }
+        let here = try Sys.stat(fd: location.directory.fd).identity
+        for parts in links.namesInside(st) {
+            let other = try Walker.inside(root, relative: parts, path: [])
+            if try Sys.stat(fd: other.directory.fd).identity == here && other.name == location.name { continue }
+            guard (try? Sys.stat(other.directory.fd, other.name))?.identity == st.identity else { continue }
+            let target = try other.directory.makeMetadataDirectory(placement: placement)
+            if (try? Sys.stat(target, other.name)) != nil { continue }
+            let temporary = TemporaryName.current
+            try? Sys.unlink(target, temporary)
+            try Sys.link(source, location.name, target, temporary)
+            try Sys.rename(target, temporary, target, other.name)
+        }
+        links.invalidate()
+    }
+
     func relinkMetadata(_ location: Walker.Location, source: [[UInt8]]) throws {
         let sourceLocation = try Walker.inside(root, relative: source, path: [])
-        guard let sourceMeta = try sourceLocation.directory.metadataDirectory() else { return }
-        let target = try location.directory.makeMetadataDirectory(placement: placement)
+        func hasMetadata(_ l: Walker.Location) throws -> Bool {
+            guard let mfd = try l.directory.metadataDirectory() else { return false }
+            return (try? Sys.stat(mfd, l.name)) != nil
+        }
+        // When the first name has no metadata file, the one this name has becomes both names'.
+        let (from, to) = try hasMetadata(sourceLocation) ? (sourceLocation, location) : (location, sourceLocation)
+        guard let fromMeta = try from.directory.metadataDirectory(), try hasMetadata(from) else { return }
+        let target = try to.directory.makeMetadataDirectory(placement: placement)
         let temporary = TemporaryName.current
         try? Sys.unlink(target, temporary)
-        try Sys.link(sourceMeta, sourceLocation.name, target, temporary)
-        try Sys.rename(target, temporary, target, location.name)
+        try Sys.link(fromMeta, from.name, target, temporary)
+        try Sys.rename(target, temporary, target, to.name)
+        // This name now shares another inode: later rewrites must find it among that one's names.
+        links.invalidate()
     }
 }
 

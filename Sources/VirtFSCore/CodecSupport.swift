@@ -215,6 +215,9 @@ extension HostEntry: @unchecked Sendable {}
 public enum TemporaryName {
     public static var current: [UInt8] { Array(".virtfs-tools.\(getpid()).tmp".utf8) }
 
+    /// A second temporary name of this run, for a step that needs two at once.
+    public static func named(_ purpose: String) -> [UInt8] { Array(".virtfs-tools.\(getpid()).\(purpose).tmp".utf8) }
+
     public static func matches(_ name: [UInt8]) -> Bool {
         name.starts(with: Array(".virtfs-tools.".utf8)) && name.reversed().starts(with: Array("pmt.".utf8))
     }

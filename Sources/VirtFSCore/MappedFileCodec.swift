@@ -142,28 +142,24 @@ public struct MappedFileCodec: ModelCodec {
         }
     }
 
-    /// Replaces the metadata file atomically: written under a temporary name in the same
-    /// directory, then renamed over (QEMU itself rewrites in place). A metadata file shared by
-    /// hard links is rewritten in place, as QEMU does, since a rename would split it.
+    /// Replaces the metadata file atomically, always by rename: written under a temporary name in
+    /// the same directory, then renamed over (QEMU itself rewrites in place). The old inode is
+    /// never written, so a metadata file that also has a name outside the tree (a hard link to
+    /// a host file) keeps its content there. A metadata file shared by hard links inside the
+    /// tree (QEMU links it with the data) gets the new file under each of those names first, so
+    /// the names stay one guest inode; that needs the writer's census (`placement.links`).
     func writeMetadataFile(_ bytes: [UInt8], for entry: HostEntry, placement: HostPlacement) throws {
         let dirfd = entry.isExportRoot ? entry.directory.fd : try entry.directory.makeMetadataDirectory(placement: placement)
         let name = entry.isExportRoot ? MappedFileNames.rootMetadata : entry.name
         let temporary = TemporaryName.current
         let path = entry.isExportRoot ? Bytes.join(entry.directory.path, name)
             : Bytes.join(Bytes.join(entry.directory.path, MappedFileNames.metadataDirectory), name)
-        if let existing = try? Sys.stat(dirfd, name), existing.fileType == .regular, existing.nlink > 1 {
-            do {
-                let fd = try Sys.openAt(dirfd, name, O_WRONLY | O_TRUNC)
-                defer { Sys.close(fd) }
-                try Sys.writeAll(fd, bytes, name: name)
-                _ = try Sys.retry("fsync", name) { fsync(fd) }
-                return
-            } catch let error as VirtFSError {
-                throw error.at(path)
-            }
-        }
         do {
-            let fd = try Sys.openAt(dirfd, temporary, O_WRONLY | O_CREAT | O_TRUNC, mode: 0o600)
+            let existing = try? Sys.stat(dirfd, name)
+            // Whatever an earlier run (or anyone) left under the temporary name goes first: an
+            // O_EXCL create never writes through a planted link.
+            try? Sys.unlink(dirfd, temporary)
+            let fd = try Sys.openAt(dirfd, temporary, O_WRONLY | O_CREAT | O_EXCL, mode: 0o600)
             do {
                 defer { Sys.close(fd) }
                 try Sys.writeAll(fd, bytes, name: temporary)
@@ -176,9 +172,32 @@ public struct MappedFileCodec: ModelCodec {
                 try? Sys.unlink(dirfd, temporary)
                 throw error
             }
+            if let existing, existing.fileType == .regular, existing.nlink > 1, let links = placement.links {
+                try replaceOtherNames(of: existing, with: temporary, in: dirfd, name: name, links: links)
+            }
             try Sys.rename(dirfd, temporary, dirfd, name)
+            if let existing, let links = placement.links, let written = try? Sys.stat(dirfd, name) {
+                links.moved(existing.identity, to: written.identity)
+            }
         } catch let error as VirtFSError {
             throw error.at(path)
+        }
+    }
+
+    /// Puts the new metadata file (`temporary` in `dirfd`) in place of every other name the old
+    /// one has inside the tree: linked to a second temporary name beside it, renamed over.
+    func replaceOtherNames(of old: HostStat, with temporary: [UInt8], in dirfd: Int32, name: [UInt8], links: LinkCensus) throws {
+        let here = try Sys.stat(fd: dirfd).identity
+        let second = TemporaryName.named("link")
+        for parts in links.namesInside(old) {
+            let other = try Walker.inside(links.root, relative: parts, path: Bytes.join(links.root.path, parts.reduce([]) { Bytes.join($0, $1) }))
+            let otherDirectory = try Sys.stat(fd: other.directory.fd).identity
+            if otherDirectory == here && other.name == name { continue }
+            // Only names that still are the old file: the census may be older than the tree.
+            guard let st = try? Sys.stat(other.directory.fd, other.name), st.identity == old.identity else { continue }
+            try? Sys.unlink(other.directory.fd, second)
+            try Sys.link(dirfd, temporary, other.directory.fd, second)
+            try Sys.rename(other.directory.fd, second, other.directory.fd, other.name)
         }
     }
 

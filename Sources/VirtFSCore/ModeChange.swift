@@ -120,6 +120,19 @@ public struct ModeChange: Sendable, Equatable {
         }
         return mode & Self.allBits
     }
+
+    /// What a chown's -c/-v line adds when it cleared set-id bits, as the guest's kernel does:
+    /// `; cleared set-user-ID (04755 -> 0755)`, or nothing.
+    public static func setidCleared(from before: UInt32, to after: UInt32) -> String {
+        let cleared = before & ~after & 0o6000
+        guard cleared != 0 else { return "" }
+        let names = [(UInt32(0o4000), "set-user-ID"), (UInt32(0o2000), "set-group-ID")].filter { cleared & $0.0 != 0 }.map(\.1)
+        func octal(_ p: UInt32) -> String {
+            let digits = String(p & 0o7777, radix: 8)
+            return "0" + String(repeating: "0", count: max(0, 3 - digits.count)) + digits
+        }
+        return "; cleared \(names.joined(separator: " and ")) (\(octal(before)) -> \(octal(after)))"
+    }
 }
 
 extension GuestAttributes {

@@ -49,11 +49,16 @@ public struct HostPlacement: Sendable, Equatable {
     public var directoryMode: UInt32
     /// Host owner to give created objects; nil leaves them owned by the invoking user.
     public var owner: (uid: UInt32, gid: UInt32)?
+    /// The tree's multiply-linked names, when the writer took them: a metadata file shared by
+    /// hard links is then replaced under every name it has in the tree (and none outside).
+    public var links: LinkCensus?
 
-    public init(fileMode: UInt32 = 0o600, directoryMode: UInt32 = 0o700, owner: (uid: UInt32, gid: UInt32)? = nil) {
+    public init(fileMode: UInt32 = 0o600, directoryMode: UInt32 = 0o700, owner: (uid: UInt32, gid: UInt32)? = nil,
+                links: LinkCensus? = nil) {
         self.fileMode = fileMode
         self.directoryMode = directoryMode
         self.owner = owner
+        self.links = links
     }
 
     public static func == (a: HostPlacement, b: HostPlacement) -> Bool {
@@ -81,4 +86,27 @@ public protocol ModelCodec: Sendable {
 
     /// Makes `newName` in `newDirectory` a hard link of `entry`, metadata included.
     func link(_ entry: HostEntry, as newName: [UInt8], in newDirectory: DirectoryContext, placement: HostPlacement) throws
+}
+
+extension ModelCodec {
+    /// Whether `update(attributes)` on an entry whose host inode is `host` reads back as these
+    /// same owner, type, permissions and device number. A safe (`-p`) repair writes only what
+    /// passes: some views cannot be stored as they are read (mapped-file cannot write an id of
+    /// -1, neither mapped model keeps a device number on a regular file).
+    public func keeps(_ attributes: GuestAttributes, host: HostStat) -> Bool {
+        switch model {
+        case .passthrough, .none:
+            return true
+        case .mappedXattr:
+            let rdev = attributes.type.isSpecial
+                ? DeviceNumber(guestKernel: (attributes.type.hasDeviceNumber ? attributes.rdev : .zero).glibc) : host.rdev
+            return rdev == attributes.rdev
+        case .mappedFile:
+            let m = MappedFileCodec.metadata(for: attributes)
+            func read(_ v: Int32?, _ fallback: UInt32) -> UInt32 { v.flatMap { $0 == -1 ? nil : UInt32(bitPattern: $0) } ?? fallback }
+            let rdev = m.rdev.flatMap { $0 == -1 ? nil : DeviceNumber(guestKernel: UInt64(UInt32(bitPattern: $0))) } ?? host.rdev
+            return read(m.uid, host.uid) == attributes.uid && read(m.gid, host.gid) == attributes.gid
+                && read(m.mode, host.mode) == attributes.mode && rdev == attributes.rdev
+        }
+    }
 }

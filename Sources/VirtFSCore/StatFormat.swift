@@ -221,50 +221,15 @@ public struct StatFormatter: Sendable {
         }
     }
 
-    /// coreutils' shell-escape-always quoting: `'a b'`, `'n'$'\n''l'`, `'it'\''s'`.
+    /// coreutils' shell-escape-always quoting, as `stat -c %N` prints: `'a b'`, `'n'$'\n''l'`,
+    /// `"it's"` — the toolkit's one display quoting (`Bytes.shellEscaped`), always quoted.
     public static func shellQuote(_ bytes: [UInt8]) -> [UInt8] {
-        // Runs of printable characters go in single quotes; a quote is \'; anything else is
-        // an ANSI-C $'\ooo' token. The result always starts with a quote, as coreutils' does.
-        var out: [UInt8] = []
-        var run: [UInt8] = []
-        func flush() {
-            if !run.isEmpty || out.isEmpty { out += [UInt8(ascii: "'")] + run + [UInt8(ascii: "'")] }
-            run.removeAll()
-        }
-        var i = 0
-        while i < bytes.count {
-            let length = utf8SequenceLength(bytes, at: i)
-            let b = bytes[i]
-            if length > 1 || (b >= 0x20 && b < 0x7f && b != UInt8(ascii: "'")) {
-                run.append(contentsOf: bytes[i..<i + length])
-                i += length
-                continue
-            }
-            flush()
-            if b == UInt8(ascii: "'") {
-                out += Array("\\'".utf8)
-            } else {
-                let named: [UInt8: String] = [0x07: "a", 0x08: "b", 0x0c: "f", 0x0a: "n", 0x0d: "r", 0x09: "t", 0x0b: "v"]
-                let body = named[b].map { "\\" + $0 } ?? "\\" + String(b, radix: 8).leftPadded(to: 3)
-                out += Array("$'\(body)'".utf8)
-            }
-            i += 1
-        }
-        if !run.isEmpty || out.isEmpty { flush() }
-        return out
+        Array(Bytes.shellEscaped(bytes, always: true).utf8)
     }
 
+    /// The length of the UTF-8 sequence at `i`, 1 for an invalid byte.
     static func utf8SequenceLength(_ bytes: [UInt8], at i: Int) -> Int {
-        let b = bytes[i]
-        let length: Int
-        switch b {
-        case 0xc2...0xdf: length = 2
-        case 0xe0...0xef: length = 3
-        case 0xf0...0xf4: length = 4
-        default: return 1
-        }
-        guard i + length <= bytes.count else { return 1 }
-        return String(validating: bytes[i..<i + length], as: UTF8.self) != nil ? length : 1
+        Bytes.decodeScalar(bytes, at: i).1
     }
 
     /// `--printf` escapes: \n \t \\ \" \a \b \f \r \v, \ooo octal, \xHH hex.

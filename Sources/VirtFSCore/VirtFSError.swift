@@ -80,9 +80,9 @@ public struct VirtFSError: Error, Sendable, Equatable, CustomStringConvertible {
         return copy
     }
 
-    /// `PATH: OPERATION ATTRIBUTE: REASON`, path bytes decoded leniently for display.
+    /// `PATH: OPERATION ATTRIBUTE: REASON`, the path quoted for display (`Bytes.shellEscaped`).
     public var description: String {
-        path.isEmpty ? detail : String(decoding: path, as: UTF8.self) + ": " + detail
+        path.isEmpty ? detail : Bytes.shellEscaped(path) + ": " + detail
     }
 
     /// `OPERATION ATTRIBUTE: REASON`, without the path.
@@ -93,7 +93,8 @@ public struct VirtFSError: Error, Sendable, Equatable, CustomStringConvertible {
         }
         var parts: [String] = []
         var step = operation
-        if let attribute { step += " " + attribute }
+        // An attribute may be a guest's xattr name or metadata file name: quoted like a path.
+        if let attribute { step += " " + Bytes.shellEscaped(Array(attribute.utf8)) }
         if let offset { step += " (byte \(offset))" }
         parts.append(step)
         switch reason {

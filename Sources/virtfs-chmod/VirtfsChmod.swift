@@ -55,10 +55,10 @@ struct VirtfsChmod: ParsableCommand {
         try run.run(files, skipSymlinks: true, transform: { view in
             view.attributes.changingPermissions(change.apply(to: view.attributes.permissions, isDirectory: view.type == .directory, umask: UInt32(mask)))
         }, describe: { before, after, changed in
-            let path = String(decoding: before.path, as: UTF8.self)
+            let path = Bytes.shellEscaped(before.path, always: true)
             return changed
-                ? "mode of '\(path)' changed from \(shown(before.attributes.permissions, before.type)) to \(shown(after.permissions, after.type))"
-                : "mode of '\(path)' retained as \(shown(after.permissions, after.type))"
+                ? "mode of \(path) changed from \(shown(before.attributes.permissions, before.type)) to \(shown(after.permissions, after.type))"
+                : "mode of \(path) retained as \(shown(after.permissions, after.type))"
         })
     }
 }

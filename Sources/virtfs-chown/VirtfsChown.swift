@@ -10,7 +10,7 @@ struct VirtfsChown: ParsableCommand {
         discussion: """
             Like chown -h run inside the guest: symlinks are changed themselves, never followed, \
             and non-directories lose set-user-ID (and set-group-ID with group execute) as the \
-            guest's kernel would. Names are looked up in the tree's own etc/passwd and etc/group.
+            guest's kernel would (-c/-v say so; --preserve-setid keeps them). Names are looked up in the tree's own etc/passwd and etc/group.
             """,
         version: "0.1.0"
     )
@@ -27,6 +27,9 @@ struct VirtfsChown: ParsableCommand {
 
     @Option(name: .long, help: ArgumentHelp("Use the guest owner and group of this entry instead of an OWNER operand.", valueName: "rfile"))
     var reference: String?
+
+    @Flag(name: .long, help: "Keep set-user-ID and set-group-ID bits, which a chown in the guest would clear.")
+    var preserveSetid = false
 
     @Flag(name: [.customShort("h"), .customLong("no-dereference")], help: "Accepted for chown compatibility: symlinks are never followed.")
     var noDereference = false
@@ -62,12 +65,15 @@ struct VirtfsChown: ParsableCommand {
         try run.run(files, skipSymlinks: false, transform: { view in
             if let uid = required.uid, view.uid != uid { return nil }
             if let gid = required.gid, view.gid != gid { return nil }
-            return view.attributes.changingOwner(uid: target.uid, gid: target.gid)
+            var after = view.attributes.changingOwner(uid: target.uid, gid: target.gid)
+            if preserveSetid { after.permissions = view.attributes.permissions }
+            return after
         }, describe: { before, after, _ in
-            let path = String(decoding: before.path, as: UTF8.self)
-            return before.uid != after.uid || before.gid != after.gid
-                ? "changed ownership of '\(path)' from \(name(before.attributes)) to \(name(after))"
-                : "ownership of '\(path)' retained as \(name(after))"
+            let path = Bytes.shellEscaped(before.path, always: true)
+            let owner = before.uid != after.uid || before.gid != after.gid
+                ? "changed ownership of \(path) from \(name(before.attributes)) to \(name(after))"
+                : "ownership of \(path) retained as \(name(after))"
+            return owner + ModeChange.setidCleared(from: before.attributes.permissions, to: after.permissions)
         })
     }
 }

@@ -92,7 +92,7 @@ struct VirtfsConvert: ParsableCommand {
         if dryRun {
             summary = converter.plan(root) { view in
                 if json { event(.planned(view)) } else {
-                    console.write("\(String(decoding: view.path, as: UTF8.self)): \(view.type.keyword): \(options.from.rawValue) -> \(options.to.rawValue)\n")
+                    console.write("\(Bytes.shellEscaped(view.path)): \(view.type.keyword): \(options.from.rawValue) -> \(options.to.rawValue)\n")
                 }
             }
         } else if let output {

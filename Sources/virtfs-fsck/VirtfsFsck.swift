@@ -44,6 +44,9 @@ struct VirtfsFsck: ParsableCommand {
     @Option(name: .long, help: ArgumentHelp("Host mode of directories repairs create (octal, QEMU's dmode).", valueName: "mode"))
     var dmode = "0700"
 
+    @Flag(name: .long, help: "Also repair entries whose host inode has hard links outside the tree (left alone by default).")
+    var allowOutsideLinks = false
+
     @Flag(name: [.customShort("x"), .long], help: "Do not descend into directories on other filesystems.")
     var oneFileSystem = false
 
@@ -84,6 +87,7 @@ struct VirtfsFsck: ParsableCommand {
             var options = Checker.Options(model: chosen)
             options.qemuUser = try qemuUser.map(HostUser.parse)
             options.oneFileSystem = oneFileSystem
+            options.allowOutsideLinks = allowOutsideLinks
             options.fileMode = UInt32(fmode, radix: 8)!
             options.directoryMode = UInt32(dmode, radix: 8)!
             options.modelDeclared = model != nil
@@ -161,7 +165,7 @@ struct VirtfsFsck: ParsableCommand {
             checker.check(process)
         }
         if !json && !verbose {
-            console.write(digest.text { String(decoding: $0, as: UTF8.self) })
+            console.write(digest.text { Bytes.shellEscaped($0) })
         }
         try writeSummary(errors: errors, repaired: repaired, left: left, warnings: warnings, verdicts: verdicts, console: console)
         console.flush()
@@ -198,21 +202,20 @@ struct VirtfsFsck: ParsableCommand {
         if json {
             let object: [String: Any] = ["summary": summary, "errors": errors, "repaired": repaired, "left": left, "warnings": warnings,
                                          "verdicts": verdicts.map(\.name)]
-            console.write(Array(try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) + [0x0a])
+            console.writeJSON(object)
         } else {
             console.write(summary + "\n")
         }
     }
 
     func report(_ f: Finding, state: String, fixed: Bool, console: Console) {
-        let path = String(decoding: f.path, as: UTF8.self)
         if json {
             var object: [String: Any] = ["check": f.check.rawValue, "severity": f.severity.rawValue, "problem": f.problem,
                                          "guest": f.guestSees, "repaired": fixed, "path": f.path]
             if let repair = f.repair { object["repair"] = repair.summary; object["safe"] = repair.safe }
             console.writeJSON(object)
         } else {
-            console.write("\(path): \(f.severity.rawValue) \(f.check.rawValue): \(f.problem)\n    guest: \(f.guestSees)\n    \(state)\n")
+            console.write("\(Bytes.shellEscaped(f.path)): \(f.severity.rawValue) \(f.check.rawValue): \(f.problem)\n    guest: \(f.guestSees)\n    \(state)\n")
         }
     }
 }

@@ -167,7 +167,7 @@ struct VirtfsOverlay: ParsableCommand {
                     object["path"] = c.path
                     console.writeJSON(object)
                 } else {
-                    console.write("\(String(decoding: c.path, as: UTF8.self)): \(dryRun ? "would change" : "changed") \(c.kind.rawValue): \(c.from) -> \(c.to)\n")
+                    console.write("\(Bytes.shellEscaped(c.path)): \(dryRun ? "would change" : "changed") \(c.kind.rawValue): \(c.from) -> \(c.to)\n")
                 }
             case .stale(let path, let attribute):
                 if json {
@@ -175,7 +175,7 @@ struct VirtfsOverlay: ParsableCommand {
                     object["path"] = path
                     console.writeJSON(object)
                 } else {
-                    console.warning("\(String(decoding: path, as: UTF8.self)): \(attribute) is a file handle for the filesystem the layer was made on: stale after this conversion")
+                    console.warning("\(Bytes.shellEscaped(path)): \(attribute) is a file handle for the filesystem the layer was made on: stale after this conversion")
                 }
             case .warning(let error): console.warning(error.description)
             case .failed(let error): console.error(error)
@@ -230,7 +230,7 @@ struct VirtfsOverlay: ParsableCommand {
                 object["path"] = layer.path
                 console.writeJSON(object)
             } else {
-                console.write("\(String(decoding: layer.path, as: UTF8.self)): \(OverlayCheck.describe(layer))\n")
+                console.write("\(Bytes.shellEscaped(layer.path)): \(OverlayCheck.describe(layer))\n")
             }
         }
         for f in findings {
@@ -240,7 +240,7 @@ struct VirtfsOverlay: ParsableCommand {
                 if let map = f.xattrmap { object["xattrmap"] = map }
                 console.writeJSON(object)
             } else {
-                console.write("\(String(decoding: f.layer, as: UTF8.self)): \(f.severity.rawValue): \(f.text)\n")
+                console.write("\(Bytes.shellEscaped(f.layer)): \(f.severity.rawValue): \(f.text)\n")
             }
         }
         let blockers = findings.filter { $0.severity == .blocker }.count

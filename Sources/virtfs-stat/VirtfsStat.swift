@@ -86,7 +86,7 @@ struct VirtfsStat: ParsableCommand {
                 let view = try codec.decode(entry)
                 view.diagnostics.forEach(console.error)
                 if view.type == .symlink && !view.symlinkReadable {
-                    console.warning("\(String(decoding: view.path, as: UTF8.self)): host symlink in a \(model.rawValue) export: the guest's readlink fails (ELOOP) on QEMU < 11")
+                    console.warning("\(Bytes.shellEscaped(view.path)): host symlink in a \(model.rawValue) export: the guest's readlink fails (ELOOP) on QEMU < 11")
                 }
                 try render(view, formatter: formatter, console: console)
             } catch {

@@ -11,7 +11,7 @@ import Testing
     }
 
     @Test("%N quotes names the way coreutils stat does", arguments: [
-        ("a", "'a'"), ("x y", "'x y'"), ("n\nl", "'n'$'\\n''l'"), ("it's", "'it'\\''s'"), ("a\\b", "'a\\b'"),
+        ("a", "'a'"), ("x y", "'x y'"), ("n\nl", "'n'$'\\n''l'"), ("it's", "\"it's\""), ("a\\b", "'a\\b'"),
     ])
     func quoting(name: String, expected: String) {
         #expect(String(decoding: StatFormatter.shellQuote(Array(name.utf8)), as: UTF8.self) == expected)
@@ -40,4 +40,28 @@ import Testing
         let shown = GetfaclFormat.quote(GetfaclFormat.displayName(Array(path.utf8)))
         #expect(String(decoding: shown, as: UTF8.self) == expected)
     }
+}
+
+/// Expected strings are what `ls --quoting-style=shell-escape` (coreutils 9.1) printed for the
+/// same names; tests/cli/repair compares against ls itself.
+let lsShellEscaped: [([UInt8], String)] = [
+    (Array("plain".utf8), "plain"),
+    (Array("new\nline".utf8), "'new'$'\\n''line'"),
+    (Array("esc\u{1b}[2Jx".utf8), "'esc'$'\\033''[2Jx'"),
+    ([0x62, 0x61, 0x64, 0xff, 0x6e, 0x61, 0x6d, 0x65], "'bad'$'\\377''name'"),
+    (Array("tab\tx".utf8), "'tab'$'\\t''x'"),
+    (Array("a b".utf8), "'a b'"),
+    (Array("it's".utf8), "\"it's\""),
+    (Array("é".utf8), "é"),
+]
+
+@Test("names are shown quoted as ls --quoting-style=shell-escape shows them", arguments: lsShellEscaped)
+func shellEscapedNames(name: [UInt8], shown: String) {
+    #expect(Bytes.shellEscaped(name) == shown)
+}
+
+@Test("invisible format characters are escaped, and always-quoting quotes plain names")
+func shellEscapedInvisible() {
+    #expect(Bytes.shellEscaped(Array("\u{202e}rev".utf8)) == "$'\\342\\200\\256''rev'")
+    #expect(Bytes.shellEscaped(Array("plain".utf8), always: true) == "'plain'")
 }
