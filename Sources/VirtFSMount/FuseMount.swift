@@ -43,32 +43,13 @@ public struct MountRequest: Sendable {
         if given.contains("allow_other") && !given.contains("default_permissions") { out.append("default_permissions") }
         out += given
         // libfuse splits its option list at commas; a backslash keeps one in the name.
-        let name = String(decoding: tree, as: UTF8.self).replacingOccurrences(of: "\\", with: "\\\\").replacingOccurrences(of: ",", with: "\\,")
+        var name = ""
+        for c in String(decoding: tree, as: UTF8.self) {
+            if c == "," || c == "\\" { name.append("\\") }
+            name.append(c)
+        }
         out += ["fsname=\(name)", "subtype=virtfs"]
         return out.joined(separator: ",")
-    }
-}
-
-extension String {
-    fileprivate func replacingOccurrences(of target: String, with replacement: String) -> String {
-        var result = ""
-        var rest = Substring(self)
-        while let range = rest.range(of: target) {
-            result += rest[..<range.lowerBound] + replacement
-            rest = rest[range.upperBound...]
-        }
-        return result + rest
-    }
-}
-
-extension Substring {
-    fileprivate func range(of target: String) -> Range<Index>? {
-        var start = startIndex
-        while start < endIndex {
-            if self[start...].hasPrefix(target) { return start..<index(start, offsetBy: target.count) }
-            start = index(after: start)
-        }
-        return nil
     }
 }
 
