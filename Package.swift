@@ -73,6 +73,7 @@ let package = Package(
         .executableTarget(name: "vt-mktree", dependencies: ["VirtFSCommand", "VirtFSTestSupport"]),
         .testTarget(name: "VirtFSCoreTests", dependencies: ["VirtFSCore", "VirtFSTestSupport", "CVirtFS"]),
         .testTarget(name: "VirtFSCommandTests", dependencies: ["VirtFSCommand"]),
+        .testTarget(name: "VirtFSMountTests", dependencies: ["VirtFSMount", "VirtFSCore", "VirtFSTestSupport"]),
         .testTarget(name: "VirtFSArchiveTests", dependencies: ["VirtFSArchive", "VirtFSCore", "VirtFSTestSupport"]),
     ],
     swiftLanguageModes: [.v6]
