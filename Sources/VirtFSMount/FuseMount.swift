@@ -111,10 +111,16 @@ public enum FuseMount {
 
     static func operations() -> fuse_operations {
         var ops = fuse_operations()
-        ops.`init` = { _, config in
+        ops.`init` = { connection, config in
+            // Every readdir answers with the attributes it decoded anyway (readdirplus), not
+            // only a directory's first batch, so a walk needs no lookup per entry.
+            connection?.pointee.want &= ~UInt32(FUSE_CAP_READDIRPLUS_AUTO)
             // The guest's inode numbers, so hard links are seen as such (tar, rsync -H, find).
             config?.pointee.use_ino = 1
             config?.pointee.readdir_ino = 1
+            // File data stays in the kernel's page cache between opens, dropped when the
+            // backing file's size or mtime changed (auto_cache): reads run at page-cache speed.
+            config?.pointee.auto_cache = 1
             return nil
         }
         ops.getattr = { path, st, _ in
