@@ -14,6 +14,7 @@ let package = Package(
         .executable(name: "virtfs-import", targets: ["virtfs-import"]),
         .executable(name: "virtfs-export", targets: ["virtfs-export"]),
         .executable(name: "virtfs-qemu", targets: ["virtfs-qemu"]),
+        .executable(name: "virtfs-mount", targets: ["virtfs-mount"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -58,11 +59,21 @@ let package = Package(
         .executableTarget(name: "virtfs-import", dependencies: ["VirtFSCommand", "VirtFSArchive"]),
         .executableTarget(name: "virtfs-export", dependencies: ["VirtFSCommand", "VirtFSArchive"]),
         .executableTarget(name: "virtfs-qemu", dependencies: ["VirtFSCommand"]),
+        // libfuse3's high-level API, for the guest view mounted on the host.
+        .systemLibrary(
+            name: "CFuse",
+            pkgConfig: "fuse3",
+            providers: [.apt(["libfuse3-dev"])]
+        ),
+        // The guest view served over FUSE: virtfs-mount.
+        .target(name: "VirtFSMount", dependencies: ["VirtFSCore", "CVirtFS", "CFuse"]),
+        .executableTarget(name: "virtfs-mount", dependencies: ["VirtFSCommand", "VirtFSMount"]),
         // Test support: materialises a text tree spec (testdata/trees/*.tree) in any model.
         .target(name: "VirtFSTestSupport", dependencies: ["VirtFSCore"]),
         .executableTarget(name: "vt-mktree", dependencies: ["VirtFSCommand", "VirtFSTestSupport"]),
         .testTarget(name: "VirtFSCoreTests", dependencies: ["VirtFSCore", "VirtFSTestSupport", "CVirtFS"]),
         .testTarget(name: "VirtFSCommandTests", dependencies: ["VirtFSCommand"]),
+        .testTarget(name: "VirtFSMountTests", dependencies: ["VirtFSMount", "VirtFSCore", "VirtFSTestSupport"]),
         .testTarget(name: "VirtFSArchiveTests", dependencies: ["VirtFSArchive", "VirtFSCore", "VirtFSTestSupport"]),
     ],
     swiftLanguageModes: [.v6]

@@ -1,0 +1,151 @@
+import CVirtFS
+import Glibc
+import VirtFSCore
+
+/// The guest's view of a tree, answered path by path for a mount. Every path is resolved from
+/// the export root's descriptor one component at a time, never following a symlink and never
+/// naming the model's reserved entries, so a tree the guest controls cannot lead a request
+/// outside it. Failures are errno values, which is all a mount can return.
+public final class GuestFilesystem: Sendable {
+    public let model: SecurityModel
+    let codec: any ModelCodec
+    let rootFD: Int32
+    let rootPath: [UInt8]
+
+    /// Opens `tree` as an export root and settles its model: the one named, else the one the
+    /// tree shows. A tree with an unfinished conversion is refused, as every tool refuses it.
+    public init(tree: [UInt8], model explicit: SecurityModel?) throws {
+        let resolver = try OperandResolver(root: tree)
+        let root = resolver.root!
+        model = try resolver.model(for: root, explicit: explicit).0
+        codec = model.codec
+        rootFD = try Sys.dup(root.directory.fd)
+        rootPath = tree
+    }
+
+    deinit { Sys.close(rootFD) }
+
+    /// A request's failure as the errno the kernel passes on.
+    public struct Failure: Error {
+        public let errno: Int32
+        init(_ errno: Int32) { self.errno = errno }
+        init(_ error: Error) { self.errno = (error as? VirtFSError)?.errno ?? EIO }
+    }
+
+    /// A fresh context for the root per request: contexts cache descriptors and are not shared
+    /// between the mount's threads.
+    private func rootContext() -> DirectoryContext {
+        DirectoryContext(fd: rootFD, path: rootPath, owned: false)
+    }
+
+    private func components(_ path: [UInt8]) throws(Failure) -> [[UInt8]] {
+        let parts = path.split(separator: UInt8(ascii: "/")).map(Array.init)
+        for part in parts {
+            if part == Array("..".utf8) || part == Array(".".utf8) { throw Failure(EINVAL) }
+            // QEMU hides the mapped-file metadata and refuses every operation on it.
+            if model == .mappedFile && MappedFileNames.isReserved(part) { throw Failure(ENOENT) }
+        }
+        return parts
+    }
+
+    /// The host entry a mount path names.
+    func entry(_ path: [UInt8]) throws(Failure) -> HostEntry {
+        let parts = try components(path)
+        do {
+            var directory = rootContext()
+            guard let last = parts.last else {
+                return try HostEntry(directory: directory, name: Array(".".utf8), path: rootPath, isExportRoot: true)
+            }
+            var walked = rootPath
+            for part in parts.dropLast() {
+                walked = Bytes.join(walked, part)
+                directory = try directory.child(part, path: walked)
+            }
+            return try HostEntry(directory: directory, name: last, path: Bytes.join(walked, last))
+        } catch {
+            throw Failure(error)
+        }
+    }
+
+    /// The directory a mount path names, open.
+    func directory(_ path: [UInt8]) throws(Failure) -> DirectoryContext {
+        let parts = try components(path)
+        do {
+            var directory = rootContext()
+            var walked = rootPath
+            for part in parts {
+                walked = Bytes.join(walked, part)
+                directory = try directory.child(part, path: walked)
+            }
+            return directory
+        } catch {
+            throw Failure(error)
+        }
+    }
+
+    func decode(_ entry: HostEntry) throws(Failure) -> GuestView {
+        do { return try codec.decode(entry) } catch { throw Failure(error) }
+    }
+
+    /// What the guest sees for a path.
+    public func view(_ path: [UInt8]) throws(Failure) -> GuestView {
+        try decode(try entry(path))
+    }
+
+    /// A symlink's target as the guest reads it.
+    public func target(_ path: [UInt8]) throws(Failure) -> [UInt8] {
+        let view = try view(path)
+        guard view.type == .symlink, let target = view.attributes.symlinkTarget else { throw Failure(EINVAL) }
+        return target
+    }
+
+    /// A directory's entries with what the guest sees for each (nil when it cannot be decoded:
+    /// the name is still listed, as the guest lists it).
+    public func list(_ path: [UInt8], _ body: ([UInt8], GuestView?) -> Bool) throws(Failure) {
+        let directory = try directory(path)
+        do {
+            try Sys.forEachName(in: directory.fd, path: directory.path) { name, _ in
+                if model == .mappedFile && MappedFileNames.isReserved(name) { return true }
+                let view = try? codec.decode(HostEntry(directory: directory, name: name, path: Bytes.join(directory.path, name)))
+                return body(name, view)
+            }
+        } catch {
+            throw Failure(error)
+        }
+    }
+
+    /// The extended attributes the guest can list and read: its user xattrs (never the
+    /// model's own) and its ACLs in the kernel's `system.posix_acl_*` format.
+    public func xattrs(_ path: [UInt8]) throws(Failure) -> [Xattr] {
+        let view = try view(path)
+        var out = view.attributes.xattrs
+        if let acl = view.attributes.accessACL { out.append(Xattr(HostACLXattr.access, acl.xattrValue)) }
+        if let acl = view.attributes.defaultACL { out.append(Xattr(HostACLXattr.default, acl.xattrValue)) }
+        return out
+    }
+
+    /// Opens a guest regular file's data for reading. The object opened must be the one
+    /// decoded: a swap between the two is refused rather than followed.
+    public func openForReading(_ path: [UInt8]) throws(Failure) -> Int32 {
+        let entry = try entry(path)
+        let view = try decode(entry)
+        guard view.type == .regular else { throw Failure(view.type == .directory ? EISDIR : EACCES) }
+        do {
+            let fd = try Sys.openAt(entry.directory.fd, entry.name, O_RDONLY | VIRTFS_O_NOFOLLOW | VIRTFS_O_NONBLOCK | VIRTFS_O_CLOEXEC)
+            guard let opened = try? Sys.stat(fd: fd), opened.identity == entry.stat.identity, opened.fileType == .regular else {
+                Sys.close(fd)
+                throw Failure(EAGAIN)
+            }
+            return fd
+        } catch let failure as Failure {
+            throw failure
+        } catch {
+            throw Failure(error)
+        }
+    }
+
+    /// The backing filesystem's capacity, as `df` on the mount shows it.
+    public func statfs(_ out: UnsafeMutablePointer<statvfs>) -> Int32 {
+        fstatvfs(rootFD, out) == 0 ? 0 : -errno
+    }
+}

@@ -1,0 +1,108 @@
+import Glibc
+import Testing
+import VirtFSCore
+import VirtFSTestSupport
+@testable import VirtFSMount
+
+/// What a mount answers, without the kernel: path resolution that cannot leave the tree, the
+/// model's metadata hidden, guest ACLs as kernel xattrs, and the options given to libfuse.
+@Suite struct GuestFilesystemTests {
+    static let spec = """
+        dir     .        0755 0:0
+        dir     d        0750 1000:50
+        file    d/f      0640 1000:50  content="data\\n"
+        symlink sl       0777 0:0      target="d/f"
+        char    null     0666 0:0      rdev=1:3
+        dir     acl-dir  0770 0:0      acl="u::rwx,u:1000:rwx,g::rwx,m::rwx,o::---" default-acl="u::rwx,g::r-x,o::---"
+        file    x        0644 0:0      xattr.user.comment="hi"
+        """
+
+    func tree(_ model: SecurityModel) throws -> (TemporaryDirectory, GuestFilesystem) {
+        let dir = TemporaryDirectory()
+        try TreeSpec(text: Self.spec).materialize(at: dir.bytes, model: model, placement: HostPlacement())
+        return (dir, try GuestFilesystem(tree: dir.bytes, model: nil))
+    }
+
+    /// The errno a request fails with; nil when it succeeds, -1 for any other error.
+    func failure(_ body: () throws -> Void) -> Int32? {
+        do { try body() } catch let error as GuestFilesystem.Failure { return error.errno } catch { return -1 }
+        return nil
+    }
+
+    @Test("the guest's type, mode, owners and device, and a mapped symlink's target", arguments: [SecurityModel.mappedXattr, .mappedFile])
+    func guestView(model: SecurityModel) throws {
+        let (dir, fs) = try tree(model)
+        defer { withExtendedLifetime(dir) {} }
+        #expect(fs.model == model)
+        let null = try fs.view(Array("/null".utf8))
+        #expect(null.mode == 0o020666 && null.attributes.rdev == DeviceNumber(major: 1, minor: 3))
+        let f = try fs.view(Array("/d/f".utf8))
+        #expect(f.mode == 0o100640 && f.uid == 1000 && f.gid == 50)
+        #expect(try fs.target(Array("/sl".utf8)) == Array("d/f".utf8))
+        #expect(failure { _ = try fs.target(Array("/d/f".utf8)) } == EINVAL)
+    }
+
+    @Test("xattrs are the guest's user xattrs and its ACLs as system.posix_acl_*, never user.virtfs.*", arguments: [SecurityModel.mappedXattr, .mappedFile])
+    func xattrs(model: SecurityModel) throws {
+        let (dir, fs) = try tree(model)
+        defer { withExtendedLifetime(dir) {} }
+        let names = try fs.xattrs(Array("/acl-dir".utf8)).map { String(decoding: $0.name, as: UTF8.self) }
+        #expect(names.sorted() == ["system.posix_acl_access", "system.posix_acl_default"])
+        let access = try fs.xattrs(Array("/acl-dir".utf8)).first { $0.name == Array("system.posix_acl_access".utf8) }!
+        #expect(try ACL(xattr: access.value) == ACL(text: "u::rwx,u:1000:rwx,g::rwx,m::rwx,o::---"))
+        #expect(try fs.xattrs(Array("/x".utf8)) == [Xattr("user.comment", Array("hi".utf8))])
+    }
+
+    @Test("mapped-file: the metadata is neither listed nor reachable by name")
+    func hiddenMetadata() throws {
+        let (dir, fs) = try tree(.mappedFile)
+        defer { withExtendedLifetime(dir) {} }
+        var names: [String] = []
+        try fs.list([]) { name, view in
+            #expect(view != nil)
+            names.append(String(decoding: name, as: UTF8.self))
+            return true
+        }
+        #expect(names.sorted() == ["acl-dir", "d", "null", "sl", "x"])
+        #expect(failure { _ = try fs.view(Array("/.virtfs_metadata".utf8)) } == ENOENT)
+        #expect(failure { _ = try fs.view(Array("/.virtfs_metadata_root".utf8)) } == ENOENT)
+        #expect(failure { _ = try fs.view(Array("/d/.virtfs_metadata/f".utf8)) } == ENOENT)
+    }
+
+    @Test("a symlink of the tree is never followed on the way to an entry, nor '..'")
+    func noEscape() throws {
+        let (dir, fs) = try tree(.mappedXattr)
+        let outside = TemporaryDirectory()
+        defer { withExtendedLifetime(outside) {} }
+        #expect(open(outside.path + "/secret", O_CREAT | O_WRONLY, 0o600) >= 0)
+        #expect(symlink(outside.path, dir.path + "/escape") == 0)
+        #expect(failure { _ = try fs.view(Array("/escape/secret".utf8)) } == ENOTDIR)
+        #expect(failure { _ = try fs.openForReading(Array("/escape/secret".utf8)) } == ENOTDIR)
+        #expect(failure { _ = try fs.openForReading(Array("/escape".utf8)) } == EACCES)
+        #expect(failure { _ = try fs.list(Array("/escape".utf8)) { _, _ in true } } == ENOTDIR)
+        #expect(failure { _ = try fs.view(Array("/d/../d/f".utf8)) } == EINVAL)
+        let fd = try fs.openForReading(Array("/d/f".utf8))
+        defer { close(fd) }
+        var buffer = [UInt8](repeating: 0, count: 16)
+        #expect(read(fd, &buffer, 16) == 5 && Array(buffer.prefix(5)) == Array("data\n".utf8))
+    }
+
+    @Test("a tree with an unfinished conversion is refused")
+    func interruptedConversion() throws {
+        let (dir, _) = try tree(.mappedXattr)
+        let fd = open(dir.path + "/.virtfs-convert-state", O_CREAT | O_WRONLY, 0o600)
+        _ = "from=mapped-xattr\nto=mapped-file\n".withCString { write(fd, $0, strlen($0)) }
+        close(fd)
+        #expect(throws: VirtFSError.self) { _ = try GuestFilesystem(tree: dir.bytes, model: .mappedXattr) }
+    }
+
+    @Test("libfuse gets a read-only mount, default_permissions with allow_other, rw refused")
+    func options() throws {
+        func options(_ given: [String]) throws -> String {
+            try MountRequest(tree: Array("/srv/a,b\\c".utf8), mountpoint: [], model: nil, options: given, foreground: false).fuseOptions()
+        }
+        #expect(try options([]) == "ro,fsname=/srv/a\\,b\\\\c,subtype=virtfs")
+        #expect(try options(["ro,allow_other"]) == "ro,default_permissions,allow_other,fsname=/srv/a\\,b\\\\c,subtype=virtfs")
+        #expect(throws: VirtFSError.self) { _ = try options(["rw"]) }
+    }
+}
