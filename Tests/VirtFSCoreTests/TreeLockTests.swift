@@ -55,22 +55,35 @@ import VirtFSTestSupport
     @Test func aKilledWriterLeavesNoLockBehind() throws {
         let dir = TemporaryDirectory()
         let tree = dir.sub("tree")
-        // A child process holds the lock as a writer does, and is killed with SIGKILL.
-        let pid = fork()
-        if pid == 0 {
-            let held = try? lock(tree)
-            withExtendedLifetime(held) { _ = pause() }
-            _exit(0)
-        }
+        // flock(1) holds flock(2) on the directory as a writer does, and is killed with SIGKILL.
+        // It is exec'd, not forked: a forked child would also hold every descriptor the other
+        // tests running in this process have open, and keep their locks alive.
+        var pid: pid_t = 0
+        let words: [String] = ["/usr/bin/flock", "-x", tree, "/bin/sleep", "60"]
+        var argv: [UnsafeMutablePointer<CChar>?] = words.map { strdup($0) }
+        argv.append(nil)
+        defer { argv.forEach { free($0) } }
+        // Its own process group, so that the sleep it starts (which inherits the lock) dies with it.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETPGROUP))
+        posix_spawnattr_setpgroup(&attributes, 0)
+        defer { posix_spawnattr_destroy(&attributes) }
+        #expect(posix_spawn(&pid, "/usr/bin/flock", nil, &attributes, argv, environ) == 0)
         var held = false
-        for _ in 0..<200 {
+        for _ in 0..<300 {
             if refusal({ _ = try lock(tree) }) != nil { held = true; break }
             usleep(10_000)
         }
         #expect(held)
-        kill(pid, SIGKILL)
+        kill(-pid, SIGKILL)
         var status: Int32 = 0
         waitpid(pid, &status, 0)
-        #expect(refusal { _ = try lock(tree) } == nil)
+        var released = false
+        for _ in 0..<300 {
+            if refusal({ _ = try lock(tree) }) == nil { released = true; break }
+            usleep(10_000)
+        }
+        #expect(released)
     }
 }
