@@ -38,12 +38,8 @@ extension HostEntry {
         var out: [Xattr] = []
         for name in names where name.starts(with: userPrefix) {
             if hideVirtfs && name.starts(with: virtfsPrefix) { continue }
-            let attribute = String(decoding: name, as: UTF8.self)
-            // A name that is not valid UTF-8 cannot be passed back through String; read it raw.
-            guard Array(attribute.utf8) == name else {
-                throw VirtFSError.corrupt("llistxattr", path: path, "xattr name is not valid UTF-8: 0x\(Bytes.hex(name))")
-            }
-            if let value = try xattr(attribute) {
+            // Read by its raw bytes: a guest may pick a name that is not UTF-8.
+            if let value = try xattr(named: name) {
                 out.append(Xattr(name: name, value: value))
             }
         }
@@ -173,7 +169,7 @@ func writeUserXattrs(_ attributes: GuestAttributes, to entry: HostEntry, refusin
         if refusingVirtfs && x.name.starts(with: virtfsPrefix) {
             throw VirtFSError.refused("lsetxattr", path: entry.path, "mapped-xattr cannot keep a guest xattr named \(String(decoding: x.name, as: UTF8.self)): QEMU reserves user.virtfs.*")
         }
-        try entry.setXattr(String(decoding: x.name, as: UTF8.self), x.value)
+        try entry.setXattr(named: x.name, x.value)
     }
 }
 

@@ -136,6 +136,19 @@ public struct HostEntry {
         do { try Sys.removeXattr(directory.fd, name, attribute) } catch let e as VirtFSError { throw e.at(path) }
     }
 
+    /// The same three calls for an attribute named by raw bytes, which need not be UTF-8.
+    public func xattr(named attribute: [UInt8]) throws -> [UInt8]? {
+        do { return try Sys.getXattr(directory.fd, name, attribute) } catch let e as VirtFSError { throw e.at(path) }
+    }
+
+    public func setXattr(named attribute: [UInt8], _ value: [UInt8]) throws {
+        do { try Sys.setXattr(directory.fd, name, attribute, value) } catch let e as VirtFSError { throw e.at(path) }
+    }
+
+    public func removeXattr(named attribute: [UInt8]) throws {
+        do { try Sys.removeXattr(directory.fd, name, attribute) } catch let e as VirtFSError { throw e.at(path) }
+    }
+
     /// The target of a real host symlink.
     public func readLink() throws -> [UInt8] {
         do { return try Sys.readLink(directory.fd, name) } catch let e as VirtFSError { throw e.at(path) }

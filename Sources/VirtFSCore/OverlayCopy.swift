@@ -7,13 +7,9 @@ import Glibc
 /// (`overlay.origin`, `upper`, `uuid`) point at the old filesystem: the converter reports them.
 public enum OverlayCopy {
     /// Copies the layer into `path`, a new or empty directory, and returns it; refuses a
-    /// directory that already holds something.
+    /// directory that already holds something, or one inside the layer or holding it.
     public static func copy(_ root: Walker.Location, intoNew path: [UInt8], failure: (VirtFSError) -> Void) throws -> Walker.Location {
-        _ = Sys.withCString(path) { mkdir($0, 0o700) }
-        let out = try Walker.exportRoot(path)
-        guard try Sys.isEmptyDirectory(out.directory.fd, path: out.path) else {
-            throw VirtFSError.refused("output", path: out.path, "not empty: --output writes a new copy of the layer")
-        }
+        let out = try OutputDirectory.prepare(path, copying: root)
         copy(root, into: out, failure: failure)
         // Opened anew: what the copy made (metadata directories) is not in the old context.
         return try Walker.exportRoot(path)
@@ -87,9 +83,8 @@ public enum OverlayCopy {
             try Sys.chown(dirfd, name, st.uid, st.gid)
             if st.fileType != .symlink { try Sys.chmod(dirfd, name, mode_t(st.permissions)) }
             for attribute in try entry.xattrNames() {
-                let text = String(decoding: attribute, as: UTF8.self)
-                guard let value = try entry.xattr(text) else { continue }
-                try Sys.setXattr(dirfd, name, text, value)
+                guard let value = try entry.xattr(named: attribute) else { continue }
+                try Sys.setXattr(dirfd, name, attribute, value)
             }
         } catch let error as VirtFSError {
             throw error.at(path)

@@ -198,27 +198,33 @@ public enum Sys {
     /// every value QEMU writes first (one call per attribute); a larger value is sized with a
     /// probe and re-read, looping on ERANGE since it can grow between the two calls.
     public static func getXattr(_ dirfd: Int32, _ name: [UInt8], _ attr: String) throws -> [UInt8]? {
+        try getXattr(dirfd, name, Array(attr.utf8))
+    }
+
+    /// lgetxattr(2) of an attribute named by raw bytes (a guest may choose any name).
+    public static func getXattr(_ dirfd: Int32, _ name: [UInt8], _ attributeName: [UInt8]) throws -> [UInt8]? {
         try checkName(name, "lgetxattr")
         let path = xattrPath(dirfd, name)
-        return try withCString(path) { p in
+        let attr = String(decoding: attributeName, as: UTF8.self)
+        return try withCString(path) { p in try withCString(attributeName) { a in
             var size = 256
             while true {
                 var buf = [UInt8](repeating: 0, count: size)
-                let n = buf.withUnsafeMutableBytes { lgetxattr(p, attr, $0.baseAddress, size) }
+                let n = buf.withUnsafeMutableBytes { lgetxattr(p, a, $0.baseAddress, size) }
                 if n >= 0 { return Array(buf[0..<n]) }
                 let e = virtfs_errno()
                 switch e {
                 case EINTR: continue
                 case ENODATA: return nil
                 case ERANGE:
-                    let probe = lgetxattr(p, attr, nil, 0)
+                    let probe = lgetxattr(p, a, nil, 0)
                     if probe < 0 && virtfs_errno() == ENODATA { return nil }
                     size = max(probe, size * 2)
                 default:
                     throw VirtFSError.system("lgetxattr", path: name, attribute: attr, errno: e)
                 }
             }
-        }
+        } }
     }
 
     /// llistxattr(2) as a list of names (raw bytes); sized like `getXattr`.
@@ -246,19 +252,31 @@ public enum Sys {
 
     /// lsetxattr(2).
     public static func setXattr(_ dirfd: Int32, _ name: [UInt8], _ attr: String, _ value: [UInt8]) throws {
+        try setXattr(dirfd, name, Array(attr.utf8), value)
+    }
+
+    /// lsetxattr(2) of an attribute named by raw bytes.
+    public static func setXattr(_ dirfd: Int32, _ name: [UInt8], _ attributeName: [UInt8], _ value: [UInt8]) throws {
         try checkName(name, "lsetxattr")
+        try checkName(attributeName, "lsetxattr")
         let path = xattrPath(dirfd, name)
-        _ = try retry("lsetxattr", name, attribute: attr) {
-            withCString(path) { p in value.withUnsafeBytes { lsetxattr(p, attr, $0.baseAddress, value.count, 0) } }
+        _ = try retry("lsetxattr", name, attribute: String(decoding: attributeName, as: UTF8.self)) {
+            withCString(path) { p in withCString(attributeName) { a in value.withUnsafeBytes { lsetxattr(p, a, $0.baseAddress, value.count, 0) } } }
         }
     }
 
     /// lremovexattr(2); a missing attribute is not an error.
     public static func removeXattr(_ dirfd: Int32, _ name: [UInt8], _ attr: String) throws {
+        try removeXattr(dirfd, name, Array(attr.utf8))
+    }
+
+    /// lremovexattr(2) of an attribute named by raw bytes.
+    public static func removeXattr(_ dirfd: Int32, _ name: [UInt8], _ attributeName: [UInt8]) throws {
         try checkName(name, "lremovexattr")
         let path = xattrPath(dirfd, name)
+        let attr = String(decoding: attributeName, as: UTF8.self)
         while true {
-            let r = withCString(path) { lremovexattr($0, attr) }
+            let r = withCString(path) { p in withCString(attributeName) { lremovexattr(p, $0) } }
             if r == 0 { return }
             let e = virtfs_errno()
             if e == EINTR { continue }
