@@ -138,7 +138,10 @@ public struct Converter {
         let changesInodes = options.from.isMapped || options.to.isMapped
         // Inodes with several names: how many were met, and the first one's path.
         var names: [FileIdentity: (count: UInt64, nlink: UInt64, path: [UInt8])] = [:]
-        Walker(options: walkOptions).walk(root, visit: { entry in
+        var preflightWalk = walkOptions
+        // Before a conversion to mapped-file starts, a name it reserves is the guest's data.
+        preflightWalk.hideMappedFileMetadata = options.from == .mappedFile || (inPlace && recorded)
+        Walker(options: preflightWalk).walk(root, visit: { entry in
             func refuse(_ why: String) {
                 ok = false
                 report(.refused("convert", path: entry.path, why))
