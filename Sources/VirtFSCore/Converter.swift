@@ -138,9 +138,16 @@ public struct Converter {
         let changesInodes = options.from.isMapped || options.to.isMapped
         // Inodes with several names: how many were met, and the first one's path.
         var names: [FileIdentity: (count: UInt64, nlink: UInt64, path: [UInt8])] = [:]
+        if inPlace && !recorded, case .mixed(let refusal) = alreadyConverted(root) {
+            report(refusal)
+            return false
+        }
         var preflightWalk = walkOptions
         // Before a conversion to mapped-file starts, a name it reserves is the guest's data.
+        // (Once the export root has its metadata file, which a conversion writes first, the
+        // conversion to mapped-file has begun or is done.)
         preflightWalk.hideMappedFileMetadata = options.from == .mappedFile || (inPlace && recorded)
+            || (options.to == .mappedFile && (try? Sys.stat(root.directory.fd, MappedFileNames.rootMetadata)) != nil)
         Walker(options: preflightWalk).walk(root, visit: { entry in
             func refuse(_ why: String) {
                 ok = false
@@ -152,6 +159,12 @@ public struct Converter {
                 if inPlace && !recorded {
                     refuse("the name is one virtfs-tools builds under and removes as a leftover: rename it first")
                 }
+                return
+            }
+            if preflightWalk.hideMappedFileMetadata == false && MappedFileNames.isReserved(entry.name)
+                && options.from == .mappedXattr && !carriesMappedMode(entry) {
+                // No guest made it (a guest's object here carries its metadata): a metadata
+                // directory left by an earlier conversion to mapped-file.
                 return
             }
             if inPlace && changesInodes && entry.stat.fileType != .directory && entry.stat.nlink > 1 {
@@ -194,7 +207,7 @@ public struct Converter {
 
     /// The state file is the export root's own; a guest file of that name deeper down is data.
     func isStateFile(_ entry: HostEntry, root: Walker.Location) -> Bool {
-        entry.name == Self.stateFileName && entry.directory === root.directory
+        (entry.name == Self.stateFileName || entry.name == Self.stateTemporaryName) && entry.directory === root.directory
     }
 
     // MARK: copying
@@ -304,12 +317,23 @@ public struct Converter {
         var summary = Summary()
         let rootDir = root.directory
         let rootStat = try root.entry().stat
+        let resumed: Bool
         if let (existing, _) = try? Sys.readFile(rootDir.fd, Self.stateFileName, limit: 4096) {
+            resumed = true
             guard existing == stateText else {
                 throw VirtFSError.refused("convert", path: root.path,
                     "an unfinished conversion (\(String(decoding: existing, as: UTF8.self).trimmingNewline)) is recorded in .virtfs-convert-state: run it again to finish it first")
             }
         } else {
+            resumed = false
+            switch alreadyConverted(root) {
+            case .mixed(let refusal): throw refusal
+            case .done(let entries):
+                // Finished before (a run stopped after its last step): nothing to do.
+                summary.alreadyDone = entries
+                return summary
+            case .no: break
+            }
             if options.to == .mappedXattr && options.from != .mappedXattr && !options.trustExistingXattrs {
                 // Before the state is recorded: from then on user.virtfs.mode marks converted entries.
                 dropForgedXattrs(root, summary: &summary, event: event)
@@ -320,6 +344,9 @@ public struct Converter {
         var links: [FileIdentity: [[UInt8]]] = [:]
         // Inodes with several names: how many are in the target form so far (see the top).
         var namesDone: [FileIdentity: (count: UInt64, path: [UInt8])] = [:]
+        // Inodes with several names converted by this run through one of them: the others
+        // are found in the target form, but this run converted them.
+        var convertedInodes: Set<FileIdentity> = []
         Walker(options: walkOptions).walk(root, visit: { entry in
             if isStateFile(entry, root: root) { return }
             if TemporaryName.matches(entry.name) {
@@ -328,6 +355,17 @@ public struct Converter {
                 try? MappedFileCodec().removeMetadata(of: entry)
                 try? Sys.unlink(entry.directory.fd, entry.name, directory: entry.stat.fileType == .directory)
                 return
+            }
+            // The times of the directory holding the entry, to give back at once whenever
+            // converting the entry changed it (a rebuilt object renamed in, a new
+            // .virtfs_metadata), so that a run stopped before the directory is done leaves
+            // its times as they were.
+            let parentTimes = entry.isExportRoot ? nil : times.last
+            var attempted = false
+            defer {
+                if attempted, let (atime, mtime) = parentTimes {
+                    try? Sys.setTimes(entry.directory.fd, [UInt8(ascii: ".")], atime: atime, mtime: mtime)
+                }
             }
             if entry.stat.fileType == .directory {
                 // The root's own times were taken before the state file changed them.
@@ -344,15 +382,23 @@ public struct Converter {
                     leftoverName = true
                 }
                 if current == options.to && !leftoverName {
-                    summary.alreadyDone += 1
+                    if shared && convertedInodes.contains(entry.stat.identity) {
+                        let view = try target.decode(entry)
+                        summary.count(view)
+                        event(.converted(view))
+                    } else {
+                        summary.alreadyDone += 1
+                    }
                     if shared && options.to == .mappedFile && links[entry.stat.identity] == nil {
                         links[entry.stat.identity] = Bytes.components(Array(entry.path.dropFirst(root.path.count)))
                     }
                 } else {
+                    attempted = true
                     let view = try self.view(of: entry, in: current, ours: true, summary: &summary, event: event)
                     let rebuilt = try convert(entry, view: view, from: current, root: root, links: &links)
                     summary.count(view)
                     event(.converted(view))
+                    if shared && !rebuilt { convertedInodes.insert(entry.stat.identity) }
                     // A rebuilt object is new, made in its final form, with this one name.
                     if rebuilt { return }
                 }
@@ -364,7 +410,10 @@ public struct Converter {
                     }
                     namesDone[entry.stat.identity] = nil
                 }
-                try finishInode(entry)
+                // An inode neither this run nor an interrupted one touched is left alone.
+                if resumed || attempted || convertedInodes.contains(entry.stat.identity) {
+                    try finishInode(entry)
+                }
             } catch let error as VirtFSError {
                 summary.failures += 1
                 event(.failed(error.at(entry.path)))
@@ -403,8 +452,11 @@ public struct Converter {
         for name in names { try? Sys.unlink(metadataDirectory, name) }
     }
 
+    /// The state file's own temporary name: a leftover of it is never a guest's file to keep.
+    static let stateTemporaryName = Array(".virtfs-convert-state.new".utf8)
+
     func writeState(_ root: DirectoryContext) throws {
-        let temporary = TemporaryName.current
+        let temporary = Self.stateTemporaryName
         let fd = try Sys.openAt(root.fd, temporary, O_WRONLY | O_CREAT | O_TRUNC, mode: 0o600)
         defer { Sys.close(fd) }
         try Sys.writeAll(fd, stateText, name: temporary)
@@ -421,6 +473,33 @@ public struct Converter {
             summary.dropped += forged.count
             event(.dropped(Self.droppedForged(entry.path, forged)))
         }, failure: { _ in })
+    }
+
+    /// A fresh conversion to mapped-xattr takes `user.virtfs.*` outside that model as forged
+    /// and drops them: run on a tree already converted (the same command once more), that
+    /// would wipe its metadata. A converted tree's root always carries `user.virtfs.mode`.
+    /// When the root carries it and so does every entry, the conversion is done; when only
+    /// some do, nothing is safe to assume and the run is refused.
+    enum Converted {
+        case no
+        case done(entries: Int)
+        case mixed(VirtFSError)
+    }
+
+    func alreadyConverted(_ root: Walker.Location) -> Converted {
+        guard options.to == .mappedXattr, options.from != .mappedXattr, !options.trustExistingXattrs,
+              let entry = try? root.entry(), carriesMappedMode(entry),
+              !(options.from == .mappedFile && MappedFileCodec().hasMetadata(entry)) else { return .no }
+        var entries = 0
+        var notConverted: [UInt8]?
+        Walker(options: walkOptions).walk(root, visit: { entry in
+            if isStateFile(entry, root: root) || TemporaryName.matches(entry.name) { return }
+            entries += 1
+            if notConverted == nil && (form(of: entry) != .mappedXattr || !carriesMappedMode(entry)) { notConverted = entry.path }
+        }, failure: { _ in })
+        guard let notConverted else { return .done(entries: entries) }
+        return .mixed(VirtFSError.refused("convert", path: root.path,
+            "the export root carries user.virtfs.mode as if converted to mapped-xattr, but \(String(decoding: notConverted, as: UTF8.self)) is not; converting from \(options.from.rawValue) would drop every user.virtfs.* value as forged: nothing done (check with virtfs-stat --model mapped-xattr; if a guest set it, remove it with setfattr -x user.virtfs.mode)"))
     }
 
     func carriesMappedMode(_ entry: HostEntry) -> Bool {
