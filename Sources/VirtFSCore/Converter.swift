@@ -316,14 +316,17 @@ public struct Converter {
     public func inPlace(_ root: Walker.Location, event: (Event) -> Void) throws -> Summary {
         var summary = Summary()
         let rootDir = root.directory
-        let rootStat = try root.entry().stat
         let resumed: Bool
-        if let (existing, _) = try? Sys.readFile(rootDir.fd, Self.stateFileName, limit: 4096) {
+        // Every directory's times before this conversion changed anything (see writeState).
+        var recordedTimes: [String: (Timestamp, Timestamp)] = [:]
+        if let (existing, _) = try? Sys.readFile(rootDir.fd, Self.stateFileName, limit: Self.stateLimit) {
             resumed = true
-            guard existing == stateText else {
+            let (header, times) = Self.parseState(existing)
+            guard header == stateText else {
                 throw VirtFSError.refused("convert", path: root.path,
-                    "an unfinished conversion (\(String(decoding: existing, as: UTF8.self).trimmingNewline)) is recorded in .virtfs-convert-state: run it again to finish it first")
+                    "an unfinished conversion (\(String(decoding: header, as: UTF8.self).trimmingNewline)) is recorded in .virtfs-convert-state: run it again to finish it first")
             }
+            recordedTimes = times
         } else {
             resumed = false
             switch alreadyConverted(root) {
@@ -338,8 +341,13 @@ public struct Converter {
                 // Before the state is recorded: from then on user.virtfs.mode marks converted entries.
                 dropForgedXattrs(root, summary: &summary, event: event)
             }
-            try writeState(rootDir)
+            recordedTimes = try writeState(root)
         }
+        func relative(_ path: [UInt8]) -> String {
+            let r = Bytes.components(Array(path.dropFirst(root.path.count)))
+            return r.isEmpty ? "." : Bytes.hex(r.joined(separator: [UInt8(ascii: "/")]).map { $0 })
+        }
+        let rootTimes = recordedTimes["."] ?? { let st = try? root.entry().stat; return (st?.atime ?? Timestamp(seconds: 0, nanoseconds: 0), st?.mtime ?? Timestamp(seconds: 0, nanoseconds: 0)) }()
         var times: [(Timestamp, Timestamp)] = []
         var links: [FileIdentity: [[UInt8]]] = [:]
         // Inodes with several names: how many are in the target form so far (see the top).
@@ -369,7 +377,7 @@ public struct Converter {
             }
             if entry.stat.fileType == .directory {
                 // The root's own times were taken before the state file changed them.
-                times.append(entry.isExportRoot ? (rootStat.atime, rootStat.mtime) : (entry.stat.atime, entry.stat.mtime))
+                times.append(entry.isExportRoot ? rootTimes : recordedTimes[relative(entry.path)] ?? (entry.stat.atime, entry.stat.mtime))
             }
             do {
                 let shared = entry.stat.fileType != .directory && entry.stat.nlink > 1
@@ -437,7 +445,7 @@ public struct Converter {
         }
         if summary.failures == 0 {
             try Sys.unlink(rootDir.fd, Self.stateFileName)
-            try? Sys.setTimes(rootDir.fd, [UInt8(ascii: ".")], atime: rootStat.atime, mtime: rootStat.mtime)
+            try? Sys.setTimes(rootDir.fd, [UInt8(ascii: ".")], atime: rootTimes.0, mtime: rootTimes.1)
         }
         return summary
     }
@@ -455,13 +463,63 @@ public struct Converter {
     /// The state file's own temporary name: a leftover of it is never a guest's file to keep.
     static let stateTemporaryName = Array(".virtfs-convert-state.new".utf8)
 
-    func writeState(_ root: DirectoryContext) throws {
+    static let stateLimit = 1 << 30
+
+    /// Records the conversion, and the times of every directory as they are before anything
+    /// changes (the state file itself changes the root's): a directory this run changes (a
+    /// rebuilt object renamed in, a `.virtfs_metadata` made or removed) gets them back when
+    /// done, even when that is in a later run. One line each: `times HEXPATH ATIME MTIME`.
+    /// Returns them. A failure here (ENOSPC) leaves the tree as it was.
+    func writeState(_ root: Walker.Location) throws -> [String: (Timestamp, Timestamp)] {
         let temporary = Self.stateTemporaryName
-        let fd = try Sys.openAt(root.fd, temporary, O_WRONLY | O_CREAT | O_TRUNC, mode: 0o600)
-        defer { Sys.close(fd) }
-        try Sys.writeAll(fd, stateText, name: temporary)
-        _ = try Sys.retry("fsync", temporary) { fsync(fd) }
-        try Sys.rename(root.fd, temporary, root.fd, Self.stateFileName)
+        var times: [String: (Timestamp, Timestamp)] = [:]
+        // A run stopped while writing this file (after making it, which changed the root's
+        // times) left the times it had read: those are the ones from before.
+        if let (leftover, _) = try? Sys.readFile(root.directory.fd, temporary, limit: Self.stateLimit) {
+            let (header, recorded) = Self.parseState(leftover)
+            if header == stateText { times = recorded }
+        }
+        var failure: VirtFSError?
+        Walker(options: walkOptions).walk(root, visit: { entry in
+            guard entry.stat.fileType == .directory else { return }
+            let parts = Bytes.components(Array(entry.path.dropFirst(root.path.count)))
+            let key = entry.isExportRoot ? "." : Bytes.hex(parts.joined(separator: [UInt8(ascii: "/")]).map { $0 })
+            if times[key] == nil { times[key] = (entry.stat.atime, entry.stat.mtime) }
+        }, failure: { failure = failure ?? $0 })
+        if let failure { throw failure }
+        func t(_ x: Timestamp) -> String { "\(x.seconds).\(x.nanoseconds)" }
+        var text = stateText
+        for (key, (atime, mtime)) in times { text += Array("times \(key) \(t(atime)) \(t(mtime))\n".utf8) }
+        let fd = try Sys.openAt(root.directory.fd, temporary, O_WRONLY | O_CREAT | O_TRUNC, mode: 0o600)
+        do {
+            defer { Sys.close(fd) }
+            try Sys.writeAll(fd, text, name: temporary)
+            _ = try Sys.retry("fsync", temporary) { fsync(fd) }
+            try Sys.rename(root.directory.fd, temporary, root.directory.fd, Self.stateFileName)
+        } catch {
+            try? Sys.unlink(root.directory.fd, temporary)
+            if let (atime, mtime) = times["."] { try? Sys.setTimes(root.directory.fd, [UInt8(ascii: ".")], atime: atime, mtime: mtime) }
+            throw error
+        }
+        return times
+    }
+
+    /// The state file's first line, and the directory times recorded after it.
+    static func parseState(_ bytes: [UInt8]) -> (header: [UInt8], times: [String: (Timestamp, Timestamp)]) {
+        let lines = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+        guard let first = lines.first else { return ([], [:]) }
+        var times: [String: (Timestamp, Timestamp)] = [:]
+        func timestamp(_ s: Substring) -> Timestamp? {
+            let p = s.split(separator: ".")
+            guard p.count == 2, let sec = Int64(p[0]), let nsec = UInt32(p[1]) else { return nil }
+            return Timestamp(seconds: sec, nanoseconds: nsec)
+        }
+        for line in lines.dropFirst() {
+            let f = String(decoding: line, as: UTF8.self).split(separator: " ")
+            guard f.count == 4, f[0] == "times", let a = timestamp(f[2]), let m = timestamp(f[3]) else { continue }
+            times[String(f[1])] = (a, m)
+        }
+        return (Array(first) + [UInt8(ascii: "\n")], times)
     }
 
     func dropForgedXattrs(_ root: Walker.Location, summary: inout Summary, event: (Event) -> Void) {
