@@ -192,3 +192,24 @@ import VirtFSTestSupport
         #expect(seen?.attributes.xattrs == [Xattr(name: name, value: [1, 2])])
     }
 }
+
+/// virtfs-overlay --output: the same refusal of a copy into itself, and a copy QEMU's user owns.
+@Suite struct OverlayOutput {
+    @Test("an overlay copy in a mapped model gives every host object, the root too, to --owner; into itself is refused")
+    func ownerAndNesting() throws {
+        let dir = TemporaryDirectory()
+        let layer = dir.sub("layer")
+        try TreeSpec(text: "dir . 0700 0:0\ndir d 0755 0:0\nfile d/f 0644 0:0").materialize(at: Array(layer.utf8), model: .passthrough, placement: HostPlacement())
+        let root = try Walker.exportRoot(Array(layer.utf8))
+        var failures: [VirtFSError] = []
+        _ = try OverlayCopy.copy(root, intoNew: Array(dir.path.utf8) + Array("/copy".utf8), owner: (65534, 65534)) { failures.append($0) }
+        #expect(failures.isEmpty, "\(failures)")
+        for path in ["copy", "copy/d", "copy/d/f"] {
+            var st = stat()
+            #expect(lstat(dir.path + "/" + path, &st) == 0)
+            #expect(st.st_uid == 65534 && st.st_gid == 65534, "\(path)")
+        }
+        #expect(throws: VirtFSError.self) { try OverlayCopy.copy(root, intoNew: Array((layer + "/d/out").utf8)) { _ in } }
+        #expect(access(layer + "/d/out", F_OK) != 0, "nothing was made inside the layer")
+    }
+}
