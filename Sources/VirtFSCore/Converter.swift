@@ -290,9 +290,14 @@ public struct Converter {
     /// What an in-place run would convert: every entry not yet in the target form. Writes nothing.
     public func plan(_ root: Walker.Location, entry report: (GuestView) -> Void) -> Summary {
         var summary = Summary()
+        // A fresh run to mapped-xattr first drops user.virtfs.* found elsewhere as forged, so
+        // no entry is in the target form then, unless the tree was converted already.
+        let recorded = (try? Sys.stat(root.directory.fd, Self.stateFileName)) != nil
+        var dropsForged = !recorded && options.to == .mappedXattr && options.from != .mappedXattr && !options.trustExistingXattrs
+        if dropsForged, case .done = alreadyConverted(root) { dropsForged = false }
         Walker(options: walkOptions).walk(root, visit: { entry in
             if TemporaryName.matches(entry.name) || isStateFile(entry, root: root) { return }
-            let current = form(of: entry)
+            let current = dropsForged && options.from != .mappedFile ? options.from : form(of: entry)
             guard let view = try? current.codec.decode(entry) else {
                 summary.failures += 1
                 return
@@ -300,6 +305,10 @@ public struct Converter {
             guard current != options.to else {
                 summary.alreadyDone += 1
                 return
+            }
+            if options.to == .mappedXattr && !options.trustExistingXattrs {
+                // What the run would drop as forged.
+                summary.dropped += view.attributes.xattrs.filter { $0.name.starts(with: virtfsPrefix) }.count
             }
             summary.count(view)
             report(view)

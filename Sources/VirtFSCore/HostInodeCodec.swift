@@ -44,6 +44,8 @@ public struct HostInodeCodec: ModelCodec {
         }
         if attributes.type == .symlink && (attributes.accessACL != nil || attributes.defaultACL != nil || !attributes.xattrs.isEmpty) {
             why.append("a symlink with ACLs or user xattrs: Linux keeps neither on a symlink")
+        } else if attributes.type.isSpecial && !attributes.xattrs.isEmpty {
+            why.append("a \(attributes.type.keyword) with user xattrs: Linux keeps user xattrs only on regular files and directories")
         }
         if !keepsACLs && (attributes.accessACL.map({ !$0.isMinimal }) == true || attributes.defaultACL != nil) {
             why.append("has ACLs, which a guest of a none export cannot see")

@@ -112,6 +112,8 @@ import VirtFSTestSupport
         #expect(reserved == [".virtfs_metadata: convert: mapped-file cannot hold it: the name is reserved by mapped-file for its metadata: QEMU hides it from the guest"])
         let symlink = try refusals("dir . 0755 0:0\nsymlink s 0777 0:0 target=x xattr.user.a=b", in: .mappedXattr, to: .passthrough)
         #expect(symlink.contains { $0.contains("s: convert: passthrough cannot hold it: a symlink with ACLs or user xattrs") })
+        let fifo = try refusals("dir . 0755 0:0\nfifo p 0644 0:0 xattr.user.a=b", in: .mappedXattr, to: .passthrough)
+        #expect(fifo == ["p: convert: passthrough cannot hold it: a fifo with user xattrs: Linux keeps user xattrs only on regular files and directories"])
         let temporary = try refusals("dir . 0755 0:0\nfile .virtfs-tools.1.tmp 0644 0:0", in: .mappedXattr, to: .mappedFile)
         #expect(temporary == [".virtfs-tools.1.tmp: convert: the name is one virtfs-tools builds under and removes as a leftover: rename it first"])
         // A copy only reads the tree: such a name is data to copy.
