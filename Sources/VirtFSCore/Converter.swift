@@ -356,7 +356,8 @@ public struct Converter {
             let r = Bytes.components(Array(path.dropFirst(root.path.count)))
             return r.isEmpty ? "." : Bytes.hex(r.joined(separator: [UInt8(ascii: "/")]).map { $0 })
         }
-        let rootTimes = recordedTimes["."] ?? { let st = try? root.entry().stat; return (st?.atime ?? Timestamp(seconds: 0, nanoseconds: 0), st?.mtime ?? Timestamp(seconds: 0, nanoseconds: 0)) }()
+        let rootStat = try root.entry().stat
+        let rootTimes = recordedTimes["."] ?? (rootStat.atime, rootStat.mtime)
         var times: [(Timestamp, Timestamp)] = []
         var links: [FileIdentity: [[UInt8]]] = [:]
         // Inodes with several names: how many are in the target form so far (see the top).
@@ -373,19 +374,9 @@ public struct Converter {
                 try? Sys.unlink(entry.directory.fd, entry.name, directory: entry.stat.fileType == .directory)
                 return
             }
-            // The times of the directory holding the entry, to give back at once whenever
-            // converting the entry changed it (a rebuilt object renamed in, a new
-            // .virtfs_metadata), so that a run stopped before the directory is done leaves
-            // its times as they were.
-            let parentTimes = entry.isExportRoot ? nil : times.last
             var attempted = false
-            defer {
-                if attempted, let (atime, mtime) = parentTimes {
-                    try? Sys.setTimes(entry.directory.fd, [UInt8(ascii: ".")], atime: atime, mtime: mtime)
-                }
-            }
             if entry.stat.fileType == .directory {
-                // The root's own times were taken before the state file changed them.
+                // As recorded with the state, before anything changed (writing it changed the root's).
                 times.append(entry.isExportRoot ? rootTimes : recordedTimes[relative(entry.path)] ?? (entry.stat.atime, entry.stat.mtime))
             }
             do {
@@ -499,6 +490,16 @@ public struct Converter {
         func t(_ x: Timestamp) -> String { "\(x.seconds).\(x.nanoseconds)" }
         var text = stateText
         for (key, (atime, mtime)) in times { text += Array("times \(key) \(t(atime)) \(t(mtime))\n".utf8) }
+        // Unnamed until complete where the filesystem allows it: the root's times change only
+        // when the file holding them is in place.
+        if let fd = try? Sys.openUnnamed(in: root.directory.fd, mode: 0o600) {
+            defer { Sys.close(fd) }
+            try Sys.writeAll(fd, text, name: Self.stateFileName)
+            _ = try Sys.retry("fsync", Self.stateFileName) { fsync(fd) }
+            try Sys.linkOpenFile(fd, root.directory.fd, Self.stateFileName)
+            try? Sys.unlink(root.directory.fd, temporary)
+            return times
+        }
         let fd = try Sys.openAt(root.directory.fd, temporary, O_WRONLY | O_CREAT | O_TRUNC, mode: 0o600)
         do {
             defer { Sys.close(fd) }
