@@ -13,6 +13,12 @@ import Glibc
 ///     under a temporary name and renamed over the old one.
 /// A state file in the export root (`.virtfs-convert-state`) records the conversion under way,
 /// so a run interrupted anywhere is finished by running the same command again.
+///
+/// What belongs to the host inode rather than to a name (mapped-xattr's `user.virtfs.*`, the
+/// host owner and mode QEMU's user needs, host ACLs) takes its final form only once every name
+/// of the inode is in the target form (the walk counts names against the link count): until
+/// then each remaining name still reads in its old form, so a run stopped between two names of
+/// a hard link (kill, ENOSPC, EPERM) loses nothing.
 public struct Converter {
     public struct Options: Sendable {
         public var from: SecurityModel
@@ -87,18 +93,29 @@ public struct Converter {
     }
 
     /// The guest view to carry over: the source's, minus `user.virtfs.*` xattrs a guest could
-    /// have forged where the target would make them authoritative.
-    func view(of entry: HostEntry, in model: SecurityModel, event: (Event) -> Void) throws -> GuestView {
+    /// have forged where the target would make them authoritative. In place, once the state
+    /// file is written, the forged ones are gone and any left are this conversion's own
+    /// (written through another name of a hard link, or before an interruption): `ours`
+    /// strips those without a word.
+    func view(of entry: HostEntry, in model: SecurityModel, ours: Bool = false, summary: inout Summary,
+              event: (Event) -> Void) throws -> GuestView {
         var view = try model.codec.decode(entry)
-        if model != .mappedXattr, options.to == .mappedXattr, !options.trustExistingXattrs {
+        if model != .mappedXattr, options.to == .mappedXattr {
             let forged = view.attributes.xattrs.filter { $0.name.starts(with: virtfsPrefix) }
-            if !forged.isEmpty {
+            if !forged.isEmpty && (ours || !options.trustExistingXattrs) {
                 view.attributes.xattrs.removeAll { $0.name.starts(with: virtfsPrefix) }
-                event(.dropped(VirtFSError.refused("convert", path: entry.path,
-                    "dropped \(forged.map { String(decoding: $0.name, as: UTF8.self) }.joined(separator: ", ")): written where the guest could forge it (--trust-existing-xattrs keeps it as the metadata)").checked(.untrustedXattr)))
+                if !ours {
+                    summary.dropped += forged.count
+                    event(.dropped(Self.droppedForged(entry.path, forged.map(\.name))))
+                }
             }
         }
         return view
+    }
+
+    static func droppedForged(_ path: [UInt8], _ names: [[UInt8]]) -> VirtFSError {
+        VirtFSError.refused("convert", path: path,
+            "dropped \(names.map { String(decoding: $0, as: UTF8.self) }.joined(separator: ", ")): written where the guest could forge it (--trust-existing-xattrs keeps it as the metadata)").checked(.untrustedXattr)
     }
 
     // MARK: checking before anything changes
@@ -107,24 +124,64 @@ public struct Converter {
     /// target cannot keep, guest-made devices and set-id root files without --allow-*, and
     /// steps that need root when not run as root. Returns false when the conversion must not
     /// start. Nothing is written.
-    public func preflight(_ root: Walker.Location, report: (VirtFSError) -> Void) -> Bool {
+    ///
+    /// Also refused, whatever the target: a value the target model cannot hold (the codec says
+    /// which), and, in place, a name virtfs-tools keeps for itself and an inode with names
+    /// outside the tree (converting it would change a file outside the tree).
+    public func preflight(_ root: Walker.Location, inPlace: Bool = true, report: (VirtFSError) -> Void) -> Bool {
         var ok = true
         let euid = geteuid()
         var groups = [gid_t](repeating: 0, count: 256)
         let n = getgroups(Int32(groups.count), &groups)
         let myGroups = Set(groups.prefix(max(0, Int(n))) + [getegid()])
-        Walker(options: walkOptions).walk(root, visit: { entry in
-            if TemporaryName.matches(entry.name) || entry.name == Self.stateFileName { return }
+        let recorded = (try? Sys.stat(root.directory.fd, Self.stateFileName)) != nil
+        let changesInodes = options.from.isMapped || options.to.isMapped
+        // Inodes with several names: how many were met, and the first one's path.
+        var names: [FileIdentity: (count: UInt64, nlink: UInt64, path: [UInt8])] = [:]
+        if inPlace && !recorded, case .mixed(let refusal) = alreadyConverted(root) {
+            report(refusal)
+            return false
+        }
+        var preflightWalk = walkOptions
+        // Before a conversion to mapped-file starts, a name it reserves is the guest's data.
+        // (Once the export root has its metadata file, which a conversion writes first, the
+        // conversion to mapped-file has begun or is done.)
+        preflightWalk.hideMappedFileMetadata = options.from == .mappedFile || (inPlace && recorded)
+            || (options.to == .mappedFile && (try? Sys.stat(root.directory.fd, MappedFileNames.rootMetadata)) != nil)
+        Walker(options: preflightWalk).walk(root, visit: { entry in
+            func refuse(_ why: String) {
+                ok = false
+                report(.refused("convert", path: entry.path, why))
+            }
+            if isStateFile(entry, root: root) { return }
+            if TemporaryName.matches(entry.name) {
+                // After an interruption these are the run's own leftovers, which it removes.
+                if inPlace && !recorded {
+                    refuse("the name is one virtfs-tools builds under and removes as a leftover: rename it first")
+                }
+                return
+            }
+            if preflightWalk.hideMappedFileMetadata == false && MappedFileNames.isReserved(entry.name)
+                && options.from == .mappedXattr && !carriesMappedMode(entry) {
+                // No guest made it (a guest's object here carries its metadata): a metadata
+                // directory left by an earlier conversion to mapped-file.
+                return
+            }
+            if inPlace && changesInodes && entry.stat.fileType != .directory && entry.stat.nlink > 1 {
+                names[entry.stat.identity, default: (0, entry.stat.nlink, entry.path)].count += 1
+            }
+            let current = form(of: entry)
             let view: GuestView
             do {
-                view = try form(of: entry).codec.decode(entry)
+                view = try current.codec.decode(entry)
             } catch {
                 return report((error as? VirtFSError) ?? .refused("decode", path: entry.path, "\(error)"))
             }
             let a = view.attributes
-            func refuse(_ why: String) {
-                ok = false
-                report(.refused("convert", path: entry.path, why))
+            if !(inPlace && current == options.to) {
+                for why in target.cannotHold(a, name: entry.isExportRoot ? nil : entry.name) {
+                    refuse("\(options.to.rawValue) cannot hold it: \(why)")
+                }
             }
             if !options.to.isMapped {
                 if a.type.hasDeviceNumber && a.rdev != .zero && !options.allowDevices {
@@ -138,12 +195,19 @@ public struct Converter {
                     if a.uid != euid { refuse("giving it to uid \(a.uid) needs root") }
                     if !myGroups.contains(a.gid) { refuse("giving it to gid \(a.gid) needs root") }
                 }
-                if options.to == .none, a.accessACL.map({ !$0.isMinimal }) == true || a.defaultACL != nil {
-                    refuse("has ACLs, which a guest of a none export cannot see")
-                }
             }
         }, failure: { report($0); ok = false })
+        for (_, seen) in names.sorted(by: { $0.value.path.lexicographicallyPrecedes($1.value.path) }) where seen.count < seen.nlink {
+            ok = false
+            report(.refused("convert", path: seen.path,
+                "hard link with \(seen.nlink - seen.count) of its \(seen.nlink) names outside the tree: converting it in place would change a file outside the tree (--output converts to a copy)"))
+        }
         return ok
+    }
+
+    /// The state file is the export root's own; a guest file of that name deeper down is data.
+    func isStateFile(_ entry: HostEntry, root: Walker.Location) -> Bool {
+        (entry.name == Self.stateFileName || entry.name == Self.stateTemporaryName) && entry.directory === root.directory
     }
 
     // MARK: copying
@@ -163,9 +227,15 @@ public struct Converter {
                 // Trusted user.virtfs.* values are the metadata: read such entries as mapped-xattr.
                 let trusted = options.trustExistingXattrs && options.to == .mappedXattr && options.from != .mappedXattr
                     && ((try? entry.xattrNames()) ?? []).contains(Array(VirtfsXattr.mode.utf8))
-                let view = try self.view(of: entry, in: trusted ? .mappedXattr : options.from, event: event)
+                let view = try self.view(of: entry, in: trusted ? .mappedXattr : options.from, summary: &summary, event: event)
                 let parts = entry.isExportRoot ? [] : components(entry.path)
                 if parts.isEmpty {
+                    if options.to.isMapped {
+                        // The output root is a host object QEMU's user must reach, like any
+                        // directory the mapped models create.
+                        if let owner = options.placement.owner { try Sys.chown(output.directory.fd, [UInt8(ascii: ".")], owner.uid, owner.gid) }
+                        try Sys.chmod(output.directory.fd, [UInt8(ascii: ".")], mode_t(options.placement.directoryMode))
+                    }
                     try target.update(view.attributes, of: output.entry(), placement: options.placement)
                     stack = [([], output.directory, (view.atime, view.mtime))]
                     summary.converted[view.type, default: 0] += 1
@@ -220,9 +290,14 @@ public struct Converter {
     /// What an in-place run would convert: every entry not yet in the target form. Writes nothing.
     public func plan(_ root: Walker.Location, entry report: (GuestView) -> Void) -> Summary {
         var summary = Summary()
+        // A fresh run to mapped-xattr first drops user.virtfs.* found elsewhere as forged, so
+        // no entry is in the target form then, unless the tree was converted already.
+        let recorded = (try? Sys.stat(root.directory.fd, Self.stateFileName)) != nil
+        var dropsForged = !recorded && options.to == .mappedXattr && options.from != .mappedXattr && !options.trustExistingXattrs
+        if dropsForged, case .done = alreadyConverted(root) { dropsForged = false }
         Walker(options: walkOptions).walk(root, visit: { entry in
-            if TemporaryName.matches(entry.name) || entry.name == Self.stateFileName { return }
-            let current = form(of: entry)
+            if TemporaryName.matches(entry.name) || isStateFile(entry, root: root) { return }
+            let current = dropsForged && options.from != .mappedFile ? options.from : form(of: entry)
             guard let view = try? current.codec.decode(entry) else {
                 summary.failures += 1
                 return
@@ -230,6 +305,10 @@ public struct Converter {
             guard current != options.to else {
                 summary.alreadyDone += 1
                 return
+            }
+            if options.to == .mappedXattr && !options.trustExistingXattrs {
+                // What the run would drop as forged.
+                summary.dropped += view.attributes.xattrs.filter { $0.name.starts(with: virtfsPrefix) }.count
             }
             summary.count(view)
             report(view)
@@ -246,26 +325,51 @@ public struct Converter {
     public func inPlace(_ root: Walker.Location, event: (Event) -> Void) throws -> Summary {
         var summary = Summary()
         let rootDir = root.directory
-        let rootStat = try root.entry().stat
-        if let (existing, _) = try? Sys.readFile(rootDir.fd, Self.stateFileName, limit: 4096) {
-            guard existing == stateText else {
+        let resumed: Bool
+        // Every directory's times before this conversion changed anything (see writeState).
+        var recordedTimes: [String: (Timestamp, Timestamp)] = [:]
+        if let (existing, _) = try? Sys.readFile(rootDir.fd, Self.stateFileName, limit: Self.stateLimit) {
+            resumed = true
+            let (header, times) = Self.parseState(existing)
+            guard header == stateText else {
                 if let record = ConversionRecord.parse(existing) {
                     throw VirtFSError.interruptedConversion(record, path: root.path)
                 }
                 throw VirtFSError.refused("convert", path: root.path,
-                    "an unfinished conversion (\(String(decoding: existing, as: UTF8.self).trimmingNewline)) is recorded in .virtfs-convert-state: run it again to finish it first")
+                    "an unfinished conversion (\(String(decoding: header, as: UTF8.self).trimmingNewline)) is recorded in .virtfs-convert-state: run it again to finish it first")
             }
+            recordedTimes = times
         } else {
+            resumed = false
+            switch alreadyConverted(root) {
+            case .mixed(let refusal): throw refusal
+            case .done(let entries):
+                // Finished before (a run stopped after its last step): nothing to do.
+                summary.alreadyDone = entries
+                return summary
+            case .no: break
+            }
             if options.to == .mappedXattr && options.from != .mappedXattr && !options.trustExistingXattrs {
                 // Before the state is recorded: from then on user.virtfs.mode marks converted entries.
                 dropForgedXattrs(root, summary: &summary, event: event)
             }
-            try writeState(rootDir)
+            recordedTimes = try writeState(root)
         }
+        func relative(_ path: [UInt8]) -> String {
+            let r = Bytes.components(Array(path.dropFirst(root.path.count)))
+            return r.isEmpty ? "." : Bytes.hex(r.joined(separator: [UInt8(ascii: "/")]).map { $0 })
+        }
+        let rootStat = try root.entry().stat
+        let rootTimes = recordedTimes["."] ?? (rootStat.atime, rootStat.mtime)
         var times: [(Timestamp, Timestamp)] = []
         var links: [FileIdentity: [[UInt8]]] = [:]
+        // Inodes with several names: how many are in the target form so far (see the top).
+        var namesDone: [FileIdentity: (count: UInt64, path: [UInt8])] = [:]
+        // Inodes with several names converted by this run through one of them: the others
+        // are found in the target form, but this run converted them.
+        var convertedInodes: Set<FileIdentity> = []
         Walker(options: walkOptions).walk(root, visit: { entry in
-            if entry.name == Self.stateFileName { return }
+            if isStateFile(entry, root: root) { return }
             if TemporaryName.matches(entry.name) {
                 // Half-built by an interrupted run, never renamed into place: its metadata
                 // file (mapped-file) and itself go.
@@ -273,20 +377,54 @@ public struct Converter {
                 try? Sys.unlink(entry.directory.fd, entry.name, directory: entry.stat.fileType == .directory)
                 return
             }
+            var attempted = false
             if entry.stat.fileType == .directory {
-                // The root's own times were taken before the state file changed them.
-                times.append(entry.isExportRoot ? (rootStat.atime, rootStat.mtime) : (entry.stat.atime, entry.stat.mtime))
+                // As recorded with the state, before anything changed (writing it changed the root's).
+                times.append(entry.isExportRoot ? rootTimes : recordedTimes[relative(entry.path)] ?? (entry.stat.atime, entry.stat.mtime))
             }
             do {
-                let current = form(of: entry)
-                if current == options.to {
-                    summary.alreadyDone += 1
-                    return
+                let shared = entry.stat.fileType != .directory && entry.stat.nlink > 1
+                var current = form(of: entry)
+                var leftoverName = false
+                if current == .mappedFile && options.to == .mappedXattr && carriesMappedMode(entry) {
+                    // Its inode was converted through another name (or before an interruption):
+                    // the xattrs are the metadata now, this name's old file is all that is left.
+                    current = .mappedXattr
+                    leftoverName = true
                 }
-                let view = try self.view(of: entry, in: current, event: event)
-                try convert(entry, view: view, from: current, root: root, links: &links)
-                summary.count(view)
-                event(.converted(view))
+                if current == options.to && !leftoverName {
+                    if shared && convertedInodes.contains(entry.stat.identity) {
+                        let view = try target.decode(entry)
+                        summary.count(view)
+                        event(.converted(view))
+                    } else {
+                        summary.alreadyDone += 1
+                    }
+                    if shared && options.to == .mappedFile && links[entry.stat.identity] == nil {
+                        links[entry.stat.identity] = Bytes.components(Array(entry.path.dropFirst(root.path.count)))
+                    }
+                } else {
+                    attempted = true
+                    let view = try self.view(of: entry, in: current, ours: true, summary: &summary, event: event)
+                    let rebuilt = try convert(entry, view: view, from: current, root: root, links: &links)
+                    summary.count(view)
+                    event(.converted(view))
+                    if shared && !rebuilt { convertedInodes.insert(entry.stat.identity) }
+                    // A rebuilt object is new, made in its final form, with this one name.
+                    if rebuilt { return }
+                }
+                if shared {
+                    let seen = (namesDone[entry.stat.identity]?.count ?? 0) + 1
+                    guard seen >= entry.stat.nlink else {
+                        namesDone[entry.stat.identity] = (seen, namesDone[entry.stat.identity]?.path ?? entry.path)
+                        return
+                    }
+                    namesDone[entry.stat.identity] = nil
+                }
+                // An inode neither this run nor an interrupted one touched is left alone.
+                if resumed || attempted || convertedInodes.contains(entry.stat.identity) {
+                    try finishInode(entry)
+                }
             } catch let error as VirtFSError {
                 summary.failures += 1
                 event(.failed(error.at(entry.path)))
@@ -303,9 +441,14 @@ public struct Converter {
             summary.failures += 1
             event(.failed(error))
         })
+        for (_, left) in namesDone.sorted(by: { $0.value.path.lexicographicallyPrecedes($1.value.path) }) {
+            summary.failures += 1
+            event(.failed(.refused("convert", path: left.path,
+                "hard link whose other names were not all converted (outside the tree, or failed): its inode keeps its \(options.from.rawValue) form until they are")))
+        }
         if summary.failures == 0 {
             try Sys.unlink(rootDir.fd, Self.stateFileName)
-            try? Sys.setTimes(rootDir.fd, [UInt8(ascii: ".")], atime: rootStat.atime, mtime: rootStat.mtime)
+            try? Sys.setTimes(rootDir.fd, [UInt8(ascii: ".")], atime: rootTimes.0, mtime: rootTimes.1)
         }
         return summary
     }
@@ -320,13 +463,76 @@ public struct Converter {
         for name in names { try? Sys.unlink(metadataDirectory, name) }
     }
 
-    func writeState(_ root: DirectoryContext) throws {
-        let temporary = TemporaryName.current
-        let fd = try Sys.openAt(root.fd, temporary, O_WRONLY | O_CREAT | O_TRUNC, mode: 0o600)
-        defer { Sys.close(fd) }
-        try Sys.writeAll(fd, stateText, name: temporary)
-        _ = try Sys.retry("fsync", temporary) { fsync(fd) }
-        try Sys.rename(root.fd, temporary, root.fd, Self.stateFileName)
+    /// The state file's own temporary name: a leftover of it is never a guest's file to keep.
+    static let stateTemporaryName = Array(".virtfs-convert-state.new".utf8)
+
+    static let stateLimit = 1 << 30
+
+    /// Records the conversion, and the times of every directory as they are before anything
+    /// changes (the state file itself changes the root's): a directory this run changes (a
+    /// rebuilt object renamed in, a `.virtfs_metadata` made or removed) gets them back when
+    /// done, even when that is in a later run. One line each: `times HEXPATH ATIME MTIME`.
+    /// Returns them. A failure here (ENOSPC) leaves the tree as it was.
+    func writeState(_ root: Walker.Location) throws -> [String: (Timestamp, Timestamp)] {
+        let temporary = Self.stateTemporaryName
+        var times: [String: (Timestamp, Timestamp)] = [:]
+        // A run stopped while writing this file (after making it, which changed the root's
+        // times) left the times it had read: those are the ones from before.
+        if let (leftover, _) = try? Sys.readFile(root.directory.fd, temporary, limit: Self.stateLimit) {
+            let (header, recorded) = Self.parseState(leftover)
+            if header == stateText { times = recorded }
+        }
+        var failure: VirtFSError?
+        Walker(options: walkOptions).walk(root, visit: { entry in
+            guard entry.stat.fileType == .directory else { return }
+            let parts = Bytes.components(Array(entry.path.dropFirst(root.path.count)))
+            let key = entry.isExportRoot ? "." : Bytes.hex(parts.joined(separator: [UInt8(ascii: "/")]).map { $0 })
+            if times[key] == nil { times[key] = (entry.stat.atime, entry.stat.mtime) }
+        }, failure: { failure = failure ?? $0 })
+        if let failure { throw failure }
+        func t(_ x: Timestamp) -> String { "\(x.seconds).\(x.nanoseconds)" }
+        var text = stateText
+        for (key, (atime, mtime)) in times { text += Array("times \(key) \(t(atime)) \(t(mtime))\n".utf8) }
+        // Unnamed until complete where the filesystem allows it: the root's times change only
+        // when the file holding them is in place.
+        if let fd = try? Sys.openUnnamed(in: root.directory.fd, mode: 0o600) {
+            defer { Sys.close(fd) }
+            try Sys.writeAll(fd, text, name: Self.stateFileName)
+            _ = try Sys.retry("fsync", Self.stateFileName) { fsync(fd) }
+            try Sys.linkOpenFile(fd, root.directory.fd, Self.stateFileName)
+            try? Sys.unlink(root.directory.fd, temporary)
+            return times
+        }
+        let fd = try Sys.openAt(root.directory.fd, temporary, O_WRONLY | O_CREAT | O_TRUNC, mode: 0o600)
+        do {
+            defer { Sys.close(fd) }
+            try Sys.writeAll(fd, text, name: temporary)
+            _ = try Sys.retry("fsync", temporary) { fsync(fd) }
+            try Sys.rename(root.directory.fd, temporary, root.directory.fd, Self.stateFileName)
+        } catch {
+            try? Sys.unlink(root.directory.fd, temporary)
+            if let (atime, mtime) = times["."] { try? Sys.setTimes(root.directory.fd, [UInt8(ascii: ".")], atime: atime, mtime: mtime) }
+            throw error
+        }
+        return times
+    }
+
+    /// The state file's first line, and the directory times recorded after it.
+    static func parseState(_ bytes: [UInt8]) -> (header: [UInt8], times: [String: (Timestamp, Timestamp)]) {
+        let lines = bytes.split(separator: UInt8(ascii: "\n"), omittingEmptySubsequences: false)
+        guard let first = lines.first else { return ([], [:]) }
+        var times: [String: (Timestamp, Timestamp)] = [:]
+        func timestamp(_ s: Substring) -> Timestamp? {
+            let p = s.split(separator: ".")
+            guard p.count == 2, let sec = Int64(p[0]), let nsec = UInt32(p[1]) else { return nil }
+            return Timestamp(seconds: sec, nanoseconds: nsec)
+        }
+        for line in lines.dropFirst() {
+            let f = String(decoding: line, as: UTF8.self).split(separator: " ")
+            guard f.count == 4, f[0] == "times", let a = timestamp(f[2]), let m = timestamp(f[3]) else { continue }
+            times[String(f[1])] = (a, m)
+        }
+        return (Array(first) + [UInt8(ascii: "\n")], times)
     }
 
     func dropForgedXattrs(_ root: Walker.Location, summary: inout Summary, event: (Event) -> Void) {
@@ -334,16 +540,78 @@ public struct Converter {
             guard let names = try? entry.xattrNames() else { return }
             let forged = names.filter { $0.starts(with: virtfsPrefix) }
             guard !forged.isEmpty else { return }
-            for name in forged { try? entry.removeXattr(String(decoding: name, as: UTF8.self)) }
+            for name in forged { try? entry.removeXattr(raw: name) }
             summary.dropped += forged.count
-            event(.dropped(VirtFSError.refused("convert", path: entry.path,
-                "dropped \(forged.map { String(decoding: $0, as: UTF8.self) }.joined(separator: ", ")): written where the guest could forge it (--trust-existing-xattrs keeps it as the metadata)").checked(.untrustedXattr)))
+            event(.dropped(Self.droppedForged(entry.path, forged)))
         }, failure: { _ in })
     }
 
-    /// One entry from its current form to the target's, with one commit point (see above).
+    /// A fresh conversion to mapped-xattr takes `user.virtfs.*` outside that model as forged
+    /// and drops them: run on a tree already converted (the same command once more), that
+    /// would wipe its metadata. A converted tree's root always carries `user.virtfs.mode`.
+    /// When the root carries it and so does every entry, the conversion is done; when only
+    /// some do, nothing is safe to assume and the run is refused.
+    enum Converted {
+        case no
+        case done(entries: Int)
+        case mixed(VirtFSError)
+    }
+
+    func alreadyConverted(_ root: Walker.Location) -> Converted {
+        guard options.to == .mappedXattr, options.from != .mappedXattr, !options.trustExistingXattrs,
+              let entry = try? root.entry(), carriesMappedMode(entry),
+              !(options.from == .mappedFile && MappedFileCodec().hasMetadata(entry)) else { return .no }
+        var entries = 0
+        var notConverted: [UInt8]?
+        Walker(options: walkOptions).walk(root, visit: { entry in
+            if isStateFile(entry, root: root) || TemporaryName.matches(entry.name) { return }
+            entries += 1
+            if notConverted == nil && (form(of: entry) != .mappedXattr || !carriesMappedMode(entry)) { notConverted = entry.path }
+        }, failure: { _ in })
+        guard let notConverted else { return .done(entries: entries) }
+        return .mixed(VirtFSError.refused("convert", path: root.path,
+            "the export root carries user.virtfs.mode as if converted to mapped-xattr, but \(String(decoding: notConverted, as: UTF8.self)) is not; converting from \(options.from.rawValue) would drop every user.virtfs.* value as forged: nothing done (check with virtfs-stat --model mapped-xattr; if a guest set it, remove it with setfattr -x user.virtfs.mode)"))
+    }
+
+    func carriesMappedMode(_ entry: HostEntry) -> Bool {
+        ((try? entry.xattrNames()) ?? []).contains(Array(VirtfsXattr.mode.utf8))
+    }
+
+    /// The inode's own part of the conversion, once every name of it is in the target form:
+    /// mapped-xattr's `user.virtfs.*` go when leaving it; host ACLs go when entering it (the
+    /// guest's are in `user.virtfs.system.*` now); leaving passthrough or none, the inode goes
+    /// to the user QEMU runs as, with fmode/dmode. Idempotent: an entry found already converted
+    /// after an interruption passes here again.
+    func finishInode(_ entry: HostEntry) throws {
+        let (from, to) = (options.from, options.to)
+        let hostType = entry.stat.fileType
+        guard hostType == .regular || hostType == .directory else { return }
+        let names = try entry.xattrNames()
+        if from == .mappedXattr && to != .mappedXattr && names.contains(where: { $0.starts(with: virtfsPrefix) }) {
+            try MappedXattrCodec().removeMetadata(of: entry)
+        }
+        if to == .mappedXattr {
+            if names.contains(Array(HostACLXattr.access.utf8)) { try entry.removeXattr(HostACLXattr.access) }
+            if names.contains(Array(HostACLXattr.default.utf8)) { try entry.removeXattr(HostACLXattr.default) }
+        }
+        if !from.isMapped && to.isMapped {
+            let placement = options.placement
+            if let owner = placement.owner { try Sys.chown(entry.directory.fd, entry.name, owner.uid, owner.gid) }
+            var mode = hostType == .directory ? placement.directoryMode : placement.fileMode
+            if to == .mappedFile, let acl = try target.decode(entry).attributes.accessACL, !acl.isMinimal {
+                // In mapped-file the host ACL is the guest's, so its mask stays the group bits:
+                // the host mode bits are the ACL's owner, mask and other entries.
+                mode = (mode & 0o7000) | acl.modeBits
+            }
+            try Sys.chmod(entry.directory.fd, entry.name, mode_t(mode))
+        }
+    }
+
+    /// One entry from its current form to the target's, with one commit point (see above); the
+    /// inode's own part waits for `finishInode`. Returns true when the host object was rebuilt
+    /// (a new object, complete in the target form).
     func convert(_ entry: HostEntry, view: GuestView, from current: SecurityModel, root: Walker.Location,
-                 links: inout [FileIdentity: [[UInt8]]]) throws {
+                 links: inout [FileIdentity: [[UInt8]]]) throws -> Bool {
         let to = options.to
         let a = view.attributes
         let hostType = entry.stat.fileType ?? .regular
@@ -351,30 +619,50 @@ public struct Converter {
         let targetIsPlain = to.isMapped || a.type == .regular || a.type == .directory
         let dir = entry.directory
         let placement = options.placement
+        let parts = Bytes.components(Array(entry.path.dropFirst(root.path.count)))
         if !current.isMapped && !to.isMapped {
-            return  // passthrough and none store the same inode
+            return false  // passthrough and none store the same inode
+        }
+        if current == to {
+            // mapped-file -> mapped-xattr, the inode done through another name: drop this
+            // name's metadata file.
+            try MappedFileCodec().removeMetadata(of: entry)
+            return false
         }
         if !entry.isExportRoot && (!hostIsPlain || !targetIsPlain) {
-            // The host object changes kind: build it complete aside, then rename it over.
+            // The host object changes kind: build it complete aside, then rename it over. A
+            // later name of the same old object becomes a link of the new one, as it was.
             let temporary = TemporaryName.current
             try? Sys.unlink(dir.fd, temporary)
             let codec = to.isMapped ? target : HostInodeCodec(model: to)
-            try codec.create(a, named: temporary, in: dir, content: .empty, placement: placement)
-            try Sys.setTimes(dir.fd, temporary, atime: view.atime, mtime: view.mtime)
+            if let mfd = try dir.metadataDirectory() { try? Sys.unlink(mfd, temporary) }
+            // (The old object's link count already dropped with each name replaced before.)
+            let old = entry.stat.identity
+            if let first = links[old], let firstLocation = try? Walker.inside(root, relative: first, path: []),
+               let firstEntry = try? firstLocation.entry(), firstEntry.stat.fileType == (to.isMapped ? .regular : a.type) {
+                try withExtendedLifetime(firstLocation) {
+                    try codec.link(firstEntry, as: temporary, in: dir, placement: placement)
+                }
+            } else {
+                try codec.create(a, named: temporary, in: dir, content: .empty, placement: placement)
+                try Sys.setTimes(dir.fd, temporary, atime: view.atime, mtime: view.mtime)
+                if entry.stat.nlink > 1 { links[old] = parts }
+            }
             if to == .mappedFile, let mfd = try dir.metadataDirectory() {
                 try Sys.rename(mfd, temporary, mfd, entry.name)
             }
             try Sys.rename(dir.fd, temporary, dir.fd, entry.name)
             if current == .mappedFile { try MappedFileCodec().removeMetadata(of: entry) }
-            return
+            // Its last name replaced, the old inode is freed and its number may come back.
+            if entry.stat.nlink == 1 { links[old] = nil }
+            return true
         }
         if to.isMapped {
-            let parts = Bytes.components(Array(entry.path.dropFirst(root.path.count)))
             let firstLocation = try links[entry.stat.identity].map { try Walker.inside(root, relative: $0, path: []) }
             if to == .mappedFile, hostType != .directory, let firstLocation,
                let firstMetadata = try firstLocation.directory.metadataDirectory() {
-                // Another name of this inode was converted in this run: share its metadata
-                // file, as QEMU's link does. (The first name's directory stays open meanwhile.)
+                // Another name of this inode is converted: share its metadata file, as QEMU's
+                // link does. (The first name's directory stays open meanwhile.)
                 let mfd = try dir.makeMetadataDirectory(placement: placement)
                 let temporary = TemporaryName.current
                 try? Sys.unlink(mfd, temporary)
@@ -388,26 +676,9 @@ public struct Converter {
             if entry.stat.nlink > 1 && hostType != .directory && links[entry.stat.identity] == nil {
                 links[entry.stat.identity] = parts
             }
-            switch current {
-            case .mappedXattr: try MappedXattrCodec().removeMetadata(of: entry)
-            case .mappedFile: try MappedFileCodec().removeMetadata(of: entry)
-            default: break
-            }
-            if to == .mappedXattr {
-                try? entry.removeXattr(HostACLXattr.access)
-                if hostType == .directory { try? entry.removeXattr(HostACLXattr.default) }
-            }
-            if !current.isMapped {
-                // The host object now belongs to the user QEMU runs as, with fmode/dmode; in
-                // mapped-file the host ACL is the guest's, so its mask stays the group bits.
-                if let owner = placement.owner { try Sys.chown(dir.fd, entry.name, owner.uid, owner.gid) }
-                var mode = hostType == .directory ? placement.directoryMode : placement.fileMode
-                if to == .mappedFile, let acl = a.accessACL, !acl.isMinimal {
-                    // Host mode bits are the ACL's owner, mask and other entries: keep them.
-                    mode = (mode & 0o7000) | acl.modeBits
-                }
-                try Sys.chmod(dir.fd, entry.name, mode_t(mode))
-            }
+            // Leaving mapped-file, this name's metadata file goes now (the commit point);
+            // leaving mapped-xattr, the inode's xattrs wait for its last name.
+            if current == .mappedFile { try MappedFileCodec().removeMetadata(of: entry) }
         } else {
             try HostInodeCodec(model: to).update(a, of: entry, placement: placement)
             switch current {
@@ -417,6 +688,7 @@ public struct Converter {
             }
         }
         try? Sys.setTimes(dir.fd, entry.name, atime: view.atime, mtime: view.mtime)
+        return false
     }
 }
 

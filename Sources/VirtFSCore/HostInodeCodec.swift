@@ -32,6 +32,27 @@ public struct HostInodeCodec: ModelCodec {
         return view
     }
 
+    /// Values a host inode cannot take: chown(2) reads an id of -1 as "leave it unchanged",
+    /// and Linux keeps no ACLs or user xattrs on a symlink.
+    public func cannotHold(_ attributes: GuestAttributes, name: [UInt8]?) -> [String] {
+        var why: [String] = []
+        if attributes.uid == UInt32.max {
+            why.append("uid 4294967295 is -1, which chown(2) reads as \"leave the owner unchanged\"")
+        }
+        if attributes.gid == UInt32.max {
+            why.append("gid 4294967295 is -1, which chown(2) reads as \"leave the group unchanged\"")
+        }
+        if attributes.type == .symlink && (attributes.accessACL != nil || attributes.defaultACL != nil || !attributes.xattrs.isEmpty) {
+            why.append("a symlink with ACLs or user xattrs: Linux keeps neither on a symlink")
+        } else if attributes.type.isSpecial && !attributes.xattrs.isEmpty {
+            why.append("a \(attributes.type.keyword) with user xattrs: Linux keeps user xattrs only on regular files and directories")
+        }
+        if !keepsACLs && (attributes.accessACL.map({ !$0.isMinimal }) == true || attributes.defaultACL != nil) {
+            why.append("has ACLs, which a guest of a none export cannot see")
+        }
+        return why
+    }
+
     public func create(_ attributes: GuestAttributes, named name: [UInt8], in directory: DirectoryContext,
                        content: Content, placement: HostPlacement) throws {
         let path = Bytes.join(directory.path, name)

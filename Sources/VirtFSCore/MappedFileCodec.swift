@@ -105,6 +105,30 @@ public struct MappedFileCodec: ModelCodec {
         )
     }
 
+    /// Values a metadata file cannot carry: QEMU writes each field as a C int and leaves out a
+    /// field that is -1 (its "unset"), so the guest would see the host object's value instead.
+    public func cannotHold(_ attributes: GuestAttributes, name: [UInt8]?) -> [String] {
+        var why: [String] = []
+        if attributes.uid == UInt32.max {
+            why.append("uid 4294967295 is -1 in a metadata file, which QEMU reads as no uid: the guest would see the host owner's")
+        }
+        if attributes.gid == UInt32.max {
+            why.append("gid 4294967295 is -1 in a metadata file, which QEMU reads as no gid: the guest would see the host group's")
+        }
+        if attributes.type.hasDeviceNumber {
+            let dev = attributes.rdev.glibc
+            if dev > 0xffff_ffff {
+                why.append("device \(attributes.rdev) does not fit in the 32-bit int a metadata file keeps")
+            } else if dev == 0xffff_ffff {
+                why.append("device \(attributes.rdev) is makedev() -1, which QEMU stores as no rdev: the guest would see 0,0")
+            }
+        }
+        if let name, MappedFileNames.isReserved(name) {
+            why.append("the name is reserved by mapped-file for its metadata: QEMU hides it from the guest")
+        }
+        return why
+    }
+
     public func create(_ attributes: GuestAttributes, named name: [UInt8], in directory: DirectoryContext,
                        content: Content, placement: HostPlacement) throws {
         let entry = try createMappedHostObject(attributes, named: name, in: directory, content: content, placement: placement)

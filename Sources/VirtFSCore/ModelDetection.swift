@@ -19,7 +19,9 @@ public struct ConversionRecord: Sendable, Equatable {
 
     static func parse(_ bytes: [UInt8]) -> ConversionRecord? {
         var fields: [String: String] = [:]
-        for word in String(decoding: bytes, as: UTF8.self).split(whereSeparator: { $0 == " " || $0 == "\n" }) {
+        // The first line names the conversion; lines after it record directory times.
+        let header = bytes.prefix { $0 != 0x0a }
+        for word in String(decoding: header, as: UTF8.self).split(separator: " ") {
             let pair = word.split(separator: "=", maxSplits: 1)
             if pair.count == 2 { fields[String(pair[0])] = String(pair[1]) }
         }

@@ -7,19 +7,19 @@ import Glibc
 /// (`overlay.origin`, `upper`, `uuid`) point at the old filesystem: the converter reports them.
 public enum OverlayCopy {
     /// Copies the layer into `path`, a new or empty directory, and returns it; refuses a
-    /// directory that already holds something.
-    public static func copy(_ root: Walker.Location, intoNew path: [UInt8], failure: (VirtFSError) -> Void) throws -> Walker.Location {
-        _ = Sys.withCString(path) { mkdir($0, 0o700) }
-        let out = try Walker.exportRoot(path)
-        guard try Sys.isEmptyDirectory(out.directory.fd, path: out.path) else {
-            throw VirtFSError.refused("output", path: out.path, "not empty: --output writes a new copy of the layer")
-        }
-        copy(root, into: out, failure: failure)
+    /// directory that already holds something, or one inside the layer or holding it. With
+    /// `owner` (a mapped model, where the host owner is the user QEMU runs as, not the guest's),
+    /// every host object of the copy, its root too, goes to that user.
+    public static func copy(_ root: Walker.Location, intoNew path: [UInt8], owner: (uid: UInt32, gid: UInt32)? = nil,
+                            failure: (VirtFSError) -> Void) throws -> Walker.Location {
+        let out = try OutputDirectory.prepare(path, copying: root)
+        copy(root, into: out, owner: owner, failure: failure)
         // Opened anew: what the copy made (metadata directories) is not in the old context.
         return try Walker.exportRoot(path)
     }
 
-    public static func copy(_ root: Walker.Location, into output: Walker.Location, failure: (VirtFSError) -> Void) {
+    public static func copy(_ root: Walker.Location, into output: Walker.Location, owner: (uid: UInt32, gid: UInt32)? = nil,
+                            failure: (VirtFSError) -> Void) {
         var stack: [(path: [UInt8], directory: DirectoryContext?, stat: HostStat)] = []
         var links: [FileIdentity: (DirectoryContext, [UInt8])] = [:]
         let rootPath = root.path
@@ -30,7 +30,7 @@ public enum OverlayCopy {
                 let st = entry.stat
                 if entry.isExportRoot {
                     stack = [(entry.path, output.directory, st)]
-                    try copyAttributes(from: entry, to: output.directory.fd, [UInt8(ascii: ".")], path: output.path)
+                    try copyAttributes(from: entry, to: output.directory.fd, [UInt8(ascii: ".")], path: output.path, owner: owner)
                     return
                 }
                 while let top = stack.last, top.path != entry.directory.path { stack.removeLast() }
@@ -58,7 +58,7 @@ public enum OverlayCopy {
                 case nil:
                     throw VirtFSError.corrupt("statx", path: entry.path, "unknown file type")
                 }
-                try copyAttributes(from: entry, to: parent.fd, name, path: outPath)
+                try copyAttributes(from: entry, to: parent.fd, name, path: outPath, owner: owner)
                 if st.fileType == .directory {
                     stack.append((entry.path, try parent.child(name, path: outPath), st))
                 } else {
@@ -81,15 +81,15 @@ public enum OverlayCopy {
     }
 
     /// Owner, mode, then every xattr (after chown, which would clear security.capability).
-    static func copyAttributes(from entry: HostEntry, to dirfd: Int32, _ name: [UInt8], path: [UInt8]) throws {
+    static func copyAttributes(from entry: HostEntry, to dirfd: Int32, _ name: [UInt8], path: [UInt8],
+                               owner: (uid: UInt32, gid: UInt32)?) throws {
         let st = entry.stat
         do {
-            try Sys.chown(dirfd, name, st.uid, st.gid)
+            try Sys.chown(dirfd, name, owner?.uid ?? st.uid, owner?.gid ?? st.gid)
             if st.fileType != .symlink { try Sys.chmod(dirfd, name, mode_t(st.permissions)) }
             for attribute in try entry.xattrNames() {
-                let text = String(decoding: attribute, as: UTF8.self)
-                guard let value = try entry.xattr(text) else { continue }
-                try Sys.setXattr(dirfd, name, text, value)
+                guard let value = try entry.xattr(raw: attribute) else { continue }
+                try Sys.setXattr(dirfd, name, raw: attribute, value)
             }
         } catch let error as VirtFSError {
             throw error.at(path)

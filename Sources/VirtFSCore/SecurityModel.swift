@@ -86,6 +86,14 @@ public protocol ModelCodec: Sendable {
 
     /// Makes `newName` in `newDirectory` a hard link of `entry`, metadata included.
     func link(_ entry: HostEntry, as newName: [UInt8], in newDirectory: DirectoryContext, placement: HostPlacement) throws
+
+    /// Why an object with these attributes, named `name` (nil for the export root), could not
+    /// be stored so that a guest sees it as it is: each reason one sentence; empty when it can.
+    func cannotHold(_ attributes: GuestAttributes, name: [UInt8]?) -> [String]
+}
+
+extension ModelCodec {
+    public func cannotHold(_ attributes: GuestAttributes, name: [UInt8]?) -> [String] { [] }
 }
 
 extension ModelCodec {

@@ -269,6 +269,7 @@ public enum Sys {
     /// `setXattr` for an attribute name as raw bytes.
     public static func setXattr(_ dirfd: Int32, _ name: [UInt8], raw rawAttr: [UInt8], _ value: [UInt8]) throws {
         try checkName(name, "lsetxattr")
+        try checkName(rawAttr, "lsetxattr")
         let path = xattrPath(dirfd, name)
         _ = try retry("lsetxattr", name, attribute: String(decoding: rawAttr, as: UTF8.self)) {
             withCString(path) { p in withCString(rawAttr) { a in value.withUnsafeBytes { lsetxattr(p, a, $0.baseAddress, value.count, 0) } } }
@@ -318,6 +319,25 @@ public enum Sys {
         try checkName(newname, "linkat")
         _ = try retry("linkat", newname) {
             withCString(oldname) { o in withCString(newname) { linkat(olddirfd, o, newdirfd, $0, 0) } }
+        }
+    }
+
+    /// open(2) of an unnamed regular file in a directory (O_TMPFILE): nothing in the directory
+    /// changes until `linkOpenFile` names it. Throws EOPNOTSUPP (or EISDIR) where the
+    /// filesystem cannot.
+    public static func openUnnamed(in dirfd: Int32, mode: mode_t) throws -> Int32 {
+        // O_TMPFILE is __O_TMPFILE | O_DIRECTORY, a macro Swift does not import.
+        let tmpfile: Int32 = 0o20_000_000 | VIRTFS_O_DIRECTORY
+        return try retry("openat", [UInt8(ascii: ".")]) { Glibc.openat(dirfd, ".", O_WRONLY | tmpfile | VIRTFS_O_CLOEXEC, mode) }
+    }
+
+    /// linkat(2) of an open file to `name`, through its /proc/self/fd link (AT_SYMLINK_FOLLOW),
+    /// which needs no privilege; fails with EEXIST when the name is taken.
+    public static func linkOpenFile(_ fd: Int32, _ dirfd: Int32, _ name: [UInt8]) throws {
+        try checkName(name, "linkat")
+        let path = Array("/proc/self/fd/\(fd)".utf8)
+        _ = try retry("linkat", name) {
+            withCString(path) { p in withCString(name) { linkat(AT_FDCWD, p, dirfd, $0, 0x400 /* AT_SYMLINK_FOLLOW */) } }
         }
     }
 

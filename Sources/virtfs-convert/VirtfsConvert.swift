@@ -74,7 +74,7 @@ struct VirtfsConvert: ParsableCommand {
         options.trustExistingXattrs = trustExistingXattrs
         options.oneFileSystem = oneFileSystem
         let converter = Converter(options: options)
-        guard converter.preflight(root, report: console.error) else {
+        guard converter.preflight(root, inPlace: output == nil, report: console.error) else {
             console.flush()
             throw ExitCode(1)
         }
@@ -97,9 +97,7 @@ struct VirtfsConvert: ParsableCommand {
             }
         } else if let output {
             do {
-                let path = RawArguments.bytes(for: output)
-                _ = mkdir(output, 0o700)
-                let out = try Walker.exportRoot(path)
+                let out = try OutputDirectory.prepare(RawArguments.bytes(for: output), copying: root)
                 summary = converter.copy(root, into: out, event: event)
             } catch {
                 console.error(error)

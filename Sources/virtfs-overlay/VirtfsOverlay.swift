@@ -148,7 +148,9 @@ struct VirtfsOverlay: ParsableCommand {
             }
             do {
                 var copyFailed = false
-                root = try OverlayCopy.copy(root, intoNew: RawArguments.bytes(for: output)) { console.error($0); copyFailed = true }
+                // In a mapped model the host owner is QEMU's user, which --owner names.
+                let owner = options.model.isMapped ? options.placement.owner : nil
+                root = try OverlayCopy.copy(root, intoNew: RawArguments.bytes(for: output), owner: owner) { console.error($0); copyFailed = true }
                 if copyFailed { return false }
             } catch {
                 console.error(error)
