@@ -75,6 +75,14 @@ public struct EditRun {
             guard let (location, model) = console.attempt({
                 try resolver.resolve(RawArguments.bytes(for: file), recursive: recursive, explicit: tree.model)
             }) else { continue }
+            // One writer at a time: the export root when one is named, else the operand's tree;
+            // held while this operand is changed (operands may share a tree).
+            var lock: TreeLock?
+            if !dryRun {
+                guard let held = console.attempt({ try TreeLock(resolver.root ?? location) }) else { continue }
+                lock = held
+            }
+            defer { lock?.release() }
             let links = LinkCensus(treeOf: location, root: resolver.root, allowOutside: allowOutsideLinks)
             let editor = Editor(model: model, dryRun: dryRun, links: links)
             Walker(options: .init(recursive: recursive, model: model)).walk(location, visit: { entry in

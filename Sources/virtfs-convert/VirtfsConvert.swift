@@ -56,8 +56,12 @@ struct VirtfsConvert: ParsableCommand {
         let started = Date()
         let root: Walker.Location
         var options: Converter.Options
+        var lock: TreeLock?
+        defer { withExtendedLifetime(lock) {} }
         do {
             root = try Walker.exportRoot(RawArguments.bytes(for: tree))
+            // One writer at a time; a copy is taken from a tree no one is changing.
+            if !dryRun { lock = try TreeLock(root) }
             if let record = ConversionRecord.read(in: root.directory), record.to != to {
                 // Named before any other refusal: it is what the user has to deal with first.
                 throw VirtFSError.interruptedConversion(record, path: root.path)

@@ -71,8 +71,11 @@ struct VirtfsFsck: ParsableCommand {
         let checker: Checker
         let verdicts: [TreeVerdict]
         let chosen: SecurityModel
+        var lock: TreeLock?
+        defer { withExtendedLifetime(lock) {} }
         do {
             let location = try Walker.exportRoot(RawArguments.bytes(for: tree))
+            if yes || preen { lock = try TreeLock(location) }
             // A half-converted tree is read right by no model: say so, and nothing else.
             if let record = ConversionRecord.read(in: location.directory) {
                 try reportVerdicts([.interrupted(record)], model: model, console: console)

@@ -74,6 +74,8 @@ struct VirtfsImport: ParsableCommand {
         }
         let target: Importer.Target
         let reader: ArchiveReader
+        var lock: TreeLock?
+        defer { withExtendedLifetime(lock) {} }
         var options = Importer.Options(model: model!)
         options.placement = placement
         let importer = Importer(options: options)
@@ -82,6 +84,7 @@ struct VirtfsImport: ParsableCommand {
             // The archive first: one that cannot be read leaves no DIR behind.
             reader = try ArchiveReader(path: RawArguments.bytes(for: archive), kind: .archive)
             target = try importer.prepare(RawArguments.bytes(for: dir))
+            lock = try TreeLock(target.root)
         } catch {
             console.error(error)
             throw ExitCode(1)
@@ -132,8 +135,11 @@ struct VirtfsImport: ParsableCommand {
         let root: Walker.Location
         let reader: ArchiveReader
         var options: ManifestRestorer.Options
+        var lock: TreeLock?
+        defer { withExtendedLifetime(lock) {} }
         do {
             root = try Walker.exportRoot(RawArguments.bytes(for: dir))
+            if !dryRun { lock = try TreeLock(root) }
             options = ManifestRestorer.Options(model: model!)
             reader = try ArchiveReader(path: RawArguments.bytes(for: archive), kind: .manifestOrArchive)
         } catch {

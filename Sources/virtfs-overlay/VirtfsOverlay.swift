@@ -120,9 +120,12 @@ struct VirtfsOverlay: ParsableCommand {
         let started = Date()
         var root: Walker.Location
         let layerModel: SecurityModel
+        var lock: TreeLock?
+        defer { withExtendedLifetime(lock) {} }
         do {
             root = try Walker.exportRoot(RawArguments.bytes(for: layer))
             layerModel = try modelOf(root)
+            if !dryRun { lock = try TreeLock(root) }
         } catch {
             console.error(error)
             return false

@@ -91,7 +91,8 @@ import VirtFSTestSupport
     func interruptedConversion() throws {
         let (dir, _) = try tree(.mappedXattr)
         let fd = open(dir.path + "/.virtfs-convert-state", O_CREAT | O_WRONLY, 0o600)
-        _ = "from=mapped-xattr\nto=mapped-file\n".withCString { write(fd, $0, strlen($0)) }
+        // What virtfs-convert records first (Converter.stateText).
+        _ = "virtfs-convert from=mapped-xattr to=mapped-file\n".withCString { write(fd, $0, strlen($0)) }
         close(fd)
         #expect(throws: VirtFSError.self) { _ = try GuestFilesystem(tree: dir.bytes, model: .mappedXattr) }
     }
