@@ -1,5 +1,5 @@
 import ArgumentParser
-import Foundation
+import Glibc
 import VirtFSArchive
 import VirtFSCommand
 import VirtFSCore
@@ -65,7 +65,7 @@ struct VirtfsImport: ParsableCommand {
 
     func run() throws {
         let console = Console(tool: "virtfs-import")
-        let started = Date()
+        let started = Stopwatch()
         let placement = try host.placement
         let progress = ProgressCounter(enabled: !json && !verbose)
         if metadataOnly {
@@ -124,14 +124,14 @@ struct VirtfsImport: ParsableCommand {
             }
         }
         let types = summary.imported.sorted { $0.key.keyword < $1.key.keyword }.map { "\($0.value) \($0.key.keyword)" }.joined(separator: ", ")
-        let seconds = Date().timeIntervalSince(started)
-        let text = "\(archive): imported \(summary.total) members (\(types.isEmpty ? "none" : types)) from \(reader.formatName) as \(options.model.rawValue), \(summary.bytes) bytes of file data, \(summary.incomplete) not kept whole, \(summary.refused) refused, \(summary.failures) failed\(undone ? ", all removed again" : ""), \(String(format: "%.2f", seconds)) s"
+        let seconds = started.seconds
+        let text = "\(archive): imported \(summary.total) members (\(types.isEmpty ? "none" : types)) from \(reader.formatName) as \(options.model.rawValue), \(summary.bytes) bytes of file data, \(summary.incomplete) not kept whole, \(summary.refused) refused, \(summary.failures) failed\(undone ? ", all removed again" : ""), \(Decimal2.fixed(seconds)) s"
         summarize(console, text, ["imported": summary.total, "bytes": summary.bytes, "incomplete": summary.incomplete,
                                   "refused": summary.refused, "failed": summary.failures, "removed": undone, "seconds": seconds])
         if summary.failures + summary.refused > 0 || console.failures > 0 { throw ExitCode(1) }
     }
 
-    func restore(console: Console, placement: HostPlacement, progress: ProgressCounter, started: Date) throws {
+    func restore(console: Console, placement: HostPlacement, progress: ProgressCounter, started: Stopwatch) throws {
         let root: Walker.Location
         let reader: ArchiveReader
         var options: ManifestRestorer.Options
@@ -186,10 +186,10 @@ struct VirtfsImport: ParsableCommand {
         }
         ManifestRestorer.leave(saved)
         progress.done()
-        let seconds = Date().timeIntervalSince(started)
+        let seconds = started.seconds
         // A manifest cannot say which entries had xattrs or ACLs: say that it does not carry them.
         let source = reader.isManifest ? "an mtree manifest, which records no xattrs or ACLs" : reader.formatName
-        let text = "\(archive): \(dryRun ? "would restore" : "restored") \(summary.restored) entries, \(summary.unchanged) unchanged, \(summary.differing) differ, \(summary.missing) missing, \(summary.linkedOutside) linked from outside the tree, \(summary.relinked) hard links \(dryRun ? "to be made" : "made") again, \(summary.incomplete) not kept whole, \(summary.failures) failed (\(options.model.rawValue), from \(source)), \(String(format: "%.2f", seconds)) s"
+        let text = "\(archive): \(dryRun ? "would restore" : "restored") \(summary.restored) entries, \(summary.unchanged) unchanged, \(summary.differing) differ, \(summary.missing) missing, \(summary.linkedOutside) linked from outside the tree, \(summary.relinked) hard links \(dryRun ? "to be made" : "made") again, \(summary.incomplete) not kept whole, \(summary.failures) failed (\(options.model.rawValue), from \(source)), \(Decimal2.fixed(seconds)) s"
         summarize(console, text, ["restored": summary.restored, "unchanged": summary.unchanged, "differ": summary.differing,
                                   "missing": summary.missing, "relinked": summary.relinked, "outside": summary.linkedOutside, "incomplete": summary.incomplete,
                                   "failed": summary.failures, "manifest": reader.isManifest, "seconds": seconds])
