@@ -46,7 +46,7 @@ public final class ProgressCounter {
     public var total: Int?
     public var unit: Unit = .entries
     private let clock = Stopwatch()
-    private var lastDraw = -1.0
+    private var lastDraw = 0.0
     private var drawn = false
 
     /// `enabled`: the tool's own output does not use the terminal (no --json, no -v); `forced`:

@@ -78,11 +78,13 @@ struct VirtfsConvert: ParsableCommand {
         options.trustExistingXattrs = trustExistingXattrs
         options.oneFileSystem = oneFileSystem
         let converter = Converter(options: options)
-        guard converter.preflight(root, inPlace: output == nil, report: console.error) else {
+        var entries = 0
+        guard converter.preflight(root, inPlace: output == nil, report: console.error, entries: &entries) else {
             console.flush()
             throw ExitCode(1)
         }
         let progress = ProgressCounter(enabled: !json)
+        progress.total = entries
         func event(_ e: Converter.Event) {
             switch e {
             case .converted(let view), .planned(let view):

@@ -89,10 +89,13 @@ struct VirtfsImport: ParsableCommand {
             console.error(error)
             throw ExitCode(1)
         }
+        progress.unit = .bytes
+        progress.total = reader.inputSize
         let summary = importer.run(reader, into: target.root) { event in
             switch event {
             case .imported(let path, let attributes):
                 progress.tick()
+                progress.advance(to: reader.bytesRead)
                 if json {
                     console.writeJSON((["path": path, "type": attributes.type.keyword, "result": "imported",
                                                "mode": String(attributes.permissions, radix: 8), "uid": attributes.uid, "gid": attributes.gid]))
