@@ -48,6 +48,8 @@ struct VirtfsConvert: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON object per entry and a summary object.")
     var json = false
 
+    @OptionGroup var progressOptions: ProgressOptions
+
     @Argument(help: ArgumentHelp("The export root to convert.", valueName: "tree"))
     var tree: String
 
@@ -83,7 +85,7 @@ struct VirtfsConvert: ParsableCommand {
             console.flush()
             throw ExitCode(1)
         }
-        let progress = ProgressCounter(enabled: !json)
+        let progress = ProgressCounter(enabled: !json, forced: progressOptions.progress)
         progress.total = entries
         func event(_ e: Converter.Event) {
             switch e {

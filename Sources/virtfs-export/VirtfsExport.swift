@@ -42,6 +42,8 @@ struct VirtfsExport: ParsableCommand {
     @Flag(name: .long, help: "Write the summary to standard error as a JSON object.")
     var json = false
 
+    @OptionGroup var progressOptions: ProgressOptions
+
     @Argument(help: ArgumentHelp("The export root to write.", valueName: "tree"))
     var tree: String
 
@@ -66,7 +68,7 @@ struct VirtfsExport: ParsableCommand {
             throw ExitCode(1)
         }
         options.oneFileSystem = oneFileSystem
-        let progress = ProgressCounter(enabled: !verbose)
+        let progress = ProgressCounter(enabled: !verbose, forced: progressOptions.progress)
         let summary = Exporter(options: options).run(root, to: writer) { event in
             switch event {
             case .exported(let view):

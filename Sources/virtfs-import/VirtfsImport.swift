@@ -32,7 +32,7 @@ struct VirtfsImport: ParsableCommand {
     static func main() { main(usageStatus: 1) }
 
     @Option(name: .long, help: ArgumentHelp("The model to write: passthrough (root only), none, mapped-xattr (or mapped), mapped-file.", valueName: "model"))
-    var model: SecurityModel?
+    var model: SecurityModel
 
     @OptionGroup var host: PlacementOptions
 
@@ -51,6 +51,8 @@ struct VirtfsImport: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON object per member and a summary object.")
     var json = false
 
+    @OptionGroup var progressOptions: ProgressOptions
+
     @Argument(help: ArgumentHelp("The archive (or manifest) to read; - for standard input.", valueName: "archive"))
     var archive: String
 
@@ -58,7 +60,6 @@ struct VirtfsImport: ParsableCommand {
     var dir: String
 
     func validate() throws {
-        if model == nil { throw ValidationError("--model is required: the security model QEMU serves DIR with (a tree that lost its metadata cannot show it).") }
         if dryRun && !metadataOnly { throw ValidationError("--dry-run goes with --metadata-only.") }
         if keepFailed && metadataOnly { throw ValidationError("--keep-failed goes with an import, not --metadata-only.") }
     }
@@ -67,7 +68,7 @@ struct VirtfsImport: ParsableCommand {
         let console = Console(tool: "virtfs-import")
         let started = Stopwatch()
         let placement = try host.placement
-        let progress = ProgressCounter(enabled: !json && !verbose)
+        let progress = ProgressCounter(enabled: !json && !verbose, forced: progressOptions.progress)
         if metadataOnly {
             try restore(console: console, placement: placement, progress: progress, started: started)
             return
@@ -76,7 +77,7 @@ struct VirtfsImport: ParsableCommand {
         let reader: ArchiveReader
         var lock: TreeLock?
         defer { withExtendedLifetime(lock) {} }
-        var options = Importer.Options(model: model!)
+        var options = Importer.Options(model: model)
         options.placement = placement
         let importer = Importer(options: options)
         do {
@@ -143,7 +144,7 @@ struct VirtfsImport: ParsableCommand {
         do {
             root = try Walker.exportRoot(RawArguments.bytes(for: dir))
             if !dryRun { lock = try TreeLock(root) }
-            options = ManifestRestorer.Options(model: model!)
+            options = ManifestRestorer.Options(model: model)
             reader = try ArchiveReader(path: RawArguments.bytes(for: archive), kind: .manifestOrArchive)
         } catch {
             console.error(error)
