@@ -134,6 +134,15 @@ public final class ArchiveReader {
     public private(set) var warning: String?
 
     /// Opens `path`, or standard input for nil or `-`.
+    /// Bytes of the input read so far (compressed, as they are on disk), for progress.
+    public var bytesRead: Int { Int(archive_filter_bytes(archive, -1)) }
+
+    /// The input's size when it is a regular file (not a pipe), for a progress total.
+    public var inputSize: Int? {
+        guard let st = try? Sys.stat(fd: fd >= 0 ? fd : 0), st.fileType == .regular else { return nil }
+        return Int(st.size)
+    }
+
     public init(path: [UInt8]?, kind: Kind) throws {
         name = path ?? Array("-".utf8)
         if let path, path != Array("-".utf8) {

@@ -56,6 +56,12 @@ public final class Console {
         emit(": warning: " + text)
     }
 
+    /// Writes to standard error as it is (a line for the user beside data on standard output).
+    public func writeError(_ bytes: [UInt8]) {
+        flush()
+        bytes.withUnsafeBytes { _ = Glibc.write(2, $0.baseAddress!, $0.count) }
+    }
+
     private func emit(_ text: String) {
         // Keep stdout and stderr in order when both go to one place.
         flush()

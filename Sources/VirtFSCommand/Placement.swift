@@ -29,6 +29,14 @@ public struct PlacementOptions: ParsableArguments {
     }
 }
 
+/// --progress, for the tools whose runs take minutes.
+public struct ProgressOptions: ParsableArguments {
+    @Flag(name: .long, help: "Show progress on standard error also when it is not a terminal.")
+    public var progress = false
+
+    public init() {}
+}
+
 /// Progress on stderr, redrawn in place at most four times a second: what is done, of how much
 /// when the total is known, the rate and the time left. Shown when stderr is a terminal (or
 /// when asked for with --progress), never into a pipe or file by default.
@@ -46,7 +54,7 @@ public final class ProgressCounter {
     public var total: Int?
     public var unit: Unit = .entries
     private let clock = Stopwatch()
-    private var lastDraw = -1.0
+    private var lastDraw = 0.0
     private var drawn = false
 
     /// `enabled`: the tool's own output does not use the terminal (no --json, no -v); `forced`:

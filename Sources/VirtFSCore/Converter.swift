@@ -129,6 +129,12 @@ public struct Converter {
     /// which), and, in place, a name virtfs-tools keeps for itself and an inode with names
     /// outside the tree (converting it would change a file outside the tree).
     public func preflight(_ root: Walker.Location, inPlace: Bool = true, report: (VirtFSError) -> Void) -> Bool {
+        var entries = 0
+        return preflight(root, inPlace: inPlace, report: report, entries: &entries)
+    }
+
+    /// `preflight`, counting the entries the conversion will visit (a progress total).
+    public func preflight(_ root: Walker.Location, inPlace: Bool = true, report: (VirtFSError) -> Void, entries: inout Int) -> Bool {
         var ok = true
         let euid = geteuid()
         var groups = [gid_t](repeating: 0, count: 256)
@@ -149,6 +155,7 @@ public struct Converter {
         preflightWalk.hideMappedFileMetadata = options.from == .mappedFile || (inPlace && recorded)
             || (options.to == .mappedFile && (try? Sys.stat(root.directory.fd, MappedFileNames.rootMetadata)) != nil)
         Walker(options: preflightWalk).walk(root, visit: { entry in
+            entries += 1
             func refuse(_ why: String) {
                 ok = false
                 report(.refused("convert", path: entry.path, why))

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Foundation
+import Glibc
 import VirtFSCommand
 import VirtFSCore
 
@@ -48,12 +48,14 @@ struct VirtfsConvert: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON object per entry and a summary object.")
     var json = false
 
+    @OptionGroup var progressOptions: ProgressOptions
+
     @Argument(help: ArgumentHelp("The export root to convert.", valueName: "tree"))
     var tree: String
 
     func run() throws {
         let console = Console(tool: "virtfs-convert")
-        let started = Date()
+        let started = Stopwatch()
         let root: Walker.Location
         var options: Converter.Options
         var lock: TreeLock?
@@ -66,7 +68,7 @@ struct VirtfsConvert: ParsableCommand {
                 // Named before any other refusal: it is what the user has to deal with first.
                 throw VirtFSError.interruptedConversion(record, path: root.path)
             }
-            let model = try from ?? recordedSource(root) ?? OperandResolver(root: nil).model(for: root, explicit: nil).0
+            let model = try from ?? ConversionRecord.read(in: root.directory)?.from ?? OperandResolver(root: nil).model(for: root, explicit: nil).0
             options = Converter.Options(from: model, to: to)
         } catch {
             console.error(error)
@@ -78,11 +80,13 @@ struct VirtfsConvert: ParsableCommand {
         options.trustExistingXattrs = trustExistingXattrs
         options.oneFileSystem = oneFileSystem
         let converter = Converter(options: options)
-        guard converter.preflight(root, inPlace: output == nil, report: console.error) else {
+        var entries = 0
+        guard converter.preflight(root, inPlace: output == nil, report: console.error, entries: &entries) else {
             console.flush()
             throw ExitCode(1)
         }
-        let progress = ProgressCounter(enabled: !json)
+        let progress = ProgressCounter(enabled: !json, forced: progressOptions.progress)
+        progress.total = entries
         func event(_ e: Converter.Event) {
             switch e {
             case .converted(let view), .planned(let view):
@@ -116,26 +120,20 @@ struct VirtfsConvert: ParsableCommand {
             }
         }
         progress.done()
-        let seconds = Date().timeIntervalSince(started)
+        let seconds = started.seconds
         let types = summary.converted.sorted { $0.key.keyword < $1.key.keyword }.map { "\($0.value) \($0.key.keyword)" }.joined(separator: ", ")
         let verb = dryRun ? "would convert" : "converted"
-        let text = "\(tree): \(verb) \(summary.total) entries (\(types.isEmpty ? "none" : types)), \(summary.bytes) bytes of file data, \(summary.alreadyDone) already \(options.to.rawValue), \(summary.dropped) untrusted xattrs dropped, \(summary.failures) failed, \(String(format: "%.2f", seconds)) s"
+        let text = "\(tree): \(verb) \(summary.total) entries (\(types.isEmpty ? "none" : types)), \(summary.bytes) bytes of file data, \(summary.alreadyDone) already \(options.to.rawValue), \(summary.dropped) untrusted xattrs dropped, \(summary.failures) failed, \(Decimal2.fixed(seconds)) s"
         if json {
-            let object: [String: Any] = ["summary": text, "converted": summary.total, "bytes": summary.bytes, "failed": summary.failures,
-                                         "already": summary.alreadyDone, "dropped": summary.dropped, "seconds": seconds]
-            console.write(Array(try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) + [0x0a])
+            // A dry run says what it would convert, under a key that says so.
+            let object: [String: Any] = ["summary": text, dryRun ? "would_convert" : "converted": summary.total, "bytes": summary.bytes,
+                                         "failed": summary.failures, "already": summary.alreadyDone, "dropped": summary.dropped,
+                                         "seconds": seconds, "dry_run": dryRun]
+            console.writeJSON(object)
         } else {
             console.write(text + "\n")
         }
         console.flush()
         if summary.failures > 0 || console.failures > 0 { throw ExitCode(1) }
-    }
-
-    /// The source model of an unfinished conversion of this tree, if one is recorded.
-    func recordedSource(_ root: Walker.Location) -> SecurityModel? {
-        guard let (bytes, _) = try? Sys.readFile(root.directory.fd, Converter.stateFileName, limit: 4096) else { return nil }
-        let text = String(decoding: bytes, as: UTF8.self)
-        guard let range = text.range(of: "from=") else { return nil }
-        return SecurityModel(name: String(text[range.upperBound...].prefix { $0 != " " && $0 != "\n" }))
     }
 }

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Foundation
+import Glibc
 import VirtFSArchive
 import VirtFSCommand
 import VirtFSCore
@@ -42,6 +42,8 @@ struct VirtfsExport: ParsableCommand {
     @Flag(name: .long, help: "Write the summary to standard error as a JSON object.")
     var json = false
 
+    @OptionGroup var progressOptions: ProgressOptions
+
     @Argument(help: ArgumentHelp("The export root to write.", valueName: "tree"))
     var tree: String
 
@@ -53,7 +55,7 @@ struct VirtfsExport: ParsableCommand {
 
     func run() throws {
         let console = Console(tool: "virtfs-export")
-        let started = Date()
+        let started = Stopwatch()
         let root: Walker.Location
         let writer: ArchiveWriter
         var options: Exporter.Options
@@ -66,12 +68,12 @@ struct VirtfsExport: ParsableCommand {
             throw ExitCode(1)
         }
         options.oneFileSystem = oneFileSystem
-        let progress = ProgressCounter(enabled: !verbose)
+        let progress = ProgressCounter(enabled: !verbose, forced: progressOptions.progress)
         let summary = Exporter(options: options).run(root, to: writer) { event in
             switch event {
             case .exported(let view):
                 progress.tick()
-                if verbose { FileHandle.standardError.write(Data(view.path + [0x0a])) }
+                if verbose { console.writeError(view.path + [0x0a]) }
             case .warning(let error): console.warning(error.description)
             case .failed(let error): console.error(error)
             }
@@ -83,17 +85,17 @@ struct VirtfsExport: ParsableCommand {
         }
         progress.done()
         let types = summary.exported.sorted { $0.key.keyword < $1.key.keyword }.map { "\($0.value) \($0.key.keyword)" }.joined(separator: ", ")
-        let seconds = Date().timeIntervalSince(started)
-        let text = "\(tree): exported \(summary.total) entries (\(types.isEmpty ? "none" : types)) of \(options.model.rawValue) as \(format.rawValue), \(summary.bytes) bytes of file data, \(summary.incomplete) without their xattrs or ACLs, \(summary.failures) failed, \(String(format: "%.2f", seconds)) s"
-        let line: String
+        let seconds = started.seconds
+        let text = "\(tree): exported \(summary.total) entries (\(types.isEmpty ? "none" : types)) of \(options.model.rawValue) as \(format.rawValue), \(summary.bytes) bytes of file data, \(summary.incomplete) without their xattrs or ACLs, \(summary.failures) failed, \(Decimal2.fixed(seconds)) s"
         if json {
             let object: [String: Any] = ["summary": text, "exported": summary.total, "bytes": summary.bytes,
                                          "incomplete": summary.incomplete, "failed": summary.failures, "seconds": seconds]
-            line = String(decoding: (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])) ?? Data(), as: UTF8.self)
+            // Data on standard output, as every tool's --json; unless the archive itself is there.
+            if file == nil || file == "-" { console.writeError(JSONLine.encode(object)) } else { console.writeJSON(object) }
         } else {
-            line = "virtfs-export: " + text
+            console.writeError(Array(("virtfs-export: " + text + "\n").utf8))
         }
-        FileHandle.standardError.write(Data((line + "\n").utf8))
+        console.flush()
         if summary.failures > 0 || console.failures > 0 { throw ExitCode(1) }
     }
 }

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Foundation
+import Glibc
 import VirtFSArchive
 import VirtFSCommand
 import VirtFSCore
@@ -32,7 +32,7 @@ struct VirtfsImport: ParsableCommand {
     static func main() { main(usageStatus: 1) }
 
     @Option(name: .long, help: ArgumentHelp("The model to write: passthrough (root only), none, mapped-xattr (or mapped), mapped-file.", valueName: "model"))
-    var model: SecurityModel?
+    var model: SecurityModel
 
     @OptionGroup var host: PlacementOptions
 
@@ -51,6 +51,8 @@ struct VirtfsImport: ParsableCommand {
     @Flag(name: .long, help: "Print one JSON object per member and a summary object.")
     var json = false
 
+    @OptionGroup var progressOptions: ProgressOptions
+
     @Argument(help: ArgumentHelp("The archive (or manifest) to read; - for standard input.", valueName: "archive"))
     var archive: String
 
@@ -58,16 +60,15 @@ struct VirtfsImport: ParsableCommand {
     var dir: String
 
     func validate() throws {
-        if model == nil { throw ValidationError("--model is required: the security model QEMU serves DIR with (a tree that lost its metadata cannot show it).") }
         if dryRun && !metadataOnly { throw ValidationError("--dry-run goes with --metadata-only.") }
         if keepFailed && metadataOnly { throw ValidationError("--keep-failed goes with an import, not --metadata-only.") }
     }
 
     func run() throws {
         let console = Console(tool: "virtfs-import")
-        let started = Date()
+        let started = Stopwatch()
         let placement = try host.placement
-        let progress = ProgressCounter(enabled: !json && !verbose)
+        let progress = ProgressCounter(enabled: !json && !verbose, forced: progressOptions.progress)
         if metadataOnly {
             try restore(console: console, placement: placement, progress: progress, started: started)
             return
@@ -76,7 +77,7 @@ struct VirtfsImport: ParsableCommand {
         let reader: ArchiveReader
         var lock: TreeLock?
         defer { withExtendedLifetime(lock) {} }
-        var options = Importer.Options(model: model!)
+        var options = Importer.Options(model: model)
         options.placement = placement
         let importer = Importer(options: options)
         do {
@@ -89,10 +90,13 @@ struct VirtfsImport: ParsableCommand {
             console.error(error)
             throw ExitCode(1)
         }
+        progress.unit = .bytes
+        progress.total = reader.inputSize
         let summary = importer.run(reader, into: target.root) { event in
             switch event {
             case .imported(let path, let attributes):
                 progress.tick()
+                progress.advance(to: reader.bytesRead)
                 if json {
                     console.writeJSON((["path": path, "type": attributes.type.keyword, "result": "imported",
                                                "mode": String(attributes.permissions, radix: 8), "uid": attributes.uid, "gid": attributes.gid]))
@@ -124,14 +128,14 @@ struct VirtfsImport: ParsableCommand {
             }
         }
         let types = summary.imported.sorted { $0.key.keyword < $1.key.keyword }.map { "\($0.value) \($0.key.keyword)" }.joined(separator: ", ")
-        let seconds = Date().timeIntervalSince(started)
-        let text = "\(archive): imported \(summary.total) members (\(types.isEmpty ? "none" : types)) from \(reader.formatName) as \(options.model.rawValue), \(summary.bytes) bytes of file data, \(summary.incomplete) not kept whole, \(summary.refused) refused, \(summary.failures) failed\(undone ? ", all removed again" : ""), \(String(format: "%.2f", seconds)) s"
+        let seconds = started.seconds
+        let text = "\(archive): imported \(summary.total) members (\(types.isEmpty ? "none" : types)) from \(reader.formatName) as \(options.model.rawValue), \(summary.bytes) bytes of file data, \(summary.incomplete) not kept whole, \(summary.refused) refused, \(summary.failures) failed\(undone ? ", all removed again" : ""), \(Decimal2.fixed(seconds)) s"
         summarize(console, text, ["imported": summary.total, "bytes": summary.bytes, "incomplete": summary.incomplete,
                                   "refused": summary.refused, "failed": summary.failures, "removed": undone, "seconds": seconds])
         if summary.failures + summary.refused > 0 || console.failures > 0 { throw ExitCode(1) }
     }
 
-    func restore(console: Console, placement: HostPlacement, progress: ProgressCounter, started: Date) throws {
+    func restore(console: Console, placement: HostPlacement, progress: ProgressCounter, started: Stopwatch) throws {
         let root: Walker.Location
         let reader: ArchiveReader
         var options: ManifestRestorer.Options
@@ -140,7 +144,7 @@ struct VirtfsImport: ParsableCommand {
         do {
             root = try Walker.exportRoot(RawArguments.bytes(for: dir))
             if !dryRun { lock = try TreeLock(root) }
-            options = ManifestRestorer.Options(model: model!)
+            options = ManifestRestorer.Options(model: model)
             reader = try ArchiveReader(path: RawArguments.bytes(for: archive), kind: .manifestOrArchive)
         } catch {
             console.error(error)
@@ -186,10 +190,10 @@ struct VirtfsImport: ParsableCommand {
         }
         ManifestRestorer.leave(saved)
         progress.done()
-        let seconds = Date().timeIntervalSince(started)
+        let seconds = started.seconds
         // A manifest cannot say which entries had xattrs or ACLs: say that it does not carry them.
         let source = reader.isManifest ? "an mtree manifest, which records no xattrs or ACLs" : reader.formatName
-        let text = "\(archive): \(dryRun ? "would restore" : "restored") \(summary.restored) entries, \(summary.unchanged) unchanged, \(summary.differing) differ, \(summary.missing) missing, \(summary.linkedOutside) linked from outside the tree, \(summary.relinked) hard links \(dryRun ? "to be made" : "made") again, \(summary.incomplete) not kept whole, \(summary.failures) failed (\(options.model.rawValue), from \(source)), \(String(format: "%.2f", seconds)) s"
+        let text = "\(archive): \(dryRun ? "would restore" : "restored") \(summary.restored) entries, \(summary.unchanged) unchanged, \(summary.differing) differ, \(summary.missing) missing, \(summary.linkedOutside) linked from outside the tree, \(summary.relinked) hard links \(dryRun ? "to be made" : "made") again, \(summary.incomplete) not kept whole, \(summary.failures) failed (\(options.model.rawValue), from \(source)), \(Decimal2.fixed(seconds)) s"
         summarize(console, text, ["restored": summary.restored, "unchanged": summary.unchanged, "differ": summary.differing,
                                   "missing": summary.missing, "relinked": summary.relinked, "outside": summary.linkedOutside, "incomplete": summary.incomplete,
                                   "failed": summary.failures, "manifest": reader.isManifest, "seconds": seconds])

@@ -1,5 +1,5 @@
 import ArgumentParser
-import Foundation
+import Glibc
 import VirtFSCommand
 import VirtFSCore
 
@@ -117,7 +117,7 @@ struct VirtfsOverlay: ParsableCommand {
     // MARK: converting
 
     func convert(_ layer: String, _ console: Console) -> Bool {
-        let started = Date()
+        let started = Stopwatch()
         var root: Walker.Location
         let layerModel: SecurityModel
         var lock: TreeLock?
@@ -193,9 +193,9 @@ struct VirtfsOverlay: ParsableCommand {
             console.error(error)
             return false
         }
-        let seconds = Date().timeIntervalSince(started)
+        let seconds = started.seconds
         let kinds = summary.changes.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.value) \($0.key.rawValue)" }.joined(separator: ", ")
-        let text = "\(shownLayer): \(dryRun ? "would make" : "made") \(summary.total) changes (\(kinds.isEmpty ? "none" : kinds)) in \(summary.entries) entries (\(options.model.rawValue)), \(summary.stale) stale handles, \(summary.warnings) warnings, \(summary.failures) failed, \(String(format: "%.2f", seconds)) s"
+        let text = "\(shownLayer): \(dryRun ? "would make" : "made") \(summary.total) changes (\(kinds.isEmpty ? "none" : kinds)) in \(summary.entries) entries (\(options.model.rawValue)), \(summary.stale) stale handles, \(summary.warnings) warnings, \(summary.failures) failed, \(Decimal2.fixed(seconds)) s"
         if json {
             var object: [String: Any] = ["summary": text, "changes": summary.total, "entries": summary.entries, "stale": summary.stale,
                                          "failed": summary.failures, "model": options.model.rawValue, "dry_run": dryRun]
