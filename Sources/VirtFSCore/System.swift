@@ -272,13 +272,22 @@ public enum Sys {
         try checkName(name, "llistxattr")
         var size = 1024
         while true {
-            var buf = [CChar](repeating: 0, count: size)
-            let n = buf.withUnsafeMutableBufferPointer { b in
-                xattrCall(dirfd, name, at: { virtfs_listxattrat(dirfd, $0, b.baseAddress, size) },
-                          legacy: { llistxattr($0, b.baseAddress, size) })
+            var buf = [UInt8](repeating: 0, count: size)
+            let n = buf.withUnsafeMutableBytes { b in
+                let list = b.baseAddress!.assumingMemoryBound(to: CChar.self)
+                return xattrCall(dirfd, name, at: { virtfs_listxattrat(dirfd, $0, list, size) },
+                                 legacy: { llistxattr($0, list, size) })
             }
             if n >= 0 {
-                return buf[0..<n].split(separator: 0).map { $0.map { UInt8(bitPattern: $0) } }
+                // NUL-terminated names, one array each, without a per-byte conversion.
+                var names: [[UInt8]] = []
+                var start = 0
+                for i in 0..<n where buf[i] == 0 {
+                    if i > start { names.append(Array(buf[start..<i])) }
+                    start = i + 1
+                }
+                if start < n { names.append(Array(buf[start..<n])) }
+                return names
             }
             let e = virtfs_errno()
             switch e {
