@@ -29,7 +29,7 @@ public enum Sys {
     }
 
     static func checkName(_ name: [UInt8], _ op: String) throws {
-        if name.contains(0) {
+        if name.withUnsafeBytes({ b in b.baseAddress.map { memchr($0, 0, b.count) != nil } ?? false }) {
             throw VirtFSError.refused(op, path: name, "name contains a NUL byte")
         }
     }

@@ -59,6 +59,10 @@ struct XattrAccessTests {
         #expect(raw(file, "user.a") == nil)
         try Sys.removeXattr(dir.fd, f, "user.a")
 
+        // A name with a NUL byte would be cut short by the kernel: refused before any call.
+        #expect(throws: VirtFSError.self) { try Sys.getXattr(dir.fd, [UInt8(ascii: "f"), 0, UInt8(ascii: "x")], "user.a") }
+        #expect(throws: VirtFSError.self) { try Sys.stat(dir.fd, [UInt8(ascii: "f"), 0]) }
+
         // A symlink's real EPERM is an answer, not a sign that the kernel refuses *xattrat.
         #expect(Sys.xattrAtUnusable.load(ordering: .relaxed) == (route == .procPath))
     }
