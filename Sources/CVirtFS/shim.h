@@ -95,4 +95,56 @@ static const int VIRTFS_O_NONBLOCK = O_NONBLOCK;
 static const int VIRTFS_O_NOCTTY = O_NOCTTY;
 static const int VIRTFS_AT_REMOVEDIR = AT_REMOVEDIR;
 
+/* The *xattrat(2) calls (Linux 6.13): an xattr of a name below a directory fd, with
+   AT_SYMLINK_NOFOLLOW, in one lookup of one component. glibc has no wrappers yet; the numbers are
+   the unified syscall table's (the same on x86_64 and the asm-generic architectures). Where they
+   are unknown the wrappers fail with ENOSYS and the callers use the /proc/self/fd path. */
+#if defined(SYS_getxattrat)
+#define VIRTFS_SYS_setxattrat SYS_setxattrat
+#define VIRTFS_SYS_getxattrat SYS_getxattrat
+#define VIRTFS_SYS_listxattrat SYS_listxattrat
+#define VIRTFS_SYS_removexattrat SYS_removexattrat
+#elif defined(__x86_64__) || defined(__aarch64__) || defined(__riscv) || defined(__loongarch__)
+#define VIRTFS_SYS_setxattrat 463
+#define VIRTFS_SYS_getxattrat 464
+#define VIRTFS_SYS_listxattrat 465
+#define VIRTFS_SYS_removexattrat 466
+#else
+#define VIRTFS_SYS_setxattrat (-1)
+#define VIRTFS_SYS_getxattrat (-1)
+#define VIRTFS_SYS_listxattrat (-1)
+#define VIRTFS_SYS_removexattrat (-1)
+#endif
+
+struct virtfs_xattr_args {
+    uint64_t value;
+    uint32_t size;
+    uint32_t flags;
+};
+
+/* getxattrat and setxattrat: a value passed through struct xattr_args. */
+static inline long virtfs_xattrat_value(long nr, int dirfd, const char *path, const char *name, const void *value, size_t size) {
+    if (nr < 0) { errno = ENOSYS; return -1; }
+    struct virtfs_xattr_args args = { (uint64_t)(uintptr_t)value, (uint32_t)size, 0 };
+    return syscall(nr, dirfd, path, VIRTFS_AT_SYMLINK_NOFOLLOW, name, &args, sizeof args);
+}
+
+static inline long virtfs_getxattrat(int dirfd, const char *path, const char *name, void *value, size_t size) {
+    return virtfs_xattrat_value(VIRTFS_SYS_getxattrat, dirfd, path, name, value, size);
+}
+
+static inline long virtfs_setxattrat(int dirfd, const char *path, const char *name, const void *value, size_t size) {
+    return virtfs_xattrat_value(VIRTFS_SYS_setxattrat, dirfd, path, name, value, size);
+}
+
+static inline long virtfs_listxattrat(int dirfd, const char *path, char *list, size_t size) {
+    if (VIRTFS_SYS_listxattrat < 0) { errno = ENOSYS; return -1; }
+    return syscall(VIRTFS_SYS_listxattrat, dirfd, path, VIRTFS_AT_SYMLINK_NOFOLLOW, list, size);
+}
+
+static inline long virtfs_removexattrat(int dirfd, const char *path, const char *name) {
+    if (VIRTFS_SYS_removexattrat < 0) { errno = ENOSYS; return -1; }
+    return syscall(VIRTFS_SYS_removexattrat, dirfd, path, VIRTFS_AT_SYMLINK_NOFOLLOW, name);
+}
+
 #endif

@@ -1,5 +1,6 @@
 import CVirtFS
 import Glibc
+import Synchronization
 
 /// One thin wrapper per system call, relative to directory fds and never following symlinks.
 /// Every wrapper retries on EINTR and throws `VirtFSError.system` naming the call.
@@ -18,16 +19,17 @@ public enum Sys {
 
     /// Calls `body` with `bytes` as a NUL-terminated C string.
     @inline(__always)
+    /// On the stack for names of ordinary length: every system call of a walk passes one.
     static func withCString<T>(_ bytes: [UInt8], _ body: (UnsafePointer<CChar>) throws -> T) rethrows -> T {
-        var z = bytes
-        z.append(0)
-        return try z.withUnsafeBufferPointer { buf in
-            try buf.baseAddress!.withMemoryRebound(to: CChar.self, capacity: z.count) { try body($0) }
+        try withUnsafeTemporaryAllocation(of: CChar.self, capacity: bytes.count + 1) { z in
+            bytes.withUnsafeBytes { UnsafeMutableRawBufferPointer(z).copyMemory(from: $0) }
+            z[bytes.count] = 0
+            return try body(UnsafePointer(z.baseAddress!))
         }
     }
 
     static func checkName(_ name: [UInt8], _ op: String) throws {
-        if name.contains(0) {
+        if name.withUnsafeBytes({ b in b.baseAddress.map { memchr($0, 0, b.count) != nil } ?? false }) {
             throw VirtFSError.refused(op, path: name, "name contains a NUL byte")
         }
     }
@@ -205,6 +207,35 @@ public enum Sys {
         Array("/proc/self/fd/\(dirfd)/".utf8) + name
     }
 
+    /// Set once the *xattrat calls turn out to be missing (Linux before 6.13) or refused (a
+    /// seccomp filter that does not know them); from then on only the /proc path is used.
+    static let xattrAtUnusable = Atomic<Bool>(false)
+
+    /// One xattr call on NAME below `dirfd`, never following a symlink: `at` with the *xattrat
+    /// call (one lookup of one component, AT_SYMLINK_NOFOLLOW), else `legacy` with the l*xattr
+    /// call on `xattrPath` (a /proc lookup and a string per call). Returns the call's result,
+    /// errno set when it is negative.
+    static func xattrCall(_ dirfd: Int32, _ name: [UInt8], at: (UnsafePointer<CChar>) -> Int,
+                          legacy: (UnsafePointer<CChar>) -> Int) -> Int {
+        // An empty name means the directory itself, which only the /proc path spells.
+        if !name.isEmpty && !xattrAtUnusable.load(ordering: .relaxed) {
+            let r = withCString(name, at)
+            if r >= 0 { return r }
+            let e = virtfs_errno()
+            guard e == ENOSYS || e == EPERM else { return r }
+            // EPERM is also a real answer (a user.* xattr written on a symlink): only when the
+            // /proc path answers otherwise was the call itself refused.
+            let fallback = withCString(xattrPath(dirfd, name), legacy)
+            let saved = virtfs_errno()
+            if e == ENOSYS || fallback >= 0 || saved != EPERM {
+                xattrAtUnusable.store(true, ordering: .relaxed)
+            }
+            virtfs_set_errno(saved)
+            return fallback
+        }
+        return withCString(xattrPath(dirfd, name), legacy)
+    }
+
     /// lgetxattr(2); nil when the attribute does not exist (ENODATA). Tries a buffer that fits
     /// every value QEMU writes first (one call per attribute); a larger value is sized with a
     /// probe and re-read, looping on ERANGE since it can grow between the two calls.
@@ -215,48 +246,65 @@ public enum Sys {
     /// `getXattr` for an attribute name as raw bytes: a guest can set names that are not UTF-8.
     public static func getXattr(_ dirfd: Int32, _ name: [UInt8], raw rawAttr: [UInt8]) throws -> [UInt8]? {
         try checkName(name, "lgetxattr")
-        let path = xattrPath(dirfd, name)
         let attr = String(decoding: rawAttr, as: UTF8.self)
-        return try withCString(path) { p in try withCString(rawAttr) { attrC in
+        return try withCString(rawAttr) { a in
             var size = 256
             while true {
                 var buf = [UInt8](repeating: 0, count: size)
-                let n = buf.withUnsafeMutableBytes { lgetxattr(p, attrC, $0.baseAddress, size) }
-                if n >= 0 { return Array(buf[0..<n]) }
+                let n = buf.withUnsafeMutableBytes { b in
+                    xattrCall(dirfd, name, at: { virtfs_getxattrat(dirfd, $0, a, b.baseAddress, size) },
+                              legacy: { lgetxattr($0, a, b.baseAddress, size) })
+                }
+                if n >= 0 {
+                    buf.removeSubrange(n...)
+                    return buf
+                }
                 let e = virtfs_errno()
                 switch e {
                 case EINTR: continue
                 case ENODATA: return nil
                 case ERANGE:
-                    let probe = lgetxattr(p, attrC, nil, 0)
+                    let probe = xattrCall(dirfd, name, at: { virtfs_getxattrat(dirfd, $0, a, nil, 0) },
+                                          legacy: { lgetxattr($0, a, nil, 0) })
                     if probe < 0 && virtfs_errno() == ENODATA { return nil }
                     size = max(probe, size * 2)
                 default:
                     throw VirtFSError.system("lgetxattr", path: name, attribute: attr, errno: e)
                 }
             }
-        } }
+        }
     }
 
     /// llistxattr(2) as a list of names (raw bytes); sized like `getXattr`.
     public static func listXattrs(_ dirfd: Int32, _ name: [UInt8]) throws -> [[UInt8]] {
         try checkName(name, "llistxattr")
-        let path = xattrPath(dirfd, name)
-        return try withCString(path) { p in
-            var size = 1024
-            while true {
-                var buf = [CChar](repeating: 0, count: size)
-                let n = llistxattr(p, &buf, size)
-                if n >= 0 {
-                    return buf[0..<n].split(separator: 0).map { $0.map { UInt8(bitPattern: $0) } }
+        var size = 1024
+        while true {
+            var buf = [UInt8](repeating: 0, count: size)
+            let n = buf.withUnsafeMutableBytes { b in
+                let list = b.baseAddress!.assumingMemoryBound(to: CChar.self)
+                return xattrCall(dirfd, name, at: { virtfs_listxattrat(dirfd, $0, list, size) },
+                                 legacy: { llistxattr($0, list, size) })
+            }
+            if n >= 0 {
+                // NUL-terminated names, one array each, without a per-byte conversion.
+                var names: [[UInt8]] = []
+                var start = 0
+                for i in 0..<n where buf[i] == 0 {
+                    if i > start { names.append(Array(buf[start..<i])) }
+                    start = i + 1
                 }
-                let e = virtfs_errno()
-                switch e {
-                case EINTR: continue
-                case ENOTSUP: return []
-                case ERANGE: size = max(llistxattr(p, nil, 0), size * 2)
-                default: throw VirtFSError.system("llistxattr", path: name, errno: e)
-                }
+                if start < n { names.append(Array(buf[start..<n])) }
+                return names
+            }
+            let e = virtfs_errno()
+            switch e {
+            case EINTR: continue
+            case ENOTSUP: return []
+            case ERANGE:
+                size = max(xattrCall(dirfd, name, at: { virtfs_listxattrat(dirfd, $0, nil, 0) },
+                                     legacy: { llistxattr($0, nil, 0) }), size * 2)
+            default: throw VirtFSError.system("llistxattr", path: name, errno: e)
             }
         }
     }
@@ -270,9 +318,13 @@ public enum Sys {
     public static func setXattr(_ dirfd: Int32, _ name: [UInt8], raw rawAttr: [UInt8], _ value: [UInt8]) throws {
         try checkName(name, "lsetxattr")
         try checkName(rawAttr, "lsetxattr")
-        let path = xattrPath(dirfd, name)
         _ = try retry("lsetxattr", name, attribute: String(decoding: rawAttr, as: UTF8.self)) {
-            withCString(path) { p in withCString(rawAttr) { a in value.withUnsafeBytes { lsetxattr(p, a, $0.baseAddress, value.count, 0) } } }
+            withCString(rawAttr) { a in
+                value.withUnsafeBytes { v in
+                    xattrCall(dirfd, name, at: { virtfs_setxattrat(dirfd, $0, a, v.baseAddress, value.count) },
+                              legacy: { Int(lsetxattr($0, a, v.baseAddress, value.count, 0)) })
+                }
+            }
         }
     }
 
@@ -284,10 +336,11 @@ public enum Sys {
     /// `removeXattr` for an attribute name as raw bytes.
     public static func removeXattr(_ dirfd: Int32, _ name: [UInt8], raw rawAttr: [UInt8]) throws {
         try checkName(name, "lremovexattr")
-        let path = xattrPath(dirfd, name)
         let attr = String(decoding: rawAttr, as: UTF8.self)
         while true {
-            let r = withCString(path) { p in withCString(rawAttr) { lremovexattr(p, $0) } }
+            let r = withCString(rawAttr) { a in
+                xattrCall(dirfd, name, at: { virtfs_removexattrat(dirfd, $0, a) }, legacy: { Int(lremovexattr($0, a)) })
+            }
             if r == 0 { return }
             let e = virtfs_errno()
             if e == EINTR { continue }

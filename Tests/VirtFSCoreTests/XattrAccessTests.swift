@@ -1,0 +1,70 @@
+import CVirtFS
+import Glibc
+import Synchronization
+import Testing
+@testable import VirtFSCore
+import VirtFSTestSupport
+
+/// The xattr wrappers reach an entry either with the *xattrat calls (Linux 6.13+) or through
+/// /proc/self/fd/DIRFD/NAME; both must answer alike and neither may follow a symlink.
+@Suite(.serialized)
+struct XattrAccessTests {
+    enum Route: String, CaseIterable, CustomTestStringConvertible {
+        case xattrAt, procPath
+        var testDescription: String { rawValue }
+    }
+
+    /// The value of an xattr read by path with glibc, independently of the wrappers.
+    func raw(_ path: String, _ attr: String) -> [UInt8]? {
+        var buf = [UInt8](repeating: 0, count: 65536)
+        let n = lgetxattr(path, attr, &buf, buf.count)
+        return n < 0 ? nil : Array(buf[0..<n])
+    }
+
+    @Test("xattrs are read, listed, written and removed below a directory fd without following a symlink",
+          arguments: Route.allCases)
+    func neverFollows(route: Route) throws {
+        Sys.xattrAtUnusable.store(route == .procPath, ordering: .relaxed)
+        defer { Sys.xattrAtUnusable.store(false, ordering: .relaxed) }
+        let tmp = TemporaryDirectory()
+        let file = tmp.path + "/f"
+        close(open(file, O_CREAT | O_WRONLY, 0o644))
+        #expect(symlink("f", tmp.path + "/l") == 0)
+        #expect(mkdir(tmp.path + "/d", 0o755) == 0)
+        let dir = try DirectoryContext.open(path: tmp.bytes)
+        let f = Array("f".utf8), l = Array("l".utf8)
+
+        try Sys.setXattr(dir.fd, f, "user.a", [1, 2, 3])
+        #expect(raw(file, "user.a") == [1, 2, 3])
+        #expect(try Sys.getXattr(dir.fd, f, "user.a") == [1, 2, 3])
+        #expect(try Sys.getXattr(dir.fd, f, "user.missing") == nil)
+        #expect(try Sys.listXattrs(dir.fd, f).contains(Array("user.a".utf8)))
+        // A value larger than the first buffer goes through the ERANGE probe.
+        let big = (0..<1000).map { UInt8(truncatingIfNeeded: $0) }
+        try Sys.setXattr(dir.fd, f, "user.big", big)
+        #expect(try Sys.getXattr(dir.fd, f, "user.big") == big)
+
+        // Through the symlink: its own (empty) xattrs, never the target's.
+        #expect(try Sys.getXattr(dir.fd, l, "user.a") == nil)
+        #expect(!(try Sys.listXattrs(dir.fd, l).contains(Array("user.a".utf8))))
+        #expect(throws: VirtFSError.self) { try Sys.setXattr(dir.fd, l, "user.b", [9]) }
+        #expect(raw(file, "user.b") == nil)
+        #expect(throws: VirtFSError.self) { try Sys.removeXattr(dir.fd, l, "user.a") }
+        #expect(raw(file, "user.a") == [1, 2, 3])
+
+        // `.` is the directory itself (an export root).
+        try Sys.setXattr(dir.fd, [UInt8(ascii: ".")], "user.root", [7])
+        #expect(raw(tmp.path, "user.root") == [7])
+        try Sys.removeXattr(dir.fd, f, "user.a")
+        #expect(raw(file, "user.a") == nil)
+        try Sys.removeXattr(dir.fd, f, "user.a")
+
+        // A name with a NUL byte would be cut short by the kernel: refused before any call.
+        #expect(throws: VirtFSError.self) { try Sys.getXattr(dir.fd, [UInt8(ascii: "f"), 0, UInt8(ascii: "x")], "user.a") }
+        #expect(throws: VirtFSError.self) { try Sys.stat(dir.fd, [UInt8(ascii: "f"), 0]) }
+
+        // A symlink's real EPERM is an answer, not a sign that the kernel refuses *xattrat.
+        #expect(Sys.xattrAtUnusable.load(ordering: .relaxed) == (route == .procPath))
+    }
+
+}
