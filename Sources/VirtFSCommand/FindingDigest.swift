@@ -55,3 +55,46 @@ public struct FindingDigest {
         return out
     }
 }
+
+/// Folds many per-entry errors with one cause (the same step and reason) into one line with the
+/// count and the first paths: `needs root: 8,475 entries (etc, etc/passwd, …)`. The first
+/// `limit` errors of a cause are reported whole as they come; later ones are only counted.
+public struct ErrorDigest {
+    struct Group {
+        var detail: String
+        var count = 0
+        var first: [[UInt8]] = []
+    }
+
+    public let limit: Int
+    private var groups: [Group] = []
+    private var index: [String: Int] = [:]
+
+    /// `limit`: how many errors of one cause are reported whole (`Int.max`: never fold).
+    public init(limit: Int = 3) {
+        self.limit = limit
+    }
+
+    /// Counts `error`; reports it whole through `report` while its cause has not reached `limit`.
+    public mutating func add(_ error: VirtFSError, report: (VirtFSError) -> Void) {
+        let key = error.detail
+        let i: Int
+        if let known = index[key] {
+            i = known
+        } else {
+            i = groups.count
+            index[key] = i
+            groups.append(Group(detail: key))
+        }
+        groups[i].count += 1
+        if groups[i].first.count < max(limit, 1) { groups[i].first.append(error.path) }
+        if groups[i].count <= limit { report(error) }
+    }
+
+    /// One line per cause that went past `limit`: its count and first paths.
+    public func folded(path render: ([UInt8]) -> String) -> [String] {
+        groups.filter { $0.count > limit }.map { g in
+            "\(g.detail): \(TreeVerdict.number(g.count)) entries in all (\(g.first.map(render).joined(separator: ", ")), …; -v lists every one)"
+        }
+    }
+}

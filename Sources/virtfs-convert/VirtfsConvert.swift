@@ -45,6 +45,9 @@ struct VirtfsConvert: ParsableCommand {
     @Flag(name: [.customShort("x"), .long], help: "Do not descend into directories on other filesystems.")
     var oneFileSystem = false
 
+    @Flag(name: [.customShort("v"), .long], help: "Name every entry a refusal concerns, also when many have one cause.")
+    var verbose = false
+
     @Flag(name: .long, help: "Print one JSON object per entry and a summary object.")
     var json = false
 
@@ -81,7 +84,10 @@ struct VirtfsConvert: ParsableCommand {
         options.oneFileSystem = oneFileSystem
         let converter = Converter(options: options)
         var entries = 0
-        guard converter.preflight(root, inPlace: output == nil, report: console.error, entries: &entries) else {
+        // Refusals of one cause (thousands of "needs root" on a root filesystem) fold into one line.
+        var refusals = ErrorDigest(limit: verbose ? Int.max : 3)
+        guard converter.preflight(root, inPlace: output == nil, report: { refusals.add($0, report: console.error) }, entries: &entries) else {
+            for line in refusals.folded(path: { Bytes.shellEscaped($0) }) { console.writeError(Array("virtfs-convert: \(line)\n".utf8)) }
             console.flush()
             throw ExitCode(1)
         }
