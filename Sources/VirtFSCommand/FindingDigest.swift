@@ -14,7 +14,7 @@ public struct FindingDigest {
 
     public let limit: Int
     public private(set) var groups: [Group] = []
-    private var index: [String: Int] = [:]
+    private var index = GroupIndex()
 
     /// `limit`: how many findings of a group are kept whole (`Int.max`: never fold).
     public init(limit: Int = 3) {
@@ -24,15 +24,7 @@ public struct FindingDigest {
     public mutating func add(_ finding: Finding, state: String) {
         // Repairs name owners and bits; fold by what was done, not by its detail.
         let outcome = String(state.prefix { $0 != ":" })
-        let key = finding.check.rawValue + "\u{0}" + outcome
-        let i: Int
-        if let known = index[key] {
-            i = known
-        } else {
-            i = groups.count
-            index[key] = i
-            groups.append(Group(check: finding.check, state: outcome))
-        }
+        let i = index.slot(finding.check.rawValue + "\u{0}" + outcome, in: &groups) { Group(check: finding.check, state: outcome) }
         groups[i].count += 1
         if groups[i].first.count < max(limit, 1) { groups[i].first.append((finding, state)) }
     }
@@ -68,7 +60,7 @@ public struct ErrorDigest {
 
     public let limit: Int
     private var groups: [Group] = []
-    private var index: [String: Int] = [:]
+    private var index = GroupIndex()
 
     /// `limit`: how many errors of one cause are reported whole (`Int.max`: never fold).
     public init(limit: Int = 3) {
@@ -77,15 +69,7 @@ public struct ErrorDigest {
 
     /// Counts `error`; reports it whole through `report` while its cause has not reached `limit`.
     public mutating func add(_ error: VirtFSError, report: (VirtFSError) -> Void) {
-        let key = error.detail
-        let i: Int
-        if let known = index[key] {
-            i = known
-        } else {
-            i = groups.count
-            index[key] = i
-            groups.append(Group(detail: key))
-        }
+        let i = index.slot(error.detail, in: &groups) { Group(detail: error.detail) }
         groups[i].count += 1
         if groups[i].first.count < max(limit, 1) { groups[i].first.append(error.path) }
         if groups[i].count <= limit { report(error) }
@@ -96,5 +80,18 @@ public struct ErrorDigest {
         groups.filter { $0.count > limit }.map { g in
             "\(g.detail): \(TreeVerdict.number(g.count)) entries in all (\(g.first.map(render).joined(separator: ", ")), …; -v lists every one)"
         }
+    }
+}
+
+/// Where each group of a digest is, by its key, in the order groups first appeared.
+struct GroupIndex {
+    private var positions: [String: Int] = [:]
+
+    /// The index of `key`'s group in `groups`, appending `make()` for a new key.
+    mutating func slot<G>(_ key: String, in groups: inout [G], make: () -> G) -> Int {
+        if let known = positions[key] { return known }
+        positions[key] = groups.count
+        groups.append(make())
+        return groups.count - 1
     }
 }
