@@ -95,6 +95,19 @@ public struct OverlayConverter {
 
     // MARK: refusals before anything changes
 
+    /// `--output`: the refusals first, so that nothing is written for a layer that will not
+    /// convert; then the layer copied into a new directory (in a mapped model owned by the
+    /// placement's owner, QEMU's user). Returns the copy, which `run` then converts with
+    /// `copied` set, or nil when an entry could not be copied (reported through `failure`).
+    public func copy(_ root: Walker.Location, intoNew output: [UInt8], failure: (VirtFSError) -> Void) throws -> Walker.Location? {
+        let scan = OverlayScan.scan(root, model: options.model, oneFileSystem: options.oneFileSystem)
+        if let refusal = refusals(scan).first { throw refusal }
+        var copyFailed = false
+        let owner = options.model.isMapped ? options.placement.owner : nil
+        let copy = try OverlayCopy.copy(root, intoNew: output, owner: owner) { failure($0); copyFailed = true }
+        return copyFailed ? nil : copy
+    }
+
     /// Reasons the conversion must not start: redirect/metacopy to the user dialect (userxattr
     /// disables both) unless forced.
     public func refusals(_ scan: OverlayScan) -> [VirtFSError] {

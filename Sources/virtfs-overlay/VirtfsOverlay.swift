@@ -142,25 +142,16 @@ struct VirtfsOverlay: ParsableCommand {
         if whiteouts == .mapped && !options.model.isMapped {
             console.warning("\(layer): in a \(options.model.rawValue) tree the mapped form is a real char device 0/0; virtfs-convert to a mapped model turns it into the mapped form")
         }
-        if let output, !dryRun {
-            // Refusals first, so nothing is written for a layer that will not convert.
-            let scan = OverlayScan.scan(root, model: options.model, oneFileSystem: oneFileSystem)
-            if let refusal = OverlayConverter(options: options).refusals(scan).first {
-                console.error(refusal)
-                return false
+        if let output {
+            if !dryRun {
+                do {
+                    guard let copy = try OverlayConverter(options: options).copy(root, intoNew: RawArguments.bytes(for: output), failure: console.error) else { return false }
+                    root = copy
+                } catch {
+                    console.error(error)
+                    return false
+                }
             }
-            do {
-                var copyFailed = false
-                // In a mapped model the host owner is QEMU's user, which --owner names.
-                let owner = options.model.isMapped ? options.placement.owner : nil
-                root = try OverlayCopy.copy(root, intoNew: RawArguments.bytes(for: output), owner: owner) { console.error($0); copyFailed = true }
-                if copyFailed { return false }
-            } catch {
-                console.error(error)
-                return false
-            }
-            options.copied = true
-        } else if output != nil {
             options.copied = true
         }
         let converter = OverlayConverter(options: options)
