@@ -147,4 +147,11 @@ static inline long virtfs_removexattrat(int dirfd, const char *path, const char 
     return syscall(VIRTFS_SYS_removexattrat, dirfd, path, VIRTFS_AT_SYMLINK_NOFOLLOW, name);
 }
 
+/* renameat2(2): glibc declares it only under _GNU_SOURCE. */
+#define VIRTFS_RENAME_NOREPLACE 1U
+#define VIRTFS_RENAME_EXCHANGE 2U
+static inline int virtfs_renameat2(int olddirfd, const char *oldpath, int newdirfd, const char *newpath, unsigned flags) {
+    return (int)syscall(SYS_renameat2, olddirfd, oldpath, newdirfd, newpath, flags);
+}
+
 #endif

@@ -225,18 +225,32 @@ public struct MappedFileCodec: ModelCodec {
         }
     }
 
+    /// QEMU links the metadata file with the data, so both names share one metadata file. Its
+    /// new name is made first (QEMU makes it second): a crash in between leaves an orphaned
+    /// metadata file, never a name without its metadata.
     public func link(_ entry: HostEntry, as newName: [UInt8], in newDirectory: DirectoryContext, placement: HostPlacement) throws {
         let newPath = Bytes.join(newDirectory.path, newName)
         do {
-            try Sys.link(entry.directory.fd, entry.name, newDirectory.fd, newName)
-            // QEMU links the metadata file after the data, so both names keep one metadata.
-            if let source = try entry.directory.metadataDirectory() {
+            if MappedFileNames.isReserved(newName) { throw Self.failure("linkat", newPath, EINVAL) }
+            if (try? Sys.stat(newDirectory.fd, newName)) != nil { throw Self.failure("linkat", newPath, EEXIST) }
+            var linked: Int32?
+            if let source = try metadataFile(entry.name, in: entry.directory) {
                 let target = try newDirectory.makeMetadataDirectory(placement: placement)
-                do {
-                    try Sys.link(source, entry.name, target, newName)
-                } catch let error as VirtFSError where error.errno == ENOENT {
-                    // The source had no metadata: neither has the link.
-                }
+                let temporary = TemporaryName.named("link")
+                try? Sys.unlink(target, temporary)
+                try Sys.link(source, entry.name, target, temporary)
+                // Over whatever orphan had the name.
+                try Sys.rename(target, temporary, target, newName)
+                linked = target
+            } else if let stale = try metadataFile(newName, in: newDirectory) {
+                // An orphan of that name would become the new link's metadata: the source has none.
+                try Sys.unlink(stale, newName)
+            }
+            do {
+                try Sys.link(entry.directory.fd, entry.name, newDirectory.fd, newName)
+            } catch {
+                if let linked { try? Sys.unlink(linked, newName) }
+                throw error
             }
         } catch let error as VirtFSError {
             throw error.at(newPath)

@@ -87,6 +87,16 @@ public protocol ModelCodec: Sendable {
     /// Makes `newName` in `newDirectory` a hard link of `entry`, metadata included.
     func link(_ entry: HostEntry, as newName: [UInt8], in newDirectory: DirectoryContext, placement: HostPlacement) throws
 
+    /// Removes `entry` as QEMU's `unlinkat` does for this model (a directory must be empty as
+    /// the guest sees it), its metadata with it.
+    func remove(_ entry: HostEntry) throws
+
+    /// Renames `entry` to `newName` in `newDirectory` as QEMU's `renameat` does for this model,
+    /// its metadata with it; `mode` is renameat2(2)'s NOREPLACE or EXCHANGE, refused with
+    /// EINVAL where the model cannot do it in one step.
+    func rename(_ entry: HostEntry, to newName: [UInt8], in newDirectory: DirectoryContext, mode: RenameMode,
+                placement: HostPlacement) throws
+
     /// Why an object with these attributes, named `name` (nil for the export root), could not
     /// be stored so that a guest sees it as it is: each reason one sentence; empty when it can.
     func cannotHold(_ attributes: GuestAttributes, name: [UInt8]?) -> [String]
