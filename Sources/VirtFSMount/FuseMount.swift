@@ -23,23 +23,32 @@ public struct MountRequest: Sendable {
         self.foreground = foreground
     }
 
-    /// The options libfuse is given. The mount is read-only. The kernel checks permissions
-    /// against the guest's owners and modes (default_permissions) whenever other users can
-    /// enter the mount (allow_other); without allow_other only the mounting user can, and that
-    /// user already reads the backing tree as the mount does.
+    /// Whether the mount writes: unless `-o ro` was given (the last of ro and rw wins).
+    public var writable: Bool {
+        var writable = true
+        for list in options {
+            for option in list.split(separator: ",") {
+                if option == "ro" { writable = false } else if option == "rw" { writable = true }
+            }
+        }
+        return writable
+    }
+
+    /// The options libfuse is given. The kernel checks permissions against the guest's owners
+    /// and modes (default_permissions) whenever other users can enter the mount (allow_other);
+    /// without allow_other only the mounting user can, and that user may do to the guest view
+    /// whatever the user QEMU runs as may do to the tree.
     func fuseOptions() throws -> String {
         var given: [String] = []
         for list in options {
             for option in list.split(separator: ",").map(String.init) where !option.isEmpty {
                 switch option {
-                case "ro": continue
-                case "rw":
-                    throw VirtFSError.refused("mount", path: tree, "writing through the mount is not supported; mount read-only")
+                case "ro", "rw": continue
                 default: given.append(option)
                 }
             }
         }
-        var out = ["ro"]
+        var out = [writable ? "rw" : "ro"]
         if given.contains("allow_other") && !given.contains("default_permissions") { out.append("default_permissions") }
         out += given
         // libfuse splits its option list at commas; a backslash keeps one in the name.
@@ -58,7 +67,7 @@ public enum FuseMount {
     /// libfuse's status: 0 after a clean unmount.
     public static func run(_ request: MountRequest) throws -> Int32 {
         let options = try request.fuseOptions()
-        served = try GuestFilesystem(tree: request.tree, model: request.model)
+        served = try GuestFilesystem(tree: request.tree, model: request.model, writable: request.writable)
         var arguments: [[UInt8]] = [Array("virtfs-mount".utf8), request.mountpoint, Array("-o".utf8), Array(options.utf8)]
         if request.foreground { arguments.append(Array("-f".utf8)) }
         var operations = Self.operations()
@@ -121,6 +130,9 @@ public enum FuseMount {
             // File data stays in the kernel's page cache between opens, dropped when the
             // backing file's size or mtime changed (auto_cache): reads run at page-cache speed.
             config?.pointee.auto_cache = 1
+            // An unlinked file still open is removed at once (the daemon keeps its descriptor),
+            // not renamed to a .fuse_hidden name in the tree.
+            config?.pointee.hard_remove = 1
             return nil
         }
         ops.getattr = { path, st, _ in
@@ -158,7 +170,10 @@ public enum FuseMount {
         ops.open = { path, info in
             FuseMount.answer { fs throws(GuestFilesystem.Failure) in
                 guard let info else { return -EINVAL }
-                if info.pointee.flags & O_ACCMODE != O_RDONLY { return -EROFS }
+                if info.pointee.flags & O_ACCMODE != O_RDONLY {
+                    info.pointee.fh = UInt64(try fs.open(FuseMount.path(path), flags: info.pointee.flags))
+                    return 0
+                }
                 info.pointee.fh = UInt64(try fs.openForReading(FuseMount.path(path)))
                 return 0
             }
@@ -178,6 +193,7 @@ public enum FuseMount {
         ops.getxattr = { path, name, value, size in
             FuseMount.answer { fs throws(GuestFilesystem.Failure) in
                 let wanted = FuseMount.path(name)
+                try fs.checkReadable(wanted)
                 guard let found = try fs.xattrs(FuseMount.path(path)).first(where: { $0.name == wanted }) else { return -ENODATA }
                 return FuseMount.copyOut(found.value, to: value, size: size)
             }
@@ -188,6 +204,7 @@ public enum FuseMount {
                 return FuseMount.copyOut(names, to: list, size: size)
             }
         }
+        if served?.writable == true { addWriteOperations(&ops) }
         return ops
     }
 

@@ -1,5 +1,6 @@
 import CVirtFS
 import Glibc
+import Synchronization
 import VirtFSCore
 
 /// The guest's view of a tree, answered path by path for a mount. Every path is resolved from
@@ -8,19 +9,28 @@ import VirtFSCore
 /// outside it. Failures are errno values, which is all a mount can return.
 public final class GuestFilesystem: Sendable {
     public let model: SecurityModel
+    /// Held for the mount's lifetime when it writes; only ever released by the process ending.
+    nonisolated(unsafe) let treeLock: TreeLock?
+    /// One write at a time: a write is several steps on the tree (build aside, rename into
+    /// place, metadata beside), under names of this process.
+    let writing = Mutex<Void>(())
+    public var writable: Bool { treeLock != nil }
     let codec: any ModelCodec
     let rootFD: Int32
     let rootPath: [UInt8]
 
     /// Opens `tree` as an export root and settles its model: the one named, else the one the
     /// tree shows. A tree with an unfinished conversion is refused, as every tool refuses it.
-    public init(tree: [UInt8], model explicit: SecurityModel?) throws {
+    public init(tree: [UInt8], model explicit: SecurityModel?, writable: Bool = false) throws {
         let resolver = try OperandResolver(root: tree)
         let root = resolver.root!
         model = try resolver.model(for: root, explicit: explicit).0
         codec = model.codec
         rootFD = try Sys.dup(root.directory.fd)
         rootPath = tree
+        // A writing mount is a writer like any other tool: it holds the tree's lock until it
+        // ends (the kernel drops it when the daemon dies, kill -9 included).
+        treeLock = writable ? try TreeLock(directory: DirectoryContext(fd: rootFD, path: tree, owned: false)) : nil
     }
 
     deinit { Sys.close(rootFD) }
@@ -34,11 +44,11 @@ public final class GuestFilesystem: Sendable {
 
     /// A fresh context for the root per request: contexts cache descriptors and are not shared
     /// between the mount's threads.
-    private func rootContext() -> DirectoryContext {
+    func rootContext() -> DirectoryContext {
         DirectoryContext(fd: rootFD, path: rootPath, owned: false)
     }
 
-    private func components(_ path: [UInt8]) throws(Failure) -> [[UInt8]] {
+    func components(_ path: [UInt8]) throws(Failure) -> [[UInt8]] {
         let parts = path.split(separator: UInt8(ascii: "/")).map(Array.init)
         for part in parts {
             if part == Array("..".utf8) || part == Array(".".utf8) { throw Failure(EINVAL) }

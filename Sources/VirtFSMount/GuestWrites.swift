@@ -1,0 +1,287 @@
+import CVirtFS
+import Glibc
+import VirtFSCore
+
+/// Who asks for a write: the calling process's fsuid and fsgid, as the kernel gives them.
+public struct Caller: Sendable {
+    public var uid: UInt32
+    public var gid: UInt32
+    public init(uid: UInt32, gid: UInt32) {
+        self.uid = uid
+        self.gid = gid
+    }
+}
+
+/// The guest's operations on a mounted tree, each stored as QEMU stores the same guest
+/// operation in the tree's model, through the model's codec. Every new object is built under a
+/// temporary name and renamed into place with its metadata complete, so a daemon killed at any
+/// point leaves names that each have their metadata (and at most a temporary leftover, which
+/// virtfs-fsck removes).
+extension GuestFilesystem {
+    /// What QEMU's `fmode=`/`dmode=` default to: created host objects are the daemon user's.
+    static let placement = HostPlacement()
+
+    func serialized<T>(_ body: () throws(Failure) -> T) throws(Failure) -> T {
+        guard writable else { throw Failure(EROFS) }
+        return try writing.withLock { _ throws(Failure) in try body() }
+    }
+
+    func attempt<T>(_ body: () throws -> T) throws(Failure) -> T {
+        do { return try body() } catch let failure as Failure { throw failure } catch { throw Failure(error) }
+    }
+
+    /// The directory that holds a new or changed name, the name, and the directory's guest view.
+    func parent(_ path: [UInt8]) throws(Failure) -> (directory: DirectoryContext, name: [UInt8], view: GuestView) {
+        let parts = path.split(separator: UInt8(ascii: "/")).map(Array.init)
+        guard let name = parts.last else { throw Failure(EBUSY) }
+        // QEMU refuses the mapped-file names with EINVAL rather than hiding them (ENOENT).
+        if model == .mappedFile && MappedFileNames.isReserved(name) { throw Failure(EINVAL) }
+        let above = Array(parts.dropLast().joined(separator: [UInt8(ascii: "/")]))
+        let directory = try directory(above)
+        let view = try self.view(above)
+        return (directory, name, view)
+    }
+
+    func exists(_ name: [UInt8], in directory: DirectoryContext) -> Bool {
+        (try? Sys.stat(directory.fd, name)) != nil
+    }
+
+    /// The set-group-ID bit: a directory that has it gives new entries its group, and new
+    /// directories the bit, as the guest kernel's 9p client asks of QEMU.
+    static let setGroupID: UInt32 = 0o2000
+
+    /// Creates an object: built complete under a temporary name, then renamed into place
+    /// without replacing anything (what O_EXCL, mkdir and mknod promise).
+    func make(_ attributes: GuestAttributes, at path: [UInt8]) throws(Failure) {
+        try serialized { () throws(Failure) in
+            var attributes = attributes
+            let (directory, name, parentView) = try parent(path)
+            if parentView.attributes.permissions & Self.setGroupID != 0 {
+                attributes.gid = parentView.gid
+                if attributes.type == .directory { attributes.permissions |= Self.setGroupID }
+            }
+            if exists(name, in: directory) { throw Failure(EEXIST) }
+            // A value the model cannot keep is refused, never stored as something else.
+            if !codec.cannotHold(attributes, name: name).isEmpty { throw Failure(EOVERFLOW) }
+            let temporary = TemporaryName.named("mount")
+            try attempt {
+                if let leftover = try? HostEntry(directory: directory, name: temporary, path: []) { try? codec.remove(leftover) }
+                try codec.create(attributes, named: temporary, in: directory, content: .empty, placement: Self.placement)
+                let built = try HostEntry(directory: directory, name: temporary, path: Bytes.join(directory.path, temporary))
+                do {
+                    try codec.rename(built, to: name, in: directory, mode: .noReplace, placement: Self.placement)
+                } catch {
+                    try? codec.remove(built)
+                    throw error
+                }
+            }
+        }
+    }
+
+    public func mkdir(_ path: [UInt8], mode: UInt32, caller: Caller) throws(Failure) {
+        try make(GuestAttributes(type: .directory, permissions: mode, uid: caller.uid, gid: caller.gid), at: path)
+    }
+
+    /// mknod(2): in the mapped models a device, fifo or socket is a host regular file whose
+    /// metadata says what it is, as QEMU stores it.
+    public func mknod(_ path: [UInt8], mode: UInt32, rdev: UInt64, caller: Caller) throws(Failure) {
+        guard let type = FileType(mode: mode), type != .directory, type != .symlink else { throw Failure(EINVAL) }
+        let device = type.hasDeviceNumber ? DeviceNumber(guestKernel: rdev) : .zero
+        try make(GuestAttributes(type: type, permissions: mode, uid: caller.uid, gid: caller.gid, rdev: device), at: path)
+    }
+
+    /// symlink(2): in the mapped models a host regular file holding the target.
+    public func symlink(_ target: [UInt8], at path: [UInt8], caller: Caller) throws(Failure) {
+        try make(GuestAttributes(type: .symlink, permissions: 0o777, uid: caller.uid, gid: caller.gid, symlinkTarget: target), at: path)
+    }
+
+    /// Creates a regular file and opens it (open(2) with O_CREAT); an existing file is opened
+    /// unless O_EXCL was asked.
+    public func create(_ path: [UInt8], mode: UInt32, flags: Int32, caller: Caller) throws(Failure) -> Int32 {
+        do {
+            try make(GuestAttributes(type: .regular, permissions: mode, uid: caller.uid, gid: caller.gid), at: path)
+        } catch let failure where failure.errno == EEXIST && flags & O_EXCL == 0 {
+        }
+        return try open(path, flags: flags)
+    }
+
+    /// Opens a guest regular file's data. The object opened must be the one decoded: a swap
+    /// between the two is refused rather than followed.
+    public func open(_ path: [UInt8], flags: Int32) throws(Failure) -> Int32 {
+        if flags & O_ACCMODE != O_RDONLY && !writable { throw Failure(EROFS) }
+        let entry = try entry(path)
+        let view = try decode(entry)
+        guard view.type == .regular else { throw Failure(view.type == .directory ? EISDIR : EACCES) }
+        return try attempt {
+            let fd = try Sys.openAt(entry.directory.fd, entry.name, flags & (O_ACCMODE | O_APPEND) | VIRTFS_O_NONBLOCK)
+            guard let opened = try? Sys.stat(fd: fd), opened.identity == entry.stat.identity, opened.fileType == .regular else {
+                Sys.close(fd)
+                throw Failure(EAGAIN)
+            }
+            return fd
+        }
+    }
+
+    public func link(_ existing: [UInt8], as path: [UInt8]) throws(Failure) {
+        try serialized { () throws(Failure) in
+            let source = try entry(existing)
+            if source.stat.fileType == .directory { throw Failure(EPERM) }
+            let (directory, name, _) = try parent(path)
+            try attempt { try codec.link(source, as: name, in: directory, placement: Self.placement) }
+        }
+    }
+
+    /// unlink(2) and rmdir(2): the host type decides, as the guest's type always matches it
+    /// for directories.
+    public func remove(_ path: [UInt8], directory wanted: Bool) throws(Failure) {
+        try serialized { () throws(Failure) in
+            if try components(path).isEmpty { throw Failure(EBUSY) }
+            let target = try entry(path)
+            let isDirectory = target.stat.fileType == .directory
+            if isDirectory != wanted { throw Failure(wanted ? ENOTDIR : EISDIR) }
+            try attempt { try codec.remove(target) }
+        }
+    }
+
+    /// rename(2) and renameat2(2)'s RENAME_NOREPLACE and RENAME_EXCHANGE (flags 1 and 2).
+    public func rename(_ from: [UInt8], to path: [UInt8], flags: UInt32) throws(Failure) {
+        let mode: RenameMode
+        switch flags {
+        case 0: mode = .replace
+        case 1: mode = .noReplace
+        case 2: mode = .exchange
+        default: throw Failure(EINVAL)
+        }
+        try serialized { () throws(Failure) in
+            if try components(from).isEmpty { throw Failure(EBUSY) }
+            let source = try entry(from)
+            let (directory, name, _) = try parent(path)
+            if let target = try? Sys.stat(directory.fd, name), mode == .replace {
+                // rename(2)'s own rules, which the host would apply to the host types.
+                let sourceIsDirectory = source.stat.fileType == .directory
+                if sourceIsDirectory && target.fileType != .directory && target.identity != source.stat.identity { throw Failure(ENOTDIR) }
+                if !sourceIsDirectory && target.fileType == .directory { throw Failure(EISDIR) }
+            }
+            try attempt { try codec.rename(source, to: name, in: directory, mode: mode, placement: Self.placement) }
+        }
+    }
+
+    /// Rewrites an entry's guest metadata through its model.
+    func change(_ path: [UInt8], _ edit: (inout GuestAttributes) throws(Failure) -> Void) throws(Failure) {
+        try serialized { () throws(Failure) in
+            let target = try entry(path)
+            var attributes = try decode(target).attributes
+            try edit(&attributes)
+            try attempt { try codec.update(attributes, of: target, placement: Self.placement) }
+        }
+    }
+
+    /// chmod(2). An access ACL follows the new mode as the kernel's posix_acl_chmod makes it:
+    /// owner, mask (group without a mask) and other entries take the mode's bits.
+    public func chmod(_ path: [UInt8], mode: UInt32) throws(Failure) {
+        try change(path) { attributes throws(Failure) in
+            if attributes.type == .symlink { throw Failure(EOPNOTSUPP) }
+            attributes = attributes.changingPermissions(mode)
+        }
+    }
+
+    /// chown(2); an id of -1 is left as it is.
+    public func chown(_ path: [UInt8], uid: UInt32, gid: UInt32) throws(Failure) {
+        try change(path) { attributes throws(Failure) in
+            if uid != UInt32.max { attributes.uid = uid }
+            if gid != UInt32.max { attributes.gid = gid }
+        }
+    }
+
+    /// truncate(2) of a path (ftruncate of an open file goes to its descriptor).
+    public func truncate(_ path: [UInt8], size: Int64) throws(Failure) {
+        guard writable else { throw Failure(EROFS) }
+        let fd = try open(path, flags: O_WRONLY)
+        defer { Sys.close(fd) }
+        if ftruncate(fd, off_t(size)) != 0 { throw Failure(errno) }
+    }
+
+    /// utimensat(2) as QEMU's local_utimensat: on the host object, never through a symlink;
+    /// UTIME_NOW and UTIME_OMIT pass through.
+    public func setTimes(_ path: [UInt8], _ times: UnsafePointer<timespec>?) throws(Failure) {
+        guard writable else { throw Failure(EROFS) }
+        let target = try entry(path)
+        try attempt { try Sys.setTimes(target.directory.fd, target.name, times) }
+    }
+
+    // MARK: extended attributes
+
+    static let aclAccess = Array(HostACLXattr.access.utf8)
+    static let aclDefault = Array(HostACLXattr.default.utf8)
+    static let userPrefix = Array("user.".utf8)
+    static let virtfsPrefix = Array(VirtfsXattr.prefix.utf8)
+
+    /// QEMU's xattr namespaces: `user.*` and the two ACL names; everything else (`trusted.*`,
+    /// `security.*`, other `system.*`) is EOPNOTSUPP, and so are ACLs in the none model.
+    func checkNamespace(_ name: [UInt8]) throws(Failure) {
+        if name == Self.aclAccess || name == Self.aclDefault {
+            if model == .none { throw Failure(EOPNOTSUPP) }
+            return
+        }
+        guard name.starts(with: Self.userPrefix) else { throw Failure(EOPNOTSUPP) }
+    }
+
+    /// The names QEMU's mapped-xattr model keeps for itself (`user.virtfs.*`): a guest cannot
+    /// set or remove them (EACCES) nor read them (ENODATA). The other models let a guest set
+    /// them as ordinary user xattrs.
+    func isReserved(_ name: [UInt8]) -> Bool {
+        model == .mappedXattr && name.starts(with: Self.virtfsPrefix)
+    }
+
+    /// getxattr(2)'s refusals before the lookup: other namespaces are EOPNOTSUPP, as in QEMU.
+    public func checkReadable(_ name: [UInt8]) throws(Failure) {
+        try checkNamespace(name)
+    }
+
+    /// setxattr(2) with XATTR_CREATE (1) or XATTR_REPLACE (2). An access ACL also sets the
+    /// mode's owner, group-class and other bits, and one the mode says in full is not kept,
+    /// as the guest kernel's posix_acl_update_mode does before it sends both to QEMU.
+    public func setXattr(_ path: [UInt8], name: [UInt8], value: [UInt8], flags: Int32) throws(Failure) {
+        try checkNamespace(name)
+        if isReserved(name) { throw Failure(EACCES) }
+        let current = try xattrs(path)
+        let present = current.contains { $0.name == name }
+        if flags & 1 != 0 && present { throw Failure(EEXIST) }
+        if flags & 2 != 0 && !present { throw Failure(ENODATA) }
+        if name == Self.aclAccess || name == Self.aclDefault {
+            let acl: ACL
+            do { acl = try ACL(xattr: value, attribute: String(decoding: name, as: UTF8.self)) } catch { throw Failure(EINVAL) }
+            guard acl.entries.isEmpty || acl.isValid else { throw Failure(EINVAL) }
+            try change(path) { attributes throws(Failure) in
+                if name == Self.aclDefault {
+                    guard attributes.type == .directory else { throw Failure(EACCES) }
+                    attributes.defaultACL = acl.entries.isEmpty ? nil : acl
+                } else {
+                    attributes.permissions = attributes.permissions & 0o7000 | acl.modeBits
+                    attributes.accessACL = acl.isMinimal ? nil : acl
+                }
+            }
+            return
+        }
+        try change(path) { attributes throws(Failure) in
+            attributes.xattrs = [Xattr(name: name, value: value)]
+        }
+    }
+
+    public func removeXattr(_ path: [UInt8], name: [UInt8]) throws(Failure) {
+        try checkNamespace(name)
+        if isReserved(name) { throw Failure(EACCES) }
+        guard try xattrs(path).contains(where: { $0.name == name }) else { throw Failure(ENODATA) }
+        if name == Self.aclAccess || name == Self.aclDefault {
+            try change(path) { attributes throws(Failure) in
+                if name == Self.aclAccess { attributes.accessACL = nil } else { attributes.defaultACL = nil }
+            }
+            return
+        }
+        // A user xattr is kept on the host object as it is in every model.
+        try serialized { () throws(Failure) in
+            let target = try entry(path)
+            try attempt { try target.removeXattr(raw: name) }
+        }
+    }
+}
