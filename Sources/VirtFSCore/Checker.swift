@@ -426,13 +426,9 @@ public struct Checker {
             let st = try Sys.stat(location.directory.fd, location.name)
             try Sys.unlink(location.directory.fd, location.name, directory: st.fileType == .directory)
         case .removeEntry:
-            try Sys.unlink(location.directory.fd, location.name)
-            if options.model == .mappedFile, let mfd = try location.directory.metadataDirectory() {
-                // Its metadata would be an orphan for the next run to find: one pass, one fixpoint.
-                do {
-                    try Sys.unlink(mfd, location.name)
-                } catch let error as VirtFSError where error.errno == ENOENT {}
-            }
+            // With its metadata, which would be an orphan for the next run to find (one pass, one
+            // fixpoint); a directory too (a mount's mkdir is built aside as one).
+            try codec.remove(location.entry())
         case .hostAccess(let uid, let gid, let bits, let pin):
             if let pin {
                 let had = hasMetadataFile(location)

@@ -159,3 +159,11 @@ extension MappedFileCodec {
         }
     }
 }
+
+extension LinkCensus {
+    /// The census of the tree whose export root is open as `directory`: a writer that only
+    /// holds the root's descriptor (a mount, whose working directory is not the user's).
+    public convenience init(exportRoot directory: DirectoryContext) {
+        self.init(root: Walker.Location(directory: directory, name: [UInt8(ascii: ".")], path: directory.path, isExportRoot: true))
+    }
+}

@@ -166,13 +166,18 @@ extension GuestFilesystem {
         }
     }
 
-    /// Rewrites an entry's guest metadata through its model.
+    /// Rewrites an entry's guest metadata through its model. A mapped-file metadata file shared
+    /// by hard links is replaced under each of its names (QEMU rewrites it in place, which a
+    /// crash can leave half written): the names are found by a census of the tree, taken only
+    /// when the file has more than one.
     func change(_ path: [UInt8], _ edit: (inout GuestAttributes) throws(Failure) -> Void) throws(Failure) {
         try serialized { () throws(Failure) in
             let target = try entry(path)
             var attributes = try decode(target).attributes
             try edit(&attributes)
-            try attempt { try codec.update(attributes, of: target, placement: Self.placement) }
+            var placement = Self.placement
+            placement.links = LinkCensus(exportRoot: rootContext())
+            try attempt { try codec.update(attributes, of: target, placement: placement) }
         }
     }
 

@@ -96,6 +96,9 @@ import VirtFSTestSupport
         var a = stat(), b = stat()
         #expect(lstat(dir.path + "/.virtfs_metadata/g", &a) == 0 && lstat(dir.path + "/d/.virtfs_metadata/h", &b) == 0)
         #expect(a.st_ino == b.st_ino && a.st_nlink == 2)
+        // A chmod through one name is seen through the other, as the guest sees one inode.
+        try fs.chmod(p("/g"), mode: 0o604)
+        #expect(try fs.view(p("/d/h")).mode == 0o100604)
         try fs.remove(p("/d/h"), directory: false)
         #expect(!exists(dir, "d/h") && !exists(dir, "d/.virtfs_metadata/h"))
         #expect(failure { try fs.remove(p("/d"), directory: false) } == EISDIR)
