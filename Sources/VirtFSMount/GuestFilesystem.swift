@@ -15,6 +15,10 @@ public final class GuestFilesystem: Sendable {
     /// place, metadata beside), under names of this process.
     let writing = Mutex<Void>(())
     public var writable: Bool { treeLock != nil }
+    /// How created host objects are made: QEMU's default `fmode=`/`dmode=`, owned by the daemon's
+    /// user, except that root writing a mapped tree owned by another user (the one QEMU runs
+    /// as, as virtfs-fsck assumes) gives them that user, so that QEMU can still open them.
+    public let placement: HostPlacement
     let codec: any ModelCodec
     let rootFD: Int32
     let rootPath: [UInt8]
@@ -28,6 +32,12 @@ public final class GuestFilesystem: Sendable {
         codec = model.codec
         rootFD = try Sys.dup(root.directory.fd)
         rootPath = tree
+        var placement = HostPlacement()
+        let host = try Sys.stat(fd: rootFD)
+        if geteuid() == 0 && model.isMapped && host.uid != 0 {
+            placement.owner = (host.uid, host.gid)
+        }
+        self.placement = placement
         // A writing mount is a writer like any other tool: it holds the tree's lock until it
         // ends (the kernel drops it when the daemon dies, kill -9 included).
         treeLock = writable ? try TreeLock(directory: DirectoryContext(fd: rootFD, path: tree, owned: false)) : nil

@@ -18,9 +18,6 @@ public struct Caller: Sendable {
 /// point leaves names that each have their metadata (and at most a temporary leftover, which
 /// virtfs-fsck removes).
 extension GuestFilesystem {
-    /// What QEMU's `fmode=`/`dmode=` default to: created host objects are the daemon user's.
-    static let placement = HostPlacement()
-
     func serialized<T>(_ body: () throws(Failure) -> T) throws(Failure) -> T {
         guard writable else { throw Failure(EROFS) }
         return try writing.withLock { _ throws(Failure) in try body() }
@@ -66,10 +63,10 @@ extension GuestFilesystem {
             let temporary = TemporaryName.named("mount")
             try attempt {
                 if let leftover = try? HostEntry(directory: directory, name: temporary, path: []) { try? codec.remove(leftover) }
-                try codec.create(attributes, named: temporary, in: directory, content: .empty, placement: Self.placement)
+                try codec.create(attributes, named: temporary, in: directory, content: .empty, placement: placement)
                 let built = try HostEntry(directory: directory, name: temporary, path: Bytes.join(directory.path, temporary))
                 do {
-                    try codec.rename(built, to: name, in: directory, mode: .noReplace, placement: Self.placement)
+                    try codec.rename(built, to: name, in: directory, mode: .noReplace, placement: placement)
                 } catch {
                     try? codec.remove(built)
                     throw error
@@ -127,7 +124,7 @@ extension GuestFilesystem {
             let source = try entry(existing)
             if source.stat.fileType == .directory { throw Failure(EPERM) }
             let (directory, name, _) = try parent(path)
-            try attempt { try codec.link(source, as: name, in: directory, placement: Self.placement) }
+            try attempt { try codec.link(source, as: name, in: directory, placement: placement) }
         }
     }
 
@@ -162,7 +159,7 @@ extension GuestFilesystem {
                 if sourceIsDirectory && target.fileType != .directory && target.identity != source.stat.identity { throw Failure(ENOTDIR) }
                 if !sourceIsDirectory && target.fileType == .directory { throw Failure(EISDIR) }
             }
-            try attempt { try codec.rename(source, to: name, in: directory, mode: mode, placement: Self.placement) }
+            try attempt { try codec.rename(source, to: name, in: directory, mode: mode, placement: placement) }
         }
     }
 
@@ -175,7 +172,7 @@ extension GuestFilesystem {
             let target = try entry(path)
             var attributes = try decode(target).attributes
             try edit(&attributes)
-            var placement = Self.placement
+            var placement = placement
             placement.links = LinkCensus(exportRoot: rootContext())
             try attempt { try codec.update(attributes, of: target, placement: placement) }
         }
