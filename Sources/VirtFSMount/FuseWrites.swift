@@ -42,7 +42,12 @@ extension FuseMount {
             FuseMount.perform { fs throws(GuestFilesystem.Failure) in try fs.symlink(FuseMount.path(target), at: FuseMount.path(path), caller: FuseMount.caller()) }
         }
         ops.link = { existing, path in
-            FuseMount.perform { fs throws(GuestFilesystem.Failure) in try fs.link(FuseMount.path(existing), as: FuseMount.path(path)) }
+            FuseMount.perform { fs throws(GuestFilesystem.Failure) in
+                try fs.link(FuseMount.path(existing), as: FuseMount.path(path))
+                // The kernel knows the two names as two inodes: the old name's cached link
+                // count would stay 1 until its attributes time out.
+                if let context = fuse_get_context(), let fuse = context.pointee.fuse { _ = fuse_invalidate_path(fuse, existing) }
+            }
         }
         ops.unlink = { path in
             FuseMount.perform { fs throws(GuestFilesystem.Failure) in try fs.remove(FuseMount.path(path), directory: false) }
