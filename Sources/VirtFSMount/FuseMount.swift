@@ -124,6 +124,8 @@ public enum FuseMount {
             // Every readdir answers with the attributes it decoded anyway (readdirplus), not
             // only a directory's first batch, so a walk needs no lookup per entry.
             connection?.pointee.want &= ~UInt32(FUSE_CAP_READDIRPLUS_AUTO)
+            // The umask is the daemon's to apply: a directory's default ACL replaces it.
+            if let c = connection, c.pointee.capable & UInt32(FUSE_CAP_DONT_MASK) != 0 { c.pointee.want |= UInt32(FUSE_CAP_DONT_MASK) }
             // The guest's inode numbers, so hard links are seen as such (tar, rsync -H, find).
             config?.pointee.use_ino = 1
             config?.pointee.readdir_ino = 1

@@ -5,8 +5,8 @@ import VirtFSCore
 extension FuseMount {
     /// The calling process, as libfuse reports it for the request being served.
     static func caller() -> Caller {
-        guard let context = fuse_get_context() else { return Caller(uid: getuid(), gid: getgid()) }
-        return Caller(uid: context.pointee.uid, gid: context.pointee.gid)
+        guard let context = fuse_get_context() else { return Caller(uid: getuid(), gid: getgid(), umask: 0o022) }
+        return Caller(uid: context.pointee.uid, gid: context.pointee.gid, umask: UInt32(context.pointee.umask))
     }
 
     /// Runs a request that answers 0 when it succeeds.

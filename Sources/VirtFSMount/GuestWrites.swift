@@ -6,9 +6,13 @@ import VirtFSCore
 public struct Caller: Sendable {
     public var uid: UInt32
     public var gid: UInt32
-    public init(uid: UInt32, gid: UInt32) {
+    /// The caller's umask, applied to a new object's mode unless its directory has a default
+    /// ACL, which takes the umask's place (as on every POSIX-ACL filesystem).
+    public var umask: UInt32
+    public init(uid: UInt32, gid: UInt32, umask: UInt32 = 0) {
         self.uid = uid
         self.gid = gid
+        self.umask = umask
     }
 }
 
@@ -47,15 +51,47 @@ extension GuestFilesystem {
     /// directories the bit, as the guest kernel's 9p client asks of QEMU.
     static let setGroupID: UInt32 = 0o2000
 
+    /// What a new object inherits from the directory's default ACL, as the kernel's
+    /// posix_acl_create gives it and the guest's 9p client sends it to QEMU: the default ACL
+    /// masked by the requested mode becomes the access ACL (none when the mode says it all), the
+    /// mode is masked by it in turn, and a directory keeps the default ACL.
+    static func inherit(_ inherited: ACL, into attributes: inout GuestAttributes) {
+        var acl = inherited
+        var mode = attributes.permissions
+        let hasMask = acl.entries.contains { $0.tag == .mask }
+        for i in acl.entries.indices {
+            switch acl.entries[i].tag {
+            case .userObj:
+                acl.entries[i].permissions &= UInt16((mode >> 6) & 7)
+                mode &= UInt32(acl.entries[i].permissions) << 6 | ~UInt32(0o700)
+            case .other:
+                acl.entries[i].permissions &= UInt16(mode & 7)
+                mode &= UInt32(acl.entries[i].permissions) | ~UInt32(0o007)
+            case .mask, .groupObj where !hasMask:
+                acl.entries[i].permissions &= UInt16((mode >> 3) & 7)
+                mode &= UInt32(acl.entries[i].permissions) << 3 | ~UInt32(0o070)
+            default: break
+            }
+        }
+        attributes.permissions = mode
+        attributes.accessACL = acl.isMinimal ? nil : acl
+        if attributes.type == .directory { attributes.defaultACL = inherited }
+    }
+
     /// Creates an object: built complete under a temporary name, then renamed into place
     /// without replacing anything (what O_EXCL, mkdir and mknod promise).
-    func make(_ attributes: GuestAttributes, at path: [UInt8]) throws(Failure) {
+    func make(_ attributes: GuestAttributes, at path: [UInt8], umask: UInt32) throws(Failure) {
         try serialized { () throws(Failure) in
             var attributes = attributes
             let (directory, name, parentView) = try parent(path)
             if parentView.attributes.permissions & Self.setGroupID != 0 {
                 attributes.gid = parentView.gid
                 if attributes.type == .directory { attributes.permissions |= Self.setGroupID }
+            }
+            if let inherited = parentView.attributes.defaultACL, attributes.type != .symlink {
+                Self.inherit(inherited, into: &attributes)
+            } else if attributes.type != .symlink {
+                attributes.permissions &= ~(umask & 0o777)
             }
             if exists(name, in: directory) { throw Failure(EEXIST) }
             // A value the model cannot keep is refused, never stored as something else.
@@ -76,7 +112,7 @@ extension GuestFilesystem {
     }
 
     public func mkdir(_ path: [UInt8], mode: UInt32, caller: Caller) throws(Failure) {
-        try make(GuestAttributes(type: .directory, permissions: mode, uid: caller.uid, gid: caller.gid), at: path)
+        try make(GuestAttributes(type: .directory, permissions: mode, uid: caller.uid, gid: caller.gid), at: path, umask: caller.umask)
     }
 
     /// mknod(2): in the mapped models a device, fifo or socket is a host regular file whose
@@ -84,19 +120,19 @@ extension GuestFilesystem {
     public func mknod(_ path: [UInt8], mode: UInt32, rdev: UInt64, caller: Caller) throws(Failure) {
         guard let type = FileType(mode: mode), type != .directory, type != .symlink else { throw Failure(EINVAL) }
         let device = type.hasDeviceNumber ? DeviceNumber(guestKernel: rdev) : .zero
-        try make(GuestAttributes(type: type, permissions: mode, uid: caller.uid, gid: caller.gid, rdev: device), at: path)
+        try make(GuestAttributes(type: type, permissions: mode, uid: caller.uid, gid: caller.gid, rdev: device), at: path, umask: caller.umask)
     }
 
     /// symlink(2): in the mapped models a host regular file holding the target.
     public func symlink(_ target: [UInt8], at path: [UInt8], caller: Caller) throws(Failure) {
-        try make(GuestAttributes(type: .symlink, permissions: 0o777, uid: caller.uid, gid: caller.gid, symlinkTarget: target), at: path)
+        try make(GuestAttributes(type: .symlink, permissions: 0o777, uid: caller.uid, gid: caller.gid, symlinkTarget: target), at: path, umask: 0)
     }
 
     /// Creates a regular file and opens it (open(2) with O_CREAT); an existing file is opened
     /// unless O_EXCL was asked.
     public func create(_ path: [UInt8], mode: UInt32, flags: Int32, caller: Caller) throws(Failure) -> Int32 {
         do {
-            try make(GuestAttributes(type: .regular, permissions: mode, uid: caller.uid, gid: caller.gid), at: path)
+            try make(GuestAttributes(type: .regular, permissions: mode, uid: caller.uid, gid: caller.gid), at: path, umask: caller.umask)
         } catch let failure where failure.errno == EEXIST && flags & O_EXCL == 0 {
         }
         return try open(path, flags: flags)

@@ -7,10 +7,11 @@ import VirtFSMount
 struct VirtfsMount: ParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "virtfs-mount",
-        abstract: "Mount the guest's view of a QEMU VirtFS (9p) tree on the host, read-only, without a VM.",
+        abstract: "Mount the guest's view of a QEMU VirtFS (9p) tree on the host, read-write, without a VM.",
         discussion: """
             Every host tool then sees the owners, modes, devices, symlinks, ACLs and user xattrs \
-            the guest sees, decoded through the tree's security model. Unmount with \
+            the guest sees, decoded through the tree's security model, and what it changes is \
+            stored as QEMU stores the guest's own changes (-o ro: read-only). Unmount with \
             'virtfs-mount -u MOUNTPOINT' or 'fusermount3 -u MOUNTPOINT'.
             """,
         version: "0.1.0"
@@ -23,7 +24,7 @@ struct VirtfsMount: ParsableCommand {
         valueName: "model"))
     var model: SecurityModel?
 
-    @Option(name: .customShort("o"), help: ArgumentHelp("Mount options, comma-separated: ro, allow_other, default_permissions, and other fuse(8) options.", valueName: "options"))
+    @Option(name: .customShort("o"), help: ArgumentHelp("Mount options, comma-separated: ro (read-only; default rw), allow_other, default_permissions, and other fuse(8) options.", valueName: "options"))
     var options: [String] = []
 
     @Flag(name: .customShort("f"), help: "Stay in the foreground until unmounted.")

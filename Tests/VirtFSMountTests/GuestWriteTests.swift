@@ -14,6 +14,7 @@ import VirtFSTestSupport
         file    d/f      0640 1000:50  content="data\\n"
         dir     sgid     2775 0:50
         file    x        0644 0:0      xattr.user.comment="hi"
+        dir     inherit  0750 0:0      default-acl="u::rwx,u:1000:r-x,g::r-x,m::r-x,o::---"
         """
     static let root = Caller(uid: 0, gid: 0)
 
@@ -155,6 +156,24 @@ import VirtFSTestSupport
         try fs.setXattr(p("/x"), name: p("system.posix_acl_access"), value: ACL(mode: 0o604).xattrValue, flags: 0)
         #expect(try fs.view(p("/x")).attributes.accessACL == nil && fs.view(p("/x")).mode == 0o100604)
         #expect(failure { try fs.setXattr(p("/x"), name: p("system.posix_acl_default"), value: acl.xattrValue, flags: 0) } == EACCES)
+    }
+
+    @Test("a default ACL is inherited in place of the umask, as the kernel's posix_acl_create gives it", arguments: [SecurityModel.mappedXattr, .mappedFile])
+    func inheritedACL(model: SecurityModel) throws {
+        let (dir, fs) = try tree(model)
+        defer { withExtendedLifetime(dir) {} }
+        let caller = Caller(uid: 0, gid: 0, umask: 0o022)
+        close(try fs.create(p("/inherit/f"), mode: 0o666, flags: O_WRONLY, caller: caller))
+        let f = try fs.view(p("/inherit/f"))
+        let expected = try ACL(text: "u::rw-,u:1000:r-x,g::r-x,m::r--,o::---")
+        #expect(f.mode == 0o100640 && f.attributes.accessACL == expected)
+        #expect(f.attributes.defaultACL == nil)
+        try fs.mkdir(p("/inherit/d"), mode: 0o777, caller: caller)
+        let d = try fs.view(p("/inherit/d"))
+        let inherited = try ACL(text: "u::rwx,u:1000:r-x,g::r-x,m::r-x,o::---")
+        #expect(d.mode == 0o040750 && d.attributes.defaultACL == inherited && d.attributes.accessACL == inherited)
+        close(try fs.create(p("/plain"), mode: 0o666, flags: O_WRONLY, caller: caller))
+        #expect(try fs.view(p("/plain")).mode == 0o100644 && fs.view(p("/plain")).attributes.accessACL == nil)
     }
 
     @Test("a read-only mount refuses every write with EROFS and takes no lock")
