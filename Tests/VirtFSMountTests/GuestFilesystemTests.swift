@@ -18,15 +18,7 @@ import VirtFSTestSupport
         """
 
     func tree(_ model: SecurityModel) throws -> (TemporaryDirectory, GuestFilesystem) {
-        let dir = TemporaryDirectory()
-        try TreeSpec(text: Self.spec).materialize(at: dir.bytes, model: model, placement: HostPlacement())
-        return (dir, try GuestFilesystem(tree: dir.bytes, model: nil))
-    }
-
-    /// The errno a request fails with; nil when it succeeds, -1 for any other error.
-    func failure(_ body: () throws -> Void) -> Int32? {
-        do { try body() } catch let error as GuestFilesystem.Failure { return error.errno } catch { return -1 }
-        return nil
+        try servedTree(Self.spec, model)
     }
 
     @Test("the guest's type, mode, owners and device, and a mapped symlink's target", arguments: [SecurityModel.mappedXattr, .mappedFile])

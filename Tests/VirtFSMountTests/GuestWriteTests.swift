@@ -19,14 +19,7 @@ import VirtFSTestSupport
     static let root = Caller(uid: 0, gid: 0)
 
     func tree(_ model: SecurityModel, writable: Bool = true) throws -> (TemporaryDirectory, GuestFilesystem) {
-        let dir = TemporaryDirectory()
-        try TreeSpec(text: Self.spec).materialize(at: dir.bytes, model: model, placement: HostPlacement())
-        return (dir, try GuestFilesystem(tree: dir.bytes, model: model, writable: writable))
-    }
-
-    func failure(_ body: () throws -> Void) -> Int32? {
-        do { try body() } catch let error as GuestFilesystem.Failure { return error.errno } catch { return -1 }
-        return nil
+        try servedTree(Self.spec, model, explicit: true, writable: writable)
     }
 
     func p(_ s: String) -> [UInt8] { Array(s.utf8) }
