@@ -309,13 +309,16 @@ extension GuestFilesystem {
     public func removeXattr(_ path: [UInt8], name: [UInt8]) throws(Failure) {
         try checkNamespace(name)
         if isReserved(name) { throw Failure(EACCES) }
-        guard try xattrs(path).contains(where: { $0.name == name }) else { throw Failure(ENODATA) }
+        let present = try xattrs(path).contains { $0.name == name }
         if name == Self.aclAccess || name == Self.aclDefault {
+            // Removing an ACL that is not there succeeds, in QEMU as on Linux filesystems.
+            guard present else { return }
             try change(path) { attributes throws(Failure) in
                 if name == Self.aclAccess { attributes.accessACL = nil } else { attributes.defaultACL = nil }
             }
             return
         }
+        guard present else { throw Failure(ENODATA) }
         // A user xattr is kept on the host object as it is in every model.
         try serialized { () throws(Failure) in
             let target = try entry(path)
