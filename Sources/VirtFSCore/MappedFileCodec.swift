@@ -167,6 +167,15 @@ public struct MappedFileCodec: ModelCodec {
     }
 
     public var keepsMetadataByName: Bool { true }
+
+    /// mapped-file keeps a root's metadata in the root and anything else's in its parent: a
+    /// directory operand is a root when it says so, or when walked recursively from a parent
+    /// that is not part of a mapped-file tree.
+    static func isExportRoot(_ operand: [UInt8], recursive: Bool) -> Bool {
+        func exists(_ path: [UInt8]) -> Bool { Sys.withCString(path) { access($0, F_OK) } == 0 }
+        return exists(Bytes.join(operand, MappedFileNames.rootMetadata))
+            || (recursive && !exists(Bytes.join(Bytes.join(operand, Array("..".utf8)), MappedFileNames.metadataDirectory)))
+    }
     public func holdsMetadata(_ name: [UInt8]) -> Bool { MappedFileNames.isReserved(name) }
 
     /// Whether the entry has a metadata file (regular or not).
@@ -353,6 +362,47 @@ public struct MappedFileCodec: ModelCodec {
         } catch let error as VirtFSError {
             throw error.at(newPath)
         }
+    }
+}
+
+extension DirectoryContext {
+    /// The `.virtfs_metadata` directory below this one, or nil when there is none. Like QEMU,
+    /// a symlink in its place is not followed (and so is not metadata).
+    public func metadataDirectory() throws -> Int32? {
+        switch metadata {
+        case .open(let mfd): return mfd
+        case .absent: return nil
+        case .unknown:
+            do {
+                let mfd = try Sys.openDirectory(fd, MappedFileNames.metadataDirectory)
+                metadata = .open(mfd)
+                return mfd
+            } catch let error as VirtFSError where error.errno == ENOENT {
+                metadata = .absent
+                return nil
+            } catch let error as VirtFSError {
+                throw error.at(Bytes.join(path, MappedFileNames.metadataDirectory))
+            }
+        }
+    }
+
+    /// The `.virtfs_metadata` directory, created (0700, like QEMU) when missing.
+    public func makeMetadataDirectory(placement: HostPlacement) throws -> Int32 {
+        if let mfd = try metadataDirectory() { return mfd }
+        do {
+            try Sys.mkdir(fd, MappedFileNames.metadataDirectory, 0o700)
+            try Sys.chmod(fd, MappedFileNames.metadataDirectory, 0o700)
+            if let owner = placement.owner {
+                try Sys.chown(fd, MappedFileNames.metadataDirectory, owner.uid, owner.gid)
+            }
+        } catch let error as VirtFSError where error.errno == EEXIST {
+            // Raced with another writer; open what is there.
+        }
+        metadata = .unknown
+        guard let mfd = try metadataDirectory() else {
+            throw VirtFSError.system("mkdirat", path: Bytes.join(path, MappedFileNames.metadataDirectory), errno: ENOENT)
+        }
+        return mfd
     }
 }
 
