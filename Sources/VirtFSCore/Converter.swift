@@ -385,10 +385,10 @@ public struct Converter {
                 let shared = entry.stat.fileType != .directory && entry.stat.nlink > 1
                 var current = form(of: entry)
                 var leftoverName = false
-                if current == .mappedFile && options.to == .mappedXattr && carriesMappedMode(entry) {
+                if current != options.to && current.codec.keepsMetadataByName && target.hasMetadata(entry) {
                     // Its inode was converted through another name (or before an interruption):
-                    // the xattrs are the metadata now, this name's old file is all that is left.
-                    current = .mappedXattr
+                    // the inode's metadata is the target's now, this name's own is all that is left.
+                    current = options.to
                     leftoverName = true
                 }
                 if current == options.to && !leftoverName {
@@ -399,7 +399,7 @@ public struct Converter {
                     } else {
                         summary.alreadyDone += 1
                     }
-                    if shared && options.to == .mappedFile && links[entry.stat.identity] == nil {
+                    if shared && target.keepsMetadataByName && links[entry.stat.identity] == nil {
                         links[entry.stat.identity] = Bytes.components(Array(entry.path.dropFirst(root.path.count)))
                     }
                 } else {
@@ -546,7 +546,7 @@ public struct Converter {
     func alreadyConverted(_ root: Walker.Location) -> Converted {
         guard options.to == .mappedXattr, options.from != .mappedXattr, !options.trustExistingXattrs,
               let entry = try? root.entry(), carriesMappedMode(entry),
-              !(options.from == .mappedFile && source.hasMetadata(entry)) else { return .no }
+              !source.hasMetadata(entry) else { return .no }
         var entries = 0
         var notConverted: [UInt8]?
         Walker(options: walkOptions).walk(root, visit: { entry in
