@@ -42,6 +42,16 @@ import VirtFSTestSupport
         return out
     }
 
+    /// A mapped-file tree with one file `f` owned by 1000:1000.
+    func mappedFileTree() throws -> (TemporaryDirectory, DirectoryContext, any ModelCodec) {
+        let tmp = TemporaryDirectory()
+        let dir = try DirectoryContext.open(path: tmp.bytes)
+        let codec = SecurityModel.mappedFile.codec
+        let a = GuestAttributes(type: .regular, permissions: 0o640, uid: 1000, gid: 1000)
+        try codec.create(a, named: Array("f".utf8), in: dir, content: .empty, placement: HostPlacement())
+        return (tmp, dir, codec)
+    }
+
     @Test("commitTemporary puts an object built aside in place of a name, metadata and data, in every model",
           arguments: SecurityModel.allCases)
     func commitReplaces(model: SecurityModel) throws {
@@ -68,11 +78,7 @@ import VirtFSTestSupport
     @Test("mapped-file: a temporary without metadata takes the name's away, data first when asked")
     func commitWithoutMetadata() throws {
         for dataFirst in [false, true] {
-            let tmp = TemporaryDirectory()
-            let dir = try DirectoryContext.open(path: tmp.bytes)
-            let codec = SecurityModel.mappedFile.codec
-            let a = GuestAttributes(type: .regular, permissions: 0o640, uid: 1000, gid: 1000)
-            try codec.create(a, named: Array("f".utf8), in: dir, content: .empty, placement: HostPlacement())
+            let (tmp, dir, codec) = try mappedFileTree()
             #expect(codec.hasMetadata(try entry(dir, "f")))
             // A host object QEMU serves as it is (what overlay writes for a real whiteout device).
             write(tmp.path + "/" + String(decoding: TemporaryName.current, as: UTF8.self), "")
@@ -84,11 +90,7 @@ import VirtFSTestSupport
 
     @Test("mapped-file: a missing temporary fails the commit and leaves the name as it was")
     func commitMissing() throws {
-        let tmp = TemporaryDirectory()
-        let dir = try DirectoryContext.open(path: tmp.bytes)
-        let codec = SecurityModel.mappedFile.codec
-        let a = GuestAttributes(type: .regular, permissions: 0o640, uid: 1000, gid: 1000)
-        try codec.create(a, named: Array("f".utf8), in: dir, content: .empty, placement: HostPlacement())
+        let (tmp, dir, codec) = try mappedFileTree()
         // dataFirst: the data rename fails before the metadata is touched.
         #expect(throws: VirtFSError.self) {
             try codec.commitTemporary(TemporaryName.current, as: Array("f".utf8), in: dir, dataFirst: true)
@@ -98,11 +100,8 @@ import VirtFSTestSupport
 
     @Test("discarding temporaries removes what an interrupted run left, and only that")
     func discard() throws {
-        let tmp = TemporaryDirectory()
-        let dir = try DirectoryContext.open(path: tmp.bytes)
-        let codec = SecurityModel.mappedFile.codec
+        let (tmp, dir, codec) = try mappedFileTree()
         let a = GuestAttributes(type: .regular, permissions: 0o640, uid: 1000, gid: 1000)
-        try codec.create(a, named: Array("f".utf8), in: dir, content: .empty, placement: HostPlacement())
         try codec.create(a, named: TemporaryName.current, in: dir, content: .empty, placement: HostPlacement())
         write(tmp.path + "/.virtfs_metadata/.virtfs-tools.1.tmp", "virtfs.uid=0\n")
         let built = ".virtfs-tools.\(getpid()).tmp"
