@@ -123,19 +123,19 @@ public struct ModelDetection: Sendable, Equatable {
                 return
             }
             result.entriesExamined += 1
+            guard let examined = try? HostEntry(directory: dir, name: name, path: path, isExportRoot: isRoot) else { return }
             var carries = false
-            if isRoot ? (try? Sys.stat(dir.fd, MappedFileNames.rootMetadata)) != nil
-                : ((try? dir.metadataDirectory()).flatMap { $0 }.flatMap { try? Sys.stat($0, name) }) != nil {
+            if mappedFile.hasMetadata(examined) {
                 carries = true
-                if !isRoot { fileEvidence(Bytes.join(Bytes.join(dir.path, MappedFileNames.metadataDirectory), name)) }
+                if !isRoot, let file = mappedFile.metadataFile(of: examined) { fileEvidence(file.reduce(dir.path) { Bytes.join($0, $1) }) }
             }
-            if let names = try? Sys.listXattrs(dir.fd, name), names.contains(where: VirtfsXattr.isOwnerOrMode) {
+            if let names = try? examined.xattrNames(), names.contains(where: VirtfsXattr.isOwnerOrMode) {
                 carries = true
                 result.mappedXattrCount += 1
                 if result.mappedXattrEvidence.count < evidencePaths { result.mappedXattrEvidence.append(path) }
             }
-            if carries, let st = try? Sys.stat(dir.fd, name) {
-                let profile = HostProfile(st)
+            if carries {
+                let profile = HostProfile(examined.stat)
                 if result.profiles[profile] != nil || result.profiles.count < profileLimit { result.profiles[profile, default: 0] += 1 }
             }
         }
