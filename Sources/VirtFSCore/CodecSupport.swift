@@ -1,30 +1,12 @@
 import CVirtFS
 import Glibc
 
-/// Names of the xattrs QEMU's mapped-xattr model keeps guest metadata in.
-public enum VirtfsXattr {
-    public static let prefix = "user.virtfs."
-    public static let uid = "user.virtfs.uid"
-    public static let gid = "user.virtfs.gid"
-    public static let mode = "user.virtfs.mode"
-    public static let rdev = "user.virtfs.rdev"
-    public static let aclAccess = "user.virtfs.system.posix_acl_access"
-    public static let aclDefault = "user.virtfs.system.posix_acl_default"
-
-    /// Whether an xattr name is one QEMU writes for every object it creates in mapped-xattr
-    /// (uid, gid, mode): what tells an entry that carries mapped-xattr metadata.
-    public static func isOwnerOrMode(_ name: [UInt8]) -> Bool {
-        name == Array(uid.utf8) || name == Array(gid.utf8) || name == Array(mode.utf8)
-    }
-}
-
 public enum HostACLXattr {
     public static let access = "system.posix_acl_access"
     public static let `default` = "system.posix_acl_default"
 }
 
 let userPrefix = Array("user.".utf8)
-let virtfsPrefix = Array(VirtfsXattr.prefix.utf8)
 
 extension HostEntry {
     /// The host object's type; one the toolkit does not know fails the entry in every model.

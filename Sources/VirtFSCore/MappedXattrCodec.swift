@@ -1,3 +1,22 @@
+/// Names of the xattrs QEMU's mapped-xattr model keeps guest metadata in.
+public enum VirtfsXattr {
+    public static let prefix = "user.virtfs."
+    public static let uid = "user.virtfs.uid"
+    public static let gid = "user.virtfs.gid"
+    public static let mode = "user.virtfs.mode"
+    public static let rdev = "user.virtfs.rdev"
+    public static let aclAccess = "user.virtfs.system.posix_acl_access"
+    public static let aclDefault = "user.virtfs.system.posix_acl_default"
+
+    /// Whether an xattr name is one QEMU writes for every object it creates in mapped-xattr
+    /// (uid, gid, mode): what tells an entry that carries mapped-xattr metadata.
+    public static func isOwnerOrMode(_ name: [UInt8]) -> Bool {
+        name == Array(uid.utf8) || name == Array(gid.utf8) || name == Array(mode.utf8)
+    }
+}
+
+let virtfsPrefix = Array(VirtfsXattr.prefix.utf8)
+
 /// `security_model=mapped-xattr`: the guest's uid, gid, mode and rdev in `user.virtfs.*` xattrs
 /// on a host regular file or directory; ACLs in `user.virtfs.system.posix_acl_*`.
 ///
