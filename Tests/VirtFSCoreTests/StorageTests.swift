@@ -181,4 +181,27 @@ import VirtFSTestSupport
         #expect(try file.decode(entry(dir, "linked")).diagnostics.map(\.finding) == [.metadataNotAFile])
         #expect(Check(VirtFSError.system("lgetxattr", errno: EACCES)) == .unreadable)
     }
+
+    @Test("a name's own metadata is shared and removed by name only where the model keeps it by name",
+          arguments: [SecurityModel.mappedXattr, .mappedFile])
+    func metadataByName(model: SecurityModel) throws {
+        let tmp = TemporaryDirectory()
+        let dir = try DirectoryContext.open(path: tmp.bytes)
+        let codec = model.codec
+        let a = GuestAttributes(type: .regular, permissions: 0o640, uid: 1000, gid: 1000)
+        try codec.create(a, named: Array("f".utf8), in: dir, content: .empty, placement: HostPlacement())
+        #expect(link(tmp.path + "/f", tmp.path + "/g") == 0)
+        // g is a second name of f's inode, without a metadata file of its own yet.
+        let shared = try codec.shareMetadata(of: Array("f".utf8), in: dir, with: Array("g".utf8), in: dir, placement: HostPlacement())
+        #expect(shared == (model == .mappedFile))
+        let g = try entry(dir, "g")
+        #expect(codec.hasMetadata(g))
+        if model == .mappedFile {
+            #expect(codec.metadataStat(of: try entry(dir, "f"))?.identity == codec.metadataStat(of: g)?.identity)
+        }
+        try codec.removeNameMetadata(of: g)
+        // mapped-xattr's metadata is the inode's: the other name keeps it, and so does this one.
+        #expect(codec.hasMetadata(try entry(dir, "g")) == (model == .mappedXattr))
+        #expect(codec.hasMetadata(try entry(dir, "f")))
+    }
 }
