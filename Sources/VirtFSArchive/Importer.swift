@@ -263,10 +263,10 @@ public struct Importer {
         if leadingSlash {
             event(.warning(.refused("import", path: member.path, "removing leading '/' from member name")))
         }
-        if options.model == .mappedFile, let reserved = parts.first(where: MappedFileNames.isReserved) {
+        if let reserved = parts.first(where: { codec.holdsMetadata($0) }) {
             throw VirtFSError.refused("import", path: member.path, "\(String(decoding: reserved, as: UTF8.self)) is reserved by the mapped-file model")
         }
-        if let reserved = parts.first(where: { TemporaryName.matches($0) || $0 == Converter.stateFileName }) {
+        if let reserved = parts.first(where: TemporaryName.isReserved) {
             throw VirtFSError.refused("import", path: member.path, "\(String(decoding: reserved, as: UTF8.self)) is a name virtfs-tools reserves")
         }
         if member.hardlinkTarget == nil, member.type == nil {
@@ -351,11 +351,10 @@ public struct Importer {
         for x in member.xattrs where !x.name.starts(with: Array("user.".utf8)) {
             dropped.append("\(displayName(x.name)) (a 9p guest sees only user.* xattrs)")
         }
-        if model == .mappedXattr {
-            let reserved = kept.xattrs.filter { $0.name.starts(with: Array(VirtfsXattr.prefix.utf8)) }
-            kept.xattrs.removeAll { $0.name.starts(with: Array(VirtfsXattr.prefix.utf8)) }
-            dropped += reserved.map { "\(displayName($0.name)) (reserved by mapped-xattr)" }
-        }
+        let codec = model.codec
+        let reserved = kept.xattrs.filter { codec.holdsMetadata(xattr: $0.name) }
+        kept.xattrs.removeAll { codec.holdsMetadata(xattr: $0.name) }
+        dropped += reserved.map { "\(displayName($0.name)) (reserved by \(model.rawValue))" }
         if kept.type == .symlink, !kept.xattrs.isEmpty || kept.accessACL != nil || kept.defaultACL != nil {
             dropped.append("xattrs and ACLs of a symlink (Linux keeps none)")
             kept.xattrs = []
@@ -399,9 +398,7 @@ public struct Importer {
         if existing.stat.fileType == .directory {
             if type == .directory { return true }
             do {
-                if options.model == .mappedFile, let child = try? parent.child(name, path: path) {
-                    try? Sys.unlink(child.fd, MappedFileNames.metadataDirectory, directory: true)
-                }
+                if let child = try? parent.child(name, path: path) { codec.removeStorage(of: child) }
                 try Sys.unlink(parent.fd, name, directory: true)
             } catch let error as VirtFSError where error.errno == ENOTEMPTY || error.errno == EEXIST {
                 throw VirtFSError.refused("import", path: path, "would replace a directory that is not empty")
@@ -409,9 +406,7 @@ public struct Importer {
         } else {
             try Sys.unlink(parent.fd, name)
         }
-        if options.model == .mappedFile {
-            try MappedFileCodec().removeMetadata(of: existing)
-        }
+        try codec.removeNameMetadata(of: existing)
         return false
     }
 

@@ -245,15 +245,7 @@ public struct ManifestRestorer {
         let times = try Sys.stat(fd: parent.fd)
         defer { try? Sys.setTimes(parent.fd, [UInt8(ascii: ".")], atime: times.atime, mtime: times.mtime) }
         try codec.link(linked, as: temporary, in: parent, placement: options.placement)
-        if options.model == .mappedFile, let metadata = try parent.metadataDirectory() {
-            do {
-                try Sys.rename(metadata, temporary, metadata, entry.name)
-            } catch let error as VirtFSError where error.errno == ENOENT {
-                // The other name has no metadata file: neither has this one now.
-                try Sys.unlink(metadata, entry.name)
-            }
-        }
-        try Sys.rename(parent.fd, temporary, parent.fd, entry.name)
+        try codec.commitTemporary(temporary, as: entry.name, in: parent, dataFirst: false)
     }
 
     func sameContent(_ a: HostEntry, _ b: HostEntry) throws -> Bool {

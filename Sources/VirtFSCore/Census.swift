@@ -56,10 +56,10 @@ public enum MappedShape: Sendable, Equatable {
         guard let last = parts.last else { return true }
         var directory = root
         for component in parts.dropLast() {
-            guard !MappedFileNames.isReserved(component), let child = try? directory.child(component, path: []) else { return false }
+            guard !SecurityModel.mappedFile.codec.holdsMetadata(component), let child = try? directory.child(component, path: []) else { return false }
             directory = child
         }
-        return !MappedFileNames.isReserved(last) && (try? Sys.stat(directory.fd, last)) != nil
+        return !SecurityModel.mappedFile.codec.holdsMetadata(last) && (try? Sys.stat(directory.fd, last)) != nil
     }
 }
 
@@ -127,9 +127,9 @@ public struct TreeCensus: Sendable {
         options.hideMappedFileMetadata = true
         options.reportOrphanedMetadata = false
         let rootPath = root.path
-        let mappedFile = MappedFileCodec()
+        let mappedFile = SecurityModel.mappedFile.codec
         Walker(options: options).walk(root, visit: { entry in
-            if entry.isExportRoot ? false : (entry.name == Converter.stateFileName || TemporaryName.matches(entry.name)) { return }
+            if entry.isExportRoot ? false : TemporaryName.isReserved(entry.name) { return }
             census.entries += 1
             let st = entry.stat
             if st.uid == 0 {

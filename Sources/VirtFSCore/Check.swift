@@ -53,3 +53,24 @@ public enum Check: String, Sendable, CaseIterable, Codable {
         }
     }
 }
+
+extension Check {
+    /// The check a codec's finding fails.
+    init(_ finding: StorageFinding) {
+        switch finding {
+        case .valueIgnored, .valueUndefined: self = .xattrLength
+        case .modeWithoutType, .typeContradictsHost: self = .modeType
+        case .metadataUnparsable: self = .metadataSyntax
+        case .metadataNotAFile: self = .metadataObject
+        case .aclRejected: self = .badACL
+        case .metadataOrphaned: self = .orphanMetadata
+        case .metadataForReservedName: self = .reservedMetadata
+        case .metadataForgeable: self = .untrustedXattr
+        }
+    }
+
+    /// The check an error fails: a codec's finding, else metadata that cannot be read.
+    init(_ error: VirtFSError) {
+        self = error.finding.map(Check.init) ?? .unreadable
+    }
+}

@@ -103,18 +103,21 @@ public struct Checker {
     public func check(_ report: (Finding) -> Void) {
         let model = options.model
         var walkOptions = Walker.Options(recursive: true, oneFileSystem: options.oneFileSystem, model: model)
-        walkOptions.reportOrphanedMetadata = model == .mappedFile
+        // The model audits its own storage in each directory, once its entries are checked.
+        walkOptions.reportOrphanedMetadata = false
         // Hard links whose metadata has been seen: data identity -> (metadata identity, path).
         var linked: [FileIdentity: (metadata: FileIdentity?, components: [[UInt8]])] = [:]
         Walker(options: walkOptions).walk(root, visit: { entry in
             checkEntry(entry, linked: &linked, report: report)
+        }, leave: { directory in
+            codec.audit(directory) { report(finding(for: $0)) }
         }, failure: { error in
             report(finding(for: error))
         })
     }
 
     func finding(for error: VirtFSError) -> Finding {
-        let check = error.check ?? .unreadable
+        let check = Check(error)
         var f = Finding(check: check, path: error.path, components: components(of: error.path),
                         problem: error.detail, guestSees: guestExperience(check), repair: nil)
         switch check {
@@ -172,7 +175,7 @@ public struct Checker {
             return found(.strayTemporary, "temporary file of an interrupted virtfs-tools run",
                          .init(summary: "remove it", safe: false, action: .removeEntry))
         }
-        if model == .mappedXattr && MappedFileNames.isReserved(entry.name) {
+        if SecurityModel.mappedFile.codec.holdsMetadata(entry.name) && !codec.holdsMetadata(entry.name) && model.isMapped {
             return found(.mixedModels, "mapped-file metadata in a mapped-xattr tree")
         }
         let view: GuestView
@@ -189,30 +192,31 @@ public struct Checker {
         // undoes an earlier one and -y reaches a fixpoint in one pass. A rewrite is safe (-p)
         // only when what it writes is exactly the view the guest has now.
         var merged = view.attributes
-        if view.diagnostics.contains(where: { $0.check == .modeType }), let hostType, hostType == .directory || hostType == .regular,
+        let typeWrong = view.diagnostics.contains { Check($0) == .modeType }
+        if typeWrong, let hostType, hostType == .directory || hostType == .regular,
            (hostType == .directory) != (merged.type == .directory) {
             // The host object is what QEMU can serve: its type wins.
             merged.type = hostType
             merged.symlinkTarget = nil
-        } else if view.diagnostics.contains(where: { $0.check == .modeType }), let hostType, hostType != .directory && hostType != .regular,
+        } else if typeWrong, let hostType, hostType != .directory && hostType != .regular,
                   merged.type != hostType {
             // A host special is replaced by the mapped object of its own type (below).
             merged.type = hostType
             if hostType != .symlink { merged.symlinkTarget = nil }
         }
         let hostSpecial = hostType.map { $0 != .regular && $0 != .directory } ?? false
+        // A rewrite keeps what the guest sees unless the value it replaces reads as undefined
+        // bytes, or the type or ACL it corrects.
         func safeDiagnostic(_ d: VirtFSError) -> Bool {
-            switch d.check {
-            case .metadataSyntax?: return true
-            case .xattrLength?: return !d.detail.contains("undefined")
-            case .modeType?, .badACL?: return false
+            switch d.finding {
+            case .valueUndefined?, .modeWithoutType?, .typeContradictsHost?, .aclRejected?: return false
             default: return true
             }
         }
         let exact = merged == view.attributes && codec.keeps(merged, host: entry.stat) && view.diagnostics.allSatisfy(safeDiagnostic)
         var rewrite: Finding.Repair?
         for d in view.diagnostics {
-            let check = d.check ?? .unreadable
+            let check = Check(d)
             let safe = safeDiagnostic(d) && exact
             var repair: Finding.Repair?
             switch check {
@@ -283,7 +287,7 @@ public struct Checker {
             let keepsView = (!showsHost || exact)
                 && !(model == .mappedFile && (view.attributes.accessACL != nil || (entry.stat.nlink > 1 && hostType != .directory)))
             checkAccess(entry.stat, parts: parts, path: entry.path, pin: showsHost ? merged : nil, keepsView: keepsView, report: report)
-            if model == .mappedFile {
+            if codec.keepsMetadataByName {
                 // A metadata file with a name outside the tree gets one of its own, by rename: the
                 // outside file is not written, and the view does not change when it is exact.
                 let ownFile = Finding.Repair(summary: "give the entry a metadata file of its own (a rename; the outside file is left as it is)",
@@ -291,7 +295,8 @@ public struct Checker {
                 checkMetadataFile(entry, parts: parts, linked: &linked, ownFile: ownFile, report: report)
             }
         }
-        if model != .mappedXattr, view.attributes.xattrs.contains(where: { $0.name.starts(with: virtfsPrefix) }) {
+        // (A mapped-xattr guest sees none of them.)
+        if view.attributes.xattrs.contains(where: { SecurityModel.mappedXattr.codec.holdsMetadata(xattr: $0.name) }) {
             found(.untrustedXattr, "carries user.virtfs.* xattrs, which the guest can write in \(model.rawValue)")
         }
         if !model.isMapped {
@@ -330,10 +335,9 @@ public struct Checker {
         }
     }
 
-    /// mapped-file: where an entry's metadata file is, as components below the root.
+    /// Where an entry's metadata file is, as components below the root.
     func metadataComponents(of entry: HostEntry, parts: [[UInt8]]) -> [[UInt8]] {
-        if entry.isExportRoot { return [MappedFileNames.rootMetadata] }
-        return Array(parts.dropLast()) + [MappedFileNames.metadataDirectory, parts.last!]
+        Array(parts.dropLast()) + (codec.metadataFile(of: entry) ?? [])
     }
 
     /// Whether the QEMU user can use a host object: read and write files, and also traverse
@@ -355,22 +359,12 @@ public struct Checker {
     func checkMetadataFile(_ entry: HostEntry, parts: [[UInt8]], linked: inout [FileIdentity: (metadata: FileIdentity?, components: [[UInt8]])],
                            ownFile: Finding.Repair? = nil, report: (Finding) -> Void) {
         let metaParts = metadataComponents(of: entry, parts: parts)
-        var metadata: HostStat?
-        if entry.isExportRoot {
-            metadata = try? Sys.stat(entry.directory.fd, MappedFileNames.rootMetadata)
-        } else if let mfd = try? entry.directory.metadataDirectory() {
-            metadata = try? Sys.stat(mfd, entry.name)
-        }
-        if entry.stat.fileType == .directory {
-            // The directory's own .virtfs_metadata, which QEMU must be able to write.
-            let inner = entry.name + [UInt8(ascii: "/")] + MappedFileNames.metadataDirectory
-            if let st = try? Sys.stat(entry.directory.fd, inner), st.fileType == .directory {
-                checkAccess(st, parts: parts + [MappedFileNames.metadataDirectory], path: Bytes.join(entry.path, MappedFileNames.metadataDirectory), report: report)
-            }
+        let metadata = codec.metadataStat(of: entry)
+        if entry.stat.fileType == .directory, let (name, st) = codec.storageStat(inside: entry) {
+            checkAccess(st, parts: parts + [name], path: Bytes.join(entry.path, name), report: report)
         }
         if let metadata, metadata.fileType == .regular {
-            let shown = entry.isExportRoot ? Bytes.join(entry.path, MappedFileNames.rootMetadata)
-                : Bytes.join(Bytes.join(entry.directory.path, MappedFileNames.metadataDirectory), entry.name)
+            let shown = (codec.metadataFile(of: entry) ?? []).reduce(entry.isExportRoot ? entry.path : entry.directory.path) { Bytes.join($0, $1) }
             let outside = links.namesOutside(metadata)
             if outside > 0 {
                 // The repair acts on the entry (its metadata is replaced), so it names the entry.
@@ -455,56 +449,39 @@ public struct Checker {
         // Several findings of one entry carry the same replacement: the first one makes it.
         let current = try Sys.stat(dir.fd, location.name)
         if current.fileType == .regular || current.fileType == .directory { return }
-        try? Sys.unlink(dir.fd, temporary)
+        codec.discardTemporary(temporary, in: dir)
         try codec.create(attributes, named: temporary, in: dir, content: .empty, placement: placement)
-        if options.model == .mappedFile, let mfd = try dir.metadataDirectory() {
-            // Metadata first: until the data is renamed, it describes the old object equally.
-            try Sys.rename(mfd, temporary, mfd, location.name)
-        }
-        try Sys.rename(dir.fd, temporary, dir.fd, location.name)
+        try codec.commitTemporary(temporary, as: location.name, in: dir, dataFirst: false)
     }
 
     func hasMetadataFile(_ location: Walker.Location) -> Bool {
-        guard options.model == .mappedFile, let mfd = try? location.directory.metadataDirectory() else { return false }
-        return (try? Sys.stat(mfd, location.name)) != nil
+        (try? location.entry()).map(codec.hasMetadata) ?? false
     }
 
     /// mapped-file: the metadata file a repair just created for one name of a multiply-linked
     /// inode is linked to the inode's other names in the tree that have none, as QEMU's link
     /// leaves them, so that no later pass finds hard links with metadata of their own.
     func shareMetadata(of location: Walker.Location) throws {
-        guard options.model == .mappedFile, !location.isExportRoot else { return }
+        guard codec.keepsMetadataByName, !location.isExportRoot else { return }
         let st = try Sys.stat(location.directory.fd, location.name)
-        guard st.nlink > 1, st.fileType != .directory, let source = try location.directory.metadataDirectory() else { return }
+        guard st.nlink > 1, st.fileType != .directory else { return }
         let here = try Sys.stat(fd: location.directory.fd).identity
         for parts in links.namesInside(st) {
             let other = try Walker.inside(root, relative: parts, path: [])
             if try Sys.stat(fd: other.directory.fd).identity == here && other.name == location.name { continue }
-            guard (try? Sys.stat(other.directory.fd, other.name))?.identity == st.identity else { continue }
-            let target = try other.directory.makeMetadataDirectory(placement: placement)
-            if (try? Sys.stat(target, other.name)) != nil { continue }
-            let temporary = TemporaryName.current
-            try? Sys.unlink(target, temporary)
-            try Sys.link(source, location.name, target, temporary)
-            try Sys.rename(target, temporary, target, other.name)
+            guard let entry = try? other.entry(), entry.stat.identity == st.identity, !codec.hasMetadata(entry) else { continue }
+            guard try codec.shareMetadata(of: location.name, in: location.directory, with: other.name, in: other.directory,
+                                          placement: placement) else { break }
         }
         links.invalidate()
     }
 
     func relinkMetadata(_ location: Walker.Location, source: [[UInt8]]) throws {
         let sourceLocation = try Walker.inside(root, relative: source, path: [])
-        func hasMetadata(_ l: Walker.Location) throws -> Bool {
-            guard let mfd = try l.directory.metadataDirectory() else { return false }
-            return (try? Sys.stat(mfd, l.name)) != nil
-        }
         // When the first name has no metadata file, the one this name has becomes both names'.
-        let (from, to) = try hasMetadata(sourceLocation) ? (sourceLocation, location) : (location, sourceLocation)
-        guard let fromMeta = try from.directory.metadataDirectory(), try hasMetadata(from) else { return }
-        let target = try to.directory.makeMetadataDirectory(placement: placement)
-        let temporary = TemporaryName.current
-        try? Sys.unlink(target, temporary)
-        try Sys.link(fromMeta, from.name, target, temporary)
-        try Sys.rename(target, temporary, target, to.name)
+        let (from, to) = hasMetadataFile(sourceLocation) ? (sourceLocation, location) : (location, sourceLocation)
+        guard hasMetadataFile(from) else { return }
+        _ = try codec.shareMetadata(of: from.name, in: from.directory, with: to.name, in: to.directory, placement: placement)
         // This name now shares another inode: later rewrites must find it among that one's names.
         links.invalidate()
     }

@@ -1,39 +1,29 @@
 import CVirtFS
 import Glibc
 
-/// Names of the xattrs QEMU's mapped-xattr model keeps guest metadata in.
-public enum VirtfsXattr {
-    public static let prefix = "user.virtfs."
-    public static let uid = "user.virtfs.uid"
-    public static let gid = "user.virtfs.gid"
-    public static let mode = "user.virtfs.mode"
-    public static let rdev = "user.virtfs.rdev"
-    public static let aclAccess = "user.virtfs.system.posix_acl_access"
-    public static let aclDefault = "user.virtfs.system.posix_acl_default"
-
-    /// Whether an xattr name is one QEMU writes for every object it creates in mapped-xattr
-    /// (uid, gid, mode): what tells an entry that carries mapped-xattr metadata.
-    public static func isOwnerOrMode(_ name: [UInt8]) -> Bool {
-        name == Array(uid.utf8) || name == Array(gid.utf8) || name == Array(mode.utf8)
-    }
-}
-
 public enum HostACLXattr {
     public static let access = "system.posix_acl_access"
     public static let `default` = "system.posix_acl_default"
 }
 
 let userPrefix = Array("user.".utf8)
-let virtfsPrefix = Array(VirtfsXattr.prefix.utf8)
 
 extension HostEntry {
+    /// The host object's type; one the toolkit does not know fails the entry in every model.
+    func fileType() throws -> FileType {
+        guard let type = stat.fileType else {
+            throw VirtFSError.corrupt("statx", path: path, "unknown host file type in mode 0\(String(stat.mode, radix: 8))")
+        }
+        return type
+    }
+
     /// Decodes an ACL blob; a blob the guest kernel would reject becomes a diagnostic.
     func acl(_ attribute: String, present names: [[UInt8]], into diagnostics: inout [VirtFSError]) throws -> ACL? {
         guard names.contains(Array(attribute.utf8)), let bytes = try xattr(attribute) else { return nil }
         do {
             return try ACL(xattr: bytes, attribute: attribute)
         } catch let error as VirtFSError {
-            diagnostics.append(error.at(path).checked(.badACL))
+            diagnostics.append(error.at(path).found(.aclRejected))
             return nil
         }
     }
@@ -79,7 +69,7 @@ extension HostEntry {
             type = valid
         } else {
             let error = VirtFSError.corrupt("decode", path: path, attribute: attribute,
-                                            "\(shown) has no valid file type").checked(.modeType)
+                                            "\(shown) has no valid file type").found(.modeWithoutType)
             guard lenient else { throw error }
             view.diagnostics.append(error)
         }
@@ -115,7 +105,7 @@ func checkTypeAgainstHost(_ view: inout GuestView, host: FileType) {
     }
     if !consistent {
         view.diagnostics.append(VirtFSError.corrupt("decode", path: view.path, attribute: "mode",
-                                                    "metadata says \(claimed.keyword) but the host object is a \(host.keyword)").checked(.modeType))
+                                                    "metadata says \(claimed.keyword) but the host object is a \(host.keyword)").found(.typeContradictsHost))
     }
 }
 
@@ -220,5 +210,11 @@ public enum TemporaryName {
 
     public static func matches(_ name: [UInt8]) -> Bool {
         name.starts(with: Array(".virtfs-tools.".utf8)) && name.reversed().starts(with: Array("pmt.".utf8))
+    }
+
+    /// Whether virtfs-tools keeps a file of this name itself: a temporary, or the record of a
+    /// conversion under way.
+    public static func isReserved(_ name: [UInt8]) -> Bool {
+        matches(name) || name == ConversionRecord.fileName
     }
 }

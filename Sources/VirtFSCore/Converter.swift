@@ -57,7 +57,6 @@ public struct Converter {
         case failed(VirtFSError)
     }
 
-    public static let stateFileName = Array(".virtfs-convert-state".utf8)
     public let options: Options
     let source: any ModelCodec
     let target: any ModelCodec
@@ -77,17 +76,13 @@ public struct Converter {
 
     // MARK: reading an entry in whichever form it is in
 
-    /// The model an entry is stored in right now, during a conversion between the two models.
+    /// The model an entry is stored in right now, during a conversion between the two models:
+    /// the one whose metadata it carries. Between the two mapped models, a metadata file wins
+    /// (a name converted to mapped-file keeps the inode's xattrs until its last name is done).
     func form(of entry: HostEntry) -> SecurityModel {
         let (a, b) = (options.from, options.to)
-        if a == .mappedFile || b == .mappedFile {
-            let other = a == .mappedFile ? b : a
-            return MappedFileCodec().hasMetadata(entry) ? .mappedFile : other
-        }
-        if a == .mappedXattr || b == .mappedXattr {
-            let other = a == .mappedXattr ? b : a
-            let names = (try? entry.xattrNames()) ?? []
-            return names.contains(Array(VirtfsXattr.mode.utf8)) ? .mappedXattr : other
+        for model in [SecurityModel.mappedFile, .mappedXattr] where a == model || b == model {
+            return model.codec.hasMetadata(entry) ? model : (a == model ? b : a)
         }
         return a
     }
@@ -100,14 +95,13 @@ public struct Converter {
     func view(of entry: HostEntry, in model: SecurityModel, ours: Bool = false, summary: inout Summary,
               event: (Event) -> Void) throws -> GuestView {
         var view = try model.codec.decode(entry)
-        if model != .mappedXattr, options.to == .mappedXattr {
-            let forged = view.attributes.xattrs.filter { $0.name.starts(with: virtfsPrefix) }
-            if !forged.isEmpty && (ours || !options.trustExistingXattrs) {
-                view.attributes.xattrs.removeAll { $0.name.starts(with: virtfsPrefix) }
-                if !ours {
-                    summary.dropped += forged.count
-                    event(.dropped(Self.droppedForged(entry.path, forged.map(\.name))))
-                }
+        // (A guest of the target's own model sees none of them.)
+        let forged = view.attributes.xattrs.filter { target.holdsMetadata(xattr: $0.name) }
+        if !forged.isEmpty && (ours || !options.trustExistingXattrs) {
+            view.attributes.xattrs.removeAll { target.holdsMetadata(xattr: $0.name) }
+            if !ours {
+                summary.dropped += forged.count
+                event(.dropped(Self.droppedForged(entry.path, forged.map(\.name))))
             }
         }
         return view
@@ -115,7 +109,7 @@ public struct Converter {
 
     static func droppedForged(_ path: [UInt8], _ names: [[UInt8]]) -> VirtFSError {
         VirtFSError.refused("convert", path: path,
-            "dropped \(names.map { String(decoding: $0, as: UTF8.self) }.joined(separator: ", ")): written where the guest could forge it (--trust-existing-xattrs keeps it as the metadata)").checked(.untrustedXattr)
+            "dropped \(names.map { String(decoding: $0, as: UTF8.self) }.joined(separator: ", ")): written where the guest could forge it (--trust-existing-xattrs keeps it as the metadata)").found(.metadataForgeable)
     }
 
     // MARK: checking before anything changes
@@ -140,7 +134,7 @@ public struct Converter {
         var groups = [gid_t](repeating: 0, count: 256)
         let n = getgroups(Int32(groups.count), &groups)
         let myGroups = Set(groups.prefix(max(0, Int(n))) + [getegid()])
-        let recorded = (try? Sys.stat(root.directory.fd, Self.stateFileName)) != nil
+        let recorded = ConversionRecord.isRecorded(in: root.directory)
         let changesInodes = options.from.isMapped || options.to.isMapped
         // Inodes with several names: how many were met, and the first one's path.
         var names: [FileIdentity: (count: UInt64, nlink: UInt64, path: [UInt8])] = [:]
@@ -153,7 +147,7 @@ public struct Converter {
         // (Once the export root has its metadata file, which a conversion writes first, the
         // conversion to mapped-file has begun or is done.)
         preflightWalk.hideMappedFileMetadata = options.from == .mappedFile || (inPlace && recorded)
-            || (options.to == .mappedFile && (try? Sys.stat(root.directory.fd, MappedFileNames.rootMetadata)) != nil)
+            || (options.to == .mappedFile && ((try? root.entry()).map(target.hasMetadata) ?? false))
         Walker(options: preflightWalk).walk(root, visit: { entry in
             entries += 1
             func refuse(_ why: String) {
@@ -168,7 +162,7 @@ public struct Converter {
                 }
                 return
             }
-            if preflightWalk.hideMappedFileMetadata == false && MappedFileNames.isReserved(entry.name)
+            if preflightWalk.hideMappedFileMetadata == false && SecurityModel.mappedFile.codec.holdsMetadata(entry.name)
                 && options.from == .mappedXattr && !carriesMappedMode(entry) {
                 // No guest made it (a guest's object here carries its metadata): a metadata
                 // directory left by an earlier conversion to mapped-file.
@@ -214,7 +208,7 @@ public struct Converter {
 
     /// The state file is the export root's own; a guest file of that name deeper down is data.
     func isStateFile(_ entry: HostEntry, root: Walker.Location) -> Bool {
-        (entry.name == Self.stateFileName || entry.name == Self.stateTemporaryName) && entry.directory === root.directory
+        ConversionRecord.isStateFile(entry.name) && entry.directory === root.directory
     }
 
     // MARK: copying
@@ -233,7 +227,7 @@ public struct Converter {
             do {
                 // Trusted user.virtfs.* values are the metadata: read such entries as mapped-xattr.
                 let trusted = options.trustExistingXattrs && options.to == .mappedXattr && options.from != .mappedXattr
-                    && ((try? entry.xattrNames()) ?? []).contains(Array(VirtfsXattr.mode.utf8))
+                    && carriesMappedMode(entry)
                 let view = try self.view(of: entry, in: trusted ? .mappedXattr : options.from, summary: &summary, event: event)
                 let parts = entry.isExportRoot ? [] : components(entry.path)
                 if parts.isEmpty {
@@ -299,7 +293,7 @@ public struct Converter {
         var summary = Summary()
         // A fresh run to mapped-xattr first drops user.virtfs.* found elsewhere as forged, so
         // no entry is in the target form then, unless the tree was converted already.
-        let recorded = (try? Sys.stat(root.directory.fd, Self.stateFileName)) != nil
+        let recorded = ConversionRecord.isRecorded(in: root.directory)
         var dropsForged = !recorded && options.to == .mappedXattr && options.from != .mappedXattr && !options.trustExistingXattrs
         if dropsForged, case .done = alreadyConverted(root) { dropsForged = false }
         Walker(options: walkOptions).walk(root, visit: { entry in
@@ -315,7 +309,7 @@ public struct Converter {
             }
             if options.to == .mappedXattr && !options.trustExistingXattrs {
                 // What the run would drop as forged.
-                summary.dropped += view.attributes.xattrs.filter { $0.name.starts(with: virtfsPrefix) }.count
+                summary.dropped += view.attributes.xattrs.filter { target.holdsMetadata(xattr: $0.name) }.count
             }
             summary.count(view)
             report(view)
@@ -335,7 +329,7 @@ public struct Converter {
         let resumed: Bool
         // Every directory's times before this conversion changed anything (see writeState).
         var recordedTimes: [String: (Timestamp, Timestamp)] = [:]
-        if let (existing, _) = try? Sys.readFile(rootDir.fd, Self.stateFileName, limit: Self.stateLimit) {
+        if let (existing, _) = try? Sys.readFile(rootDir.fd, ConversionRecord.fileName, limit: Self.stateLimit) {
             resumed = true
             let (header, times) = Self.parseState(existing)
             guard header == stateText else {
@@ -378,10 +372,8 @@ public struct Converter {
         Walker(options: walkOptions).walk(root, visit: { entry in
             if isStateFile(entry, root: root) { return }
             if TemporaryName.matches(entry.name) {
-                // Half-built by an interrupted run, never renamed into place: its metadata
-                // file (mapped-file) and itself go.
-                try? MappedFileCodec().removeMetadata(of: entry)
-                try? Sys.unlink(entry.directory.fd, entry.name, directory: entry.stat.fileType == .directory)
+                // Half-built by an interrupted run, never renamed into place.
+                target.discardTemporary(entry)
                 return
             }
             var attempted = false
@@ -393,10 +385,10 @@ public struct Converter {
                 let shared = entry.stat.fileType != .directory && entry.stat.nlink > 1
                 var current = form(of: entry)
                 var leftoverName = false
-                if current == .mappedFile && options.to == .mappedXattr && carriesMappedMode(entry) {
+                if current != options.to && current.codec.keepsMetadataByName && target.hasMetadata(entry) {
                     // Its inode was converted through another name (or before an interruption):
-                    // the xattrs are the metadata now, this name's old file is all that is left.
-                    current = .mappedXattr
+                    // the inode's metadata is the target's now, this name's own is all that is left.
+                    current = options.to
                     leftoverName = true
                 }
                 if current == options.to && !leftoverName {
@@ -407,7 +399,7 @@ public struct Converter {
                     } else {
                         summary.alreadyDone += 1
                     }
-                    if shared && options.to == .mappedFile && links[entry.stat.identity] == nil {
+                    if shared && target.keepsMetadataByName && links[entry.stat.identity] == nil {
                         links[entry.stat.identity] = Bytes.components(Array(entry.path.dropFirst(root.path.count)))
                     }
                 } else {
@@ -437,10 +429,9 @@ public struct Converter {
                 event(.failed(error.at(entry.path)))
             } catch {}
         }, leave: { directory in
-            if let mfd = try? directory.metadataDirectory() { Self.removeTemporaries(in: mfd) }
-            if options.from == .mappedFile && options.to != .mappedFile {
-                try? Sys.unlink(directory.fd, MappedFileNames.metadataDirectory, directory: true)
-            }
+            target.discardTemporaries(in: directory)
+            source.discardTemporaries(in: directory)
+            if options.from != options.to { source.removeStorage(of: directory) }
             if let (atime, mtime) = times.popLast() {
                 try? Sys.setTimes(directory.fd, [UInt8(ascii: ".")], atime: atime, mtime: mtime)
             }
@@ -454,24 +445,12 @@ public struct Converter {
                 "hard link whose other names were not all converted (outside the tree, or failed): its inode keeps its \(options.from.rawValue) form until they are")))
         }
         if summary.failures == 0 {
-            try Sys.unlink(rootDir.fd, Self.stateFileName)
+            try Sys.unlink(rootDir.fd, ConversionRecord.fileName)
             try? Sys.setTimes(rootDir.fd, [UInt8(ascii: ".")], atime: rootTimes.0, mtime: rootTimes.1)
         }
         return summary
     }
 
-    /// Removes metadata files an interrupted run was writing under a temporary name.
-    static func removeTemporaries(in metadataDirectory: Int32) {
-        var names: [[UInt8]] = []
-        try? Sys.forEachName(in: metadataDirectory) { name, _ in
-            if TemporaryName.matches(name) { names.append(name) }
-            return true
-        }
-        for name in names { try? Sys.unlink(metadataDirectory, name) }
-    }
-
-    /// The state file's own temporary name: a leftover of it is never a guest's file to keep.
-    static let stateTemporaryName = Array(".virtfs-convert-state.new".utf8)
 
     static let stateLimit = 1 << 30
 
@@ -481,7 +460,7 @@ public struct Converter {
     /// done, even when that is in a later run. One line each: `times HEXPATH ATIME MTIME`.
     /// Returns them. A failure here (ENOSPC) leaves the tree as it was.
     func writeState(_ root: Walker.Location) throws -> [String: (Timestamp, Timestamp)] {
-        let temporary = Self.stateTemporaryName
+        let temporary = ConversionRecord.temporaryName
         var times: [String: (Timestamp, Timestamp)] = [:]
         // A run stopped while writing this file (after making it, which changed the root's
         // times) left the times it had read: those are the ones from before.
@@ -504,9 +483,9 @@ public struct Converter {
         // when the file holding them is in place.
         if let fd = try? Sys.openUnnamed(in: root.directory.fd, mode: 0o600) {
             defer { Sys.close(fd) }
-            try Sys.writeAll(fd, text, name: Self.stateFileName)
-            _ = try Sys.retry("fsync", Self.stateFileName) { fsync(fd) }
-            try Sys.linkOpenFile(fd, root.directory.fd, Self.stateFileName)
+            try Sys.writeAll(fd, text, name: ConversionRecord.fileName)
+            _ = try Sys.retry("fsync", ConversionRecord.fileName) { fsync(fd) }
+            try Sys.linkOpenFile(fd, root.directory.fd, ConversionRecord.fileName)
             try? Sys.unlink(root.directory.fd, temporary)
             return times
         }
@@ -515,7 +494,7 @@ public struct Converter {
             defer { Sys.close(fd) }
             try Sys.writeAll(fd, text, name: temporary)
             _ = try Sys.retry("fsync", temporary) { fsync(fd) }
-            try Sys.rename(root.directory.fd, temporary, root.directory.fd, Self.stateFileName)
+            try Sys.rename(root.directory.fd, temporary, root.directory.fd, ConversionRecord.fileName)
         } catch {
             try? Sys.unlink(root.directory.fd, temporary)
             if let (atime, mtime) = times["."] { try? Sys.setTimes(root.directory.fd, [UInt8(ascii: ".")], atime: atime, mtime: mtime) }
@@ -545,7 +524,7 @@ public struct Converter {
     func dropForgedXattrs(_ root: Walker.Location, summary: inout Summary, event: (Event) -> Void) {
         Walker(options: walkOptions).walk(root, visit: { entry in
             guard let names = try? entry.xattrNames() else { return }
-            let forged = names.filter { $0.starts(with: virtfsPrefix) }
+            let forged = names.filter(target.holdsMetadata(xattr:))
             guard !forged.isEmpty else { return }
             for name in forged { try? entry.removeXattr(raw: name) }
             summary.dropped += forged.count
@@ -567,7 +546,7 @@ public struct Converter {
     func alreadyConverted(_ root: Walker.Location) -> Converted {
         guard options.to == .mappedXattr, options.from != .mappedXattr, !options.trustExistingXattrs,
               let entry = try? root.entry(), carriesMappedMode(entry),
-              !(options.from == .mappedFile && MappedFileCodec().hasMetadata(entry)) else { return .no }
+              !source.hasMetadata(entry) else { return .no }
         var entries = 0
         var notConverted: [UInt8]?
         Walker(options: walkOptions).walk(root, visit: { entry in
@@ -581,7 +560,7 @@ public struct Converter {
     }
 
     func carriesMappedMode(_ entry: HostEntry) -> Bool {
-        ((try? entry.xattrNames()) ?? []).contains(Array(VirtfsXattr.mode.utf8))
+        SecurityModel.mappedXattr.codec.hasMetadata(entry)
     }
 
     /// The inode's own part of the conversion, once every name of it is in the target form:
@@ -594,8 +573,8 @@ public struct Converter {
         let hostType = entry.stat.fileType
         guard hostType == .regular || hostType == .directory else { return }
         let names = try entry.xattrNames()
-        if from == .mappedXattr && to != .mappedXattr && names.contains(where: { $0.starts(with: virtfsPrefix) }) {
-            try MappedXattrCodec().removeMetadata(of: entry)
+        if from != to && names.contains(where: source.holdsMetadata(xattr:)) {
+            try source.removeMetadata(of: entry)
         }
         if to == .mappedXattr {
             if names.contains(Array(HostACLXattr.access.utf8)) { try entry.removeXattr(HostACLXattr.access) }
@@ -633,16 +612,16 @@ public struct Converter {
         if current == to {
             // mapped-file -> mapped-xattr, the inode done through another name: drop this
             // name's metadata file.
-            try MappedFileCodec().removeMetadata(of: entry)
+            try source.removeMetadata(of: entry)
             return false
         }
         if !entry.isExportRoot && (!hostIsPlain || !targetIsPlain) {
             // The host object changes kind: build it complete aside, then rename it over. A
             // later name of the same old object becomes a link of the new one, as it was.
             let temporary = TemporaryName.current
-            try? Sys.unlink(dir.fd, temporary)
-            let codec = to.isMapped ? target : HostInodeCodec(model: to)
-            if let mfd = try dir.metadataDirectory() { try? Sys.unlink(mfd, temporary) }
+            let codec = to.codec
+            codec.discardTemporary(temporary, in: dir)
+            current.codec.discardTemporary(temporary, in: dir)
             // (The old object's link count already dropped with each name replaced before.)
             let old = entry.stat.identity
             if let first = links[old], let firstLocation = try? Walker.inside(root, relative: first, path: []),
@@ -655,44 +634,30 @@ public struct Converter {
                 try Sys.setTimes(dir.fd, temporary, atime: view.atime, mtime: view.mtime)
                 if entry.stat.nlink > 1 { links[old] = parts }
             }
-            if to == .mappedFile, let mfd = try dir.metadataDirectory() {
-                try Sys.rename(mfd, temporary, mfd, entry.name)
-            }
-            try Sys.rename(dir.fd, temporary, dir.fd, entry.name)
-            if current == .mappedFile { try MappedFileCodec().removeMetadata(of: entry) }
+            try codec.commitTemporary(temporary, as: entry.name, in: dir, dataFirst: false)
+            // The old object went with its in-inode metadata; a name's own goes now.
+            try current.codec.removeNameMetadata(of: entry)
             // Its last name replaced, the old inode is freed and its number may come back.
             if entry.stat.nlink == 1 { links[old] = nil }
             return true
         }
         if to.isMapped {
             let firstLocation = try links[entry.stat.identity].map { try Walker.inside(root, relative: $0, path: []) }
-            if to == .mappedFile, hostType != .directory, let firstLocation,
-               let firstMetadata = try firstLocation.directory.metadataDirectory() {
-                // Another name of this inode is converted: share its metadata file, as QEMU's
-                // link does. (The first name's directory stays open meanwhile.)
-                let mfd = try dir.makeMetadataDirectory(placement: placement)
-                let temporary = TemporaryName.current
-                try? Sys.unlink(mfd, temporary)
-                try withExtendedLifetime(firstLocation) {
-                    try Sys.link(firstMetadata, firstLocation.name, mfd, temporary)
-                }
-                try Sys.rename(mfd, temporary, mfd, entry.name)
-            } else {
-                try target.update(a, of: entry, placement: placement)
-            }
+            // Another name of this inode is converted: share its metadata, as QEMU's link does.
+            // (The first name's directory stays open meanwhile.)
+            let shared = try hostType != .directory && firstLocation.map {
+                try target.shareMetadata(of: $0.name, in: $0.directory, with: entry.name, in: dir, placement: placement)
+            } ?? false
+            if !shared { try target.update(a, of: entry, placement: placement) }
             if entry.stat.nlink > 1 && hostType != .directory && links[entry.stat.identity] == nil {
                 links[entry.stat.identity] = parts
             }
             // Leaving mapped-file, this name's metadata file goes now (the commit point);
             // leaving mapped-xattr, the inode's xattrs wait for its last name.
-            if current == .mappedFile { try MappedFileCodec().removeMetadata(of: entry) }
+            try current.codec.removeNameMetadata(of: entry)
         } else {
-            try HostInodeCodec(model: to).update(a, of: entry, placement: placement)
-            switch current {
-            case .mappedXattr: try MappedXattrCodec().removeMetadata(of: entry)
-            case .mappedFile: try MappedFileCodec().removeMetadata(of: entry)
-            default: break
-            }
+            try target.update(a, of: entry, placement: placement)
+            try current.codec.removeMetadata(of: entry)
         }
         try? Sys.setTimes(dir.fd, entry.name, atime: view.atime, mtime: view.mtime)
         return false

@@ -1,19 +1,19 @@
 import CVirtFS
 import Glibc
 
-/// An open host directory, and (lazily) its mapped-file `.virtfs_metadata` directory.
+/// An open host directory, and (lazily) the directory a model keeps its children's metadata in.
 /// Closes what it owns when released, so a walk holds descriptors only along its current path.
 public final class DirectoryContext {
     public let fd: Int32
     /// The directory's path as the user named it, for messages.
     public let path: [UInt8]
     private let ownsFD: Bool
-    private enum Metadata {
+    enum Metadata {
         case unknown
         case absent
         case open(Int32)
     }
-    private var metadata: Metadata = .unknown
+    var metadata: Metadata = .unknown
 
     public init(fd: Int32, path: [UInt8], owned: Bool = true) {
         self.fd = fd
@@ -41,45 +41,6 @@ public final class DirectoryContext {
     deinit {
         if case .open(let mfd) = metadata { Sys.close(mfd) }
         if ownsFD { Sys.close(fd) }
-    }
-
-    /// The `.virtfs_metadata` directory below this one, or nil when there is none. Like QEMU,
-    /// a symlink in its place is not followed (and so is not metadata).
-    public func metadataDirectory() throws -> Int32? {
-        switch metadata {
-        case .open(let mfd): return mfd
-        case .absent: return nil
-        case .unknown:
-            do {
-                let mfd = try Sys.openDirectory(fd, MappedFileNames.metadataDirectory)
-                metadata = .open(mfd)
-                return mfd
-            } catch let error as VirtFSError where error.errno == ENOENT {
-                metadata = .absent
-                return nil
-            } catch let error as VirtFSError {
-                throw error.at(Bytes.join(path, MappedFileNames.metadataDirectory))
-            }
-        }
-    }
-
-    /// The `.virtfs_metadata` directory, created (0700, like QEMU) when missing.
-    public func makeMetadataDirectory(placement: HostPlacement) throws -> Int32 {
-        if let mfd = try metadataDirectory() { return mfd }
-        do {
-            try Sys.mkdir(fd, MappedFileNames.metadataDirectory, 0o700)
-            try Sys.chmod(fd, MappedFileNames.metadataDirectory, 0o700)
-            if let owner = placement.owner {
-                try Sys.chown(fd, MappedFileNames.metadataDirectory, owner.uid, owner.gid)
-            }
-        } catch let error as VirtFSError where error.errno == EEXIST {
-            // Raced with another writer; open what is there.
-        }
-        metadata = .unknown
-        guard let mfd = try metadataDirectory() else {
-            throw VirtFSError.system("mkdirat", path: Bytes.join(path, MappedFileNames.metadataDirectory), errno: ENOENT)
-        }
-        return mfd
     }
 }
 

@@ -14,11 +14,8 @@ public struct HostInodeCodec: ModelCodec {
     var keepsACLs: Bool { model == .passthrough }
 
     public func decode(_ entry: HostEntry) throws -> GuestView {
-        let host = entry.stat
-        guard let type = host.fileType else {
-            throw VirtFSError.corrupt("statx", path: entry.path, "unknown host file type in mode 0\(String(host.mode, radix: 8))")
-        }
-        var view = GuestView(path: entry.path, model: model, host: host, type: type)
+        let type = try entry.fileType()
+        var view = GuestView(path: entry.path, model: model, host: entry.stat, type: type)
         view.hostFallback = true
         if type == .symlink {
             try entry.applyHostSymlink(to: &view, readable: true)
@@ -101,13 +98,5 @@ public struct HostInodeCodec: ModelCodec {
             throw VirtFSError.refused("setxattr", path: entry.path, "the none model cannot show ACLs to the guest")
         }
         try writeUserXattrs(attributes, to: entry, refusingVirtfs: false)
-    }
-
-    public func link(_ entry: HostEntry, as newName: [UInt8], in newDirectory: DirectoryContext, placement: HostPlacement) throws {
-        do {
-            try Sys.link(entry.directory.fd, entry.name, newDirectory.fd, newName)
-        } catch let error as VirtFSError {
-            throw error.at(Bytes.join(newDirectory.path, newName))
-        }
     }
 }

@@ -1,5 +1,16 @@
 import Glibc
 
+/// Reserved names of the mapped-file model: hidden from the guest and refused for its operations.
+public enum MappedFileNames {
+    public static let metadataDirectory: [UInt8] = Array(".virtfs_metadata".utf8)
+    public static let rootMetadata: [UInt8] = Array(".virtfs_metadata_root".utf8)
+
+    public static func isReserved(_ name: [UInt8]) -> Bool {
+        name == metadataDirectory || name == rootMetadata
+    }
+}
+
+
 /// `security_model=mapped-file`: the guest's uid, gid, mode and rdev in `DIR/.virtfs_metadata/NAME`
 /// (the export root's in `.virtfs_metadata_root`); ACLs are real host ACLs.
 public struct MappedFileCodec: ModelCodec {
@@ -36,7 +47,7 @@ public struct MappedFileCodec: ModelCodec {
         } catch let error as VirtFSError where error.errno == ENOENT {
             return nil
         } catch let error as VirtFSError where error.errno == ELOOP {
-            diagnostics.append(VirtFSError.corrupt("openat", path: location.path, "metadata file is a symlink; QEMU ignores it").checked(.metadataObject))
+            diagnostics.append(VirtFSError.corrupt("openat", path: location.path, "metadata file is a symlink; QEMU ignores it").found(.metadataNotAFile))
             return nil
         } catch let error as VirtFSError {
             throw error.at(location.path)
@@ -44,13 +55,13 @@ public struct MappedFileCodec: ModelCodec {
         defer { Sys.close(fd) }
         let st = try Sys.stat(fd: fd)
         guard st.fileType == .regular else {
-            diagnostics.append(VirtFSError.corrupt("open", path: location.path, "metadata file is a \(st.fileType?.keyword ?? "strange object"); QEMU reads nothing from it").checked(.metadataObject))
+            diagnostics.append(VirtFSError.corrupt("open", path: location.path, "metadata file is a \(st.fileType?.keyword ?? "strange object"); QEMU reads nothing from it").found(.metadataNotAFile))
             return nil
         }
         do {
             let (bytes, truncated) = try Sys.readAll(fd, name: location.path, limit: Self.metadataLimit)
             if truncated {
-                diagnostics.append(VirtFSError.corrupt("read", path: location.path, "metadata file larger than \(Self.metadataLimit) bytes").checked(.metadataSyntax))
+                diagnostics.append(VirtFSError.corrupt("read", path: location.path, "metadata file larger than \(Self.metadataLimit) bytes").found(.metadataUnparsable))
             }
             return bytes
         } catch let error as VirtFSError {
@@ -59,18 +70,15 @@ public struct MappedFileCodec: ModelCodec {
     }
 
     public func decode(_ entry: HostEntry) throws -> GuestView {
-        let host = entry.stat
-        guard let hostType = host.fileType else {
-            throw VirtFSError.corrupt("statx", path: entry.path, "unknown host file type in mode 0\(String(host.mode, radix: 8))")
-        }
-        var view = GuestView(path: entry.path, model: model, host: host, type: hostType)
+        let hostType = try entry.fileType()
+        var view = GuestView(path: entry.path, model: model, host: entry.stat, type: hostType)
         if let bytes = try readMetadata(of: entry, diagnostics: &view.diagnostics) {
             let metadata = MappedFileMetadata.parse(bytes)
             let file = entry.isExportRoot ? MappedFileNames.rootMetadata
                 : Bytes.join(MappedFileNames.metadataDirectory, entry.name)
             let fileName = String(decoding: file, as: UTF8.self)
             for deviation in metadata.deviations {
-                view.diagnostics.append(VirtFSError.corrupt("parse", path: entry.path, attribute: fileName, offset: deviation.offset, deviation.description).checked(.metadataSyntax))
+                view.diagnostics.append(VirtFSError.corrupt("parse", path: entry.path, attribute: fileName, offset: deviation.offset, deviation.description).found(.metadataUnparsable))
             }
             // QEMU assigns the C int to uid_t, gid_t, mode_t and dev_t; a Linux guest keeps
             // the low 32 bits of the device number.
@@ -149,10 +157,56 @@ public struct MappedFileCodec: ModelCodec {
         try writeMetadataFile(Self.metadata(for: attributes).serialized(), for: entry, placement: placement)
     }
 
+    /// An id of -1 is no id, and a device number is kept only on the types mknod makes.
+    public func keeps(_ attributes: GuestAttributes, host: HostStat) -> Bool {
+        let m = Self.metadata(for: attributes)
+        func read(_ v: Int32?, _ fallback: UInt32) -> UInt32 { v.flatMap { $0 == -1 ? nil : UInt32(bitPattern: $0) } ?? fallback }
+        let rdev = m.rdev.flatMap { $0 == -1 ? nil : DeviceNumber(guestKernel: UInt64(UInt32(bitPattern: $0))) } ?? host.rdev
+        return read(m.uid, host.uid) == attributes.uid && read(m.gid, host.gid) == attributes.gid
+            && read(m.mode, host.mode) == attributes.mode && rdev == attributes.rdev
+    }
+
+    public var keepsMetadataByName: Bool { true }
+
+    /// mapped-file keeps a root's metadata in the root and anything else's in its parent: a
+    /// directory operand is a root when it says so, or when walked recursively from a parent
+    /// that is not part of a mapped-file tree.
+    static func isExportRoot(_ operand: [UInt8], recursive: Bool) -> Bool {
+        func exists(_ path: [UInt8]) -> Bool { Sys.withCString(path) { access($0, F_OK) } == 0 }
+        return exists(Bytes.join(operand, MappedFileNames.rootMetadata))
+            || (recursive && !exists(Bytes.join(Bytes.join(operand, Array("..".utf8)), MappedFileNames.metadataDirectory)))
+    }
+    public func holdsMetadata(_ name: [UInt8]) -> Bool { MappedFileNames.isReserved(name) }
+
     /// Whether the entry has a metadata file (regular or not).
-    public func hasMetadata(_ entry: HostEntry) -> Bool {
-        guard let location = try? metadataLocation(of: entry) else { return false }
-        return (try? Sys.stat(location.fd, location.name)) != nil
+    public func hasMetadata(_ entry: HostEntry) -> Bool { metadataStat(of: entry) != nil }
+
+    public func metadataFile(of entry: HostEntry) -> [[UInt8]]? {
+        entry.isExportRoot ? [MappedFileNames.rootMetadata] : [MappedFileNames.metadataDirectory, entry.name]
+    }
+
+    public func metadataStat(of entry: HostEntry) -> HostStat? {
+        guard let location = try? metadataLocation(of: entry) else { return nil }
+        return try? Sys.stat(location.fd, location.name)
+    }
+
+    public func storageStat(inside directory: HostEntry) -> (name: [UInt8], stat: HostStat)? {
+        let inner = directory.name + [UInt8(ascii: "/")] + MappedFileNames.metadataDirectory
+        guard let st = try? Sys.stat(directory.directory.fd, inner), st.fileType == .directory else { return nil }
+        return (MappedFileNames.metadataDirectory, st)
+    }
+
+    /// Linked under a temporary name, then renamed over: the name has its old metadata or the
+    /// shared one, never none.
+    public func shareMetadata(of sourceName: [UInt8], in sourceDirectory: DirectoryContext, with name: [UInt8],
+                              in directory: DirectoryContext, placement: HostPlacement) throws -> Bool {
+        guard let source = try sourceDirectory.metadataDirectory() else { return false }
+        let target = try directory.makeMetadataDirectory(placement: placement)
+        let temporary = TemporaryName.current
+        try? Sys.unlink(target, temporary)
+        try Sys.link(source, sourceName, target, temporary)
+        try Sys.rename(target, temporary, target, name)
+        return true
     }
 
     /// Removes the entry's metadata file, if any.
@@ -164,6 +218,40 @@ public struct MappedFileCodec: ModelCodec {
         } catch let error as VirtFSError {
             throw error.at(location.path)
         }
+    }
+
+    /// The metadata file first: until the data follows, it describes the old object equally.
+    public func commitTemporary(_ temporary: [UInt8], as name: [UInt8], in directory: DirectoryContext, dataFirst: Bool = false) throws {
+        if dataFirst { try Sys.rename(directory.fd, temporary, directory.fd, name) }
+        if let mfd = try directory.metadataDirectory() {
+            do {
+                try Sys.rename(mfd, temporary, mfd, name)
+            } catch let error as VirtFSError where error.errno == ENOENT {
+                do { try Sys.unlink(mfd, name) } catch let error as VirtFSError where error.errno == ENOENT {}
+            }
+        }
+        if !dataFirst { try Sys.rename(directory.fd, temporary, directory.fd, name) }
+    }
+
+    /// The `.virtfs_metadata` directory, when empty.
+    public func removeStorage(of directory: DirectoryContext) {
+        try? Sys.unlink(directory.fd, MappedFileNames.metadataDirectory, directory: true)
+    }
+
+    public func discardTemporary(_ temporary: [UInt8], in directory: DirectoryContext) {
+        try? Sys.unlink(directory.fd, temporary)
+        if let mfd = try? directory.metadataDirectory() { try? Sys.unlink(mfd, temporary) }
+    }
+
+    /// Metadata files written under a temporary name and never renamed into place.
+    public func discardTemporaries(in directory: DirectoryContext) {
+        guard let mfd = try? directory.metadataDirectory() else { return }
+        var names: [[UInt8]] = []
+        try? Sys.forEachName(in: mfd) { name, _ in
+            if TemporaryName.matches(name) { names.append(name) }
+            return true
+        }
+        for name in names { try? Sys.unlink(mfd, name) }
     }
 
     /// Replaces the metadata file atomically, always by rename: written under a temporary name in
@@ -225,6 +313,39 @@ public struct MappedFileCodec: ModelCodec {
         }
     }
 
+    /// mapped-file: a `.virtfs_metadata/NAME` whose NAME is gone is stale metadata; it also keeps
+    /// the guest from removing the directory.
+    public func audit(_ directory: DirectoryContext, report failure: (VirtFSError) -> Void) {
+        let metadataPath = Bytes.join(directory.path, MappedFileNames.metadataDirectory)
+        let mfd: Int32?
+        do {
+            mfd = try directory.metadataDirectory()
+        } catch let error as VirtFSError {
+            return failure(error)
+        } catch {
+            return
+        }
+        guard let mfd else { return }
+        do {
+            try Sys.forEachName(in: mfd, path: metadataPath) { name, _ in
+                if holdsMetadata(name) {
+                    failure(VirtFSError.corrupt("lookup", path: Bytes.join(metadataPath, name), "metadata for a reserved name, which the guest can never use").found(.metadataForReservedName))
+                    return true
+                }
+                do {
+                    _ = try Sys.stat(directory.fd, name)
+                } catch let error as VirtFSError where error.errno == ENOENT {
+                    failure(VirtFSError.corrupt("lookup", path: Bytes.join(metadataPath, name), "metadata for a missing entry (stale; blocks the guest's rmdir)").found(.metadataOrphaned))
+                } catch let error as VirtFSError {
+                    failure(error.at(Bytes.join(metadataPath, name)))
+                }
+                return true
+            }
+        } catch let error as VirtFSError {
+            failure(error)
+        } catch {}
+    }
+
     /// QEMU links the metadata file with the data, so both names share one metadata file. Its
     /// new name is made first (QEMU makes it second): a crash in between leaves an orphaned
     /// metadata file, never a name without its metadata.
@@ -255,6 +376,47 @@ public struct MappedFileCodec: ModelCodec {
         } catch let error as VirtFSError {
             throw error.at(newPath)
         }
+    }
+}
+
+extension DirectoryContext {
+    /// The `.virtfs_metadata` directory below this one, or nil when there is none. Like QEMU,
+    /// a symlink in its place is not followed (and so is not metadata).
+    public func metadataDirectory() throws -> Int32? {
+        switch metadata {
+        case .open(let mfd): return mfd
+        case .absent: return nil
+        case .unknown:
+            do {
+                let mfd = try Sys.openDirectory(fd, MappedFileNames.metadataDirectory)
+                metadata = .open(mfd)
+                return mfd
+            } catch let error as VirtFSError where error.errno == ENOENT {
+                metadata = .absent
+                return nil
+            } catch let error as VirtFSError {
+                throw error.at(Bytes.join(path, MappedFileNames.metadataDirectory))
+            }
+        }
+    }
+
+    /// The `.virtfs_metadata` directory, created (0700, like QEMU) when missing.
+    public func makeMetadataDirectory(placement: HostPlacement) throws -> Int32 {
+        if let mfd = try metadataDirectory() { return mfd }
+        do {
+            try Sys.mkdir(fd, MappedFileNames.metadataDirectory, 0o700)
+            try Sys.chmod(fd, MappedFileNames.metadataDirectory, 0o700)
+            if let owner = placement.owner {
+                try Sys.chown(fd, MappedFileNames.metadataDirectory, owner.uid, owner.gid)
+            }
+        } catch let error as VirtFSError where error.errno == EEXIST {
+            // Raced with another writer; open what is there.
+        }
+        metadata = .unknown
+        guard let mfd = try metadataDirectory() else {
+            throw VirtFSError.system("mkdirat", path: Bytes.join(path, MappedFileNames.metadataDirectory), errno: ENOENT)
+        }
+        return mfd
     }
 }
 

@@ -1,3 +1,22 @@
+/// Names of the xattrs QEMU's mapped-xattr model keeps guest metadata in.
+public enum VirtfsXattr {
+    public static let prefix = "user.virtfs."
+    public static let uid = "user.virtfs.uid"
+    public static let gid = "user.virtfs.gid"
+    public static let mode = "user.virtfs.mode"
+    public static let rdev = "user.virtfs.rdev"
+    public static let aclAccess = "user.virtfs.system.posix_acl_access"
+    public static let aclDefault = "user.virtfs.system.posix_acl_default"
+
+    /// Whether an xattr name is one QEMU writes for every object it creates in mapped-xattr
+    /// (uid, gid, mode): what tells an entry that carries mapped-xattr metadata.
+    public static func isOwnerOrMode(_ name: [UInt8]) -> Bool {
+        name == Array(uid.utf8) || name == Array(gid.utf8) || name == Array(mode.utf8)
+    }
+}
+
+let virtfsPrefix = Array(VirtfsXattr.prefix.utf8)
+
 /// `security_model=mapped-xattr`: the guest's uid, gid, mode and rdev in `user.virtfs.*` xattrs
 /// on a host regular file or directory; ACLs in `user.virtfs.system.posix_acl_*`.
 ///
@@ -65,11 +84,8 @@ public struct MappedXattrCodec: ModelCodec {
     public static func encodeRdev(_ dev: DeviceNumber) -> [UInt8] { Bytes.little64(dev.glibc) }
 
     public func decode(_ entry: HostEntry) throws -> GuestView {
-        let host = entry.stat
-        guard let hostType = host.fileType else {
-            throw VirtFSError.corrupt("statx", path: entry.path, "unknown host file type in mode 0\(String(host.mode, radix: 8))")
-        }
-        var view = GuestView(path: entry.path, model: model, host: host, type: hostType)
+        let hostType = try entry.fileType()
+        var view = GuestView(path: entry.path, model: model, host: entry.stat, type: hostType)
         let names = try entry.xattrNames()
         func read(_ attribute: String) throws -> [UInt8]? {
             names.contains(Array(attribute.utf8)) ? try entry.xattr(attribute) : nil
@@ -79,9 +95,9 @@ public struct MappedXattrCodec: ModelCodec {
             case .absent: break
             case .value(let v, let source): set(v, source)
             case .ignored(let why):
-                view.diagnostics.append(VirtFSError.corrupt("decode", path: entry.path, attribute: attribute, why).checked(.xattrLength))
+                view.diagnostics.append(VirtFSError.corrupt("decode", path: entry.path, attribute: attribute, why).found(.valueIgnored))
             case .undefined(let why):
-                let error = VirtFSError.corrupt("decode", path: entry.path, attribute: attribute, why).checked(.xattrLength)
+                let error = VirtFSError.corrupt("decode", path: entry.path, attribute: attribute, why).found(.valueUndefined)
                 guard lenient else { throw error }
                 view.diagnostics.append(error)
             }
@@ -129,19 +145,25 @@ public struct MappedXattrCodec: ModelCodec {
         try entry.setXattr(VirtfsXattr.mode, Self.encodeMode(attributes.mode))
     }
 
+    public func holdsMetadata(xattr name: [UInt8]) -> Bool { name.starts(with: virtfsPrefix) }
+
+    /// A device number is kept only on the types mknod makes.
+    public func keeps(_ attributes: GuestAttributes, host: HostStat) -> Bool {
+        let rdev = attributes.type.isSpecial
+            ? DeviceNumber(guestKernel: (attributes.type.hasDeviceNumber ? attributes.rdev : .zero).glibc) : host.rdev
+        return rdev == attributes.rdev
+    }
+
+    /// The mode is written last: an entry that carries it has all its metadata.
+    public func hasMetadata(_ entry: HostEntry) -> Bool {
+        ((try? entry.xattrNames()) ?? []).contains(Array(VirtfsXattr.mode.utf8))
+    }
+
     /// Removes every `user.virtfs.*` field (the mode first, so the entry stops claiming mapped
     /// metadata before the rest goes).
     public func removeMetadata(of entry: HostEntry) throws {
         for name in [VirtfsXattr.mode, VirtfsXattr.uid, VirtfsXattr.gid, VirtfsXattr.rdev, VirtfsXattr.aclAccess, VirtfsXattr.aclDefault] {
             try entry.removeXattr(name)
-        }
-    }
-
-    public func link(_ entry: HostEntry, as newName: [UInt8], in newDirectory: DirectoryContext, placement: HostPlacement) throws {
-        do {
-            try Sys.link(entry.directory.fd, entry.name, newDirectory.fd, newName)
-        } catch let error as VirtFSError {
-            throw error.at(Bytes.join(newDirectory.path, newName))
         }
     }
 }

@@ -11,9 +11,18 @@ public struct ConversionRecord: Sendable, Equatable {
         self.to = to
     }
 
+    /// The file at the export root that holds the record.
+    public static let fileName = Array(".virtfs-convert-state".utf8)
+    /// Its own temporary name: a leftover of it is never a guest's file to keep.
+    static let temporaryName = Array(".virtfs-convert-state.new".utf8)
+
+    static func isStateFile(_ name: [UInt8]) -> Bool { name == fileName || name == temporaryName }
+
+    static func isRecorded(in root: DirectoryContext) -> Bool { (try? Sys.stat(root.fd, fileName)) != nil }
+
     /// The conversion recorded in the export root `root`, or nil when none is under way.
     public static func read(in root: DirectoryContext) -> ConversionRecord? {
-        guard let (bytes, _) = try? Sys.readFile(root.fd, Converter.stateFileName, limit: 4096) else { return nil }
+        guard let (bytes, _) = try? Sys.readFile(root.fd, fileName, limit: 4096) else { return nil }
         return parse(bytes)
     }
 
@@ -107,25 +116,26 @@ public struct ModelDetection: Sendable, Equatable {
             if result.mappedFileEvidence.count < evidencePaths { result.mappedFileEvidence.append(path) }
         }
         var queue: [DirectoryContext] = [directory]
+        let mappedFile = SecurityModel.mappedFile.codec
         func examine(_ dir: DirectoryContext, _ name: [UInt8], _ path: [UInt8], isRoot: Bool = false) {
-            if MappedFileNames.isReserved(name) {
+            if mappedFile.holdsMetadata(name) {
                 fileEvidence(path)
                 return
             }
             result.entriesExamined += 1
+            guard let examined = try? HostEntry(directory: dir, name: name, path: path, isExportRoot: isRoot) else { return }
             var carries = false
-            if isRoot ? (try? Sys.stat(dir.fd, MappedFileNames.rootMetadata)) != nil
-                : ((try? dir.metadataDirectory()).flatMap { $0 }.flatMap { try? Sys.stat($0, name) }) != nil {
+            if mappedFile.hasMetadata(examined) {
                 carries = true
-                if !isRoot { fileEvidence(Bytes.join(Bytes.join(dir.path, MappedFileNames.metadataDirectory), name)) }
+                if !isRoot, let file = mappedFile.metadataFile(of: examined) { fileEvidence(file.reduce(dir.path) { Bytes.join($0, $1) }) }
             }
-            if let names = try? Sys.listXattrs(dir.fd, name), names.contains(where: VirtfsXattr.isOwnerOrMode) {
+            if let names = try? examined.xattrNames(), names.contains(where: VirtfsXattr.isOwnerOrMode) {
                 carries = true
                 result.mappedXattrCount += 1
                 if result.mappedXattrEvidence.count < evidencePaths { result.mappedXattrEvidence.append(path) }
             }
-            if carries, let st = try? Sys.stat(dir.fd, name) {
-                let profile = HostProfile(st)
+            if carries {
+                let profile = HostProfile(examined.stat)
                 if result.profiles[profile] != nil || result.profiles.count < profileLimit { result.profiles[profile, default: 0] += 1 }
             }
         }
@@ -145,7 +155,7 @@ public struct ModelDetection: Sendable, Equatable {
                 inDirectory += 1
                 let path = Bytes.join(dir.path, name)
                 examine(dir, name, path)
-                if type == UInt8(DT_DIR), !MappedFileNames.isReserved(name), queue.count < 64,
+                if type == UInt8(DT_DIR), !mappedFile.holdsMetadata(name), queue.count < 64,
                    let child = try? dir.child(name, path: path) {
                     queue.append(child)
                 }

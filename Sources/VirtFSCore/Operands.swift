@@ -34,13 +34,7 @@ public struct OperandResolver {
         var st = stat()
         let isDirectory = Sys.withCString(operand) { lstat($0, &st) } == 0 && (UInt32(st.st_mode) & FileType.mask) == FileType.directory.rawValue
         if isDirectory {
-            func exists(_ path: [UInt8]) -> Bool { Sys.withCString(path) { access($0, F_OK) } == 0 }
-            // mapped-file keeps a root's metadata in the root and anything else's in its parent:
-            // a directory is a root when it says so, or when walked recursively from a parent
-            // that is not part of a mapped-file tree.
-            let parent = Bytes.join(operand, Array("..".utf8))
-            if exists(Bytes.join(operand, MappedFileNames.rootMetadata))
-                || (recursive && !exists(Bytes.join(parent, MappedFileNames.metadataDirectory))) {
+            if MappedFileCodec.isExportRoot(operand, recursive: recursive) {
                 return try Walker.exportRoot(operand)
             }
         }

@@ -214,14 +214,9 @@ public struct OverlayConverter {
         }
         if !dryRun {
             // Half-built by an interrupted run, never renamed into place.
-            for t in state.temporaries {
-                try? MappedFileCodec().removeMetadata(of: t)
-                try? Sys.unlink(t.directory.fd, t.name, directory: t.stat.fileType == .directory)
-            }
-            if options.model == .mappedFile, let mfd = try? context.metadataDirectory() {
-                // A metadata file renamed into place before its data (or left before either).
-                Converter.removeTemporaries(in: mfd)
-            }
+            for t in state.temporaries { codec.discardTemporary(t) }
+            // A metadata file renamed into place before its data (or left before either).
+            codec.discardTemporaries(in: context)
         }
         let dirView = dir.view
         var recreated = Set<[UInt8]>()
@@ -369,7 +364,7 @@ public struct OverlayConverter {
     /// The name `name` gets, or nil to leave it.
     func newName(_ name: [UInt8], target: OverlayDialect) -> XattrMap.Mapped? {
         let text = String(decoding: name, as: UTF8.self)
-        if name.starts(with: virtfsPrefix) || text.hasPrefix("system.") { return nil }
+        if SecurityModel.mappedXattr.codec.holdsMetadata(xattr: name) || text.hasPrefix("system.") { return nil }
         if let (dialect, key) = OverlayDialect.parse(name), options.dialect != nil || options.xattrMap == nil {
             guard options.dialect != nil, dialect != target else { return nil }
             return .name(target.prefix + String(decoding: key, as: UTF8.self))
@@ -432,7 +427,7 @@ public struct OverlayConverter {
                target: OverlayDialect) throws {
         let v = source.view
         let temporary = TemporaryName.current
-        try? Sys.unlink(context.fd, temporary)
+        codec.discardTemporary(temporary, in: context)
         let placement = placement(in: context)
         switch form {
         case .char:
@@ -455,7 +450,7 @@ public struct OverlayConverter {
     /// `.wh..wh..opq` with its directory's permissions, owner and mtime (what image tools write).
     func buildMarker(for dir: GuestView, in context: DirectoryContext) throws {
         let temporary = TemporaryName.current
-        try? Sys.unlink(context.fd, temporary)
+        codec.discardTemporary(temporary, in: context)
         let a = GuestAttributes(type: .regular, permissions: dir.attributes.permissions & 0o777, uid: dir.uid, gid: dir.gid)
         try codec.create(a, named: temporary, in: context, content: .empty, placement: placement(in: context))
         try Sys.setTimes(context.fd, temporary, atime: dir.mtime, mtime: dir.mtime)
@@ -469,27 +464,14 @@ public struct OverlayConverter {
     /// data is a whiteout by itself (a real device, or a file with overlay.whiteout), else
     /// metadata first (the old data keeps being a whiteout under the new metadata).
     func moveIntoPlace(_ temporary: [UInt8], as name: [UInt8], in context: DirectoryContext, form: WhiteoutForm) throws {
-        guard options.model == .mappedFile else {
-            return try Sys.rename(context.fd, temporary, context.fd, name)
-        }
         let replacing = (try? Sys.stat(context.fd, name)) != nil
-        let dataFirst = replacing && (form == .char || form == .xattr)
-        let mfd = try context.metadataDirectory()
-        if dataFirst { try Sys.rename(context.fd, temporary, context.fd, name) }
-        if let mfd {
-            if form == .char {
-                // A real device carries no metadata; what the old object had goes.
-                try? Sys.unlink(mfd, name)
-            } else {
-                try Sys.rename(mfd, temporary, mfd, name)
-            }
-        }
-        if !dataFirst { try Sys.rename(context.fd, temporary, context.fd, name) }
+        // A real device carries no metadata: the old object's goes with the commit.
+        try codec.commitTemporary(temporary, as: name, in: context, dataFirst: replacing && (form == .char || form == .xattr))
     }
 
     /// Removes an entry (and its mapped-file metadata).
     func remove(_ o: OverlayEntry) throws {
-        if options.model == .mappedFile { try MappedFileCodec().removeMetadata(of: o.entry) }
+        try codec.removeNameMetadata(of: o.entry)
         try Sys.unlink(o.entry.directory.fd, o.entry.name)
     }
 }

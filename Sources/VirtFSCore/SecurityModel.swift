@@ -32,16 +32,6 @@ public enum SecurityModel: String, Sendable, CaseIterable, Codable {
     }
 }
 
-/// Reserved names of the mapped-file model: hidden from the guest and refused for its operations.
-public enum MappedFileNames {
-    public static let metadataDirectory: [UInt8] = Array(".virtfs_metadata".utf8)
-    public static let rootMetadata: [UInt8] = Array(".virtfs_metadata_root".utf8)
-
-    public static func isReserved(_ name: [UInt8]) -> Bool {
-        name == metadataDirectory || name == rootMetadata
-    }
-}
-
 /// How host objects created for a mapped model are owned and protected, so that the user QEMU
 /// runs as can reach them (QEMU's own `fmode=`/`dmode=` defaults are 0600/0700).
 public struct HostPlacement: Sendable, Equatable {
@@ -64,6 +54,31 @@ public struct HostPlacement: Sendable, Equatable {
     public static func == (a: HostPlacement, b: HostPlacement) -> Bool {
         a.fileMode == b.fileMode && a.directoryMode == b.directoryMode && a.owner?.uid == b.owner?.uid && a.owner?.gid == b.owner?.gid
     }
+}
+
+/// What a codec found odd in how an entry is stored: facts about the host, which the Checker
+/// alone turns into checks, severities and repairs.
+public enum StorageFinding: Sendable, Equatable {
+    /// A metadata value QEMU ignores: the guest sees the host's value instead.
+    case valueIgnored
+    /// A metadata value QEMU reads with undefined bytes: no one can say what the guest sees.
+    case valueUndefined
+    /// A stored mode without a valid file type.
+    case modeWithoutType
+    /// A stored file type the host object cannot serve.
+    case typeContradictsHost
+    /// A metadata file QEMU reads other than it was written (unparsable lines, oversized).
+    case metadataUnparsable
+    /// Something other than a regular file where the metadata file belongs.
+    case metadataNotAFile
+    /// An ACL the guest kernel rejects.
+    case aclRejected
+    /// Metadata kept for a name that does not exist.
+    case metadataOrphaned
+    /// Metadata kept for a name the model reserves, which the guest can never use.
+    case metadataForReservedName
+    /// Metadata of this model where a guest of another could have written it.
+    case metadataForgeable
 }
 
 /// One codec per model: decode host facts into the guest view, and write a guest view back the
@@ -100,31 +115,112 @@ public protocol ModelCodec: Sendable {
     /// Why an object with these attributes, named `name` (nil for the export root), could not
     /// be stored so that a guest sees it as it is: each reason one sentence; empty when it can.
     func cannotHold(_ attributes: GuestAttributes, name: [UInt8]?) -> [String]
+
+    /// Whether `update(attributes)` on an entry whose host inode is `host` reads back as these
+    /// same owner, type, permissions and device number. A safe (`-p`) repair writes only what
+    /// passes: some views cannot be stored as they are read.
+    func keeps(_ attributes: GuestAttributes, host: HostStat) -> Bool
+
+    /// Whether the metadata is kept for each name apart from the host object (rather than in
+    /// the inode, shared by all its names): a name's metadata is its own to remove.
+    var keepsMetadataByName: Bool { get }
+
+    /// Whether `name` in a directory is this model's own storage rather than an entry: hidden
+    /// from the guest, refused as a guest's name.
+    func holdsMetadata(_ name: [UInt8]) -> Bool
+
+    /// Whether an xattr named `name` is this model's own storage, which a guest of the model
+    /// can neither see nor set.
+    func holdsMetadata(xattr name: [UInt8]) -> Bool
+
+    /// Whether the entry carries this model's metadata, complete (what an interrupted
+    /// conversion reads as "already in this model").
+    func hasMetadata(_ entry: HostEntry) -> Bool
+
+    /// Removes the entry's metadata of this model, if any; the host object stays.
+    func removeMetadata(of entry: HostEntry) throws
+
+    /// Puts `temporary`, built complete in `directory` (by `create` or `link`), in place of
+    /// `name`, metadata and data, in the order that leaves the name the old object or the new
+    /// one at every step. `dataFirst` moves the data before the metadata, for a caller whose
+    /// new data reads right under the old metadata. A temporary without metadata takes the
+    /// name's away.
+    func commitTemporary(_ temporary: [UInt8], as name: [UInt8], in directory: DirectoryContext, dataFirst: Bool) throws
+
+    /// Removes what an interrupted run left of this model's storage under temporary names.
+    func discardTemporaries(in directory: DirectoryContext)
+
+    /// Removes the file `temporary` in `directory`, with its metadata, before it is built anew.
+    func discardTemporary(_ temporary: [UInt8], in directory: DirectoryContext)
+
+    /// Where the entry's metadata is kept apart from it, as components below the entry's
+    /// directory; nil when it is in the host inode.
+    func metadataFile(of entry: HostEntry) -> [[UInt8]]?
+
+    /// The host object holding the entry's metadata apart from it, if there is one.
+    func metadataStat(of entry: HostEntry) -> HostStat?
+
+    /// The object a directory entry holds for its children's metadata (its name inside the
+    /// directory, and what it is), which QEMU must be able to write.
+    func storageStat(inside directory: HostEntry) -> (name: [UInt8], stat: HostStat)?
+
+    /// Gives `name` in `directory` the very metadata of `sourceName` in `sourceDirectory`
+    /// (one more link of it, as QEMU's link leaves two names), replacing what it had. False
+    /// when the source keeps no metadata apart (nothing to share, or it is in the inode).
+    func shareMetadata(of sourceName: [UInt8], in sourceDirectory: DirectoryContext, with name: [UInt8],
+                       in directory: DirectoryContext, placement: HostPlacement) throws -> Bool
+
+    /// Removes this model's storage kept for `directory`'s entries, when it holds nothing
+    /// more (the directory is about to go, or to leave this model).
+    func removeStorage(of directory: DirectoryContext)
+
+    /// Reports this model's storage in `directory` that belongs to no entry, as findings.
+    func audit(_ directory: DirectoryContext, report: (VirtFSError) -> Void)
 }
 
 extension ModelCodec {
     public func cannotHold(_ attributes: GuestAttributes, name: [UInt8]?) -> [String] { [] }
-}
+    public func keeps(_ attributes: GuestAttributes, host: HostStat) -> Bool { true }
+    public var keepsMetadataByName: Bool { false }
+    public func holdsMetadata(_ name: [UInt8]) -> Bool { false }
+    public func holdsMetadata(xattr name: [UInt8]) -> Bool { false }
+    public func hasMetadata(_ entry: HostEntry) -> Bool { false }
+    public func removeMetadata(of entry: HostEntry) throws {}
+    public func discardTemporaries(in directory: DirectoryContext) {}
+    public func removeStorage(of directory: DirectoryContext) {}
+    public func metadataFile(of entry: HostEntry) -> [[UInt8]]? { nil }
+    public func metadataStat(of entry: HostEntry) -> HostStat? { nil }
+    public func storageStat(inside directory: HostEntry) -> (name: [UInt8], stat: HostStat)? { nil }
+    public func shareMetadata(of sourceName: [UInt8], in sourceDirectory: DirectoryContext, with name: [UInt8],
+                              in directory: DirectoryContext, placement: HostPlacement) throws -> Bool { false }
+    public func audit(_ directory: DirectoryContext, report: (VirtFSError) -> Void) {}
 
-extension ModelCodec {
-    /// Whether `update(attributes)` on an entry whose host inode is `host` reads back as these
-    /// same owner, type, permissions and device number. A safe (`-p`) repair writes only what
-    /// passes: some views cannot be stored as they are read (mapped-file cannot write an id of
-    /// -1, neither mapped model keeps a device number on a regular file).
-    public func keeps(_ attributes: GuestAttributes, host: HostStat) -> Bool {
-        switch model {
-        case .passthrough, .none:
-            return true
-        case .mappedXattr:
-            let rdev = attributes.type.isSpecial
-                ? DeviceNumber(guestKernel: (attributes.type.hasDeviceNumber ? attributes.rdev : .zero).glibc) : host.rdev
-            return rdev == attributes.rdev
-        case .mappedFile:
-            let m = MappedFileCodec.metadata(for: attributes)
-            func read(_ v: Int32?, _ fallback: UInt32) -> UInt32 { v.flatMap { $0 == -1 ? nil : UInt32(bitPattern: $0) } ?? fallback }
-            let rdev = m.rdev.flatMap { $0 == -1 ? nil : DeviceNumber(guestKernel: UInt64(UInt32(bitPattern: $0))) } ?? host.rdev
-            return read(m.uid, host.uid) == attributes.uid && read(m.gid, host.gid) == attributes.gid
-                && read(m.mode, host.mode) == attributes.mode && rdev == attributes.rdev
+    /// A new name of the inode, which carries the metadata.
+    public func link(_ entry: HostEntry, as newName: [UInt8], in newDirectory: DirectoryContext, placement: HostPlacement) throws {
+        do {
+            try Sys.link(entry.directory.fd, entry.name, newDirectory.fd, newName)
+        } catch let error as VirtFSError {
+            throw error.at(Bytes.join(newDirectory.path, newName))
         }
+    }
+
+    public func commitTemporary(_ temporary: [UInt8], as name: [UInt8], in directory: DirectoryContext, dataFirst: Bool = false) throws {
+        try Sys.rename(directory.fd, temporary, directory.fd, name)
+    }
+
+    public func discardTemporary(_ temporary: [UInt8], in directory: DirectoryContext) {
+        try? Sys.unlink(directory.fd, temporary)
+    }
+
+    /// Removes the metadata kept for this name alone: what would be left behind when the name
+    /// goes or is replaced (metadata in the inode stays for its other names).
+    public func removeNameMetadata(of entry: HostEntry) throws {
+        if keepsMetadataByName { try removeMetadata(of: entry) }
+    }
+
+    /// Removes a temporary an interrupted run left, with its metadata.
+    public func discardTemporary(_ entry: HostEntry) {
+        try? removeNameMetadata(of: entry)
+        try? Sys.unlink(entry.directory.fd, entry.name, directory: entry.stat.fileType == .directory)
     }
 }

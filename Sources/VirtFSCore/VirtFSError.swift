@@ -25,25 +25,25 @@ public struct VirtFSError: Error, Sendable, Equatable, CustomStringConvertible {
     /// Byte offset (metadata files) or line number context, if any.
     public var offset: Int?
     public var reason: Reason
-    /// The consistency check this problem fails, when it is one virtfs-fsck knows.
-    public var check: Check?
+    /// What a codec found in how the entry is stored, when the error is one of its findings.
+    public var finding: StorageFinding?
 
     public init(
         _ operation: String, path: [UInt8] = [], attribute: String? = nil, offset: Int? = nil,
-        reason: Reason, check: Check? = nil
+        reason: Reason, finding: StorageFinding? = nil
     ) {
         self.operation = operation
         self.path = path
         self.attribute = attribute
         self.offset = offset
         self.reason = reason
-        self.check = check
+        self.finding = finding
     }
 
-    /// The same error, classified under a check.
-    public func checked(_ check: Check) -> VirtFSError {
+    /// The same error, as a codec's finding.
+    public func found(_ finding: StorageFinding) -> VirtFSError {
         var copy = self
-        copy.check = check
+        copy.finding = finding
         return copy
     }
 

@@ -201,14 +201,14 @@ public struct Walker {
             guard let name = next else {
                 closedir(frame.stream)
                 if options.reportOrphanedMetadata {
-                    reportOrphans(in: frame.directory, failure: failure)
+                    MappedFileCodec().audit(frame.directory, report: failure)
                 }
                 leave(frame.directory)
                 stack.removeLast()
                 continue
             }
             if name == [UInt8(ascii: ".")] || name == [UInt8(ascii: "."), UInt8(ascii: ".")] { continue }
-            if options.hideMappedFileMetadata && MappedFileNames.isReserved(name) { continue }
+            if options.hideMappedFileMetadata && MappedFileCodec().holdsMetadata(name) { continue }
             let path = Bytes.join(frame.directory.path, name)
             let entry: HostEntry
             do {
@@ -235,38 +235,5 @@ public struct Walker {
                 failure(error.at(path))
             } catch {}
         }
-    }
-
-    /// mapped-file: a `.virtfs_metadata/NAME` whose NAME is gone is stale metadata; it also keeps
-    /// the guest from removing the directory.
-    private func reportOrphans(in directory: DirectoryContext, failure: (VirtFSError) -> Void) {
-        let metadataPath = Bytes.join(directory.path, MappedFileNames.metadataDirectory)
-        let mfd: Int32?
-        do {
-            mfd = try directory.metadataDirectory()
-        } catch let error as VirtFSError {
-            return failure(error)
-        } catch {
-            return
-        }
-        guard let mfd else { return }
-        do {
-            try Sys.forEachName(in: mfd, path: metadataPath) { name, _ in
-                if MappedFileNames.isReserved(name) {
-                    failure(VirtFSError.corrupt("lookup", path: Bytes.join(metadataPath, name), "metadata for a reserved name, which the guest can never use").checked(.reservedMetadata))
-                    return true
-                }
-                do {
-                    _ = try Sys.stat(directory.fd, name)
-                } catch let error as VirtFSError where error.errno == ENOENT {
-                    failure(VirtFSError.corrupt("lookup", path: Bytes.join(metadataPath, name), "metadata for a missing entry (stale; blocks the guest's rmdir)").checked(.orphanMetadata))
-                } catch let error as VirtFSError {
-                    failure(error.at(Bytes.join(metadataPath, name)))
-                }
-                return true
-            }
-        } catch let error as VirtFSError {
-            failure(error)
-        } catch {}
     }
 }
