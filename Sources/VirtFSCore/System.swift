@@ -7,7 +7,7 @@ import Synchronization
 public enum Sys {
     /// Runs `body` until it stops failing with EINTR; returns its result or throws errno.
     @inline(__always)
-    static func retry<T: BinaryInteger>(_ op: String, _ name: [UInt8], attribute: String? = nil, _ body: () -> T) throws -> T {
+    static func retry<T: BinaryInteger>(_ op: String, _ name: [UInt8], attribute: String? = nil, _ body: () -> T) throws(VirtFSError) -> T {
         while true {
             let r = body()
             if r >= 0 { return r }
@@ -85,7 +85,7 @@ public enum Sys {
         _ = Glibc.close(fd)
     }
 
-    public static func dup(_ fd: Int32) throws -> Int32 {
+    public static func dup(_ fd: Int32) throws(VirtFSError) -> Int32 {
         try retry("dup", []) { fcntl(fd, F_DUPFD_CLOEXEC, 0) }
     }
 
@@ -93,19 +93,9 @@ public enum Sys {
     /// it returns false. Reads through a duplicate descriptor from the start, so other users of
     /// `dirfd` are not disturbed.
     public static func forEachName(in dirfd: Int32, path: [UInt8] = [], _ body: ([UInt8], UInt8) throws -> Bool) throws {
-        let fd = try dup(dirfd)
-        guard let stream = fdopendir(fd) else {
-            let e = virtfs_errno()
-            close(fd)
-            throw VirtFSError.system("fdopendir", path: path, errno: e)
-        }
-        defer { closedir(stream) }
-        // A dup shares the file offset with every other reader of this directory.
-        rewinddir(stream)
-        while let dirent = readdir(stream) {
-            let name = withUnsafeBytes(of: dirent.pointee.d_name) { Array($0.prefix(while: { $0 != 0 })) }
-            if name == [UInt8(ascii: ".")] || name == [UInt8(ascii: "."), UInt8(ascii: ".")] { continue }
-            if try !body(name, dirent.pointee.d_type) { return }
+        let stream = try DirectoryStream(dirfd, path: path)
+        while let (name, type) = try stream.next() {
+            if try !body(name, type) { return }
         }
     }
 
