@@ -67,158 +67,19 @@ struct VirtfsFsck: ParsableCommand {
     }
 
     func run() throws {
-        let console = Console(tool: "virtfs-fsck")
-        let checker: Checker
-        let verdicts: [TreeVerdict]
-        let chosen: SecurityModel
-        var lock: TreeLock?
-        defer { withExtendedLifetime(lock) {} }
-        do {
-            let location = try Walker.exportRoot(RawArguments.bytes(for: tree))
-            if yes || preen { lock = try TreeLock(location) }
-            // A half-converted tree is read right by no model: say so, and nothing else.
-            if let record = ConversionRecord.read(in: location.directory) {
-                try reportVerdicts([.interrupted(record)], model: model, console: console)
-                console.flush()
-                throw ExitCode(4)
-            }
-            let detection = ModelDetection.detect(in: location.directory)
-            guard let detected = model ?? detection.model else {
-                throw VirtFSError.refused("detect", path: location.path, detection.explanation)
-            }
-            chosen = detected
-            var options = Checker.Options(model: chosen)
-            options.qemuUser = try qemuUser.map(HostUser.parse)
-            options.oneFileSystem = oneFileSystem
-            options.allowOutsideLinks = allowOutsideLinks
-            options.fileMode = UInt32(fmode, radix: 8)!
-            options.directoryMode = UInt32(dmode, radix: 8)!
-            options.modelDeclared = model != nil
-            if adoptFromParent { options.adoption = .fromParent }
-            if let adoptOwner {
-                let owner = try GuestAccounts.load(root: location.directory).parseOwner(adoptOwner)
-                guard let uid = owner.uid, let gid = owner.gid else { throw ValidationError("--adopt-owner takes OWNER:GROUP") }
-                options.adoption = .owner(uid: uid, gid: gid)
-            }
-            var rule = LossRule(detection)
-            let census = TreeCensus.take(location, rule: rule, oneFileSystem: oneFileSystem)
-            rule.all = TreeVerdict.stripped(census)
-            options.lossRule = rule
-            verdicts = TreeVerdict.judge(census, model: chosen, declared: model, rootOwner: try location.entry().stat.uid,
-                                         qemuUserGiven: qemuUser != nil)
-            checker = try Checker(root: location, options: options)
-        } catch let error as ExitCode {
-            throw error
-        } catch let error as ValidationError {
-            console.error(VirtFSError.refused("usage", error.message))
-            throw ExitCode(16)
-        } catch {
-            console.error(error)
-            throw ExitCode(8)
-        }
-        // A stripped tree detected as passthrough does not say which mapped model it was in.
-        try reportVerdicts(verdicts, model: chosen.isMapped ? chosen : model, console: console)
-        if verdicts.contains(where: { if case .contradicts = $0 { true } else { false } }) {
-            // Checked in the wrong model, every entry would be a finding: the verdict is the news.
-            try writeSummary(errors: 0, repaired: 0, left: 0, warnings: 0, verdicts: verdicts, console: console)
-            console.flush()
-            throw ExitCode(4)
-        }
-
-        var errors = 0, repaired = 0, left = 0, warnings = 0, failedRepairs = 0, changed = false
-        var digest = FindingDigest(limit: json || verbose ? Int.max : 3)
-        func process(_ finding: Finding) {
-            var state = "not repaired (no repair)"
-            var fixed = false
-            if let repair = finding.repair {
-                if yes || (preen && repair.safe) {
-                    do {
-                        try checker.repair(finding)
-                        fixed = true
-                        changed = true
-                        state = "repaired: \(repair.summary)"
-                    } catch {
-                        failedRepairs += 1
-                        console.error(error)
-                        state = "repair failed: \(repair.summary)"
-                    }
-                } else {
-                    state = "not repaired (\(repair.safe ? "-p or -y" : "-y")): \(repair.summary)"
-                }
-            }
-            if finding.severity == .warning {
-                warnings += 1
-            } else {
-                errors += 1
-                if fixed { repaired += 1 } else { left += 1 }
-            }
-            if json || verbose {
-                report(finding, state: state, fixed: fixed, console: console)
-            } else {
-                digest.add(finding, state: state)
-            }
-        }
-        if yes || preen {
-            // Repairs wait for the end of the walk: they rename entries in directories it reads.
-            var findings: [Finding] = []
-            checker.check { findings.append($0) }
-            findings.forEach(process)
-        } else {
-            // Checking only: each finding is printed (or folded) as it is found, in bounded memory.
-            checker.check(process)
-        }
-        if !json && !verbose {
-            console.write(digest.text { Bytes.shellEscaped($0) })
-        }
-        try writeSummary(errors: errors, repaired: repaired, left: left, warnings: warnings, verdicts: verdicts, console: console)
-        console.flush()
-        var status: Int32 = 0
-        // Like e2fsck, any change to the tree (a warning's repair too) sets "corrected".
-        if changed { status |= 1 }
-        if left > 0 || !verdicts.isEmpty { status |= 4 }
-        if failedRepairs > 0 { status |= 8 }
+        var run = FsckRun(tree: tree)
+        run.mode = yes ? .all : preen ? .safe : .none
+        run.model = model
+        run.qemuUser = qemuUser
+        run.adoptOwner = adoptOwner
+        run.adoptFromParent = adoptFromParent
+        run.fileMode = UInt32(fmode, radix: 8)!
+        run.directoryMode = UInt32(dmode, radix: 8)!
+        run.allowOutsideLinks = allowOutsideLinks
+        run.oneFileSystem = oneFileSystem
+        run.json = json
+        run.verbose = verbose
+        let status = run.run()
         if status != 0 { throw ExitCode(status) }
-    }
-
-    /// What happened to the tree as a whole, before any finding: one line each, and the way back.
-    func reportVerdicts(_ verdicts: [TreeVerdict], model: SecurityModel?, console: Console) throws {
-        for v in verdicts {
-            let advice = v.advice(tree: tree, model: model)
-            if json {
-                var object: [String: Any] = ["verdict": v.name, "severity": "error", "problem": v.summary, "advice": advice]
-                switch v {
-                case .metadataLost(let count, let of, _, _), .rootOwned(let count, let of, _), .contradicts(_, _, let count, let of):
-                    object["count"] = count
-                    object["entries"] = of
-                case .interrupted: break
-                }
-                console.writeJSON(object)
-            } else {
-                console.write("\(tree): error \(v.name): \(v.summary)\n" + advice.map { "    \($0)\n" }.joined())
-            }
-        }
-    }
-
-    func writeSummary(errors: Int, repaired: Int, left: Int, warnings: Int, verdicts: [TreeVerdict], console: Console) throws {
-        var summary = "\(tree): \(errors) error\(errors == 1 ? "" : "s") (\(repaired) repaired, \(left) left), \(warnings) warning\(warnings == 1 ? "" : "s")"
-        if !verdicts.isEmpty { summary += "; " + verdicts.map(\.name).joined(separator: ", ") }
-        if json {
-            let object: [String: Any] = ["summary": summary, "errors": errors, "repaired": repaired, "left": left, "warnings": warnings,
-                                         "verdicts": verdicts.map(\.name)]
-            console.writeJSON(object)
-        } else {
-            console.write(summary + "\n")
-        }
-    }
-
-    func report(_ f: Finding, state: String, fixed: Bool, console: Console) {
-        if json {
-            var object: [String: Any] = ["check": f.check.rawValue, "severity": f.severity.rawValue, "problem": f.problem,
-                                         "guest": f.guestSees, "repaired": fixed, "path": f.path]
-            if let repair = f.repair { object["repair"] = repair.summary; object["safe"] = repair.safe }
-            console.writeJSON(object)
-        } else {
-            console.write("\(Bytes.shellEscaped(f.path)): \(f.severity.rawValue) \(f.check.rawValue): \(f.problem)\n    guest: \(f.guestSees)\n    \(state)\n")
-        }
     }
 }
