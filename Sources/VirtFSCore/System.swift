@@ -81,6 +81,12 @@ public enum Sys {
         return (fd, name)
     }
 
+    /// open(2) of a path the user named (an archive operand, the working directory): symlinks
+    /// in it are followed, as tar and cd follow them; O_CLOEXEC and O_NOCTTY always added.
+    public static func openPath(_ path: [UInt8], _ flags: Int32) throws(VirtFSError) -> Int32 {
+        try retry("open", path) { withCString(path) { Glibc.open($0, flags | VIRTFS_O_CLOEXEC | VIRTFS_O_NOCTTY) } }
+    }
+
     public static func close(_ fd: Int32) {
         _ = Glibc.close(fd)
     }
@@ -146,6 +152,11 @@ public enum Sys {
         let fd = try openAt(dirfd, name, O_RDONLY | VIRTFS_O_NONBLOCK)
         defer { close(fd) }
         return try readAll(fd, name: name, limit: limit)
+    }
+
+    /// read(2) into `buffer`: the number of bytes read, 0 at the end of the file.
+    public static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, name: [UInt8]) throws(VirtFSError) -> Int {
+        try retry("read", name) { Glibc.read(fd, buffer.baseAddress, buffer.count) }
     }
 
     public static func readAll(_ fd: Int32, name: [UInt8], limit: Int) throws -> (bytes: [UInt8], truncated: Bool) {
