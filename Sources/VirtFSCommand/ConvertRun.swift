@@ -1,25 +1,51 @@
+import ArgumentParser
 import VirtFSCore
 
-/// virtfs-convert after its arguments are parsed: the source model found, the preflight's
+/// virtfs-convert's options, and the run they ask for: the source model found, the preflight's
 /// refusals folded, the plan, copy or in-place run with its events reported, and the summary.
-public struct ConvertRun {
-    public var tree: String
+public struct ConvertOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("The model to convert to: passthrough, none, mapped-xattr (or mapped), mapped-file.", valueName: "model"))
     public var to: SecurityModel
+
+    @Option(name: .long, help: ArgumentHelp("The model the tree is in now (default: detected).", valueName: "model"))
     public var from: SecurityModel?
+
+    @Option(name: .long, help: ArgumentHelp("Write a converted copy into this empty (or new) directory instead of converting in place.", valueName: "dir"))
     public var output: String?
+
+    @Flag(name: [.customShort("n"), .long], help: "Print the plan; change nothing.")
     public var dryRun = false
+
+    @OptionGroup var host: PlacementOptions
+
+    @Flag(name: .long, help: "Create device nodes found in the tree (a guest wrote it) when converting to passthrough or none.")
+    public var allowDevices = false
+
+    @Flag(name: .long, help: "Create set-user-ID/set-group-ID root files found in the tree when converting to passthrough or none.")
+    public var allowSetuid = false
+
+    @Flag(name: .long, help: "Keep user.virtfs.* xattrs found outside mapped-xattr as the entries' metadata instead of dropping them.")
+    public var trustExistingXattrs = false
+
+    @Flag(name: [.customShort("x"), .long], help: "Do not descend into directories on other filesystems.")
+    public var oneFileSystem = false
+
+    @Flag(name: [.customShort("v"), .long], help: "Name every entry a refusal concerns, also when many have one cause.")
     public var verbose = false
+
+    @Flag(name: .long, help: "Print one JSON object per entry and a summary object.")
     public var json = false
-    public var progress = false
-    let console = Console(tool: "virtfs-convert")
 
-    public init(tree: String, to: SecurityModel) {
-        self.tree = tree
-        self.to = to
-    }
+    @OptionGroup var progressOptions: ProgressOptions
 
-    /// Converts; `configure` sets the options beyond the two models. Returns the exit status.
-    public func run(configure: (inout Converter.Options) throws -> Void) throws -> Int32 {
+    @Argument(help: ArgumentHelp("The export root to convert.", valueName: "tree"))
+    public var tree: String
+
+    public init() {}
+
+    /// Converts; returns the exit status.
+    public func run() throws -> Int32 {
+        let console = Console(tool: "virtfs-convert")
         let started = Stopwatch()
         let root: Walker.Location
         var options: Converter.Options
@@ -34,7 +60,11 @@ public struct ConvertRun {
             console.error(error)
             return 1
         }
-        try configure(&options)
+        options.placement = try host.placement
+        options.allowDevices = allowDevices
+        options.allowSetuid = allowSetuid
+        options.trustExistingXattrs = trustExistingXattrs
+        options.oneFileSystem = oneFileSystem
         let converter = Converter(options: options)
         var entries = 0
         // Refusals of one cause (thousands of "needs root" on a root filesystem) fold into one line.
@@ -44,7 +74,7 @@ public struct ConvertRun {
             console.flush()
             return 1
         }
-        let progress = ProgressCounter(enabled: !json, forced: progress)
+        let progress = ProgressCounter(enabled: !json, forced: progressOptions.progress)
         progress.total = entries
         func event(_ e: Converter.Event) {
             switch e {

@@ -1,29 +1,65 @@
 import ArgumentParser
 import VirtFSCore
 
-/// virtfs-fsck after its arguments are parsed: the verdicts on the tree, the findings checked,
-/// repaired as the mode allows and reported, and fsck(8)'s exit status.
-public struct FsckRun {
-    public var tree: String
-    public var mode = RepairMode.none
-    public var model: SecurityModel?
-    public var qemuUser: String?
-    public var adoptOwner: String?
-    public var adoptFromParent = false
-    public var fileMode: UInt32 = 0o600
-    public var directoryMode: UInt32 = 0o700
-    public var allowOutsideLinks = false
-    public var oneFileSystem = false
-    public var json = false
-    public var verbose = false
-    let console = Console(tool: "virtfs-fsck")
+/// virtfs-fsck's options, and the run they ask for: the verdicts on the tree, the findings
+/// checked, repaired as the mode allows and reported, and fsck(8)'s exit status.
+public struct FsckOptions: ParsableArguments {
+    @Flag(name: .customShort("n"), help: "Check only; open nothing for writing (the default).")
+    public var noChanges = false
 
-    public init(tree: String) {
-        self.tree = tree
+    @Flag(name: .customShort("p"), help: "Repair automatically what is safe: repairs that never change the guest's view.")
+    public var preen = false
+
+    @Flag(name: .customShort("y"), help: "Apply every repair.")
+    public var yes = false
+
+    @Option(name: .long, help: ArgumentHelp("Security model of the tree (default: detected).", valueName: "model"))
+    public var model: SecurityModel?
+
+    @Option(name: .long, help: ArgumentHelp("Host user (and group) QEMU runs as, USER[:GROUP] or UID[:GID] (default: the export root's owner).", valueName: "user"))
+    public var qemuUser: String?
+
+    @Option(name: .long, help: ArgumentHelp("Give entries without metadata this guest owner, UID:GID or names from the tree's etc/passwd.", valueName: "owner"))
+    public var adoptOwner: String?
+
+    @Flag(name: .long, help: "Give entries without metadata the guest owner of their directory.")
+    public var adoptFromParent = false
+
+    @Option(name: .long, help: ArgumentHelp("Host mode of files repairs create (octal, QEMU's fmode).", valueName: "mode"))
+    public var fmode = "0600"
+
+    @Option(name: .long, help: ArgumentHelp("Host mode of directories repairs create (octal, QEMU's dmode).", valueName: "mode"))
+    public var dmode = "0700"
+
+    @Flag(name: .long, help: "Also repair entries whose host inode has hard links outside the tree (left alone by default).")
+    public var allowOutsideLinks = false
+
+    @Flag(name: [.customShort("x"), .long], help: "Do not descend into directories on other filesystems.")
+    public var oneFileSystem = false
+
+    @Flag(name: .long, help: "Print one JSON object per finding, then a summary object.")
+    public var json = false
+
+    @Flag(name: [.customShort("v"), .long], help: "Print every finding on its own, also when many have one cause.")
+    public var verbose = false
+
+    @Argument(help: ArgumentHelp("The export root.", valueName: "tree"))
+    public var tree: String
+
+    public func validate() throws {
+        if [noChanges, preen, yes].filter({ $0 }).count > 1 { throw ValidationError("-n, -p and -y exclude each other.") }
+        if adoptOwner != nil && adoptFromParent { throw ValidationError("--adopt-owner and --adopt-from-parent exclude each other.") }
+        if UInt32(fmode, radix: 8) == nil || UInt32(dmode, radix: 8) == nil { throw ValidationError("--fmode and --dmode take octal modes.") }
+        if let qemuUser { _ = try HostUser.parse(qemuUser) }
     }
+
+    public init() {}
+
+    var mode: RepairMode { yes ? .all : preen ? .safe : .none }
 
     /// Checks (and repairs) the tree; returns the exit status.
     public func run() -> Int32 {
+        let console = Console(tool: "virtfs-fsck")
         let checker: Checker
         let verdicts: [TreeVerdict]
         let chosen: SecurityModel
@@ -34,7 +70,7 @@ public struct FsckRun {
             if mode != .none { lock = try TreeLock(location) }
             // A half-converted tree is read right by no model: say so, and nothing else.
             if let record = ConversionRecord.read(in: location.directory) {
-                reportVerdicts([.interrupted(record)], model: model)
+                reportVerdicts([.interrupted(record)], model: model, console: console)
                 console.flush()
                 return 4
             }
@@ -47,8 +83,8 @@ public struct FsckRun {
             options.qemuUser = try qemuUser.map(HostUser.parse)
             options.oneFileSystem = oneFileSystem
             options.allowOutsideLinks = allowOutsideLinks
-            options.fileMode = fileMode
-            options.directoryMode = directoryMode
+            options.fileMode = UInt32(fmode, radix: 8)!
+            options.directoryMode = UInt32(dmode, radix: 8)!
             options.modelDeclared = model != nil
             if adoptFromParent { options.adoption = .fromParent }
             if let adoptOwner {
@@ -71,10 +107,10 @@ public struct FsckRun {
             return 8
         }
         // A stripped tree detected as passthrough does not say which mapped model it was in.
-        reportVerdicts(verdicts, model: chosen.isMapped ? chosen : model)
+        reportVerdicts(verdicts, model: chosen.isMapped ? chosen : model, console: console)
         if verdicts.contains(where: { if case .contradicts = $0 { true } else { false } }) {
             // Checked in the wrong model, every entry would be a finding: the verdict is the news.
-            writeSummary(FsckTally(), verdicts: verdicts)
+            writeSummary(FsckTally(), verdicts: verdicts, console: console)
             console.flush()
             return 4
         }
@@ -95,7 +131,7 @@ public struct FsckRun {
             tally.record(finding.severity, fixed: fixed, repairFailed: failed)
             let state = mode.state(of: finding.repair, fixed: fixed, failed: failed)
             if json || verbose {
-                report(finding, state: state, fixed: fixed)
+                report(finding, state: state, fixed: fixed, console: console)
             } else {
                 digest.add(finding, state: state)
             }
@@ -112,13 +148,13 @@ public struct FsckRun {
         if !json && !verbose {
             console.write(digest.text { Bytes.shellEscaped($0) })
         }
-        writeSummary(tally, verdicts: verdicts)
+        writeSummary(tally, verdicts: verdicts, console: console)
         console.flush()
         return tally.exitStatus(verdicts: verdicts.count)
     }
 
     /// What happened to the tree as a whole, before any finding: one line each, and the way back.
-    func reportVerdicts(_ verdicts: [TreeVerdict], model: SecurityModel?) {
+    func reportVerdicts(_ verdicts: [TreeVerdict], model: SecurityModel?, console: Console) {
         for v in verdicts {
             let advice = v.advice(tree: tree, model: model)
             if json {
@@ -136,7 +172,7 @@ public struct FsckRun {
         }
     }
 
-    func writeSummary(_ tally: FsckTally, verdicts: [TreeVerdict]) {
+    func writeSummary(_ tally: FsckTally, verdicts: [TreeVerdict], console: Console) {
         let summary = tally.summary(tree: tree, verdicts: verdicts.map(\.name))
         if json {
             let object: [String: Any] = ["summary": summary, "errors": tally.errors, "repaired": tally.repaired, "left": tally.left,
@@ -147,7 +183,7 @@ public struct FsckRun {
         }
     }
 
-    func report(_ f: Finding, state: String, fixed: Bool) {
+    func report(_ f: Finding, state: String, fixed: Bool, console: Console) {
         if json {
             var object: [String: Any] = ["check": f.check.rawValue, "severity": f.severity.rawValue, "problem": f.problem,
                                          "guest": f.guestSees, "repaired": fixed, "path": f.path]

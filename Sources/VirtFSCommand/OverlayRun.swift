@@ -1,15 +1,105 @@
+import ArgumentParser
 import VirtFSCore
 
-/// virtfs-overlay after its arguments are parsed: each layer's model found, the layer converted
-/// (or copied, then converted) with every change reported, or the layers checked against a mount.
-public struct OverlayRun {
+extension OverlayDialect: ExpressibleByArgument {}
+extension WhiteoutForm: ExpressibleByArgument {}
+
+/// virtfs-overlay's options, and the run they ask for: each layer's model found, the layer
+/// converted (or copied, then converted) with every change reported, or the layers checked
+/// against a mount.
+public struct OverlayOptions: ParsableArguments {
+    @Option(name: .long, help: ArgumentHelp("Overlay xattr dialect to convert to: trusted (trusted.overlay.*), user (user.overlay.*), virtiofs (user.virtiofs.trusted.overlay.*).", valueName: "dialect"))
+    public var xattrs: OverlayDialect?
+
+    @Option(name: .long, help: ArgumentHelp("Whiteout form to convert to: char (device 0/0), mapped (char 0:0 in the tree's model), xattr (overlay.whiteout, Linux 6.7+), oci (.wh.NAME).", valueName: "form"))
+    public var whiteouts: WhiteoutForm?
+
+    @Option(name: .long, help: ArgumentHelp("virtiofsd --xattrmap rules applied to the other xattr names (and to overlay names without --xattrs), as virtiofsd stores a guest's names.", valueName: "rules"))
+    public var xattrmap: String?
+
+    @Flag(name: .long, help: "Apply --xattrmap the other way: host names back to the names the guest uses.")
+    public var reverseXattrmap = false
+
+    @Option(name: .long, help: ArgumentHelp("Security model of the tree the layer is in: passthrough, none, mapped-xattr (or mapped), mapped-file (default: detected).", valueName: "model"))
     public var model: SecurityModel?
+
+    @Option(name: .long, help: ArgumentHelp("Write a converted copy of the (single) layer into this empty or new directory; the layer is only read.", valueName: "dir"))
     public var output: String?
+
+    @Flag(name: [.customShort("n"), .long], help: "Print what would change; change nothing.")
     public var dryRun = false
+
+    @Flag(name: .long, help: "Convert to the user dialect even when the layer uses redirect or metacopy (which userxattr disables).")
+    public var force = false
+
+    @Option(name: .long, help: ArgumentHelp("Host owner of objects created in a mapped model, USER[:GROUP] or UID[:GID] (default: the owner of the directory they are made in).", valueName: "user"))
+    public var owner: String?
+
+    @Flag(name: [.customShort("x"), .long], help: "Do not descend into directories on other filesystems.")
+    public var oneFileSystem = false
+
+    @Flag(name: .long, help: "Print one JSON object per change and per layer summary.")
     public var json = false
-    public let console = Console(tool: "virtfs-overlay")
+
+    @Flag(name: .long, help: "Only read the layers and report their dialect, whiteout form, and what would stop the described mount.")
+    public var check = false
+
+    @Option(name: .long, help: ArgumentHelp("With --check: this layer is the upper (writable) one; LAYERs are lower layers, top first.", valueName: "dir"))
+    public var upper: String?
+
+    @Flag(name: .long, help: "With --check: the mount uses -o userxattr.")
+    public var userxattr = false
+
+    @Option(name: .long, help: ArgumentHelp("With --check: kernel version of the mounting machine, MAJOR.MINOR (default: this machine's).", valueName: "version"))
+    public var kernel: String?
+
+    @Flag(name: .customLong("over-9p"), help: "With --check: the layers reach the mounting guest over a 9p export (in --model, or the detected model).")
+    public var over9p = false
+
+    @Flag(name: .customLong("over-virtiofs"), help: "With --check: the layers reach the mounting guest through virtiofsd with -o xattrmap=:map:trusted.:user.virtiofs.: (layers in the virtiofs dialect).")
+    public var overVirtiofs = false
+
+    @Argument(help: ArgumentHelp("Layer directories.", valueName: "layer"))
+    public var layers: [String] = []
+
+    public func validate() throws {
+        if check {
+            if layers.isEmpty && upper == nil { throw ValidationError("--check needs at least one layer.") }
+            if xattrs != nil || whiteouts != nil || output != nil || xattrmap != nil { throw ValidationError("--check only reads: it takes no --xattrs, --whiteouts, --xattrmap or --output.") }
+            if let kernel, OverlayCheck.Target.kernelVersion(kernel) == nil { throw ValidationError("--kernel takes MAJOR.MINOR, e.g. 6.1.") }
+            if over9p && overVirtiofs { throw ValidationError("--over-9p and --over-virtiofs describe different mounts: give one.") }
+            return
+        }
+        if upper != nil || userxattr || kernel != nil || over9p || overVirtiofs { throw ValidationError("--upper, --userxattr, --kernel, --over-9p and --over-virtiofs go with --check.") }
+        if layers.isEmpty { throw ValidationError("Name at least one layer.") }
+        if xattrs == nil && whiteouts == nil && xattrmap == nil { throw ValidationError("Say what to convert to: --xattrs, --whiteouts or --xattrmap (or use --check).") }
+        if output != nil && layers.count != 1 { throw ValidationError("--output takes one layer.") }
+        if reverseXattrmap && xattrmap == nil { throw ValidationError("--reverse-xattrmap goes with --xattrmap.") }
+        if let xattrmap {
+            do { _ = try XattrMap(xattrmap) } catch let e as VirtFSError { throw ValidationError("--xattrmap: \(e.detail)") }
+        }
+        if let owner { _ = try HostUser.parse(owner) }
+    }
 
     public init() {}
+
+    /// Converts or checks the layers; returns the exit status.
+    public func run() -> Int32 {
+        let console = Console(tool: "virtfs-overlay")
+        if check {
+            var target = OverlayCheck.Target()
+            target.userxattr = userxattr
+            target.overVirtiofs = overVirtiofs
+            target.kernel = kernel.flatMap(OverlayCheck.Target.kernelVersion) ?? OverlayCheck.Target.runningKernel ?? (6, 1)
+            return self.check(target: target, console: console)
+        }
+        var failed = false
+        for layer in layers where !convert(layer, console) {
+            failed = true
+        }
+        console.flush()
+        return failed || console.failures > 0 ? 1 : 0
+    }
 
     /// The layer's model; a half-converted layer is refused as every tool refuses it.
     func modelOf(_ location: Walker.Location) throws -> SecurityModel {
@@ -21,9 +111,8 @@ public struct OverlayRun {
 
     // MARK: converting
 
-    /// Converts one layer (in place, or into `output`); `configure` sets what to convert to.
-    /// False when anything failed.
-    public func convert(_ layer: String, configure: (inout OverlayConverter.Options) -> Void) -> Bool {
+    /// Converts one layer (in place, or into `output`); false when anything failed.
+    func convert(_ layer: String, _ console: Console) -> Bool {
         let started = Stopwatch()
         var root: Walker.Location
         let layerModel: SecurityModel
@@ -38,7 +127,13 @@ public struct OverlayRun {
             return false
         }
         var options = OverlayConverter.Options(model: layerModel)
-        configure(&options)
+        options.dialect = xattrs
+        options.whiteouts = whiteouts
+        options.xattrMap = xattrmap.flatMap { try? XattrMap($0) }
+        options.xattrMapToServer = !reverseXattrmap
+        options.force = force
+        options.oneFileSystem = oneFileSystem
+        if let owner, let host = try? HostUser.parse(owner) { options.placement.owner = host }
         let shownLayer = output ?? layer
         if options.whiteouts == .mapped && !options.model.isMapped {
             console.warning("\(layer): in a \(options.model.rawValue) tree the mapped form is a real char device 0/0; virtfs-convert to a mapped model turns it into the mapped form")
@@ -102,9 +197,8 @@ public struct OverlayRun {
     // MARK: checking
 
     /// Reads the layers (`upper` first) and reports what would stop the mount `target`
-    /// describes; with `over9p`, the layers reach it over a 9p export in their model. Returns the
-    /// exit status.
-    public func check(_ layers: [String], upper: String?, target: OverlayCheck.Target, over9p: Bool) -> Int32 {
+    /// describes. Returns the exit status.
+    func check(target: OverlayCheck.Target, console: Console) -> Int32 {
         var target = target
         var layerList: [OverlayCheck.Layer] = []
         let operands = (upper.map { [($0, true)] } ?? []) + layers.map { ($0, false) }
