@@ -25,6 +25,13 @@ extension Importer.Event {
     }
 }
 
+extension Importer.Target {
+    /// What undoing a failed import into this target did.
+    public var undone: String {
+        created ? "the import failed: removed the directory it created" : "the import failed: emptied it and gave it back its owner, mode and xattrs"
+    }
+}
+
 extension Importer.Summary {
     /// The closing line of an import of `archive`; `undone` when the failed import was removed.
     public func line(archive: String, format: String, model: SecurityModel, undone: Bool, seconds: String) -> String {
@@ -55,6 +62,16 @@ extension ManifestRestorer.Event {
         case .differs(let error), .missing(let error), .failed(let error):
             return EventReport(json: ["path": error.path, "result": "error", "error": error.detail], error: error)
         }
+    }
+}
+
+extension ManifestRestorer {
+    /// `run` in an empty working directory: libarchive's mtree reader looks for each entry's
+    /// file relative to the working directory (and follows symlinks there).
+    public func runIsolated(_ manifest: ArchiveReader, onto root: Walker.Location, event: (Event) -> Void) throws -> Summary {
+        let saved = try Self.enterEmptyDirectory()
+        defer { Self.leave(saved) }
+        return run(manifest, onto: root, event: event)
     }
 }
 

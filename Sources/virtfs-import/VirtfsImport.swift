@@ -105,8 +105,7 @@ struct VirtfsImport: ParsableCommand {
             do {
                 try importer.undo(target)
                 undone = true
-                console.error(VirtFSError.refused("import", path: RawArguments.bytes(for: dir),
-                    target.created ? "the import failed: removed the directory it created" : "the import failed: emptied it and gave it back its owner, mode and xattrs"))
+                console.error(VirtFSError.refused("import", path: RawArguments.bytes(for: dir), target.undone))
             } catch {
                 console.error(error)
             }
@@ -134,20 +133,16 @@ struct VirtfsImport: ParsableCommand {
         }
         options.placement = placement
         options.dryRun = dryRun
-        // libarchive's mtree reader looks for each entry's file relative to the working
-        // directory (and follows symlinks there): give it a directory with nothing in it.
-        let saved: Int32
+        let summary: ManifestRestorer.Summary
         do {
-            saved = try ManifestRestorer.enterEmptyDirectory()
+            summary = try ManifestRestorer(options: options).runIsolated(reader, onto: root) { event in
+                progress.tick()
+                tell(event.report(dryRun: dryRun), console)
+            }
         } catch {
             console.error(error)
             throw ExitCode(1)
         }
-        let summary = ManifestRestorer(options: options).run(reader, onto: root) { event in
-            progress.tick()
-            tell(event.report(dryRun: dryRun), console)
-        }
-        ManifestRestorer.leave(saved)
         progress.done()
         let seconds = started.seconds
         // A manifest cannot say which entries had xattrs or ACLs: say that it does not carry them.
