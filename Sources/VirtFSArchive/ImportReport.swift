@@ -65,15 +65,6 @@ extension ManifestRestorer.Event {
     }
 }
 
-extension ManifestRestorer {
-    /// `run` in an empty working directory: libarchive's mtree reader looks for each entry's
-    /// file relative to the working directory (and follows symlinks there).
-    public func runIsolated(_ manifest: ArchiveReader, onto root: Walker.Location, event: (Event) -> Void) throws -> Summary {
-        let saved = try Self.enterEmptyDirectory()
-        defer { Self.leave(saved) }
-        return run(manifest, onto: root, event: event)
-    }
-}
 
 extension ManifestRestorer.Summary {
     /// The closing line of a restore from `archive` (`source` says what it was).

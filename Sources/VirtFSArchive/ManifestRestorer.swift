@@ -327,21 +327,11 @@ public struct ManifestRestorer {
 }
 
 extension ManifestRestorer {
-    /// Makes the working directory a new, already removed directory, in which no relative name
-    /// resolves; returns a descriptor of the previous one for `leave`.
-    public static func enterEmptyDirectory() throws -> Int32 {
-        let saved = try Sys.openPath([UInt8(ascii: ".")], O_RDONLY | O_DIRECTORY)
-        var template = Array("/tmp/virtfs-import.XXXXXX".utf8CString)
-        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-            throw VirtFSError.system("mkdtemp", errno: errno)
-        }
-        guard chdir(made) == 0 else { throw VirtFSError.system("chdir", errno: errno) }
-        rmdir(made)
-        return saved
-    }
-
-    public static func leave(_ saved: Int32) {
-        _ = fchdir(saved)
-        Sys.close(saved)
+    /// `run` in an empty working directory: libarchive's mtree reader looks for each entry's
+    /// file relative to the working directory (and follows symlinks there).
+    public func runIsolated(_ manifest: ArchiveReader, onto root: Walker.Location, event: (Event) -> Void) throws -> Summary {
+        let saved = try Sys.enterEmptyDirectory()
+        defer { Sys.returnToDirectory(saved) }
+        return run(manifest, onto: root, event: event)
     }
 }

@@ -87,6 +87,26 @@ public enum Sys {
         try retry("open", path) { withCString(path) { Glibc.open($0, flags | VIRTFS_O_CLOEXEC | VIRTFS_O_NOCTTY) } }
     }
 
+    /// Makes the working directory a new, already removed directory (mkdtemp(3), chdir(2),
+    /// rmdir(2)), in which no relative name resolves; returns a descriptor of the previous one
+    /// for `returnToDirectory`.
+    public static func enterEmptyDirectory() throws -> Int32 {
+        let saved = try openPath([UInt8(ascii: ".")], O_RDONLY | VIRTFS_O_DIRECTORY)
+        var template = Array("/tmp/virtfs-import.XXXXXX".utf8CString)
+        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+            throw VirtFSError.system("mkdtemp", errno: errno)
+        }
+        guard chdir(made) == 0 else { throw VirtFSError.system("chdir", errno: errno) }
+        rmdir(made)
+        return saved
+    }
+
+    /// fchdir(2) back to the directory `enterEmptyDirectory` left, and closes it.
+    public static func returnToDirectory(_ saved: Int32) {
+        _ = fchdir(saved)
+        close(saved)
+    }
+
     public static func close(_ fd: Int32) {
         _ = Glibc.close(fd)
     }
