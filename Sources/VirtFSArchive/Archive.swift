@@ -84,10 +84,8 @@ func displayName(_ name: [UInt8]) -> String {
 func readFull(_ fd: Int32, into buffer: inout [UInt8], count: Int, path: [UInt8]) throws -> Int {
     var total = 0
     while total < count {
-        let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress! + total, count - total) }
-        if n < 0 {
-            if errno == EINTR { continue }
-            throw VirtFSError.system("read", path: path, errno: errno)
+        let n = try buffer.withUnsafeMutableBytes { raw throws(VirtFSError) in
+            try Sys.read(fd, into: UnsafeMutableRawBufferPointer(rebasing: raw[total..<count]), name: path)
         }
         if n == 0 { break }
         total += n
@@ -147,13 +145,7 @@ public final class ArchiveReader {
         name = path ?? Array("-".utf8)
         if let path, path != Array("-".utf8) {
             // The archive is the user's operand: a symlink to it is followed, as tar does.
-            var opened: Int32
-            repeat {
-                opened = (path + [0]).withUnsafeBufferPointer { p in
-                    p.baseAddress!.withMemoryRebound(to: CChar.self, capacity: p.count) { open($0, O_RDONLY | O_CLOEXEC | O_NOCTTY) }
-                }
-            } while opened < 0 && errno == EINTR
-            if opened < 0 { throw VirtFSError.system("open", path: path, errno: errno) }
+            let opened = try Sys.openPath(path, O_RDONLY)
             do {
                 if try Sys.stat(fd: opened).fileType == .directory {
                     throw VirtFSError.system("read", path: path, errno: EISDIR)
@@ -523,13 +515,7 @@ public final class ArchiveWriter {
         public mutating func copy(from fd: Int32) throws {
             var buffer = [UInt8](repeating: 0, count: 1 << 16)
             while true {
-                let n = try buffer.withUnsafeMutableBytes { raw -> Int in
-                    while true {
-                        let n = read(fd, raw.baseAddress, raw.count)
-                        if n >= 0 { return n }
-                        if errno != EINTR { throw VirtFSError.system("read", path: path, errno: errno) }
-                    }
-                }
+                let n = try buffer.withUnsafeMutableBytes { raw throws(VirtFSError) in try Sys.read(fd, into: raw, name: path) }
                 if n == 0 { return }
                 try append(Array(buffer[0..<n]))
             }

@@ -307,11 +307,7 @@ public struct ManifestRestorer {
         EVP_DigestInit_ex(context, EVP_sha256(), nil)
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         while true {
-            let n = buffer.withUnsafeMutableBytes { read(fd, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                throw VirtFSError.system("read", path: entry.path, errno: errno)
-            }
+            let n = try buffer.withUnsafeMutableBytes { raw throws(VirtFSError) in try Sys.read(fd, into: raw, name: entry.path) }
             if n == 0 { break }
             buffer.withUnsafeBytes { _ = EVP_DigestUpdate(context, $0.baseAddress, n) }
         }
@@ -323,21 +319,11 @@ public struct ManifestRestorer {
 }
 
 extension ManifestRestorer {
-    /// Makes the working directory a new, already removed directory, in which no relative name
-    /// resolves; returns a descriptor of the previous one for `leave`.
-    public static func enterEmptyDirectory() throws -> Int32 {
-        let saved = open(".", O_RDONLY | O_DIRECTORY | O_CLOEXEC)
-        var template = Array("/tmp/virtfs-import.XXXXXX".utf8CString)
-        guard saved >= 0, let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
-            throw VirtFSError.system("mkdtemp", errno: errno)
-        }
-        guard chdir(made) == 0 else { throw VirtFSError.system("chdir", errno: errno) }
-        rmdir(made)
-        return saved
-    }
-
-    public static func leave(_ saved: Int32) {
-        _ = fchdir(saved)
-        close(saved)
+    /// `run` in an empty working directory: libarchive's mtree reader looks for each entry's
+    /// file relative to the working directory (and follows symlinks there).
+    public func runIsolated(_ manifest: ArchiveReader, onto root: Walker.Location, event: (Event) -> Void) throws -> Summary {
+        let saved = try Sys.enterEmptyDirectory()
+        defer { Sys.returnToDirectory(saved) }
+        return run(manifest, onto: root, event: event)
     }
 }

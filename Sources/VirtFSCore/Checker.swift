@@ -107,9 +107,10 @@ public struct Checker {
         walkOptions.reportOrphanedMetadata = false
         // Hard links whose metadata has been seen: data identity -> (metadata identity, path).
         var linked: [FileIdentity: (metadata: FileIdentity?, components: [[UInt8]])] = [:]
-        Walker(options: walkOptions).walk(root, visit: { entry in
+        Walker(options: walkOptions).walk(root, visit: { (entry, _: inout Void?) -> Void? in
             checkEntry(entry, linked: &linked, report: report)
-        }, leave: { directory in
+            return entry.stat.fileType == .directory ? () : nil
+        }, leave: { directory, _ in
             codec.audit(directory) { report(finding(for: $0)) }
         }, failure: { error in
             report(finding(for: error))

@@ -216,14 +216,14 @@ public struct Converter {
     /// Writes the converted tree into `output`, an empty directory; the source is only read.
     public func copy(_ root: Walker.Location, into output: Walker.Location, event: (Event) -> Void) -> Summary {
         var summary = Summary()
-        // Output directories along the current path, and the times to give them when done.
-        var stack: [(components: [[UInt8]], directory: DirectoryContext?, times: (Timestamp, Timestamp))] = []
         var links: [FileIdentity: [[UInt8]]] = [:]
         let rootPrefix = root.path
         func components(_ path: [UInt8]) -> [[UInt8]] {
             Bytes.components(Array(path.dropFirst(rootPrefix.count)))
         }
-        Walker(options: walkOptions).walk(root, visit: { entry in
+        // Per directory: its copy in the output, and the times to give it when done.
+        typealias Made = (directory: DirectoryContext, times: (Timestamp, Timestamp))
+        Walker(options: walkOptions).walk(root, visit: { (entry, parent: inout Made?) -> Made? in
             do {
                 // Trusted user.virtfs.* values are the metadata: read such entries as mapped-xattr.
                 let trusted = options.trustExistingXattrs && options.to == .mappedXattr && options.from != .mappedXattr
@@ -238,12 +238,11 @@ public struct Converter {
                         try Sys.chmod(output.directory.fd, [UInt8(ascii: ".")], mode_t(options.placement.directoryMode))
                     }
                     try target.update(view.attributes, of: output.entry(), placement: options.placement)
-                    stack = [([], output.directory, (view.atime, view.mtime))]
                     summary.converted[view.type, default: 0] += 1
-                    return event(.converted(view))
+                    event(.converted(view))
+                    return (output.directory, (view.atime, view.mtime))
                 }
-                guard let top = stack.last, top.components == Array(parts.dropLast()), let parent = top.directory else {
-                    if entry.stat.fileType == .directory { stack.append((parts, nil, (view.atime, view.mtime))) }
+                guard let parent = parent?.directory else {
                     throw VirtFSError.refused("convert", path: entry.path, "parent directory was not converted")
                 }
                 let name = parts.last!
@@ -259,25 +258,17 @@ public struct Converter {
                     }
                     if view.type != .directory && entry.stat.nlink > 1 { links[entry.stat.identity] = parts }
                 }
-                if view.type == .directory {
-                    stack.append((parts, try parent.child(name, path: outPath), (view.atime, view.mtime)))
-                }
+                let made = view.type == .directory ? (try parent.child(name, path: outPath), (view.atime, view.mtime)) : nil
                 summary.count(view)
                 event(.converted(view))
+                return made
             } catch let error as VirtFSError {
                 summary.failures += 1
                 event(.failed(error.at(entry.path)))
-                // Keep the stack in step with the walk, which still descends into the source.
-                if entry.stat.fileType == .directory && !entry.isExportRoot,
-                   stack.last?.components != components(entry.path) {
-                    stack.append((components(entry.path), nil, (entry.stat.atime, entry.stat.mtime)))
-                }
             } catch {}
-        }, leave: { _ in
-            // The directory just finished is the deepest one still on the stack.
-            if let done = stack.popLast(), let directory = done.directory {
-                try? Sys.setTimes(directory.fd, [UInt8(ascii: ".")], atime: done.times.0, mtime: done.times.1)
-            }
+            return nil
+        }, leave: { _, made in
+            try? Sys.setTimes(made.directory.fd, [UInt8(ascii: ".")], atime: made.times.0, mtime: made.times.1)
         }, failure: { error in
             summary.failures += 1
             event(.failed(error))
@@ -362,25 +353,25 @@ public struct Converter {
         }
         let rootStat = try root.entry().stat
         let rootTimes = recordedTimes["."] ?? (rootStat.atime, rootStat.mtime)
-        var times: [(Timestamp, Timestamp)] = []
         var links: [FileIdentity: [[UInt8]]] = [:]
         // Inodes with several names: how many are in the target form so far (see the top).
         var namesDone: [FileIdentity: (count: UInt64, path: [UInt8])] = [:]
         // Inodes with several names converted by this run through one of them: the others
         // are found in the target form, but this run converted them.
         var convertedInodes: Set<FileIdentity> = []
-        Walker(options: walkOptions).walk(root, visit: { entry in
-            if isStateFile(entry, root: root) { return }
+        // Per directory: its times as recorded with the state, before anything changed (writing
+        // the state changed the root's), given back when it is left.
+        typealias Times = (Timestamp, Timestamp)
+        Walker(options: walkOptions).walk(root, visit: { (entry, _: inout Times?) -> Times? in
+            if isStateFile(entry, root: root) { return nil }
             if TemporaryName.matches(entry.name) {
                 // Half-built by an interrupted run, never renamed into place.
                 target.discardTemporary(entry)
-                return
+                return nil
             }
             var attempted = false
-            if entry.stat.fileType == .directory {
-                // As recorded with the state, before anything changed (writing it changed the root's).
-                times.append(entry.isExportRoot ? rootTimes : recordedTimes[relative(entry.path)] ?? (entry.stat.atime, entry.stat.mtime))
-            }
+            let times = entry.stat.fileType != .directory ? nil
+                : entry.isExportRoot ? rootTimes : recordedTimes[relative(entry.path)] ?? (entry.stat.atime, entry.stat.mtime)
             do {
                 let shared = entry.stat.fileType != .directory && entry.stat.nlink > 1
                 var current = form(of: entry)
@@ -410,13 +401,13 @@ public struct Converter {
                     event(.converted(view))
                     if shared && !rebuilt { convertedInodes.insert(entry.stat.identity) }
                     // A rebuilt object is new, made in its final form, with this one name.
-                    if rebuilt { return }
+                    if rebuilt { return times }
                 }
                 if shared {
                     let seen = (namesDone[entry.stat.identity]?.count ?? 0) + 1
                     guard seen >= entry.stat.nlink else {
                         namesDone[entry.stat.identity] = (seen, namesDone[entry.stat.identity]?.path ?? entry.path)
-                        return
+                        return times
                     }
                     namesDone[entry.stat.identity] = nil
                 }
@@ -428,13 +419,12 @@ public struct Converter {
                 summary.failures += 1
                 event(.failed(error.at(entry.path)))
             } catch {}
-        }, leave: { directory in
+            return times
+        }, leave: { directory, times in
             target.discardTemporaries(in: directory)
             source.discardTemporaries(in: directory)
             if options.from != options.to { source.removeStorage(of: directory) }
-            if let (atime, mtime) = times.popLast() {
-                try? Sys.setTimes(directory.fd, [UInt8(ascii: ".")], atime: atime, mtime: mtime)
-            }
+            try? Sys.setTimes(directory.fd, [UInt8(ascii: ".")], atime: times.0, mtime: times.1)
         }, failure: { error in
             summary.failures += 1
             event(.failed(error))

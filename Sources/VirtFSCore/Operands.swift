@@ -31,8 +31,7 @@ public struct OperandResolver {
             let relative = Array(real.dropFirst(rootRealPath.count))
             return try Walker.inside(root, relative: Bytes.components(relative), path: operand)
         }
-        var st = stat()
-        let isDirectory = Sys.withCString(operand) { lstat($0, &st) } == 0 && (UInt32(st.st_mode) & FileType.mask) == FileType.directory.rawValue
+        let isDirectory = (try? Sys.stat(AT_FDCWD, operand))?.fileType == .directory
         if isDirectory {
             if MappedFileCodec.isExportRoot(operand, recursive: recursive) {
                 return try Walker.exportRoot(operand)

@@ -148,7 +148,6 @@ public struct OverlayConverter {
                 event(.stale(path: h.path, attribute: h.name))
             }
         }
-        var stack: [DirectoryState] = []
         func emit(_ e: Event) {
             switch e {
             case .change(let c): summary.changes[c.kind, default: 0] += 1
@@ -158,38 +157,26 @@ public struct OverlayConverter {
             }
             event(e)
         }
-        func finishDirectory(_ state: DirectoryState, _ context: DirectoryContext?) {
-            guard let context else { return }
-            convertDirectory(state, context: context, target: target, dryRun: dryRun, emit: emit)
-        }
         var walkOptions = Walker.Options(recursive: true, oneFileSystem: options.oneFileSystem, model: options.model)
         // Stray metadata files are virtfs-fsck's business; the temporaries among them are removed here.
         walkOptions.reportOrphanedMetadata = false
         let walker = Walker(options: walkOptions)
-        walker.walk(root, visit: { entry in
-            // Directories whose walk failed never see `leave`: drop them.
-            while let top = stack.last, !entry.isExportRoot, top.entry.entry.path != entry.directory.path {
-                stack.removeLast()
-            }
+        walker.walk(root, visit: { (entry, parent: inout DirectoryState?) -> DirectoryState? in
             if TemporaryName.matches(entry.name) {
-                if !stack.isEmpty { stack[stack.count - 1].temporaries.append(entry) }
-                return
+                parent?.temporaries.append(entry)
+                return nil
             }
             do {
                 let o = try OverlayEntry(entry, model: options.model)
                 summary.entries += 1
-                if !stack.isEmpty { stack[stack.count - 1].children.append(o) }
-                if entry.stat.fileType == .directory { stack.append(DirectoryState(entry: o)) }
+                parent?.children.append(o)
+                return entry.stat.fileType == .directory ? DirectoryState(entry: o) : nil
             } catch {
                 emit(.failed((error as? VirtFSError) ?? .refused("read", path: entry.path, "\(error)")))
+                return nil
             }
-        }, leave: { directory in
-            while let top = stack.popLast() {
-                if top.entry.entry.path == directory.path {
-                    finishDirectory(top, directory)
-                    break
-                }
-            }
+        }, leave: { directory, state in
+            convertDirectory(state, context: directory, target: target, dryRun: dryRun, emit: emit)
         }, failure: { emit(.failed($0)) })
         return summary
     }

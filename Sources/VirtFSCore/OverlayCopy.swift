@@ -20,29 +20,26 @@ public enum OverlayCopy {
 
     public static func copy(_ root: Walker.Location, into output: Walker.Location, owner: (uid: UInt32, gid: UInt32)? = nil,
                             failure: (VirtFSError) -> Void) {
-        var stack: [(path: [UInt8], directory: DirectoryContext?, stat: HostStat)] = []
         var links: [FileIdentity: (DirectoryContext, [UInt8])] = [:]
-        let rootPath = root.path
         var walkOptions = Walker.Options(recursive: true)
         walkOptions.hideMappedFileMetadata = false
-        Walker(options: walkOptions).walk(root, visit: { entry in
+        // Per directory: its copy, and the times to give it when done.
+        typealias Made = (directory: DirectoryContext, stat: HostStat)
+        Walker(options: walkOptions).walk(root, visit: { (entry, parent: inout Made?) -> Made? in
             do {
                 let st = entry.stat
                 if entry.isExportRoot {
-                    stack = [(entry.path, output.directory, st)]
                     try copyAttributes(from: entry, to: output.directory.fd, [UInt8(ascii: ".")], path: output.path, owner: owner)
-                    return
+                    return (output.directory, st)
                 }
-                while let top = stack.last, top.path != entry.directory.path { stack.removeLast() }
-                guard let parent = stack.last?.directory else {
-                    if st.fileType == .directory { stack.append((entry.path, nil, st)) }
+                guard let parent = parent?.directory else {
                     throw VirtFSError.refused("copy", path: entry.path, "parent directory was not copied")
                 }
                 let name = entry.name
                 let outPath = Bytes.join(parent.path, name)
                 if st.fileType != .directory, st.nlink > 1, let (firstDir, firstName) = links[st.identity] {
                     try Sys.link(firstDir.fd, firstName, parent.fd, name)
-                    return
+                    return nil
                 }
                 switch st.fileType {
                 case .directory?:
@@ -60,24 +57,17 @@ public enum OverlayCopy {
                 }
                 try copyAttributes(from: entry, to: parent.fd, name, path: outPath, owner: owner)
                 if st.fileType == .directory {
-                    stack.append((entry.path, try parent.child(name, path: outPath), st))
-                } else {
-                    try Sys.setTimes(parent.fd, name, atime: st.atime, mtime: st.mtime)
-                    if st.nlink > 1 { links[st.identity] = (parent, name) }
+                    return (try parent.child(name, path: outPath), st)
                 }
+                try Sys.setTimes(parent.fd, name, atime: st.atime, mtime: st.mtime)
+                if st.nlink > 1 { links[st.identity] = (parent, name) }
             } catch let error as VirtFSError {
                 failure(error.at(entry.path))
-                if entry.stat.fileType == .directory, stack.last?.path != entry.path { stack.append((entry.path, nil, entry.stat)) }
             } catch {}
-        }, leave: { directory in
-            while let top = stack.popLast() {
-                if top.path == directory.path {
-                    if let d = top.directory { try? Sys.setTimes(d.fd, [UInt8(ascii: ".")], atime: top.stat.atime, mtime: top.stat.mtime) }
-                    break
-                }
-            }
+            return nil
+        }, leave: { _, made in
+            try? Sys.setTimes(made.directory.fd, [UInt8(ascii: ".")], atime: made.stat.atime, mtime: made.stat.mtime)
         }, failure: failure)
-        _ = rootPath
     }
 
     /// Owner, mode, then every xattr (after chown, which would clear security.capability).

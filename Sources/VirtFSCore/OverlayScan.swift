@@ -79,14 +79,13 @@ public struct OverlayScan: Sendable {
 
     public static func scan(_ root: Walker.Location, model: SecurityModel, oneFileSystem: Bool = false) -> OverlayScan {
         var scan = OverlayScan()
-        var stack: [(path: [UInt8], whiteouts: Int, userImpure: Bool)] = []
-        func finish(_ d: (path: [UInt8], whiteouts: Int, userImpure: Bool)) {
-            if d.whiteouts > 0 && !d.userImpure { scan.whiteoutDirsWithoutUserImpure.append(d.path) }
-        }
+        // Per directory: its path, the char/mapped whiteouts in it, and whether it is marked
+        // impure in the user dialect.
+        typealias Directory = (path: [UInt8], whiteouts: Int, userImpure: Bool)
         var walkOptions = Walker.Options(recursive: true, oneFileSystem: oneFileSystem, model: model)
         walkOptions.reportOrphanedMetadata = false
-        Walker(options: walkOptions).walk(root, visit: { entry in
-            if TemporaryName.matches(entry.name) { return }
+        Walker(options: walkOptions).walk(root, visit: { (entry, parent: inout Directory?) -> Directory? in
+            if TemporaryName.matches(entry.name) { return nil }
             do {
                 let o = try OverlayEntry(entry, model: model)
                 scan.entries += 1
@@ -98,10 +97,9 @@ public struct OverlayScan: Sendable {
                         scan.handles.append((entry.path, String(decoding: x.name, as: UTF8.self)))
                     }
                 }
-                while let top = stack.last, !entry.isExportRoot, top.path != entry.directory.path { finish(stack.removeLast()) }
                 if let w = o.whiteout {
                     scan.whiteouts[w.form, default: 0] += 1
-                    if w.form == .char || w.form == .mapped, !stack.isEmpty { stack[stack.count - 1].whiteouts += 1 }
+                    if w.form == .char || w.form == .mapped { parent?.whiteouts += 1 }
                 }
                 if o.isOpaqueMarker { scan.opaqueMarkers += 1 }
                 if o.view.type == .directory && entry.stat.fileType == .directory {
@@ -111,18 +109,15 @@ public struct OverlayScan: Sendable {
                     default: break
                     }
                     let userImpure = o.overlay.contains { $0.dialect == .user && $0.key == OverlayKey.impure }
-                    stack.append((entry.path, 0, userImpure))
+                    return (entry.path, 0, userImpure)
                 }
             } catch {
                 scan.failures.append((error as? VirtFSError) ?? .refused("scan", path: entry.path, "\(error)"))
             }
-        }, leave: { directory in
-            while let top = stack.last {
-                finish(stack.removeLast())
-                if top.path == directory.path { break }
-            }
+            return nil
+        }, leave: { _, d in
+            if d.whiteouts > 0 && !d.userImpure { scan.whiteoutDirsWithoutUserImpure.append(d.path) }
         }, failure: { scan.failures.append($0) })
-        while !stack.isEmpty { finish(stack.removeLast()) }
         return scan
     }
 }

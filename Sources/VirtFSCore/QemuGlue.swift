@@ -44,11 +44,11 @@ public struct QemuExport: Sendable {
     public static func inspect(_ tree: [UInt8], model explicit: SecurityModel?) throws -> QemuExport {
         let location = try Walker.exportRoot(tree)
         let (model, detection) = try OperandResolver(root: nil).model(for: location, explicit: explicit)
-        var st = stat()
-        guard fstat(location.directory.fd, &st) == 0 else { throw VirtFSError.system("fstat", path: tree, errno: errno) }
+        let st: HostStat
+        do { st = try Sys.stat(fd: location.directory.fd) } catch let error as VirtFSError { throw error.at(tree) }
         return QemuExport(path: try OperandResolver.realPath(tree), model: model,
                           reason: detection?.explanation ?? "\(model.rawValue) (given with --model)",
-                          detected: detection != nil, owner: HostID(uid: st.st_uid, gid: st.st_gid))
+                          detected: detection != nil, owner: HostID(uid: st.uid, gid: st.gid))
     }
 }
 

@@ -7,7 +7,7 @@ import Synchronization
 public enum Sys {
     /// Runs `body` until it stops failing with EINTR; returns its result or throws errno.
     @inline(__always)
-    static func retry<T: BinaryInteger>(_ op: String, _ name: [UInt8], attribute: String? = nil, _ body: () -> T) throws -> T {
+    static func retry<T: BinaryInteger>(_ op: String, _ name: [UInt8], attribute: String? = nil, _ body: () -> T) throws(VirtFSError) -> T {
         while true {
             let r = body()
             if r >= 0 { return r }
@@ -81,11 +81,37 @@ public enum Sys {
         return (fd, name)
     }
 
+    /// open(2) of a path the user named (an archive operand, the working directory): symlinks
+    /// in it are followed, as tar and cd follow them; O_CLOEXEC and O_NOCTTY always added.
+    public static func openPath(_ path: [UInt8], _ flags: Int32) throws(VirtFSError) -> Int32 {
+        try retry("open", path) { withCString(path) { Glibc.open($0, flags | VIRTFS_O_CLOEXEC | VIRTFS_O_NOCTTY) } }
+    }
+
+    /// Makes the working directory a new, already removed directory (mkdtemp(3), chdir(2),
+    /// rmdir(2)), in which no relative name resolves; returns a descriptor of the previous one
+    /// for `returnToDirectory`.
+    public static func enterEmptyDirectory() throws -> Int32 {
+        let saved = try openPath([UInt8(ascii: ".")], O_RDONLY | VIRTFS_O_DIRECTORY)
+        var template = Array("/tmp/virtfs-import.XXXXXX".utf8CString)
+        guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
+            throw VirtFSError.system("mkdtemp", errno: errno)
+        }
+        guard chdir(made) == 0 else { throw VirtFSError.system("chdir", errno: errno) }
+        rmdir(made)
+        return saved
+    }
+
+    /// fchdir(2) back to the directory `enterEmptyDirectory` left, and closes it.
+    public static func returnToDirectory(_ saved: Int32) {
+        _ = fchdir(saved)
+        close(saved)
+    }
+
     public static func close(_ fd: Int32) {
         _ = Glibc.close(fd)
     }
 
-    public static func dup(_ fd: Int32) throws -> Int32 {
+    public static func dup(_ fd: Int32) throws(VirtFSError) -> Int32 {
         try retry("dup", []) { fcntl(fd, F_DUPFD_CLOEXEC, 0) }
     }
 
@@ -93,19 +119,9 @@ public enum Sys {
     /// it returns false. Reads through a duplicate descriptor from the start, so other users of
     /// `dirfd` are not disturbed.
     public static func forEachName(in dirfd: Int32, path: [UInt8] = [], _ body: ([UInt8], UInt8) throws -> Bool) throws {
-        let fd = try dup(dirfd)
-        guard let stream = fdopendir(fd) else {
-            let e = virtfs_errno()
-            close(fd)
-            throw VirtFSError.system("fdopendir", path: path, errno: e)
-        }
-        defer { closedir(stream) }
-        // A dup shares the file offset with every other reader of this directory.
-        rewinddir(stream)
-        while let dirent = readdir(stream) {
-            let name = withUnsafeBytes(of: dirent.pointee.d_name) { Array($0.prefix(while: { $0 != 0 })) }
-            if name == [UInt8(ascii: ".")] || name == [UInt8(ascii: "."), UInt8(ascii: ".")] { continue }
-            if try !body(name, dirent.pointee.d_type) { return }
+        let stream = try DirectoryStream(dirfd, path: path)
+        while let (name, type) = try stream.next() {
+            if try !body(name, type) { return }
         }
     }
 
@@ -156,6 +172,11 @@ public enum Sys {
         let fd = try openAt(dirfd, name, O_RDONLY | VIRTFS_O_NONBLOCK)
         defer { close(fd) }
         return try readAll(fd, name: name, limit: limit)
+    }
+
+    /// read(2) into `buffer`: the number of bytes read, 0 at the end of the file.
+    public static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, name: [UInt8]) throws(VirtFSError) -> Int {
+        try retry("read", name) { Glibc.read(fd, buffer.baseAddress, buffer.count) }
     }
 
     public static func readAll(_ fd: Int32, name: [UInt8], limit: Int) throws -> (bytes: [UInt8], truncated: Bool) {

@@ -89,13 +89,17 @@ public struct Walker {
     /// Visits the operand and, when recursive, everything below it. Errors that stop one entry
     /// (or one directory) go to `failure`; the walk goes on.
     public func walk(_ start: Location, visit: (HostEntry) -> Void, failure: (VirtFSError) -> Void) {
-        walk(start, visit: visit, leave: { _ in }, failure: failure)
+        walk(start, visit: { (entry, _: inout Void?) -> Void? in visit(entry) }, leave: { _, _ in }, failure: failure)
     }
 
-    /// As `walk`, also calling `leave` with each directory (the operand's too) once everything
-    /// below it has been visited.
-    public func walk(_ start: Location, visit: (HostEntry) -> Void, leave: (DirectoryContext) -> Void,
-                     failure: (VirtFSError) -> Void) {
+    /// As `walk`, with what the consumer keeps per directory (`State`) held by the walk, so no
+    /// consumer keeps a stack of its own beside it. `visit` gets each entry with the state of the
+    /// directory the entry is in (nil for the operand, and in a directory whose visit returned
+    /// nil) and returns, for a directory, the state its own entries will see; once everything
+    /// below that directory was visited, `leave` gets the directory and its final state. Only a
+    /// directory the walk descends into is left, so `leave` sees exactly what `visit` made.
+    public func walk<State>(_ start: Location, visit: (HostEntry, inout State?) -> State?,
+                            leave: (DirectoryContext, State) -> Void, failure: (VirtFSError) -> Void) {
         Sys.raiseOpenFileLimit()
         let entry: HostEntry
         do {
@@ -105,7 +109,8 @@ public struct Walker {
         } catch {
             return
         }
-        visit(entry)
+        var outside: State?
+        let state = visit(entry, &outside)
         guard options.recursive, entry.stat.fileType == .directory else { return }
         let top: DirectoryContext
         do {
@@ -115,99 +120,58 @@ public struct Walker {
         } catch {
             return
         }
-        walkBelow(top, device: entry.stat.device, visit: visit, leave: leave, failure: failure)
+        walkBelow(top, state: state, device: entry.stat.device, visit: visit, leave: leave, failure: failure)
     }
 
-    /// One open directory stream per level of the current path (or, sorted, its names).
-    private final class Frame {
+    /// One level of the current path: the directory, its stream (or, sorted, its names) and
+    /// the consumer's state for it.
+    private final class Frame<State> {
         let directory: DirectoryContext
-        let stream: OpaquePointer
+        let stream: DirectoryStream
         var names: [[UInt8]]?
         var next = 0
+        var state: State?
 
-        init(directory: DirectoryContext, stream: OpaquePointer, sorted: Bool) throws {
+        init(directory: DirectoryContext, state: State?, sorted: Bool) throws(VirtFSError) {
             self.directory = directory
-            self.stream = stream
-            guard sorted else { return }
-            var all: [[UInt8]] = []
-            while true {
-                errno = 0
-                guard let dirent = readdir(stream) else {
-                    if errno != 0 { throw VirtFSError.system("readdir", path: directory.path, errno: errno) }
-                    break
-                }
-                all.append(withUnsafeBytes(of: dirent.pointee.d_name) { raw in Array(raw.prefix(while: { $0 != 0 })) })
-            }
-            names = all.sorted { $0.lexicographicallyPrecedes($1) }
+            self.state = state
+            stream = try DirectoryStream(directory.fd, path: directory.path)
+            if sorted { names = try stream.sortedNames() }
         }
 
         /// The next name, nil at the end; throws when reading the directory fails.
-        func nextName() throws -> [UInt8]? {
-            if let names {
-                defer { next += 1 }
-                return next < names.count ? names[next] : nil
-            }
-            errno = 0
-            guard let dirent = readdir(stream) else {
-                if errno != 0 { throw VirtFSError.system("readdir", path: directory.path, errno: errno) }
-                return nil
-            }
-            return withUnsafeBytes(of: dirent.pointee.d_name) { raw in Array(raw.prefix(while: { $0 != 0 })) }
+        func nextName() throws(VirtFSError) -> [UInt8]? {
+            guard let names else { return try stream.next()?.name }
+            defer { next += 1 }
+            return next < names.count ? names[next] : nil
         }
     }
 
-    private func openStream(_ directory: DirectoryContext) throws -> OpaquePointer {
-        let fd = try Sys.dup(directory.fd)
-        guard let stream = fdopendir(fd) else {
-            let e = errno
-            Sys.close(fd)
-            throw VirtFSError.system("fdopendir", path: directory.path, errno: e)
-        }
-        // A dup shares the file offset with every other reader of this directory.
-        rewinddir(stream)
-        return stream
-    }
-
-    private func openFrame(for directory: DirectoryContext) throws -> Frame {
-        let stream = try openStream(directory)
+    private func walkBelow<State>(_ top: DirectoryContext, state: State?, device: DeviceNumber,
+                                  visit: (HostEntry, inout State?) -> State?, leave: (DirectoryContext, State) -> Void,
+                                  failure: (VirtFSError) -> Void) {
+        var stack: [Frame<State>] = []
         do {
-            return try Frame(directory: directory, stream: stream, sorted: options.sorted)
+            stack.append(try Frame(directory: top, state: state, sorted: options.sorted))
         } catch {
-            closedir(stream)
-            throw error
-        }
-    }
-
-    private func walkBelow(_ top: DirectoryContext, device: DeviceNumber, visit: (HostEntry) -> Void,
-                           leave: (DirectoryContext) -> Void, failure: (VirtFSError) -> Void) {
-        var stack: [Frame] = []
-        do {
-            stack.append(try openFrame(for: top))
-        } catch let error as VirtFSError {
             return failure(error)
-        } catch {
-            return
         }
         while let frame = stack.last {
             let next: [UInt8]?
             do {
                 next = try frame.nextName()
-            } catch let error as VirtFSError {
-                failure(error)
-                next = nil
             } catch {
+                failure(error)
                 next = nil
             }
             guard let name = next else {
-                closedir(frame.stream)
                 if options.reportOrphanedMetadata {
                     MappedFileCodec().audit(frame.directory, report: failure)
                 }
-                leave(frame.directory)
                 stack.removeLast()
+                if let state = frame.state { leave(frame.directory, state) }
                 continue
             }
-            if name == [UInt8(ascii: ".")] || name == [UInt8(ascii: "."), UInt8(ascii: ".")] { continue }
             if options.hideMappedFileMetadata && MappedFileCodec().holdsMetadata(name) { continue }
             let path = Bytes.join(frame.directory.path, name)
             let entry: HostEntry
@@ -219,7 +183,7 @@ public struct Walker {
             } catch {
                 continue
             }
-            visit(entry)
+            let state = visit(entry, &frame.state)
             guard entry.stat.fileType == .directory else { continue }
             if options.oneFileSystem && entry.stat.device != device { continue }
             do {
@@ -230,7 +194,7 @@ public struct Walker {
                     failure(.refused("openat", path: path, "directory changed while walking; skipped"))
                     continue
                 }
-                stack.append(try openFrame(for: child))
+                stack.append(try Frame(directory: child, state: state, sorted: options.sorted))
             } catch let error as VirtFSError {
                 failure(error.at(path))
             } catch {}

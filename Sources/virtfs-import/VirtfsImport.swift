@@ -1,5 +1,4 @@
 import ArgumentParser
-import Glibc
 import VirtFSArchive
 import VirtFSCommand
 import VirtFSCore
@@ -93,26 +92,11 @@ struct VirtfsImport: ParsableCommand {
         progress.unit = .bytes
         progress.total = reader.inputSize
         let summary = importer.run(reader, into: target.root) { event in
-            switch event {
-            case .imported(let path, let attributes):
+            if case .imported = event {
                 progress.tick()
                 progress.advance(to: reader.bytesRead)
-                if json {
-                    console.writeJSON((["path": path, "type": attributes.type.keyword, "result": "imported",
-                                               "mode": String(attributes.permissions, radix: 8), "uid": attributes.uid, "gid": attributes.gid]))
-                } else if verbose {
-                    console.write(path + [0x0a])
-                }
-            case .warning(let error):
-                if json { console.writeJSON((["path": error.path, "result": "warning", "error": error.detail])) }
-                console.warning(error.description)
-            case .refused(let error), .failed(let error):
-                if json {
-                    let refused = if case .refused = error.reason { true } else { false }
-                    console.writeJSON((["path": error.path, "result": refused ? "refused" : "error", "error": error.detail]))
-                }
-                console.error(error)
             }
+            tell(event.report, console)
         }
         progress.done()
         var undone = false
@@ -121,17 +105,14 @@ struct VirtfsImport: ParsableCommand {
             do {
                 try importer.undo(target)
                 undone = true
-                console.error(VirtFSError.refused("import", path: RawArguments.bytes(for: dir),
-                    target.created ? "the import failed: removed the directory it created" : "the import failed: emptied it and gave it back its owner, mode and xattrs"))
+                console.error(VirtFSError.refused("import", path: RawArguments.bytes(for: dir), target.undone))
             } catch {
                 console.error(error)
             }
         }
-        let types = summary.imported.sorted { $0.key.keyword < $1.key.keyword }.map { "\($0.value) \($0.key.keyword)" }.joined(separator: ", ")
         let seconds = started.seconds
-        let text = "\(archive): imported \(summary.total) members (\(types.isEmpty ? "none" : types)) from \(reader.formatName) as \(options.model.rawValue), \(summary.bytes) bytes of file data, \(summary.incomplete) not kept whole, \(summary.refused) refused, \(summary.failures) failed\(undone ? ", all removed again" : ""), \(Decimal2.fixed(seconds)) s"
-        summarize(console, text, ["imported": summary.total, "bytes": summary.bytes, "incomplete": summary.incomplete,
-                                  "refused": summary.refused, "failed": summary.failures, "removed": undone, "seconds": seconds])
+        summarize(console, summary.line(archive: archive, format: reader.formatName, model: options.model, undone: undone, seconds: Decimal2.fixed(seconds)),
+                  summary.fields(undone: undone, seconds: seconds))
         if summary.failures + summary.refused > 0 || console.failures > 0 { throw ExitCode(1) }
     }
 
@@ -152,52 +133,33 @@ struct VirtfsImport: ParsableCommand {
         }
         options.placement = placement
         options.dryRun = dryRun
-        // libarchive's mtree reader looks for each entry's file relative to the working
-        // directory (and follows symlinks there): give it a directory with nothing in it.
-        let saved: Int32
+        let summary: ManifestRestorer.Summary
         do {
-            saved = try ManifestRestorer.enterEmptyDirectory()
+            summary = try ManifestRestorer(options: options).runIsolated(reader, onto: root) { event in
+                progress.tick()
+                tell(event.report(dryRun: dryRun), console)
+            }
         } catch {
             console.error(error)
             throw ExitCode(1)
         }
-        let summary = ManifestRestorer(options: options).run(reader, onto: root) { event in
-            progress.tick()
-            switch event {
-            case .restored(let path, let before, let after):
-                if json {
-                    console.writeJSON((["path": path, "type": after.type.keyword, "result": dryRun ? "would restore" : "restored",
-                                               "mode": String(after.permissions, radix: 8), "uid": after.uid, "gid": after.gid,
-                                               "was": "\(before.type.keyword) \(String(before.permissions, radix: 8)) \(before.uid):\(before.gid)"]))
-                } else if verbose || dryRun {
-                    console.write(path + Array(": \(before.type.keyword) 0\(String(before.permissions, radix: 8)) \(before.uid):\(before.gid) -> \(after.type.keyword) 0\(String(after.permissions, radix: 8)) \(after.uid):\(after.gid)\n".utf8))
-                }
-            case .unchanged(let path):
-                if json { console.writeJSON((["path": path, "result": "unchanged"])) }
-            case .relinked(let path, let target):
-                if json {
-                    console.writeJSON((["path": path, "type": "file", "result": dryRun ? "would link again" : "linked again", "target": target]))
-                } else if verbose || dryRun {
-                    console.write(path + Array(": hard link of ".utf8) + target + Array(" \(dryRun ? "to be made" : "made") again\n".utf8))
-                }
-            case .incomplete(let error), .note(let error):
-                if json { console.writeJSON((["path": error.path, "result": "warning", "error": error.detail])) }
-                console.warning(error.description)
-            case .differs(let error), .missing(let error), .failed(let error):
-                if json { console.writeJSON((["path": error.path, "result": "error", "error": error.detail])) }
-                console.error(error)
-            }
-        }
-        ManifestRestorer.leave(saved)
         progress.done()
         let seconds = started.seconds
         // A manifest cannot say which entries had xattrs or ACLs: say that it does not carry them.
         let source = reader.isManifest ? "an mtree manifest, which records no xattrs or ACLs" : reader.formatName
-        let text = "\(archive): \(dryRun ? "would restore" : "restored") \(summary.restored) entries, \(summary.unchanged) unchanged, \(summary.differing) differ, \(summary.missing) missing, \(summary.linkedOutside) linked from outside the tree, \(summary.relinked) hard links \(dryRun ? "to be made" : "made") again, \(summary.incomplete) not kept whole, \(summary.failures) failed (\(options.model.rawValue), from \(source)), \(Decimal2.fixed(seconds)) s"
-        summarize(console, text, ["restored": summary.restored, "unchanged": summary.unchanged, "differ": summary.differing,
-                                  "missing": summary.missing, "relinked": summary.relinked, "outside": summary.linkedOutside, "incomplete": summary.incomplete,
-                                  "failed": summary.failures, "manifest": reader.isManifest, "seconds": seconds])
-        if summary.differing + summary.missing + summary.linkedOutside + summary.failures > 0 || console.failures > 0 { throw ExitCode(1) }
+        summarize(console, summary.line(archive: archive, dryRun: dryRun, model: options.model, source: source, seconds: Decimal2.fixed(seconds)),
+                  summary.fields(manifest: reader.isManifest, seconds: seconds))
+        if summary.fallsShort || console.failures > 0 { throw ExitCode(1) }
+    }
+
+    func tell(_ report: EventReport, _ console: Console) {
+        if json {
+            console.writeJSON(report.json)
+        } else if verbose || dryRun, let line = report.line {
+            console.write(line)
+        }
+        if let warning = report.warning { console.warning(warning.description) }
+        if let error = report.error { console.error(error) }
     }
 
     func summarize(_ console: Console, _ text: String, _ fields: [String: Any]) {

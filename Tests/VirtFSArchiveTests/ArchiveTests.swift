@@ -168,9 +168,8 @@ let asRoot = geteuid() == 0
         // What `cp -r` leaves: the same names and data, no xattrs, new modes and times.
         let copy = scratch.path + "/copy"
         #expect(system("cp -r '\(tree)' '\(copy)' && echo changed > '\(copy)/f' && rm '\(copy)/etc/group'") == 0)
-        let saved = try ManifestRestorer.enterEmptyDirectory()
         var differ: [String] = [], missing: [String] = []
-        let summary = ManifestRestorer(options: .init(model: .mappedXattr)).run(try ArchiveReader(path: scratch.file("m"), kind: .manifest),
+        let summary = try ManifestRestorer(options: .init(model: .mappedXattr)).runIsolated(try ArchiveReader(path: scratch.file("m"), kind: .manifest),
                                                                                onto: try Walker.exportRoot(Array(copy.utf8))) { event in
             switch event {
             case .differs(let e): differ.append(String(decoding: e.path, as: UTF8.self))
@@ -179,7 +178,6 @@ let asRoot = geteuid() == 0
             default: break
             }
         }
-        ManifestRestorer.leave(saved)
         #expect(differ == ["./f"])
         #expect(missing == ["./etc/group"])
         #expect(summary.restored > 20)

@@ -1,0 +1,47 @@
+import Glibc
+
+/// The names in one directory (without `.` and `..`), as raw bytes with their d_type: the one
+/// place the toolkit reads a directory. Reads through a duplicate descriptor from the start, so
+/// other readers of the directory's descriptor are not disturbed; closed when released.
+public final class DirectoryStream {
+    private let stream: OpaquePointer
+    /// The directory's path, for messages.
+    public let path: [UInt8]
+
+    /// fdopendir(3) of a duplicate of `dirfd`, rewound.
+    public init(_ dirfd: Int32, path: [UInt8] = []) throws(VirtFSError) {
+        let fd = try Sys.dup(dirfd)
+        guard let stream = fdopendir(fd) else {
+            let e = errno
+            Sys.close(fd)
+            throw VirtFSError.system("fdopendir", path: path, errno: e)
+        }
+        // A dup shares the file offset with every other reader of this directory.
+        rewinddir(stream)
+        self.stream = stream
+        self.path = path
+    }
+
+    deinit { closedir(stream) }
+
+    /// readdir(3): the next name and its d_type, nil at the end.
+    public func next() throws(VirtFSError) -> (name: [UInt8], type: UInt8)? {
+        while true {
+            errno = 0
+            guard let dirent = readdir(stream) else {
+                if errno != 0 { throw VirtFSError.system("readdir", path: path, errno: errno) }
+                return nil
+            }
+            let name = withUnsafeBytes(of: dirent.pointee.d_name) { Array($0.prefix(while: { $0 != 0 })) }
+            if name == [UInt8(ascii: ".")] || name == [UInt8(ascii: "."), UInt8(ascii: ".")] { continue }
+            return (name, dirent.pointee.d_type)
+        }
+    }
+
+    /// Every name that is left, in byte order (as `tar --sort=name` sorts).
+    public func sortedNames() throws(VirtFSError) -> [[UInt8]] {
+        var names: [[UInt8]] = []
+        while let (name, _) = try next() { names.append(name) }
+        return names.sorted { $0.lexicographicallyPrecedes($1) }
+    }
+}
