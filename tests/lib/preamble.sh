@@ -6,8 +6,9 @@
 #
 # and ends with `finish`. What it gets:
 #   $repo, cwd       the repository root (the suite runs from there)
-#   $bin             the directory of the built tools, absolute: `--bin DIR`, or a first operand
-#                    that is a directory, or $VIRTFS_BIN, else .build/debug
+#   $bin             the directory of the built tools, absolute: `--bin DIR` (every suite takes
+#                    it first), or a first operand that is a directory, or $VIRTFS_BIN, else
+#                    .build/debug
 #   args             the suite's operands with the binary directory taken out
 #   pass/fail/expect/verdict/check/same_files   one check each, counted; one line per check:
 #                    "ok   LABEL" or "FAIL LABEL" followed by indented details
