@@ -54,7 +54,8 @@ fail() { # LABEL DETAIL...
     failed=$((failed + 1))
     echo "FAIL $1"
     shift
-    (($#)) && printf '%s\n' "$@" | head -40 | sed 's/^/     /'
+    local d
+    for d in "$@"; do [[ -n $d ]] && printf '%s\n' "$d"; done | head -40 | sed 's/^/     /'
     return 0
 }
 expect() { # LABEL EXPECTED ACTUAL
