@@ -1,5 +1,6 @@
 # Shared by the QEMU suites: boot a guest on an export and compare what it lists with what
-# virtfs-stat predicts. Expects $repo, $bin and counters passed/failed from the sourcing script.
+# virtfs-stat predicts. Sourced after tests/lib/preamble.sh (need_qemu does it), whose $repo,
+# $bin and verdict it uses; scripts/test sources it alone for rootfs_tarball.
 qemu_user() { # MODEL: the command prefix that runs as the user QEMU runs as for MODEL
     case $1 in
         mapped-xattr|mapped-file) echo "setpriv --reuid=65534 --regid=65534 --clear-groups" ;;
@@ -8,15 +9,6 @@ qemu_user() { # MODEL: the command prefix that runs as the user QEMU runs as for
 
 # NUL-separated names as hex lines, for line-oriented tools.
 hexlines() { perl -0 -ne 'chomp; print unpack("H*", $_), "\n"'; }
-
-verdict() { # LABEL OK? DETAIL...
-    local label=$1 ok=$2; shift 2
-    if [[ $ok == yes ]]; then
-        passed=$((passed + 1)); echo "ok   $label"
-    else
-        failed=$((failed + 1)); echo "FAIL $label"; printf '%s\n' "$@" | head -40 | sed 's/^/     /'
-    fi
-}
 
 # Compares the guest's listing in OUT with virtfs-stat's prediction for EXPORT.
 compare() {
