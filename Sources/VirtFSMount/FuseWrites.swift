@@ -90,10 +90,22 @@ extension FuseMount {
             FuseMount.perform { fs throws(GuestFilesystem.Failure) in
                 let bytes = value.map { Array(UnsafeRawBufferPointer(start: $0, count: size)) } ?? []
                 try fs.setXattr(FuseMount.path(path), name: FuseMount.path(name), value: bytes, flags: flags)
+                FuseMount.forgetAttributes(path, afterChanging: name)
             }
         }
         ops.removexattr = { path, name in
-            FuseMount.perform { fs throws(GuestFilesystem.Failure) in try fs.removeXattr(FuseMount.path(path), name: FuseMount.path(name)) }
+            FuseMount.perform { fs throws(GuestFilesystem.Failure) in
+                try fs.removeXattr(FuseMount.path(path), name: FuseMount.path(name))
+                FuseMount.forgetAttributes(path, afterChanging: name)
+            }
         }
+    }
+
+    /// An access ACL set or removed changes the mode, which the kernel would otherwise keep
+    /// showing from its attribute cache until it times out (it treats the ACL as any xattr).
+    static func forgetAttributes(_ path: UnsafePointer<CChar>?, afterChanging name: UnsafePointer<CChar>?) {
+        guard let name, FuseMount.path(name) == GuestFilesystem.aclAccess,
+              let context = fuse_get_context(), let fuse = context.pointee.fuse else { return }
+        _ = fuse_invalidate_path(fuse, path)
     }
 }

@@ -3,8 +3,9 @@ import Glibc
 import Synchronization
 import VirtFSCore
 
-/// The guest's view of a tree, answered path by path for a mount. Every path is resolved from
-/// the export root's descriptor one component at a time, never following a symlink and never
+/// The guest's view of a tree, answered path by path for a mount. Every path is resolved one
+/// component at a time from the export root's descriptor or from a directory the mount keeps
+/// open while it is still at its place (DirectoryCache), never following a symlink and never
 /// naming the model's reserved entries, so a tree the guest controls cannot lead a request
 /// outside it. Failures are errno values, which is all a mount can return.
 public final class GuestFilesystem: Sendable {
@@ -22,6 +23,8 @@ public final class GuestFilesystem: Sendable {
     let codec: any ModelCodec
     let rootFD: Int32
     let rootPath: [UInt8]
+    /// Recently walked directories, open, so that a request need not walk from the root.
+    let directories: DirectoryCache
 
     /// Opens `tree` as an export root and settles its model: the one named, else the one the
     /// tree shows. A tree with an unfinished conversion is refused, as every tool refuses it.
@@ -32,6 +35,7 @@ public final class GuestFilesystem: Sendable {
         codec = model.codec
         rootFD = try Sys.dup(root.directory.fd)
         rootPath = tree
+        directories = DirectoryCache(rootFD: rootFD)
         var placement = HostPlacement()
         let host = try Sys.stat(fd: rootFD)
         if geteuid() == 0 && model.isMapped && host.uid != 0 {
@@ -71,17 +75,16 @@ public final class GuestFilesystem: Sendable {
     /// The host entry a mount path names.
     func entry(_ path: [UInt8]) throws(Failure) -> HostEntry {
         let parts = try components(path)
+        guard let last = parts.last else {
+            do {
+                return try HostEntry(directory: rootContext(), name: Array(".".utf8), path: rootPath, isExportRoot: true)
+            } catch {
+                throw Failure(error)
+            }
+        }
+        let directory = try open(parts.dropLast())
         do {
-            var directory = rootContext()
-            guard let last = parts.last else {
-                return try HostEntry(directory: directory, name: Array(".".utf8), path: rootPath, isExportRoot: true)
-            }
-            var walked = rootPath
-            for part in parts.dropLast() {
-                walked = Bytes.join(walked, part)
-                directory = try directory.child(part, path: walked)
-            }
-            return try HostEntry(directory: directory, name: last, path: Bytes.join(walked, last))
+            return try HostEntry(directory: directory, name: last, path: Bytes.join(directory.path, last))
         } catch {
             throw Failure(error)
         }
@@ -89,15 +92,22 @@ public final class GuestFilesystem: Sendable {
 
     /// The directory a mount path names, open.
     func directory(_ path: [UInt8]) throws(Failure) -> DirectoryContext {
-        let parts = try components(path)
+        try open(try components(path)[...])
+    }
+
+    /// Opens the directory at `parts` below the export root: from the nearest directory the
+    /// cache still holds at its place, each further component opened without following a
+    /// symlink.
+    func open(_ parts: ArraySlice<[UInt8]>) throws(Failure) -> DirectoryContext {
+        guard let last = parts.last else { return rootContext() }
+        let relative = Array(parts.joined(separator: [UInt8(ascii: "/")]))
+        let path = Bytes.join(rootPath, relative)
+        if let fd = directories.open(relative) { return DirectoryContext(fd: fd, path: path) }
+        let parent = try open(parts.dropLast())
         do {
-            var directory = rootContext()
-            var walked = rootPath
-            for part in parts {
-                walked = Bytes.join(walked, part)
-                directory = try directory.child(part, path: walked)
-            }
-            return directory
+            let fd = try Sys.openDirectory(parent.fd, last)
+            directories.keep(fd, at: relative)
+            return DirectoryContext(fd: fd, path: path)
         } catch {
             throw Failure(error)
         }

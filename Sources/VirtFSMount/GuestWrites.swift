@@ -173,7 +173,13 @@ extension GuestFilesystem {
             let isDirectory = target.stat.fileType == .directory
             if isDirectory != wanted { throw Failure(wanted ? ENOTDIR : EISDIR) }
             try attempt { try codec.remove(target) }
+            if isDirectory { try forgetDirectories(at: path) }
         }
+    }
+
+    /// Closes what the mount keeps open at or below a path whose directory went away or moved.
+    func forgetDirectories(at path: [UInt8]) throws(Failure) {
+        directories.forget(Array(try components(path).joined(separator: [UInt8(ascii: "/")])))
     }
 
     /// rename(2) and renameat2(2)'s RENAME_NOREPLACE and RENAME_EXCHANGE (flags 1 and 2).
@@ -196,6 +202,8 @@ extension GuestFilesystem {
                 if !sourceIsDirectory && target.fileType == .directory { throw Failure(EISDIR) }
             }
             try attempt { try codec.rename(source, to: name, in: directory, mode: mode, placement: placement) }
+            try forgetDirectories(at: from)
+            try forgetDirectories(at: path)
         }
     }
 

@@ -79,6 +79,41 @@ import VirtFSTestSupport
         #expect(read(fd, &buffer, 16) == 5 && Array(buffer.prefix(5)) == Array("data\n".utf8))
     }
 
+    @Test("a directory walked before and then moved out of the tree by the host, a symlink to it in its place, is not reached")
+    func keptDirectoryMovedOut() throws {
+        let (dir, fs) = try tree(.mappedXattr)
+        let outside = TemporaryDirectory()
+        defer { withExtendedLifetime(outside) {} }
+        #expect(try fs.view(Array("/d/f".utf8)).type == .regular)
+        #expect(fs.directories.count == 1)
+        #expect(rename(dir.path + "/d", outside.path + "/d") == 0)
+        #expect(symlink(outside.path + "/d", dir.path + "/d") == 0)
+        #expect(failure { _ = try fs.view(Array("/d/f".utf8)) } == ENOTDIR)
+        #expect(failure { _ = try fs.openForReading(Array("/d/f".utf8)) } == ENOTDIR)
+        #expect(failure { _ = try fs.list(Array("/d".utf8)) { _, _ in true } } == ENOTDIR)
+        // Put back, it is the same directory at the same place again.
+        #expect(unlink(dir.path + "/d") == 0 && rename(outside.path + "/d", dir.path + "/d") == 0)
+        #expect(try fs.view(Array("/d/f".utf8)).type == .regular)
+    }
+
+    @Test("a directory the host renames and replaces is looked up anew; at most DirectoryCache.capacity stay open")
+    func keptDirectoryReplacedAndBounded() throws {
+        let (dir, fs) = try tree(.mappedXattr)
+        defer { withExtendedLifetime(dir) {} }
+        #expect(try fs.view(Array("/d/f".utf8)).type == .regular)
+        #expect(rename(dir.path + "/d", dir.path + "/moved") == 0 && mkdir(dir.path + "/d", 0o755) == 0)
+        #expect(failure { _ = try fs.view(Array("/d/f".utf8)) } == ENOENT)
+        #expect(try fs.view(Array("/moved/f".utf8)).type == .regular)
+        for i in 0..<(DirectoryCache.capacity + 44) {
+            #expect(mkdir(dir.path + "/d/\(i)", 0o755) == 0 && mkdir(dir.path + "/d/\(i)/sub", 0o755) == 0)
+            #expect(try fs.view(Array("/d/\(i)/sub".utf8)).type == .directory)
+        }
+        #expect(fs.directories.count == DirectoryCache.capacity)
+        // The least recently used went first: the last ones walked are still kept.
+        let last = DirectoryCache.capacity + 43
+        #expect(fs.directories.open(Array("d/\(last)".utf8)).map { close($0) } != nil)
+    }
+
     @Test("a tree with an unfinished conversion is refused")
     func interruptedConversion() throws {
         let (dir, _) = try tree(.mappedXattr)
