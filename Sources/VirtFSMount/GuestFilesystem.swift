@@ -68,6 +68,8 @@ public final class GuestFilesystem: Sendable {
             if part == Array("..".utf8) || part == Array(".".utf8) { throw Failure(EINVAL) }
             // QEMU hides the mapped-file metadata and refuses every operation on it.
             if model == .mappedFile && MappedFileNames.isReserved(part) { throw Failure(ENOENT) }
+            // A leftover of a killed daemon: not the guest's, removed when its directory is listed.
+            if writable && TemporaryName.matches(part) { throw Failure(ENOENT) }
         }
         return parts
     }
@@ -133,14 +135,48 @@ public final class GuestFilesystem: Sendable {
     /// the name is still listed, as the guest lists it).
     public func list(_ path: [UInt8], _ body: ([UInt8], GuestView?) -> Bool) throws(Failure) {
         let directory = try directory(path)
+        var leftovers = false
         do {
             try Sys.forEachName(in: directory.fd, path: directory.path) { name, _ in
                 if model == .mappedFile && MappedFileNames.isReserved(name) { return true }
+                if writable && TemporaryName.matches(name) {
+                    leftovers = true
+                    return true
+                }
                 let view = try? codec.decode(HostEntry(directory: directory, name: name, path: Bytes.join(directory.path, name)))
                 return body(name, view)
             }
         } catch {
             throw Failure(error)
+        }
+        if writable && (leftovers || model == .mappedFile) { removeLeftovers(in: directory) }
+    }
+
+    /// A daemon killed mid-write leaves what it was building aside under virtfs-tools'
+    /// temporary names (and, in mapped-file, their metadata files). A writing mount is the
+    /// tree's only writer (it holds the tree lock) and makes its own temporaries only under
+    /// `writing`, so every such name it lists is a leftover: it removes them, as virtfs-fsck -y
+    /// does, and does not list them. A directory left aside with something in it stays (the
+    /// guest cannot have put anything in it; virtfs-fsck reports it).
+    func removeLeftovers(in directory: DirectoryContext) {
+        writing.withLock { _ in
+            var names: [[UInt8]] = []
+            try? Sys.forEachName(in: directory.fd, path: directory.path) { name, _ in
+                if TemporaryName.matches(name) { names.append(name) }
+                return true
+            }
+            for name in names {
+                if let entry = try? HostEntry(directory: directory, name: name, path: Bytes.join(directory.path, name)) {
+                    try? codec.remove(entry)
+                }
+            }
+            guard model == .mappedFile, let metadata = try? directory.metadataDirectory() else { return }
+            names = []
+            try? Sys.forEachName(in: metadata) { name, _ in
+                if TemporaryName.matches(name) && (try? Sys.stat(directory.fd, name)) == nil { names.append(name) }
+                return true
+            }
+            for name in names { try? Sys.unlink(metadata, name) }
         }
     }
 

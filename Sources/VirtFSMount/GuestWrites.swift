@@ -37,6 +37,8 @@ extension GuestFilesystem {
         guard let name = parts.last else { throw Failure(EBUSY) }
         // QEMU refuses the mapped-file names with EINVAL rather than hiding them (ENOENT).
         if model == .mappedFile && MappedFileNames.isReserved(name) { throw Failure(EINVAL) }
+        // The names the mount builds aside under, which it removes as leftovers when it lists them.
+        if TemporaryName.matches(name) { throw Failure(EINVAL) }
         let above = Array(parts.dropLast().joined(separator: [UInt8(ascii: "/")]))
         let directory = try directory(above)
         let view = try self.view(above)

@@ -57,6 +57,18 @@ import VirtFSTestSupport
         #expect(!names.contains { $0.hasPrefix(".virtfs-tools.") })
     }
 
+    @Test("the toolkit's temporary names cannot be created or renamed to, as the mount removes them as leftovers", arguments: [SecurityModel.mappedXattr, .mappedFile, .passthrough])
+    func temporaryNamesRefused(model: SecurityModel) throws {
+        let (dir, fs) = try tree(model)
+        defer { withExtendedLifetime(dir) {} }
+        #expect(failure { try fs.mkdir(p("/.virtfs-tools.1.tmp"), mode: 0o755, caller: Self.root) } == EINVAL)
+        #expect(failure { _ = try fs.create(p("/d/.virtfs-tools.1.mount.tmp"), mode: 0o644, flags: O_WRONLY, caller: Self.root) } == EINVAL)
+        #expect(failure { try fs.rename(p("/d/f"), to: p("/.virtfs-tools.2.tmp"), flags: 0) } == EINVAL)
+        #expect(try fs.view(p("/d/f")).type == .regular)
+        // A name merely like them is the guest's.
+        try fs.mkdir(p("/.virtfs-tools.1.tmpx"), mode: 0o755, caller: Self.root)
+    }
+
     @Test("mapped-file: mknod writes QEMU's metadata file; a device number it cannot hold is refused")
     func mappedFileCreates() throws {
         let (dir, fs) = try tree(.mappedFile)
