@@ -101,12 +101,20 @@ public struct Checker {
 
     /// Reports every finding, in walk order.
     public func check(_ report: (Finding) -> Void) {
+        var census: TreeCensus?
+        check(report, census: &census)
+    }
+
+    /// Reports every finding, in walk order, and counts the tree into `census` (when given) on
+    /// the same walk, by `options.lossRule`: one walk where a census taken first would be a second.
+    public func check(_ report: (Finding) -> Void, census: inout TreeCensus?) {
         let model = options.model
         var walkOptions = Walker.Options(recursive: true, oneFileSystem: options.oneFileSystem, model: model)
         walkOptions.reportOrphanedMetadata = model == .mappedFile
         // Hard links whose metadata has been seen: data identity -> (metadata identity, path).
         var linked: [FileIdentity: (metadata: FileIdentity?, components: [[UInt8]])] = [:]
         Walker(options: walkOptions).walk(root, visit: { entry in
+            census?.count(entry, root: root, rule: options.lossRule)
             checkEntry(entry, linked: &linked, report: report)
         }, failure: { error in
             report(finding(for: error))

@@ -68,13 +68,20 @@ struct VirtfsFsck: ParsableCommand {
 
     func run() throws {
         let console = Console(tool: "virtfs-fsck")
-        let checker: Checker
-        let verdicts: [TreeVerdict]
+        var checker: Checker
+        var verdicts: [TreeVerdict] = []
         let chosen: SecurityModel
+        let location: Walker.Location
+        let rootOwner: UInt32
+        // The census the verdicts rest on is taken by the checking walk itself, except where
+        // findings are printed as they are found (--json, -v without -p/-y): the verdicts come
+        // first, so the census needs a walk of its own there.
+        let streaming = (json || verbose) && !(yes || preen)
+        var census: TreeCensus?
         var lock: TreeLock?
         defer { withExtendedLifetime(lock) {} }
         do {
-            let location = try Walker.exportRoot(RawArguments.bytes(for: tree))
+            location = try Walker.exportRoot(RawArguments.bytes(for: tree))
             if yes || preen { lock = try TreeLock(location) }
             // A half-converted tree is read right by no model: say so, and nothing else.
             if let record = ConversionRecord.read(in: location.directory) {
@@ -100,12 +107,15 @@ struct VirtfsFsck: ParsableCommand {
                 guard let uid = owner.uid, let gid = owner.gid else { throw ValidationError("--adopt-owner takes OWNER:GROUP") }
                 options.adoption = .owner(uid: uid, gid: gid)
             }
-            var rule = LossRule(detection)
-            let census = TreeCensus.take(location, rule: rule, oneFileSystem: oneFileSystem)
-            rule.all = TreeVerdict.stripped(census)
-            options.lossRule = rule
-            verdicts = TreeVerdict.judge(census, model: chosen, declared: model, rootOwner: try location.entry().stat.uid,
-                                         qemuUserGiven: qemuUser != nil)
+            options.lossRule = LossRule(detection)
+            rootOwner = try location.entry().stat.uid
+            if streaming {
+                let taken = TreeCensus.take(location, rule: options.lossRule, oneFileSystem: oneFileSystem)
+                options.lossRule.all = TreeVerdict.stripped(taken)
+                verdicts = TreeVerdict.judge(taken, model: chosen, declared: model, rootOwner: rootOwner, qemuUserGiven: qemuUser != nil)
+            } else {
+                census = TreeCensus()
+            }
             checker = try Checker(root: location, options: options)
         } catch let error as ExitCode {
             throw error
@@ -116,15 +126,6 @@ struct VirtfsFsck: ParsableCommand {
             console.error(error)
             throw ExitCode(8)
         }
-        // A stripped tree detected as passthrough does not say which mapped model it was in.
-        try reportVerdicts(verdicts, model: chosen.isMapped ? chosen : model, console: console)
-        if verdicts.contains(where: { if case .contradicts = $0 { true } else { false } }) {
-            // Checked in the wrong model, every entry would be a finding: the verdict is the news.
-            try writeSummary(errors: 0, repaired: 0, left: 0, warnings: 0, verdicts: verdicts, console: console)
-            console.flush()
-            throw ExitCode(4)
-        }
-
         var errors = 0, repaired = 0, left = 0, warnings = 0, failedRepairs = 0, changed = false
         var digest = FindingDigest(limit: json || verbose ? Int.max : 3)
         func process(_ finding: Finding) {
@@ -158,14 +159,44 @@ struct VirtfsFsck: ParsableCommand {
                 digest.add(finding, state: state)
             }
         }
-        if yes || preen {
-            // Repairs wait for the end of the walk: they rename entries in directories it reads.
-            var findings: [Finding] = []
-            checker.check { findings.append($0) }
-            findings.forEach(process)
-        } else {
-            // Checking only: each finding is printed (or folded) as it is found, in bounded memory.
+        // Checking only, each finding is folded into the digest as it is found (bounded memory);
+        // repairs wait for the end of the walk (they rename entries in directories it reads).
+        var findings: [Finding] = []
+        func found(_ finding: Finding) {
+            if yes || preen { findings.append(finding) } else { process(finding) }
+        }
+        if !streaming {
+            checker.check(found, census: &census)
+            if let census {
+                if TreeVerdict.stripped(census) {
+                    // Every entry without metadata lost it: the findings are classified anew.
+                    var options = checker.options
+                    options.lossRule.all = true
+                    do { checker = try Checker(root: location, options: options) } catch {
+                        console.error(error)
+                        throw ExitCode(8)
+                    }
+                    findings = []
+                    (errors, left, warnings) = (0, 0, 0)
+                    digest = FindingDigest(limit: 3)
+                    checker.check(found)
+                }
+                verdicts = TreeVerdict.judge(census, model: chosen, declared: model, rootOwner: rootOwner, qemuUserGiven: qemuUser != nil)
+            }
+        }
+        // A stripped tree detected as passthrough does not say which mapped model it was in.
+        try reportVerdicts(verdicts, model: chosen.isMapped ? chosen : model, console: console)
+        if verdicts.contains(where: { if case .contradicts = $0 { true } else { false } }) {
+            // Checked in the wrong model, every entry would be a finding: the verdict is the news.
+            try writeSummary(errors: 0, repaired: 0, left: 0, warnings: 0, verdicts: verdicts, console: console)
+            console.flush()
+            throw ExitCode(4)
+        }
+        if streaming {
+            // Each finding is printed as it is found, in bounded memory.
             checker.check(process)
+        } else {
+            findings.forEach(process)
         }
         if !json && !verbose {
             console.write(digest.text { Bytes.shellEscaped($0) })
