@@ -191,7 +191,7 @@ public struct MappedFileCodec: ModelCodec {
                 if let owner = placement.owner {
                     _ = try Sys.retry("fchown", temporary) { fchown(fd, owner.uid, owner.gid) }
                 }
-                _ = try Sys.retry("fsync", temporary) { fsync(fd) }
+                if placement.syncEachFile { _ = try Sys.retry("fsync", temporary) { fsync(fd) } }
             } catch {
                 try? Sys.unlink(dirfd, temporary)
                 throw error

@@ -7,6 +7,11 @@ import Synchronization
 public enum Sys {
     /// Runs `body` until it stops failing with EINTR; returns its result or throws errno.
     @inline(__always)
+    /// syncfs(2): writes out everything cached for the filesystem holding `fd`.
+    static func syncFilesystem(_ fd: Int32, _ name: [UInt8]) throws {
+        _ = try retry("syncfs", name) { virtfs_syncfs(fd) }
+    }
+
     static func retry<T: BinaryInteger>(_ op: String, _ name: [UInt8], attribute: String? = nil, _ body: () -> T) throws -> T {
         while true {
             let r = body()
