@@ -17,6 +17,9 @@ public struct Walker {
         /// does, so that what is written from a walk is reproducible. Holds one directory's
         /// names per level of the current path.
         public var sorted = false
+        /// Sorted, with each directory's subdirectories after its other entries: the order
+        /// libarchive's mtree writer lists a manifest in, so that it can be written as it is walked.
+        public var directoriesLast = false
 
         public init(recursive: Bool = false, oneFileSystem: Bool = false, model: SecurityModel? = nil) {
             self.recursive = recursive
@@ -125,20 +128,26 @@ public struct Walker {
         var names: [[UInt8]]?
         var next = 0
 
-        init(directory: DirectoryContext, stream: OpaquePointer, sorted: Bool) throws {
+        init(directory: DirectoryContext, stream: OpaquePointer, sorted: Bool, directoriesLast: Bool = false) throws {
             self.directory = directory
             self.stream = stream
             guard sorted else { return }
-            var all: [[UInt8]] = []
+            var all: [(name: [UInt8], last: Bool)] = []
             while true {
                 errno = 0
                 guard let dirent = readdir(stream) else {
                     if errno != 0 { throw VirtFSError.system("readdir", path: directory.path, errno: errno) }
                     break
                 }
-                all.append(withUnsafeBytes(of: dirent.pointee.d_name) { raw in Array(raw.prefix(while: { $0 != 0 })) })
+                let name = withUnsafeBytes(of: dirent.pointee.d_name) { raw in Array(raw.prefix(while: { $0 != 0 })) }
+                var last = false
+                if directoriesLast {
+                    let type = dirent.pointee.d_type
+                    last = type == UInt8(DT_DIR) || (type == UInt8(DT_UNKNOWN) && (try? Sys.stat(directory.fd, name))?.fileType == .directory)
+                }
+                all.append((name, last))
             }
-            names = all.sorted { $0.lexicographicallyPrecedes($1) }
+            names = all.sorted { $0.last != $1.last ? $1.last : $0.name.lexicographicallyPrecedes($1.name) }.map(\.name)
         }
 
         /// The next name, nil at the end; throws when reading the directory fails.
@@ -171,7 +180,8 @@ public struct Walker {
     private func openFrame(for directory: DirectoryContext) throws -> Frame {
         let stream = try openStream(directory)
         do {
-            return try Frame(directory: directory, stream: stream, sorted: options.sorted)
+            return try Frame(directory: directory, stream: stream, sorted: options.sorted || options.directoriesLast,
+                             directoriesLast: options.directoriesLast)
         } catch {
             closedir(stream)
             throw error
