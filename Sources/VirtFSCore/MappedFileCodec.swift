@@ -48,7 +48,7 @@ public struct MappedFileCodec: ModelCodec {
             return nil
         }
         do {
-            let (bytes, truncated) = try Sys.readAll(fd, name: location.path, limit: Self.metadataLimit)
+            let (bytes, truncated) = try Sys.readAll(fd, name: location.path, limit: Self.metadataLimit, regularSize: Int(clamping: st.size))
             if truncated {
                 diagnostics.append(VirtFSError.corrupt("read", path: location.path, "metadata file larger than \(Self.metadataLimit) bytes").checked(.metadataSyntax))
             }
