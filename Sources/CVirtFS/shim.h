@@ -78,6 +78,9 @@ static inline long virtfs_copy_file_range(int in, int out, size_t length) {
     return syscall(SYS_copy_file_range, in, (void *)0, out, (void *)0, length, 0U);
 }
 
+/* syncfs(2), which glibc declares only under _GNU_SOURCE. */
+static inline int virtfs_syncfs(int fd) { return (int)syscall(SYS_syncfs, fd); }
+
 static inline int virtfs_errno(void) { return errno; }
 static inline void virtfs_set_errno(int value) { errno = value; }
 

@@ -423,19 +423,50 @@ public final class ArchiveWriter {
         var keepsXattrs: Bool { self == .tar || self == .pax }
     }
 
-    let archive: OpaquePointer
+    var archive: OpaquePointer
     public let format: Format
     let resolver: OpaquePointer
     let name: [UInt8]
+    /// mtree: where the manifest goes (see `ManifestOutput`).
+    let manifest: ManifestOutput?
 
     public init(path: [UInt8]?, format: Format) throws {
-        guard let archive = archive_write_new(), let resolver = archive_entry_linkresolver_new() else {
-            throw VirtFSError.system("archive_write_new", errno: ENOMEM)
+        guard let resolver = archive_entry_linkresolver_new() else {
+            throw VirtFSError.system("archive_entry_linkresolver_new", errno: ENOMEM)
         }
-        self.archive = archive
-        self.resolver = resolver
-        self.format = format
         name = path ?? Array("-".utf8)
+        self.format = format
+        let toFile = path.flatMap { $0 == Array("-".utf8) ? nil : $0 }
+        do {
+            if format == .mtree {
+                let output = try ManifestOutput(path: toFile)
+                manifest = output
+                archive = try Self.open(format, name: name) { output.open($0) }
+            } else {
+                manifest = nil
+                archive = try Self.open(format, name: name) { archive in
+                    guard let toFile else { return archive_write_open_fd(archive, 1) }
+                    return (toFile + [0]).withUnsafeBufferPointer { p in
+                        p.baseAddress!.withMemoryRebound(to: CChar.self, capacity: p.count) { archive_write_open_filename(archive, $0) }
+                    }
+                }
+            }
+        } catch {
+            archive_entry_linkresolver_free(resolver)
+            throw error
+        }
+        self.resolver = resolver
+        archive_entry_linkresolver_set_strategy(resolver, archive_format(archive))
+    }
+
+    deinit {
+        archive_write_free(archive)
+        archive_entry_linkresolver_free(resolver)
+    }
+
+    /// A libarchive writer of `format`, opened by `open`.
+    static func open(_ format: Format, name: [UInt8], _ open: (OpaquePointer) -> Int32) throws -> OpaquePointer {
+        guard let archive = archive_write_new() else { throw VirtFSError.system("archive_write_new", errno: ENOMEM) }
         var status: Int32
         switch format {
         case .tar: status = archive_write_set_format_pax_restricted(archive)
@@ -448,25 +479,83 @@ public final class ArchiveWriter {
             }
         }
         if status == ARCHIVE_OK { archive_write_set_bytes_in_last_block(archive, 1) }
-        archive_entry_linkresolver_set_strategy(resolver, archive_format(archive))
-        if status == ARCHIVE_OK {
-            if let path, path != Array("-".utf8) {
-                status = (path + [0]).withUnsafeBufferPointer { p in
-                    p.baseAddress!.withMemoryRebound(to: CChar.self, capacity: p.count) { archive_write_open_filename(archive, $0) }
-                }
+        if status == ARCHIVE_OK { status = open(archive) }
+        if status != ARCHIVE_OK {
+            let error = archiveError(archive, "archive_write_open", path: name)
+            archive_write_free(archive)
+            throw error
+        }
+        return archive
+    }
+
+    /// libarchive's mtree writer keeps every entry until it is closed, to list them in its
+    /// order (a directory, its other entries by name, then its subdirectories): memory that
+    /// grows with the tree. Walked in that same order (`Walker.Options.directoriesLast`), the
+    /// manifest is written one directory at a time instead: each directory's member starts a
+    /// new writer, whose output follows the last one's without its own `#mtree` line. The text
+    /// stays libarchive's own, byte for byte.
+    final class ManifestOutput {
+        let fd: Int32
+        let owned: Bool
+        /// Bytes of the current writer's output still to drop (its `#mtree` line).
+        var skip = 0
+        /// The errno of a failed write.
+        var failure: Int32 = 0
+
+        init(path: [UInt8]?) throws {
+            if let path {
+                fd = try Sys.openAt(AT_FDCWD, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode: 0o666)
+                owned = true
             } else {
-                status = archive_write_open_fd(archive, 1)
+                fd = 1
+                owned = false
             }
         }
-        if status != ARCHIVE_OK {
-            // deinit frees the archive and the resolver: every stored property is set.
-            throw archiveError(archive, "archive_write_open", path: name)
+
+        deinit { if owned { Sys.close(fd) } }
+
+        static let header = Array("#mtree\n".utf8)
+
+        func open(_ archive: OpaquePointer) -> Int32 {
+            archive_write_open(archive, Unmanaged.passUnretained(self).toOpaque(), nil, { _, client, buffer, length in
+                Unmanaged<ManifestOutput>.fromOpaque(client!).takeUnretainedValue().write(buffer, length)
+            }, nil)
+        }
+
+        /// The error to report instead of libarchive's, when writing failed.
+        func error(_ name: [UInt8]) -> VirtFSError? {
+            failure == 0 ? nil : VirtFSError.system("write", path: name, errno: failure)
+        }
+
+        func write(_ buffer: UnsafeRawPointer?, _ length: Int) -> Int {
+            let output = self
+            var bytes = UnsafeRawBufferPointer(start: buffer, count: length)
+            let dropped = min(output.skip, bytes.count)
+            output.skip -= dropped
+            bytes = UnsafeRawBufferPointer(rebasing: bytes[dropped...])
+            while !bytes.isEmpty {
+                let n = Glibc.write(output.fd, bytes.baseAddress, bytes.count)
+                if n < 0 {
+                    if errno == EINTR { continue }
+                    output.failure = errno
+                    return -1
+                }
+                bytes = UnsafeRawBufferPointer(rebasing: bytes[n...])
+            }
+            return length
         }
     }
 
-    deinit {
+    /// mtree: ends the manifest's current part (one directory and its other entries) and
+    /// starts the next.
+    func nextManifestPart() throws {
+        guard let manifest else { return }
+        if archive_write_close(archive) != ARCHIVE_OK {
+            throw manifest.error(name) ?? archiveError(archive, "archive_write_close", path: name)
+        }
         archive_write_free(archive)
-        archive_entry_linkresolver_free(resolver)
+        manifest.skip = ManifestOutput.header.count
+        archive = try Self.open(format, name: name) { manifest.open($0) }
     }
 
     /// Writes one member. `identity` and `nlink` let hard links become link members;
@@ -474,6 +563,8 @@ public final class ArchiveWriter {
     /// through the given sink.
     public func write(_ member: ArchiveMember, identity: FileIdentity?, nlink: UInt64,
                       data: ((inout DataSink) throws -> Void)?) throws {
+        // A manifest's output that failed stays failed: each member after says so.
+        if let error = manifest?.error(name) { throw error }
         guard let created = archive_entry_new2(archive) else { throw VirtFSError.system("archive_entry_new", errno: ENOMEM) }
         member.fill(created)
         // linkify may hand back another entry, or a spare one: free whatever is left at the end.
@@ -493,6 +584,7 @@ public final class ArchiveWriter {
             archive_entry_linkify(resolver, &e, &spare)
         }
         guard let entry = e else { return }
+        if member.type == .directory && member.path != [UInt8(ascii: ".")] { try nextManifestPart() }
         let status = archive_write_header(archive, entry)
         if status == ARCHIVE_FATAL || status == ARCHIVE_FAILED {
             throw archiveError(archive, "archive_write_header", path: member.path)
@@ -529,7 +621,7 @@ public final class ArchiveWriter {
 
     public func close() throws {
         if archive_write_close(archive) != ARCHIVE_OK {
-            throw archiveError(archive, "archive_write_close", path: name)
+            throw manifest?.error(name) ?? archiveError(archive, "archive_write_close", path: name)
         }
     }
 }

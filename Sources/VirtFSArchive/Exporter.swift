@@ -49,6 +49,8 @@ public struct Exporter {
         walk.reportOrphanedMetadata = false
         // Byte-for-byte reproducible archives, whatever order the host filesystem lists names in.
         walk.sorted = true
+        // A manifest is written as it is walked only in the order libarchive lists it in.
+        walk.directoriesLast = writer.format == .mtree
         let codec = options.model.codec
         let rootPrefix = root.path.count
         Walker(options: walk).walk(root, visit: { entry in

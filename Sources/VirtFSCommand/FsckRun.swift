@@ -60,13 +60,20 @@ public struct FsckOptions: ParsableArguments {
     /// Checks (and repairs) the tree; returns the exit status.
     public func run() -> Int32 {
         let console = Console(tool: "virtfs-fsck")
-        let checker: Checker
-        let verdicts: [TreeVerdict]
+        var checker: Checker
+        var verdicts: [TreeVerdict] = []
         let chosen: SecurityModel
+        let location: Walker.Location
+        let rootOwner: UInt32
+        // The census the verdicts rest on is taken by the checking walk itself, except where
+        // findings are printed as they are found (--json, -v without -p/-y): the verdicts come
+        // first, so the census needs a walk of its own there.
+        let streaming = (json || verbose) && mode == .none
+        var census: TreeCensus?
         var lock: TreeLock?
         defer { withExtendedLifetime(lock) {} }
         do {
-            let location = try Walker.exportRoot(RawArguments.bytes(for: tree))
+            location = try Walker.exportRoot(RawArguments.bytes(for: tree))
             if mode != .none { lock = try TreeLock(location) }
             // A half-converted tree is read right by no model: say so, and nothing else.
             if let record = ConversionRecord.read(in: location.directory) {
@@ -92,12 +99,15 @@ public struct FsckOptions: ParsableArguments {
                 guard let uid = owner.uid, let gid = owner.gid else { throw ValidationError("--adopt-owner takes OWNER:GROUP") }
                 options.adoption = .owner(uid: uid, gid: gid)
             }
-            var rule = LossRule(detection)
-            let census = TreeCensus.take(location, rule: rule, oneFileSystem: oneFileSystem)
-            rule.all = TreeVerdict.stripped(census)
-            options.lossRule = rule
-            verdicts = TreeVerdict.judge(census, model: chosen, declared: model, rootOwner: try location.entry().stat.uid,
-                                         qemuUserGiven: qemuUser != nil)
+            options.lossRule = LossRule(detection)
+            rootOwner = try location.entry().stat.uid
+            if streaming {
+                let taken = TreeCensus.take(location, rule: options.lossRule, oneFileSystem: oneFileSystem)
+                options.lossRule.all = TreeVerdict.stripped(taken)
+                verdicts = TreeVerdict.judge(taken, model: chosen, declared: model, rootOwner: rootOwner, qemuUserGiven: qemuUser != nil)
+            } else {
+                census = TreeCensus()
+            }
             checker = try Checker(root: location, options: options)
         } catch let error as ValidationError {
             console.error(VirtFSError.refused("usage", error.message))
@@ -106,15 +116,6 @@ public struct FsckOptions: ParsableArguments {
             console.error(error)
             return 8
         }
-        // A stripped tree detected as passthrough does not say which mapped model it was in.
-        reportVerdicts(verdicts, model: chosen.isMapped ? chosen : model, console: console)
-        if verdicts.contains(where: { if case .contradicts = $0 { true } else { false } }) {
-            // Checked in the wrong model, every entry would be a finding: the verdict is the news.
-            writeSummary(FsckTally(), verdicts: verdicts, console: console)
-            console.flush()
-            return 4
-        }
-
         var tally = FsckTally()
         var digest = FindingDigest(limit: json || verbose ? Int.max : 3)
         func process(_ finding: Finding) {
@@ -136,14 +137,44 @@ public struct FsckOptions: ParsableArguments {
                 digest.add(finding, state: state)
             }
         }
-        if mode != .none {
-            // Repairs wait for the end of the walk: they rename entries in directories it reads.
-            var findings: [Finding] = []
-            checker.check { findings.append($0) }
-            findings.forEach(process)
-        } else {
-            // Checking only: each finding is printed (or folded) as it is found, in bounded memory.
+        // Checking only, each finding is folded into the digest as it is found (bounded memory);
+        // repairs wait for the end of the walk (they rename entries in directories it reads).
+        var findings: [Finding] = []
+        func found(_ finding: Finding) {
+            if mode != .none { findings.append(finding) } else { process(finding) }
+        }
+        if !streaming {
+            checker.check(found, census: &census)
+            if let census {
+                if TreeVerdict.stripped(census) {
+                    // Every entry without metadata lost it: the findings are classified anew.
+                    var options = checker.options
+                    options.lossRule.all = true
+                    do { checker = try Checker(root: location, options: options) } catch {
+                        console.error(error)
+                        return 8
+                    }
+                    findings = []
+                    tally = FsckTally()
+                    digest = FindingDigest(limit: 3)
+                    checker.check(found)
+                }
+                verdicts = TreeVerdict.judge(census, model: chosen, declared: model, rootOwner: rootOwner, qemuUserGiven: qemuUser != nil)
+            }
+        }
+        // A stripped tree detected as passthrough does not say which mapped model it was in.
+        reportVerdicts(verdicts, model: chosen.isMapped ? chosen : model, console: console)
+        if verdicts.contains(where: { if case .contradicts = $0 { true } else { false } }) {
+            // Checked in the wrong model, every entry would be a finding: the verdict is the news.
+            writeSummary(FsckTally(), verdicts: verdicts, console: console)
+            console.flush()
+            return 4
+        }
+        if streaming {
+            // Each finding is printed as it is found, in bounded memory.
             checker.check(process)
+        } else {
+            findings.forEach(process)
         }
         if !json && !verbose {
             console.write(digest.text { Bytes.shellEscaped($0) })

@@ -120,43 +120,61 @@ public struct TreeCensus: Sendable {
 
     public var carriers: Int { max(xattrCarriers, fileCarriers) }
 
+    public init() {}
+
     /// Counts the tree below `root`, judging loss by `rule`.
     public static func take(_ root: Walker.Location, rule: LossRule, oneFileSystem: Bool = false) -> TreeCensus {
         var census = TreeCensus()
         var options = Walker.Options(recursive: true, oneFileSystem: oneFileSystem)
         options.hideMappedFileMetadata = true
         options.reportOrphanedMetadata = false
-        let rootPath = root.path
-        let mappedFile = SecurityModel.mappedFile.codec
         Walker(options: options).walk(root, visit: { entry in
-            if entry.isExportRoot ? false : TemporaryName.isReserved(entry.name) { return }
-            census.entries += 1
-            let st = entry.stat
-            if st.uid == 0 {
-                census.rootOwned += 1
-                if census.rootOwnedPaths.count < examples { census.rootOwnedPaths.append(entry.path) }
-            }
-            if let type = st.fileType, type != .regular && type != .directory { census.hostSpecial += 1 }
-            let inXattrs = ((try? entry.xattrNames()) ?? []).contains(where: VirtfsXattr.isOwnerOrMode)
-            let inFile = mappedFile.hasMetadata(entry)
-            if inXattrs { census.xattrCarriers += 1 }
-            if inFile { census.fileCarriers += 1 }
-            guard !inXattrs && !inFile else { return }
-            census.withoutMetadata += 1
-            if census.withoutMetadataPaths.count < examples { census.withoutMetadataPaths.append(entry.path) }
-            let components = relativeComponents(entry.path, below: rootPath)
-            let shape = entry.isExportRoot ? nil : MappedShape.of(entry, components: components, root: root.directory)
-            if let shape {
-                census.shaped += 1
-                census.note(shape, entry, components: components)
-            }
-            if !entry.isExportRoot || rule.all, rule.lost(entry, shape: shape) {
-                census.lost += 1
-                if census.lostPaths.count < examples { census.lostPaths.append(entry.path) }
-            }
+            census.count(entry, root: root, rule: rule)
         }, failure: { _ in })
         return census
     }
+
+    /// Counts one entry of the walk below `root` (a walk that hides mapped-file's metadata, or
+    /// one that does not: what is below a reserved name is not counted either way), so that a
+    /// walk made for something else (virtfs-fsck's check) takes the census on the way.
+    public mutating func count(_ entry: HostEntry, root: Walker.Location, rule: LossRule) {
+        if !entry.isExportRoot {
+            if TemporaryName.isReserved(entry.name) || Self.mappedFile.holdsMetadata(entry.name) { return }
+            if Self.belowReservedName(entry.path, root: root.path) { return }
+        }
+        entries += 1
+        let st = entry.stat
+        if st.uid == 0 {
+            rootOwned += 1
+            if rootOwnedPaths.count < Self.examples { rootOwnedPaths.append(entry.path) }
+        }
+        if let type = st.fileType, type != .regular && type != .directory { hostSpecial += 1 }
+        let inXattrs = ((try? entry.xattrNames()) ?? []).contains(where: VirtfsXattr.isOwnerOrMode)
+        let inFile = Self.mappedFile.hasMetadata(entry)
+        if inXattrs { xattrCarriers += 1 }
+        if inFile { fileCarriers += 1 }
+        guard !inXattrs && !inFile else { return }
+        withoutMetadata += 1
+        if withoutMetadataPaths.count < Self.examples { withoutMetadataPaths.append(entry.path) }
+        let components = Self.relativeComponents(entry.path, below: root.path)
+        let shape = entry.isExportRoot ? nil : MappedShape.of(entry, components: components, root: root.directory)
+        if let shape {
+            shaped += 1
+            note(shape, entry, components: components)
+        }
+        if !entry.isExportRoot || rule.all, rule.lost(entry, shape: shape) {
+            lost += 1
+            if lostPaths.count < Self.examples { lostPaths.append(entry.path) }
+        }
+    }
+
+    /// Whether a directory of `path` below the export root holds mapped-file's metadata (a walk
+    /// that shows that metadata goes into it). The entry's own name is checked apart.
+    static func belowReservedName(_ path: [UInt8], root: [UInt8]) -> Bool {
+        path.dropFirst(root.count).split(separator: UInt8(ascii: "/")).dropLast().contains { mappedFile.holdsMetadata(Array($0)) }
+    }
+
+    static let mappedFile = SecurityModel.mappedFile.codec
 
     /// Keeps the example a reader recognises best: a symlink's form before a device's, then the
     /// one nearest the root (`/bin` before `/usr/lib/x86_64-linux-gnu/libc.so`).

@@ -101,6 +101,13 @@ public struct Checker {
 
     /// Reports every finding, in walk order.
     public func check(_ report: (Finding) -> Void) {
+        var census: TreeCensus?
+        check(report, census: &census)
+    }
+
+    /// Reports every finding, in walk order, and counts the tree into `census` (when given) on
+    /// the same walk, by `options.lossRule`: one walk where a census taken first would be a second.
+    public func check(_ report: (Finding) -> Void, census: inout TreeCensus?) {
         let model = options.model
         var walkOptions = Walker.Options(recursive: true, oneFileSystem: options.oneFileSystem, model: model)
         // The model audits its own storage in each directory, once its entries are checked.
@@ -108,6 +115,7 @@ public struct Checker {
         // Hard links whose metadata has been seen: data identity -> (metadata identity, path).
         var linked: [FileIdentity: (metadata: FileIdentity?, components: [[UInt8]])] = [:]
         Walker(options: walkOptions).walk(root, visit: { (entry, _: inout Void?) -> Void? in
+            census?.count(entry, root: root, rule: options.lossRule)
             checkEntry(entry, linked: &linked, report: report)
             return entry.stat.fileType == .directory ? () : nil
         }, leave: { directory, _ in

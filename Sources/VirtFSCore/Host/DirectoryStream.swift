@@ -38,10 +38,19 @@ public final class DirectoryStream {
         }
     }
 
-    /// Every name that is left, in byte order (as `tar --sort=name` sorts).
-    public func sortedNames() throws(VirtFSError) -> [[UInt8]] {
-        var names: [[UInt8]] = []
-        while let (name, _) = try next() { names.append(name) }
-        return names.sorted { $0.lexicographicallyPrecedes($1) }
+    /// Every name that is left, in byte order (as `tar --sort=name` sorts); with
+    /// `directoriesLast`, the subdirectories after the other entries, each part in byte order (the
+    /// order libarchive's mtree writer lists a manifest in). `directoryFd` answers for a d_type
+    /// the filesystem does not give.
+    public func sortedNames(directoriesLast: Bool = false, directoryFd: Int32 = -1) throws(VirtFSError) -> [[UInt8]] {
+        var all: [(name: [UInt8], last: Bool)] = []
+        while let (name, type) = try next() {
+            var last = false
+            if directoriesLast {
+                last = type == UInt8(DT_DIR) || (type == UInt8(DT_UNKNOWN) && (try? Sys.stat(directoryFd, name))?.fileType == .directory)
+            }
+            all.append((name, last))
+        }
+        return all.sorted { $0.last != $1.last ? $1.last : $0.name.lexicographicallyPrecedes($1.name) }.map(\.name)
     }
 }

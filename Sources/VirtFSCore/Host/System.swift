@@ -179,13 +179,22 @@ public enum Sys {
         try retry("read", name) { Glibc.read(fd, buffer.baseAddress, buffer.count) }
     }
 
-    public static func readAll(_ fd: Int32, name: [UInt8], limit: Int) throws -> (bytes: [UInt8], truncated: Bool) {
+    /// syncfs(2): writes out everything cached for the filesystem holding `fd`.
+    static func syncFilesystem(_ fd: Int32, _ name: [UInt8]) throws {
+        _ = try retry("syncfs", name) { virtfs_syncfs(fd) }
+    }
+
+    /// Reads to the end, at most `limit` bytes. `regularSize`, the size fstat gave for a regular
+    /// file, sizes the buffer so that a file that has not grown since is read by one read(2): a
+    /// short read of a regular file is its end.
+    public static func readAll(_ fd: Int32, name: [UInt8], limit: Int, regularSize: Int? = nil) throws -> (bytes: [UInt8], truncated: Bool) {
         var out: [UInt8] = []
-        var chunk = [UInt8](repeating: 0, count: 65536)
+        var chunk = [UInt8](repeating: 0, count: regularSize.map { min($0, limit) + 1 } ?? 65536)
         while out.count <= limit {
             let n = try retry("read", name) { chunk.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress, $0.count) } }
             if n == 0 { return (out, false) }
             out.append(contentsOf: chunk[0..<n])
+            if regularSize != nil && n < chunk.count { return (out, false) }
         }
         return (Array(out.prefix(limit)), true)
     }

@@ -17,6 +17,9 @@ public struct Walker {
         /// does, so that what is written from a walk is reproducible. Holds one directory's
         /// names per level of the current path.
         public var sorted = false
+        /// Sorted, with each directory's subdirectories after its other entries: the order
+        /// libarchive's mtree writer lists a manifest in, so that it can be written as it is walked.
+        public var directoriesLast = false
 
         public init(recursive: Bool = false, oneFileSystem: Bool = false, model: SecurityModel? = nil) {
             self.recursive = recursive
@@ -132,11 +135,13 @@ public struct Walker {
         var next = 0
         var state: State?
 
-        init(directory: DirectoryContext, state: State?, sorted: Bool) throws(VirtFSError) {
+        init(directory: DirectoryContext, state: State?, sorted: Bool, directoriesLast: Bool) throws(VirtFSError) {
             self.directory = directory
             self.state = state
             stream = try DirectoryStream(directory.fd, path: directory.path)
-            if sorted { names = try stream.sortedNames() }
+            if sorted || directoriesLast {
+                names = try stream.sortedNames(directoriesLast: directoriesLast, directoryFd: directory.fd)
+            }
         }
 
         /// The next name, nil at the end; throws when reading the directory fails.
@@ -152,7 +157,7 @@ public struct Walker {
                                   failure: (VirtFSError) -> Void) {
         var stack: [Frame<State>] = []
         do {
-            stack.append(try Frame(directory: top, state: state, sorted: options.sorted))
+            stack.append(try Frame(directory: top, state: state, sorted: options.sorted, directoriesLast: options.directoriesLast))
         } catch {
             return failure(error)
         }
@@ -194,7 +199,7 @@ public struct Walker {
                     failure(.refused("openat", path: path, "directory changed while walking; skipped"))
                     continue
                 }
-                stack.append(try Frame(directory: child, state: state, sorted: options.sorted))
+                stack.append(try Frame(directory: child, state: state, sorted: options.sorted, directoriesLast: options.directoriesLast))
             } catch let error as VirtFSError {
                 failure(error.at(path))
             } catch {}

@@ -59,7 +59,7 @@ public struct MappedFileCodec: ModelCodec {
             return nil
         }
         do {
-            let (bytes, truncated) = try Sys.readAll(fd, name: location.path, limit: Self.metadataLimit)
+            let (bytes, truncated) = try Sys.readAll(fd, name: location.path, limit: Self.metadataLimit, regularSize: Int(clamping: st.size))
             if truncated {
                 diagnostics.append(VirtFSError.corrupt("read", path: location.path, "metadata file larger than \(Self.metadataLimit) bytes").found(.metadataUnparsable))
             }
@@ -279,7 +279,7 @@ public struct MappedFileCodec: ModelCodec {
                 if let owner = placement.owner {
                     _ = try Sys.retry("fchown", temporary) { fchown(fd, owner.uid, owner.gid) }
                 }
-                _ = try Sys.retry("fsync", temporary) { fsync(fd) }
+                if placement.syncEachFile { _ = try Sys.retry("fsync", temporary) { fsync(fd) } }
             } catch {
                 try? Sys.unlink(dirfd, temporary)
                 throw error

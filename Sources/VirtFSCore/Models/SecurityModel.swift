@@ -42,6 +42,10 @@ public struct HostPlacement: Sendable, Equatable {
     /// The tree's multiply-linked names, when the writer took them: a metadata file shared by
     /// hard links is then replaced under every name it has in the tree (and none outside).
     public var links: LinkCensus?
+    /// Flush each metadata file to disk (fsync) before it is renamed into place. A writer that
+    /// makes its work durable in batches (virtfs-convert: syncfs at checkpoints) turns it off;
+    /// the order of the steps, which is what an interrupted run relies on, is the same.
+    public var syncEachFile = true
 
     public init(fileMode: UInt32 = 0o600, directoryMode: UInt32 = 0o700, owner: (uid: UInt32, gid: UInt32)? = nil,
                 links: LinkCensus? = nil) {
