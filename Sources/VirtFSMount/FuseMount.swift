@@ -124,6 +124,12 @@ public enum FuseMount {
             // Every readdir answers with the attributes it decoded anyway (readdirplus), not
             // only a directory's first batch, so a walk needs no lookup per entry.
             connection?.pointee.want &= ~UInt32(FUSE_CAP_READDIRPLUS_AUTO)
+            // read_buf's descriptors are spliced into the reply where the kernel allows it.
+            if let c = connection {
+                for cap in [FUSE_CAP_SPLICE_WRITE, FUSE_CAP_SPLICE_MOVE] where c.pointee.capable & UInt32(cap) != 0 {
+                    c.pointee.want |= UInt32(cap)
+                }
+            }
             // The umask is the daemon's to apply: a directory's default ACL replaces it.
             if let c = connection, c.pointee.capable & UInt32(FUSE_CAP_DONT_MASK) != 0 { c.pointee.want |= UInt32(FUSE_CAP_DONT_MASK) }
             // The guest's inode numbers, so hard links are seen as such (tar, rsync -H, find).
@@ -180,10 +186,11 @@ public enum FuseMount {
                 return 0
             }
         }
-        ops.read = { _, buffer, size, offset, info in
-            guard let info, let buffer else { return -EINVAL }
-            let n = pread(Int32(info.pointee.fh), buffer, size, offset)
-            return n < 0 ? -errno : Int32(n)
+        // File data is the backing file's: the kernel is handed its descriptor and offset, so
+        // the bytes move from file to /dev/fuse by splice, never through the daemon's memory.
+        ops.read_buf = { _, bufp, size, offset, info in
+            guard let info, let bufp else { return -EINVAL }
+            return virtfs_read_from_fd(bufp, size, offset, Int32(info.pointee.fh))
         }
         ops.release = { _, info in
             if let info { close(Int32(info.pointee.fh)) }
