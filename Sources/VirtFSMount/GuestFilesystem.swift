@@ -66,8 +66,8 @@ public final class GuestFilesystem: Sendable {
         let parts = path.split(separator: UInt8(ascii: "/")).map(Array.init)
         for part in parts {
             if part == Array("..".utf8) || part == Array(".".utf8) { throw Failure(EINVAL) }
-            // QEMU hides the mapped-file metadata and refuses every operation on it.
-            if model == .mappedFile && MappedFileNames.isReserved(part) { throw Failure(ENOENT) }
+            // QEMU hides the model's metadata files and refuses every operation on it.
+            if codec.holdsMetadata(part) { throw Failure(ENOENT) }
             // A leftover of a killed daemon: not the guest's, removed when its directory is listed.
             if writable && TemporaryName.matches(part) { throw Failure(ENOENT) }
         }
@@ -138,7 +138,7 @@ public final class GuestFilesystem: Sendable {
         var leftovers = false
         do {
             try Sys.forEachName(in: directory.fd, path: directory.path) { name, _ in
-                if model == .mappedFile && MappedFileNames.isReserved(name) { return true }
+                if codec.holdsMetadata(name) { return true }
                 if writable && TemporaryName.matches(name) {
                     leftovers = true
                     return true

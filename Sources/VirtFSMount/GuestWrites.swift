@@ -36,7 +36,7 @@ extension GuestFilesystem {
         let parts = path.split(separator: UInt8(ascii: "/")).map(Array.init)
         guard let name = parts.last else { throw Failure(EBUSY) }
         // QEMU refuses the mapped-file names with EINVAL rather than hiding them (ENOENT).
-        if model == .mappedFile && MappedFileNames.isReserved(name) { throw Failure(EINVAL) }
+        if codec.holdsMetadata(name) { throw Failure(EINVAL) }
         // The names the mount builds aside under, which it removes as leftovers when it lists them.
         if TemporaryName.matches(name) { throw Failure(EINVAL) }
         let above = Array(parts.dropLast().joined(separator: [UInt8(ascii: "/")]))
@@ -262,7 +262,6 @@ extension GuestFilesystem {
     static let aclAccess = Array(HostACLXattr.access.utf8)
     static let aclDefault = Array(HostACLXattr.default.utf8)
     static let userPrefix = Array("user.".utf8)
-    static let virtfsPrefix = Array(VirtfsXattr.prefix.utf8)
 
     /// QEMU's xattr namespaces: `user.*` and the two ACL names; everything else (`trusted.*`,
     /// `security.*`, other `system.*`) is EOPNOTSUPP, and so are ACLs in the none model.
@@ -274,11 +273,10 @@ extension GuestFilesystem {
         guard name.starts(with: Self.userPrefix) else { throw Failure(EOPNOTSUPP) }
     }
 
-    /// The names QEMU's mapped-xattr model keeps for itself (`user.virtfs.*`): a guest cannot
-    /// set or remove them (EACCES) nor read them (ENODATA). The other models let a guest set
-    /// them as ordinary user xattrs.
+    /// The xattr names the model keeps for itself: a guest cannot set or remove them (EACCES)
+    /// nor read them (ENODATA). Models that keep none let a guest set any user xattr.
     func isReserved(_ name: [UInt8]) -> Bool {
-        model == .mappedXattr && name.starts(with: Self.virtfsPrefix)
+        codec.holdsMetadata(xattr: name)
     }
 
     /// getxattr(2)'s refusals before the lookup: other namespaces are EOPNOTSUPP, as in QEMU.
