@@ -61,7 +61,7 @@ public struct Importer {
         let empty: Bool
         do {
             empty = try Sys.isEmptyDirectory(root.directory.fd, path: root.path)
-        } catch let error as VirtFSError {
+        } catch let error {
             return error
         } catch {
             return error as? VirtFSError
@@ -102,9 +102,9 @@ public struct Importer {
         var created = true
         do {
             try Sys.mkdir(parent.fd, name, 0o700)
-        } catch let error as VirtFSError where error.errno == EEXIST {
+        } catch let error where error.errno == EEXIST {
             created = false
-        } catch let error as VirtFSError {
+        } catch let error {
             throw error.at(path)
         }
         let root = try Walker.exportRoot(path)
@@ -129,7 +129,7 @@ public struct Importer {
                 // Until the archive's `./` says otherwise: bsdtar's mode for a directory it makes.
                 try Sys.chmod(directory.fd, dot, 0o755)
             }
-        } catch let error as VirtFSError {
+        } catch let error {
             try? undo(target)
             throw error.at(path)
         }
@@ -400,7 +400,8 @@ public struct Importer {
             do {
                 if let child = try? parent.child(name, path: path) { codec.removeStorage(of: child) }
                 try Sys.unlink(parent.fd, name, directory: true)
-            } catch let error as VirtFSError where error.errno == ENOTEMPTY || error.errno == EEXIST {
+            } catch {
+                guard error.errno == ENOTEMPTY || error.errno == EEXIST else { throw error }
                 throw VirtFSError.refused("import", path: path, "would replace a directory that is not empty")
             }
         } else {

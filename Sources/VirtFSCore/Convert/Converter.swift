@@ -280,7 +280,7 @@ public struct Converter {
             try? Sys.setTimes(output.directory.fd, [UInt8(ascii: ".")], atime: rootTimes.atime, mtime: rootTimes.mtime)
         }
         // The copy is on disk when the run ends, as cp's is not: one flush for the whole tree.
-        do { try Sys.syncFilesystem(output.directory.fd, output.path) } catch let error as VirtFSError {
+        do { try Sys.syncFilesystem(output.directory.fd, output.path) } catch let error {
             summary.failures += 1
             event(.failed(error))
         } catch {}

@@ -28,7 +28,7 @@ public final class DirectoryContext {
         do {
             let fd = try Sys.openDirectory(parent, name)
             return DirectoryContext(fd: fd, path: path)
-        } catch let error as VirtFSError {
+        } catch let error {
             throw error.at(path)
         }
     }
@@ -63,7 +63,7 @@ public struct HostEntry {
         self.isExportRoot = isExportRoot
         do {
             stat = try Sys.stat(directory.fd, name)
-        } catch let error as VirtFSError {
+        } catch let error {
             throw error.at(path)
         }
     }
@@ -82,42 +82,42 @@ public struct HostEntry {
     }
 
     public func xattrNames() throws -> [[UInt8]] {
-        do { return try Sys.listXattrs(directory.fd, name) } catch let e as VirtFSError { throw e.at(path) }
+        do { return try Sys.listXattrs(directory.fd, name) } catch let e { throw e.at(path) }
     }
 
     public func xattr(_ attribute: String) throws -> [UInt8]? {
-        do { return try Sys.getXattr(directory.fd, name, attribute) } catch let e as VirtFSError { throw e.at(path) }
+        do { return try Sys.getXattr(directory.fd, name, attribute) } catch let e { throw e.at(path) }
     }
 
     public func setXattr(_ attribute: String, _ value: [UInt8]) throws {
-        do { try Sys.setXattr(directory.fd, name, attribute, value) } catch let e as VirtFSError { throw e.at(path) }
+        do { try Sys.setXattr(directory.fd, name, attribute, value) } catch let e { throw e.at(path) }
     }
 
     /// The xattr named by raw bytes (a guest can set names that are not UTF-8).
     public func xattr(raw attribute: [UInt8]) throws -> [UInt8]? {
-        do { return try Sys.getXattr(directory.fd, name, raw: attribute) } catch let e as VirtFSError { throw e.at(path) }
+        do { return try Sys.getXattr(directory.fd, name, raw: attribute) } catch let e { throw e.at(path) }
     }
 
     public func setXattr(raw attribute: [UInt8], _ value: [UInt8]) throws {
-        do { try Sys.setXattr(directory.fd, name, raw: attribute, value) } catch let e as VirtFSError { throw e.at(path) }
+        do { try Sys.setXattr(directory.fd, name, raw: attribute, value) } catch let e { throw e.at(path) }
     }
 
     public func removeXattr(raw attribute: [UInt8]) throws {
-        do { try Sys.removeXattr(directory.fd, name, raw: attribute) } catch let e as VirtFSError { throw e.at(path) }
+        do { try Sys.removeXattr(directory.fd, name, raw: attribute) } catch let e { throw e.at(path) }
     }
 
     public func removeXattr(_ attribute: String) throws {
-        do { try Sys.removeXattr(directory.fd, name, attribute) } catch let e as VirtFSError { throw e.at(path) }
+        do { try Sys.removeXattr(directory.fd, name, attribute) } catch let e { throw e.at(path) }
     }
 
     /// The target of a real host symlink.
     public func readLink() throws -> [UInt8] {
-        do { return try Sys.readLink(directory.fd, name) } catch let e as VirtFSError { throw e.at(path) }
+        do { return try Sys.readLink(directory.fd, name) } catch let e { throw e.at(path) }
     }
 
     /// The data of a regular file, at most `limit` bytes (a mapped symlink's target).
     public func readContent(limit: Int) throws -> (bytes: [UInt8], truncated: Bool) {
-        do { return try Sys.readFile(directory.fd, name, limit: limit) } catch let e as VirtFSError { throw e.at(path) }
+        do { return try Sys.readFile(directory.fd, name, limit: limit) } catch let e { throw e.at(path) }
     }
 }
 

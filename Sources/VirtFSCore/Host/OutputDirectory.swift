@@ -25,9 +25,9 @@ public enum OutputDirectory {
         if existing == nil {
             do {
                 try Sys.mkdir(parent, name, 0o700)
-            } catch let error as VirtFSError where error.errno == EEXIST {
+            } catch let error where error.errno == EEXIST {
                 // Made meanwhile by someone else: checked as any existing directory below.
-            } catch let error as VirtFSError {
+            } catch let error {
                 throw error.at(path)
             }
         }

@@ -50,7 +50,7 @@ extension ModelCodec {
     public func remove(_ entry: HostEntry) throws {
         do {
             try Sys.unlink(entry.directory.fd, entry.name, directory: entry.stat.fileType == .directory)
-        } catch let error as VirtFSError {
+        } catch let error {
             throw error.at(entry.path)
         }
     }
@@ -89,7 +89,8 @@ extension MappedFileCodec {
         }
         do {
             try Sys.unlink(child.fd, MappedFileNames.metadataDirectory, directory: true)
-        } catch let error as VirtFSError where error.errno == ENOENT {
+        } catch {
+            guard error.errno == ENOENT else { throw error }
         }
     }
 

@@ -82,7 +82,7 @@ public struct HostInodeCodec: ModelCodec {
             if attributes.type != .symlink {
                 try Sys.chmod(entry.directory.fd, entry.name, mode_t(attributes.permissions))
             }
-        } catch let error as VirtFSError {
+        } catch let error {
             throw error.at(entry.path)
         }
         if attributes.type == .symlink {

@@ -44,12 +44,12 @@ public struct MappedFileCodec: ModelCodec {
         let fd: Int32
         do {
             fd = try Sys.openAt(location.fd, location.name, O_RDONLY | VIRTFS_O_NONBLOCK_FLAG)
-        } catch let error as VirtFSError where error.errno == ENOENT {
+        } catch let error where error.errno == ENOENT {
             return nil
-        } catch let error as VirtFSError where error.errno == ELOOP {
+        } catch let error where error.errno == ELOOP {
             diagnostics.append(VirtFSError.corrupt("openat", path: location.path, "metadata file is a symlink; QEMU ignores it").found(.metadataNotAFile))
             return nil
-        } catch let error as VirtFSError {
+        } catch let error {
             throw error.at(location.path)
         }
         defer { Sys.close(fd) }
@@ -64,7 +64,7 @@ public struct MappedFileCodec: ModelCodec {
                 diagnostics.append(VirtFSError.corrupt("read", path: location.path, "metadata file larger than \(Self.metadataLimit) bytes").found(.metadataUnparsable))
             }
             return bytes
-        } catch let error as VirtFSError {
+        } catch let error {
             throw error.at(location.path)
         }
     }
@@ -214,8 +214,8 @@ public struct MappedFileCodec: ModelCodec {
         guard let location = try metadataLocation(of: entry) else { return }
         do {
             try Sys.unlink(location.fd, location.name)
-        } catch let error as VirtFSError where error.errno == ENOENT {
-        } catch let error as VirtFSError {
+        } catch let error where error.errno == ENOENT {
+        } catch let error {
             throw error.at(location.path)
         }
     }
@@ -226,8 +226,9 @@ public struct MappedFileCodec: ModelCodec {
         if let mfd = try directory.metadataDirectory() {
             do {
                 try Sys.rename(mfd, temporary, mfd, name)
-            } catch let error as VirtFSError where error.errno == ENOENT {
-                do { try Sys.unlink(mfd, name) } catch let error as VirtFSError where error.errno == ENOENT {}
+            } catch {
+                guard error.errno == ENOENT else { throw error }
+                do { try Sys.unlink(mfd, name) } catch { guard error.errno == ENOENT else { throw error } }
             }
         }
         if !dataFirst { try Sys.rename(directory.fd, temporary, directory.fd, name) }
@@ -332,16 +333,16 @@ public struct MappedFileCodec: ModelCodec {
                     failure(VirtFSError.corrupt("lookup", path: Bytes.join(metadataPath, name), "metadata for a reserved name, which the guest can never use").found(.metadataForReservedName))
                     return true
                 }
-                do {
+                do throws(VirtFSError) {
                     _ = try Sys.stat(directory.fd, name)
-                } catch let error as VirtFSError where error.errno == ENOENT {
+                } catch let error where error.errno == ENOENT {
                     failure(VirtFSError.corrupt("lookup", path: Bytes.join(metadataPath, name), "metadata for a missing entry (stale; blocks the guest's rmdir)").found(.metadataOrphaned))
-                } catch let error as VirtFSError {
+                } catch let error {
                     failure(error.at(Bytes.join(metadataPath, name)))
                 }
                 return true
             }
-        } catch let error as VirtFSError {
+        } catch let error {
             failure(error)
         } catch {}
     }
@@ -391,10 +392,10 @@ extension DirectoryContext {
                 let mfd = try Sys.openDirectory(fd, MappedFileNames.metadataDirectory)
                 metadata = .open(mfd)
                 return mfd
-            } catch let error as VirtFSError where error.errno == ENOENT {
+            } catch let error where error.errno == ENOENT {
                 metadata = .absent
                 return nil
-            } catch let error as VirtFSError {
+            } catch let error {
                 throw error.at(Bytes.join(path, MappedFileNames.metadataDirectory))
             }
         }
@@ -409,8 +410,9 @@ extension DirectoryContext {
             if let owner = placement.owner {
                 try Sys.chown(fd, MappedFileNames.metadataDirectory, owner.uid, owner.gid)
             }
-        } catch let error as VirtFSError where error.errno == EEXIST {
+        } catch {
             // Raced with another writer; open what is there.
+            guard error.errno == EEXIST else { throw error }
         }
         metadata = .unknown
         guard let mfd = try metadataDirectory() else {

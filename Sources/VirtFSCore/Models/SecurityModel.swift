@@ -203,7 +203,7 @@ extension ModelCodec {
     public func link(_ entry: HostEntry, as newName: [UInt8], in newDirectory: DirectoryContext, placement: HostPlacement) throws {
         do {
             try Sys.link(entry.directory.fd, entry.name, newDirectory.fd, newName)
-        } catch let error as VirtFSError {
+        } catch let error {
             throw error.at(Bytes.join(newDirectory.path, newName))
         }
     }

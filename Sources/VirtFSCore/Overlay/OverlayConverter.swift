@@ -374,7 +374,7 @@ public struct OverlayConverter {
                 }
                 continue
             }
-            do {
+            do throws(VirtFSError) {
                 guard let value = try Sys.getXattr(dir.fd, name, oldText) else { continue }
                 if !dryRun {
                     if let existing = try Sys.getXattr(dir.fd, name, new) {
@@ -384,7 +384,8 @@ public struct OverlayConverter {
                     } else {
                         do {
                             try Sys.setXattr(dir.fd, name, new, value)
-                        } catch let error as VirtFSError where error.errno == EPERM && new.hasPrefix("user.") && o.entry.stat.fileType != .regular && o.entry.stat.fileType != .directory {
+                        } catch {
+                            guard error.errno == EPERM && new.hasPrefix("user.") && o.entry.stat.fileType != .regular && o.entry.stat.fileType != .directory else { throw error }
                             // Linux keeps no user.* xattrs on symlinks and device nodes; a
                             // userxattr overlay ignores that failure too.
                             emit(.warning(.refused("rename", path: path, "\(oldText) dropped: Linux keeps no user.* xattrs on a \(o.entry.stat.fileType?.keyword ?? "special file")")))
@@ -394,7 +395,7 @@ public struct OverlayConverter {
                 }
                 emit(.change(Change(kind: .xattr, path: path, from: oldText, to: new)))
             } catch {
-                emit(.failed(((error as? VirtFSError) ?? .refused("rename", path: path, "\(error)")).at(path)))
+                emit(.failed(error.at(path)))
             }
         }
     }
