@@ -46,7 +46,7 @@ public struct Exporter {
     public func run(_ root: Walker.Location, to writer: ArchiveWriter, event: (Event) -> Void) -> Summary {
         var summary = Summary()
         var walk = Walker.Options(recursive: true, oneFileSystem: options.oneFileSystem, model: options.model)
-        walk.reportOrphanedMetadata = false
+        walk.auditStorage = false
         // Byte-for-byte reproducible archives, whatever order the host filesystem lists names in.
         walk.sorted = true
         // A manifest is written as it is walked only in the order libarchive lists it in.

@@ -392,8 +392,10 @@ public struct Importer {
         let existing: HostEntry
         do {
             existing = try HostEntry(directory: parent, name: name, path: path)
-        } catch let error as VirtFSError where error.errno == ENOENT {
+        } catch let error where error.errno == ENOENT {
             return false
+        } catch {
+            throw error
         }
         if existing.stat.fileType == .directory {
             if type == .directory { return true }
@@ -425,16 +427,18 @@ public struct Importer {
             var opened: DirectoryContext
             do {
                 opened = try parent.child(part, path: path)
-            } catch let error as VirtFSError where error.errno == ENOENT {
+            } catch let error where error.errno == ENOENT {
                 let owner: (UInt32, UInt32) = options.model.isMapped || privileged ? (0, 0) : (geteuid(), getegid())
                 try codec.create(GuestAttributes(type: .directory, permissions: 0o755, uid: owner.0, gid: owner.1),
                                  named: part, in: parent, content: .empty, placement: options.placement)
                 opened = try parent.child(part, path: path)
-            } catch let error as VirtFSError where error.errno == ENOTDIR || error.errno == ELOOP {
+            } catch let error where error.errno == ENOTDIR || error.errno == ELOOP {
                 let type = (try? codec.decode(HostEntry(directory: parent, name: part, path: path)))?.type
                 throw VirtFSError.refused("import", path: display,
                     type == .symlink ? "cannot extract through symlink \(Bytes.shellEscaped(path))"
                                      : "\(Bytes.shellEscaped(path)) is not a directory")
+            } catch {
+                throw error
             }
             let stat = try Sys.stat(fd: opened.fd)
             let frame = Frame(name: part, directory: opened, times: (stat.atime, stat.mtime))

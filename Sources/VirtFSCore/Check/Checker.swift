@@ -111,7 +111,7 @@ public struct Checker {
         let model = options.model
         var walkOptions = Walker.Options(recursive: true, oneFileSystem: options.oneFileSystem, model: model)
         // The model audits its own storage in each directory, once its entries are checked.
-        walkOptions.reportOrphanedMetadata = false
+        walkOptions.auditStorage = false
         // Hard links whose metadata has been seen: data identity -> (metadata identity, path).
         var linked: [FileIdentity: (metadata: FileIdentity?, components: [[UInt8]])] = [:]
         Walker(options: walkOptions).walk(root, visit: { (entry, _: inout Void?) -> Void? in

@@ -72,8 +72,8 @@ public struct Converter {
 
     var walkOptions: Walker.Options {
         var o = Walker.Options(recursive: true, oneFileSystem: options.oneFileSystem, model: options.from)
-        o.hideMappedFileMetadata = options.from == .mappedFile || options.to == .mappedFile
-        o.reportOrphanedMetadata = false
+        o.hiddenStorage = [source, target]
+        o.auditStorage = false
         return o
     }
 
@@ -149,8 +149,9 @@ public struct Converter {
         // Before a conversion to mapped-file starts, a name it reserves is the guest's data.
         // (Once the export root has its metadata file, which a conversion writes first, the
         // conversion to mapped-file has begun or is done.)
-        preflightWalk.hideMappedFileMetadata = options.from == .mappedFile || (inPlace && recorded)
-            || (options.to == .mappedFile && ((try? root.entry()).map(target.hasMetadata) ?? false))
+        let mappedFile = SecurityModel.mappedFile.codec
+        preflightWalk.hiddenStorage = options.from == .mappedFile || (inPlace && recorded)
+            || (options.to == .mappedFile && ((try? root.entry()).map(target.hasMetadata) ?? false)) ? [mappedFile] : []
         Walker(options: preflightWalk).walk(root, visit: { entry in
             entries += 1
             func refuse(_ why: String) {
@@ -165,7 +166,7 @@ public struct Converter {
                 }
                 return
             }
-            if preflightWalk.hideMappedFileMetadata == false && SecurityModel.mappedFile.codec.holdsMetadata(entry.name)
+            if preflightWalk.hiddenStorage.isEmpty && mappedFile.holdsMetadata(entry.name)
                 && options.from == .mappedXattr && !carriesMappedMode(entry) {
                 // No guest made it (a guest's object here carries its metadata): a metadata
                 // directory left by an earlier conversion to mapped-file.

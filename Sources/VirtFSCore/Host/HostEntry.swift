@@ -22,7 +22,7 @@ public final class DirectoryContext {
     }
 
     /// Opens a directory operand the user named; symlinks in the path itself are the user's.
-    public static func open(path: [UInt8]) throws -> DirectoryContext {
+    public static func open(path: [UInt8]) throws(VirtFSError) -> DirectoryContext {
         let (parent, name) = try Sys.openOperandParent(path)
         defer { Sys.close(parent) }
         do {
@@ -34,7 +34,7 @@ public final class DirectoryContext {
     }
 
     /// Opens `name`, a subdirectory, without following symlinks.
-    public func child(_ name: [UInt8], path childPath: [UInt8]) throws -> DirectoryContext {
+    public func child(_ name: [UInt8], path childPath: [UInt8]) throws(VirtFSError) -> DirectoryContext {
         DirectoryContext(fd: try Sys.openDirectory(fd, name), path: childPath)
     }
 
@@ -56,7 +56,7 @@ public struct HostEntry {
     /// `.virtfs_metadata_root` rather than in a parent it does not have).
     public let isExportRoot: Bool
 
-    public init(directory: DirectoryContext, name: [UInt8], path: [UInt8], isExportRoot: Bool = false) throws {
+    public init(directory: DirectoryContext, name: [UInt8], path: [UInt8], isExportRoot: Bool = false) throws(VirtFSError) {
         self.directory = directory
         self.name = name
         self.path = path
@@ -77,46 +77,46 @@ public struct HostEntry {
     }
 
     /// Re-reads the host inode after a change.
-    public func refreshed() throws -> HostEntry {
+    public func refreshed() throws(VirtFSError) -> HostEntry {
         try HostEntry(directory: directory, name: name, path: path, isExportRoot: isExportRoot)
     }
 
-    public func xattrNames() throws -> [[UInt8]] {
+    public func xattrNames() throws(VirtFSError) -> [[UInt8]] {
         do { return try Sys.listXattrs(directory.fd, name) } catch let e { throw e.at(path) }
     }
 
-    public func xattr(_ attribute: String) throws -> [UInt8]? {
+    public func xattr(_ attribute: String) throws(VirtFSError) -> [UInt8]? {
         do { return try Sys.getXattr(directory.fd, name, attribute) } catch let e { throw e.at(path) }
     }
 
-    public func setXattr(_ attribute: String, _ value: [UInt8]) throws {
+    public func setXattr(_ attribute: String, _ value: [UInt8]) throws(VirtFSError) {
         do { try Sys.setXattr(directory.fd, name, attribute, value) } catch let e { throw e.at(path) }
     }
 
     /// The xattr named by raw bytes (a guest can set names that are not UTF-8).
-    public func xattr(raw attribute: [UInt8]) throws -> [UInt8]? {
+    public func xattr(raw attribute: [UInt8]) throws(VirtFSError) -> [UInt8]? {
         do { return try Sys.getXattr(directory.fd, name, raw: attribute) } catch let e { throw e.at(path) }
     }
 
-    public func setXattr(raw attribute: [UInt8], _ value: [UInt8]) throws {
+    public func setXattr(raw attribute: [UInt8], _ value: [UInt8]) throws(VirtFSError) {
         do { try Sys.setXattr(directory.fd, name, raw: attribute, value) } catch let e { throw e.at(path) }
     }
 
-    public func removeXattr(raw attribute: [UInt8]) throws {
+    public func removeXattr(raw attribute: [UInt8]) throws(VirtFSError) {
         do { try Sys.removeXattr(directory.fd, name, raw: attribute) } catch let e { throw e.at(path) }
     }
 
-    public func removeXattr(_ attribute: String) throws {
+    public func removeXattr(_ attribute: String) throws(VirtFSError) {
         do { try Sys.removeXattr(directory.fd, name, attribute) } catch let e { throw e.at(path) }
     }
 
     /// The target of a real host symlink.
-    public func readLink() throws -> [UInt8] {
+    public func readLink() throws(VirtFSError) -> [UInt8] {
         do { return try Sys.readLink(directory.fd, name) } catch let e { throw e.at(path) }
     }
 
     /// The data of a regular file, at most `limit` bytes (a mapped symlink's target).
-    public func readContent(limit: Int) throws -> (bytes: [UInt8], truncated: Bool) {
+    public func readContent(limit: Int) throws(VirtFSError) -> (bytes: [UInt8], truncated: Bool) {
         do { return try Sys.readFile(directory.fd, name, limit: limit) } catch let e { throw e.at(path) }
     }
 }

@@ -146,6 +146,7 @@ public struct MappedXattrCodec: ModelCodec {
     }
 
     public func holdsMetadata(xattr name: [UInt8]) -> Bool { name.starts(with: virtfsPrefix) }
+    public func marksMetadata(xattr name: [UInt8]) -> Bool { VirtfsXattr.isOwnerOrMode(name) }
 
     /// A device number is kept only on the types mknod makes.
     public func keeps(_ attributes: GuestAttributes, host: HostStat) -> Bool {

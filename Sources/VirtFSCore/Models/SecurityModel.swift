@@ -137,6 +137,10 @@ public protocol ModelCodec: Sendable {
     /// can neither see nor set.
     func holdsMetadata(xattr name: [UInt8]) -> Bool
 
+    /// Whether an xattr named `name` is one this model writes on every object it creates: an
+    /// entry with one carries (some of) the model's metadata.
+    func marksMetadata(xattr name: [UInt8]) -> Bool
+
     /// Whether the entry carries this model's metadata, complete (what an interrupted
     /// conversion reads as "already in this model").
     func hasMetadata(_ entry: HostEntry) -> Bool
@@ -188,6 +192,7 @@ extension ModelCodec {
     public var keepsMetadataByName: Bool { false }
     public func holdsMetadata(_ name: [UInt8]) -> Bool { false }
     public func holdsMetadata(xattr name: [UInt8]) -> Bool { false }
+    public func marksMetadata(xattr name: [UInt8]) -> Bool { false }
     public func hasMetadata(_ entry: HostEntry) -> Bool { false }
     public func removeMetadata(of entry: HostEntry) throws {}
     public func discardTemporaries(in directory: DirectoryContext) {}

@@ -159,7 +159,7 @@ public struct OverlayConverter {
         }
         var walkOptions = Walker.Options(recursive: true, oneFileSystem: options.oneFileSystem, model: options.model)
         // Stray metadata files are virtfs-fsck's business; the temporaries among them are removed here.
-        walkOptions.reportOrphanedMetadata = false
+        walkOptions.auditStorage = false
         let walker = Walker(options: walkOptions)
         walker.walk(root, visit: { (entry, parent: inout DirectoryState?) -> DirectoryState? in
             if TemporaryName.matches(entry.name) {

@@ -22,7 +22,7 @@ public enum OverlayCopy {
                             failure: (VirtFSError) -> Void) {
         var links: [FileIdentity: (DirectoryContext, [UInt8])] = [:]
         var walkOptions = Walker.Options(recursive: true)
-        walkOptions.hideMappedFileMetadata = false
+        walkOptions.hiddenStorage = []
         // Per directory: its copy, and the times to give it when done.
         typealias Made = (directory: DirectoryContext, stat: HostStat)
         Walker(options: walkOptions).walk(root, visit: { (entry, parent: inout Made?) -> Made? in
@@ -81,7 +81,7 @@ public enum OverlayCopy {
                 guard let value = try entry.xattr(raw: attribute) else { continue }
                 try Sys.setXattr(dirfd, name, raw: attribute, value)
             }
-        } catch let error as VirtFSError {
+        } catch let error {
             throw error.at(path)
         }
     }

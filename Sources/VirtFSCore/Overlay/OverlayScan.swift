@@ -83,7 +83,7 @@ public struct OverlayScan: Sendable {
         // impure in the user dialect.
         typealias Directory = (path: [UInt8], whiteouts: Int, userImpure: Bool)
         var walkOptions = Walker.Options(recursive: true, oneFileSystem: oneFileSystem, model: model)
-        walkOptions.reportOrphanedMetadata = false
+        walkOptions.auditStorage = false
         Walker(options: walkOptions).walk(root, visit: { (entry, parent: inout Directory?) -> Directory? in
             if TemporaryName.matches(entry.name) { return nil }
             do {
