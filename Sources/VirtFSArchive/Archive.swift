@@ -257,7 +257,7 @@ public final class ArchiveReader {
     }
 
     /// Streams the current member's data into `fd`, holding at most one block in memory.
-    public func writeData(to fd: Int32, path: [UInt8]) throws {
+    public func writeData(to fd: Int32, path: [UInt8]) throws(VirtFSError) {
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         while true {
             let n = buffer.withUnsafeMutableBytes { archive_read_data(archive, $0.baseAddress, $0.count) }
@@ -321,7 +321,7 @@ extension ArchiveMember {
             do {
                 let acl = try ACL(xattr: x.value, attribute: attribute)
                 if type == ARCHIVE_ENTRY_ACL_TYPE_DEFAULT || !acl.isMinimal { fromXattrs[type] = acl }
-            } catch let error as VirtFSError {
+            } catch let error {
                 unreadable.append("\(attribute) (\(error.detail))")
             } catch {}
         }

@@ -456,5 +456,5 @@ public struct Importer {
 final class MemberData: ContentSource, @unchecked Sendable {
     let reader: ArchiveReader
     init(reader: ArchiveReader) { self.reader = reader }
-    func write(to fd: Int32, path: [UInt8]) throws { try reader.writeData(to: fd, path: path) }
+    func write(to fd: Int32, path: [UInt8]) throws(VirtFSError) { try reader.writeData(to: fd, path: path) }
 }

@@ -190,7 +190,7 @@ public struct Checker {
         let view: GuestView
         do {
             view = try codec.decode(entry)
-        } catch let error as VirtFSError {
+        } catch let error {
             return report(finding(for: error))
         } catch {
             return

@@ -28,7 +28,7 @@ public struct MappedFileCodec: ModelCodec {
 
     /// Where an entry's metadata file is: (directory fd, name) — nil when there is no
     /// `.virtfs_metadata` directory.
-    func metadataLocation(of entry: HostEntry) throws -> (fd: Int32, name: [UInt8], path: [UInt8])? {
+    func metadataLocation(of entry: HostEntry) throws(VirtFSError) -> (fd: Int32, name: [UInt8], path: [UInt8])? {
         if entry.isExportRoot {
             return (entry.directory.fd, MappedFileNames.rootMetadata, Bytes.join(entry.directory.path, MappedFileNames.rootMetadata))
         }
@@ -39,7 +39,7 @@ public struct MappedFileCodec: ModelCodec {
 
     /// The metadata file's bytes, nil when QEMU would find none. QEMU opens it with O_NOFOLLOW,
     /// so a symlink in its place reads as no metadata; that is reported, not followed.
-    func readMetadata(of entry: HostEntry, diagnostics: inout [VirtFSError]) throws -> [UInt8]? {
+    func readMetadata(of entry: HostEntry, diagnostics: inout [VirtFSError]) throws(VirtFSError) -> [UInt8]? {
         guard let location = try metadataLocation(of: entry) else { return nil }
         let fd: Int32
         do {
@@ -69,7 +69,7 @@ public struct MappedFileCodec: ModelCodec {
         }
     }
 
-    public func decode(_ entry: HostEntry) throws -> GuestView {
+    public func decode(_ entry: HostEntry) throws(VirtFSError) -> GuestView {
         let hostType = try entry.fileType()
         var view = GuestView(path: entry.path, model: model, host: entry.stat, type: hostType)
         if let bytes = try readMetadata(of: entry, diagnostics: &view.diagnostics) {
@@ -138,18 +138,18 @@ public struct MappedFileCodec: ModelCodec {
     }
 
     public func create(_ attributes: GuestAttributes, named name: [UInt8], in directory: DirectoryContext,
-                       content: Content, placement: HostPlacement) throws {
+                       content: Content, placement: HostPlacement) throws(VirtFSError) {
         let entry = try createMappedHostObject(attributes, named: name, in: directory, content: content, placement: placement)
         try write(attributes, to: entry, placement: placement)
     }
 
-    public func update(_ attributes: GuestAttributes, of entry: HostEntry, placement: HostPlacement) throws {
+    public func update(_ attributes: GuestAttributes, of entry: HostEntry, placement: HostPlacement) throws(VirtFSError) {
         try write(attributes, to: entry, placement: placement)
     }
 
     /// The metadata file goes last: its presence marks an entry whose metadata is complete,
     /// which is what an interrupted virtfs-convert relies on.
-    func write(_ attributes: GuestAttributes, to entry: HostEntry, placement: HostPlacement) throws {
+    func write(_ attributes: GuestAttributes, to entry: HostEntry, placement: HostPlacement) throws(VirtFSError) {
         // Guest ACLs are host ACLs here; setting one makes the host group bits its mask, as it
         // does when the guest sets it through QEMU.
         try writeACLs(attributes, to: entry, accessName: HostACLXattr.access, defaultName: HostACLXattr.default)
@@ -199,7 +199,7 @@ public struct MappedFileCodec: ModelCodec {
     /// Linked under a temporary name, then renamed over: the name has its old metadata or the
     /// shared one, never none.
     public func shareMetadata(of sourceName: [UInt8], in sourceDirectory: DirectoryContext, with name: [UInt8],
-                              in directory: DirectoryContext, placement: HostPlacement) throws -> Bool {
+                              in directory: DirectoryContext, placement: HostPlacement) throws(VirtFSError) -> Bool {
         guard let source = try sourceDirectory.metadataDirectory() else { return false }
         let target = try directory.makeMetadataDirectory(placement: placement)
         let temporary = TemporaryName.current
@@ -210,7 +210,7 @@ public struct MappedFileCodec: ModelCodec {
     }
 
     /// Removes the entry's metadata file, if any.
-    public func removeMetadata(of entry: HostEntry) throws {
+    public func removeMetadata(of entry: HostEntry) throws(VirtFSError) {
         guard let location = try metadataLocation(of: entry) else { return }
         do {
             try Sys.unlink(location.fd, location.name)
@@ -221,7 +221,7 @@ public struct MappedFileCodec: ModelCodec {
     }
 
     /// The metadata file first: until the data follows, it describes the old object equally.
-    public func commitTemporary(_ temporary: [UInt8], as name: [UInt8], in directory: DirectoryContext, dataFirst: Bool = false) throws {
+    public func commitTemporary(_ temporary: [UInt8], as name: [UInt8], in directory: DirectoryContext, dataFirst: Bool = false) throws(VirtFSError) {
         if dataFirst { try Sys.rename(directory.fd, temporary, directory.fd, name) }
         if let mfd = try directory.metadataDirectory() {
             do {
@@ -261,13 +261,13 @@ public struct MappedFileCodec: ModelCodec {
     /// a host file) keeps its content there. A metadata file shared by hard links inside the
     /// tree (QEMU links it with the data) gets the new file under each of those names first, so
     /// the names stay one guest inode; that needs the writer's census (`placement.links`).
-    func writeMetadataFile(_ bytes: [UInt8], for entry: HostEntry, placement: HostPlacement) throws {
+    func writeMetadataFile(_ bytes: [UInt8], for entry: HostEntry, placement: HostPlacement) throws(VirtFSError) {
         let dirfd = entry.isExportRoot ? entry.directory.fd : try entry.directory.makeMetadataDirectory(placement: placement)
         let name = entry.isExportRoot ? MappedFileNames.rootMetadata : entry.name
         let temporary = TemporaryName.current
         let path = entry.isExportRoot ? Bytes.join(entry.directory.path, name)
             : Bytes.join(Bytes.join(entry.directory.path, MappedFileNames.metadataDirectory), name)
-        do {
+        do throws(VirtFSError) {
             let existing = try? Sys.stat(dirfd, name)
             // Whatever an earlier run (or anyone) left under the temporary name goes first: an
             // O_EXCL create never writes through a planted link.
@@ -292,14 +292,14 @@ public struct MappedFileCodec: ModelCodec {
             if let existing, let links = placement.links, let written = try? Sys.stat(dirfd, name) {
                 links.moved(existing.identity, to: written.identity)
             }
-        } catch let error as VirtFSError {
+        } catch let error {
             throw error.at(path)
         }
     }
 
     /// Puts the new metadata file (`temporary` in `dirfd`) in place of every other name the old
     /// one has inside the tree: linked to a second temporary name beside it, renamed over.
-    func replaceOtherNames(of old: HostStat, with temporary: [UInt8], in dirfd: Int32, name: [UInt8], links: LinkCensus) throws {
+    func replaceOtherNames(of old: HostStat, with temporary: [UInt8], in dirfd: Int32, name: [UInt8], links: LinkCensus) throws(VirtFSError) {
         let here = try Sys.stat(fd: dirfd).identity
         let second = TemporaryName.named("link")
         for parts in links.namesInside(old) {
@@ -321,7 +321,7 @@ public struct MappedFileCodec: ModelCodec {
         let mfd: Int32?
         do {
             mfd = try directory.metadataDirectory()
-        } catch let error as VirtFSError {
+        } catch let error {
             return failure(error)
         } catch {
             return
@@ -350,9 +350,9 @@ public struct MappedFileCodec: ModelCodec {
     /// QEMU links the metadata file with the data, so both names share one metadata file. Its
     /// new name is made first (QEMU makes it second): a crash in between leaves an orphaned
     /// metadata file, never a name without its metadata.
-    public func link(_ entry: HostEntry, as newName: [UInt8], in newDirectory: DirectoryContext, placement: HostPlacement) throws {
+    public func link(_ entry: HostEntry, as newName: [UInt8], in newDirectory: DirectoryContext, placement: HostPlacement) throws(VirtFSError) {
         let newPath = Bytes.join(newDirectory.path, newName)
-        do {
+        do throws(VirtFSError) {
             if MappedFileNames.isReserved(newName) { throw Self.failure("linkat", newPath, EINVAL) }
             if (try? Sys.stat(newDirectory.fd, newName)) != nil { throw Self.failure("linkat", newPath, EEXIST) }
             var linked: Int32?
@@ -374,7 +374,7 @@ public struct MappedFileCodec: ModelCodec {
                 if let linked { try? Sys.unlink(linked, newName) }
                 throw error
             }
-        } catch let error as VirtFSError {
+        } catch let error {
             throw error.at(newPath)
         }
     }
@@ -383,7 +383,7 @@ public struct MappedFileCodec: ModelCodec {
 extension DirectoryContext {
     /// The `.virtfs_metadata` directory below this one, or nil when there is none. Like QEMU,
     /// a symlink in its place is not followed (and so is not metadata).
-    public func metadataDirectory() throws -> Int32? {
+    public func metadataDirectory() throws(VirtFSError) -> Int32? {
         switch metadata {
         case .open(let mfd): return mfd
         case .absent: return nil
@@ -402,7 +402,7 @@ extension DirectoryContext {
     }
 
     /// The `.virtfs_metadata` directory, created (0700, like QEMU) when missing.
-    public func makeMetadataDirectory(placement: HostPlacement) throws -> Int32 {
+    public func makeMetadataDirectory(placement: HostPlacement) throws(VirtFSError) -> Int32 {
         if let mfd = try metadataDirectory() { return mfd }
         do {
             try Sys.mkdir(fd, MappedFileNames.metadataDirectory, 0o700)
