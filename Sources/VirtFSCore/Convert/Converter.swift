@@ -96,7 +96,7 @@ public struct Converter {
     /// (written through another name of a hard link, or before an interruption): `ours`
     /// strips those without a word.
     func view(of entry: HostEntry, in model: SecurityModel, ours: Bool = false, summary: inout Summary,
-              event: (Event) -> Void) throws -> GuestView {
+              event: (Event) -> Void) throws(VirtFSError) -> GuestView {
         var view = try model.codec.decode(entry)
         // (A guest of the target's own model sees none of them.)
         let forged = view.attributes.xattrs.filter { target.holdsMetadata(xattr: $0.name) }
@@ -323,7 +323,7 @@ public struct Converter {
 
     /// Converts the tree in place. Throws before changing anything when another conversion is
     /// unfinished; per-entry failures are events, and leave the entry in its old form.
-    public func inPlace(_ root: Walker.Location, event: (Event) -> Void) throws -> Summary {
+    public func inPlace(_ root: Walker.Location, event: (Event) -> Void) throws(VirtFSError) -> Summary {
         var summary = Summary()
         let rootDir = root.directory
         let resumed: Bool
@@ -490,7 +490,7 @@ public struct Converter {
     /// rebuilt object renamed in, a `.virtfs_metadata` made or removed) gets them back when
     /// done, even when that is in a later run. One line each: `times HEXPATH ATIME MTIME`.
     /// Returns them. A failure here (ENOSPC) leaves the tree as it was.
-    func writeState(_ root: Walker.Location) throws -> [String: (Timestamp, Timestamp)] {
+    func writeState(_ root: Walker.Location) throws(VirtFSError) -> [String: (Timestamp, Timestamp)] {
         let temporary = ConversionRecord.temporaryName
         var times: [String: (Timestamp, Timestamp)] = [:]
         // A run stopped while writing this file (after making it, which changed the root's
@@ -599,7 +599,7 @@ public struct Converter {
     /// guest's are in `user.virtfs.system.*` now); leaving passthrough or none, the inode goes
     /// to the user QEMU runs as, with fmode/dmode. Idempotent: an entry found already converted
     /// after an interruption passes here again.
-    func finishInode(_ entry: HostEntry) throws {
+    func finishInode(_ entry: HostEntry) throws(VirtFSError) {
         let (from, to) = (options.from, options.to)
         let hostType = entry.stat.fileType
         guard hostType == .regular || hostType == .directory else { return }
@@ -628,7 +628,7 @@ public struct Converter {
     /// inode's own part waits for `finishInode`. Returns true when the host object was rebuilt
     /// (a new object, complete in the target form).
     func convert(_ entry: HostEntry, view: GuestView, from current: SecurityModel, root: Walker.Location,
-                 links: inout [FileIdentity: [[UInt8]]]) throws -> Bool {
+                 links: inout [FileIdentity: [[UInt8]]]) throws(VirtFSError) -> Bool {
         let to = options.to
         let a = view.attributes
         let hostType = entry.stat.fileType ?? .regular
@@ -657,9 +657,8 @@ public struct Converter {
             let old = entry.stat.identity
             if let first = links[old], let firstLocation = try? Walker.inside(root, relative: first, path: []),
                let firstEntry = try? firstLocation.entry(), firstEntry.stat.fileType == (to.isMapped ? .regular : a.type) {
-                try withExtendedLifetime(firstLocation) {
-                    try codec.link(firstEntry, as: temporary, in: dir, placement: placement)
-                }
+                try codec.link(firstEntry, as: temporary, in: dir, placement: placement)
+                withExtendedLifetime(firstLocation) {}
             } else {
                 try codec.create(a, named: temporary, in: dir, content: .empty, placement: placement)
                 try Sys.setTimes(dir.fd, temporary, atime: view.atime, mtime: view.mtime)
@@ -673,12 +672,12 @@ public struct Converter {
             return true
         }
         if to.isMapped {
-            let firstLocation = try links[entry.stat.identity].map { try Walker.inside(root, relative: $0, path: []) }
+            let firstLocation = try links[entry.stat.identity].map { parts throws(VirtFSError) in try Walker.inside(root, relative: parts, path: []) }
             // Another name of this inode is converted: share its metadata, as QEMU's link does.
             // (The first name's directory stays open meanwhile.)
-            let shared = try hostType != .directory && firstLocation.map {
-                try target.shareMetadata(of: $0.name, in: $0.directory, with: entry.name, in: dir, placement: placement)
-            } ?? false
+            let shared = hostType != .directory ? try firstLocation.map { first throws(VirtFSError) in
+                try target.shareMetadata(of: first.name, in: first.directory, with: entry.name, in: dir, placement: placement)
+            } ?? false : false
             if !shared { try target.update(a, of: entry, placement: placement) }
             if entry.stat.nlink > 1 && hostType != .directory && links[entry.stat.identity] == nil {
                 links[entry.stat.identity] = parts

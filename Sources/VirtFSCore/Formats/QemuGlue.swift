@@ -41,7 +41,7 @@ public struct QemuExport: Sendable {
     }
 
     /// Reads the tree (bounded, as every tool detects its model).
-    public static func inspect(_ tree: [UInt8], model explicit: SecurityModel?) throws -> QemuExport {
+    public static func inspect(_ tree: [UInt8], model explicit: SecurityModel?) throws(VirtFSError) -> QemuExport {
         let location = try Walker.exportRoot(tree)
         let (model, detection) = try OperandResolver(root: nil).model(for: location, explicit: explicit)
         let st: HostStat

@@ -26,7 +26,7 @@ public enum GetfaclFormat {
         return Array(p)
     }
 
-    public static func render(_ view: GuestView) throws -> [UInt8] {
+    public static func render(_ view: GuestView) throws(VirtFSError) -> [UInt8] {
         let a = view.attributes
         var out = Array("# file: ".utf8) + quote(displayName(view.path)) + [0x0a]
         out += Array("# owner: \(a.uid)\n# group: \(a.gid)\n".utf8)

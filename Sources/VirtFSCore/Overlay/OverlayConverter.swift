@@ -99,7 +99,7 @@ public struct OverlayConverter {
     /// convert; then the layer copied into a new directory (in a mapped model owned by the
     /// placement's owner, QEMU's user). Returns the copy, which `run` then converts with
     /// `copied` set, or nil when an entry could not be copied (reported through `failure`).
-    public func copy(_ root: Walker.Location, intoNew output: [UInt8], failure: (VirtFSError) -> Void) throws -> Walker.Location? {
+    public func copy(_ root: Walker.Location, intoNew output: [UInt8], failure: (VirtFSError) -> Void) throws(VirtFSError) -> Walker.Location? {
         let scan = OverlayScan.scan(root, model: options.model, oneFileSystem: options.oneFileSystem)
         if let refusal = refusals(scan).first { throw refusal }
         var copyFailed = false
@@ -137,7 +137,7 @@ public struct OverlayConverter {
 
     /// Converts the layer at `root` (in place, or only planned when `dryRun`). Throws, before
     /// any change, the refusals. Per-entry failures are events.
-    public func run(_ root: Walker.Location, dryRun: Bool, event: (Event) -> Void) throws -> Summary {
+    public func run(_ root: Walker.Location, dryRun: Bool, event: (Event) -> Void) throws(VirtFSError) -> Summary {
         let scan = OverlayScan.scan(root, model: options.model, oneFileSystem: options.oneFileSystem)
         if let first = refusals(scan).first { throw first }
         var summary = Summary()
@@ -412,7 +412,7 @@ public struct OverlayConverter {
     /// Builds whiteout `newName` in `form` with the owner, permissions and times of `source`,
     /// under a temporary name first, then renamed into place.
     func build(_ form: WhiteoutForm, like source: OverlayEntry, named newName: [UInt8], in context: DirectoryContext,
-               target: OverlayDialect) throws {
+               target: OverlayDialect) throws(VirtFSError) {
         let v = source.view
         let temporary = TemporaryName.current
         codec.discardTemporary(temporary, in: context)
@@ -436,7 +436,7 @@ public struct OverlayConverter {
     }
 
     /// `.wh..wh..opq` with its directory's permissions, owner and mtime (what image tools write).
-    func buildMarker(for dir: GuestView, in context: DirectoryContext) throws {
+    func buildMarker(for dir: GuestView, in context: DirectoryContext) throws(VirtFSError) {
         let temporary = TemporaryName.current
         codec.discardTemporary(temporary, in: context)
         let a = GuestAttributes(type: .regular, permissions: dir.attributes.permissions & 0o777, uid: dir.uid, gid: dir.gid)
@@ -451,14 +451,14 @@ public struct OverlayConverter {
     /// data is rewritten by the re-run); an existing name is replaced data first when the new
     /// data is a whiteout by itself (a real device, or a file with overlay.whiteout), else
     /// metadata first (the old data keeps being a whiteout under the new metadata).
-    func moveIntoPlace(_ temporary: [UInt8], as name: [UInt8], in context: DirectoryContext, form: WhiteoutForm) throws {
+    func moveIntoPlace(_ temporary: [UInt8], as name: [UInt8], in context: DirectoryContext, form: WhiteoutForm) throws(VirtFSError) {
         let replacing = (try? Sys.stat(context.fd, name)) != nil
         // A real device carries no metadata: the old object's goes with the commit.
         try codec.commitTemporary(temporary, as: name, in: context, dataFirst: replacing && (form == .char || form == .xattr))
     }
 
     /// Removes an entry (and its mapped-file metadata).
-    func remove(_ o: OverlayEntry) throws {
+    func remove(_ o: OverlayEntry) throws(VirtFSError) {
         try codec.removeNameMetadata(of: o.entry)
         try Sys.unlink(o.entry.directory.fd, o.entry.name)
     }

@@ -11,7 +11,7 @@ public enum OverlayCopy {
     /// `owner` (a mapped model, where the host owner is the user QEMU runs as, not the guest's),
     /// every host object of the copy, its root too, goes to that user.
     public static func copy(_ root: Walker.Location, intoNew path: [UInt8], owner: (uid: UInt32, gid: UInt32)? = nil,
-                            failure: (VirtFSError) -> Void) throws -> Walker.Location {
+                            failure: (VirtFSError) -> Void) throws(VirtFSError) -> Walker.Location {
         let out = try OutputDirectory.prepare(path, copying: root)
         copy(root, into: out, owner: owner, failure: failure)
         // Opened anew: what the copy made (metadata directories) is not in the old context.
@@ -72,7 +72,7 @@ public enum OverlayCopy {
 
     /// Owner, mode, then every xattr (after chown, which would clear security.capability).
     static func copyAttributes(from entry: HostEntry, to dirfd: Int32, _ name: [UInt8], path: [UInt8],
-                               owner: (uid: UInt32, gid: UInt32)?) throws {
+                               owner: (uid: UInt32, gid: UInt32)?) throws(VirtFSError) {
         let st = entry.stat
         do {
             try Sys.chown(dirfd, name, owner?.uid ?? st.uid, owner?.gid ?? st.gid)
