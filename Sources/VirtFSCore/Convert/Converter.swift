@@ -134,9 +134,7 @@ public struct Converter {
     public func preflight(_ root: Walker.Location, inPlace: Bool = true, report: (VirtFSError) -> Void, entries: inout Int) -> Bool {
         var ok = true
         let euid = geteuid()
-        var groups = [gid_t](repeating: 0, count: 256)
-        let n = getgroups(Int32(groups.count), &groups)
-        let myGroups = Set(groups.prefix(max(0, Int(n))) + [getegid()])
+        let myGroups = Sys.groups()
         let recorded = ConversionRecord.isRecorded(in: root.directory)
         let changesInodes = options.from.isMapped || options.to.isMapped
         // Inodes with several names: how many were met, and the first one's path.

@@ -153,6 +153,21 @@ public enum Sys {
         return HostStat(sx)
     }
 
+    /// statx(2) of a path the user named, symlinks in it followed (stat(1) -L): through an
+    /// O_PATH descriptor, since the statx wrapper never follows a final symlink.
+    public static func stat(path: [UInt8]) throws(VirtFSError) -> HostStat {
+        let fd = try openPath(path, VIRTFS_O_PATH)
+        defer { close(fd) }
+        return try stat(fd: fd)
+    }
+
+    /// The groups this process acts with: getegid(2) and getgroups(2).
+    public static func groups() -> Set<UInt32> {
+        var groups = [gid_t](repeating: 0, count: 256)
+        let n = getgroups(Int32(groups.count), &groups)
+        return Set(groups.prefix(max(0, Int(n))) + [getegid()])
+    }
+
     /// readlinkat(2), growing the buffer until the target fits.
     public static func readLink(_ dirfd: Int32, _ name: [UInt8]) throws(VirtFSError) -> [UInt8] {
         try checkName(name, "readlinkat")
