@@ -7,7 +7,7 @@ import Synchronization
 public enum Sys {
     /// Runs `body` until it stops failing with EINTR; returns its result or throws errno.
     @inline(__always)
-    static func retry<T: BinaryInteger>(_ op: String, _ name: [UInt8], attribute: String? = nil, _ body: () -> T) throws(VirtFSError) -> T {
+    static func retry<T: BinaryInteger>(_ op: String, _ name: [UInt8], attribute: [UInt8]? = nil, _ body: () -> T) throws(VirtFSError) -> T {
         while true {
             let r = body()
             if r >= 0 { return r }
@@ -292,7 +292,6 @@ public enum Sys {
     /// `getXattr` for an attribute name as raw bytes: a guest can set names that are not UTF-8.
     public static func getXattr(_ dirfd: Int32, _ name: [UInt8], raw rawAttr: [UInt8]) throws(VirtFSError) -> [UInt8]? {
         try checkName(name, "lgetxattr")
-        let attr = String(decoding: rawAttr, as: UTF8.self)
         return try withCString(rawAttr) { a throws(VirtFSError) in
             var size = 256
             while true {
@@ -315,7 +314,7 @@ public enum Sys {
                     if probe < 0 && virtfs_errno() == ENODATA { return nil }
                     size = max(probe, size * 2)
                 default:
-                    throw VirtFSError.system("lgetxattr", path: name, attribute: attr, errno: e)
+                    throw VirtFSError.system("lgetxattr", path: name, attribute: rawAttr, errno: e)
                 }
             }
         }
@@ -364,7 +363,7 @@ public enum Sys {
     public static func setXattr(_ dirfd: Int32, _ name: [UInt8], raw rawAttr: [UInt8], _ value: [UInt8]) throws(VirtFSError) {
         try checkName(name, "lsetxattr")
         try checkName(rawAttr, "lsetxattr")
-        _ = try retry("lsetxattr", name, attribute: String(decoding: rawAttr, as: UTF8.self)) {
+        _ = try retry("lsetxattr", name, attribute: rawAttr) {
             withCString(rawAttr) { a in
                 value.withUnsafeBytes { v in
                     xattrCall(dirfd, name, at: { virtfs_setxattrat(dirfd, $0, a, v.baseAddress, value.count) },
@@ -382,7 +381,6 @@ public enum Sys {
     /// `removeXattr` for an attribute name as raw bytes.
     public static func removeXattr(_ dirfd: Int32, _ name: [UInt8], raw rawAttr: [UInt8]) throws(VirtFSError) {
         try checkName(name, "lremovexattr")
-        let attr = String(decoding: rawAttr, as: UTF8.self)
         while true {
             let r = withCString(rawAttr) { a in
                 xattrCall(dirfd, name, at: { virtfs_removexattrat(dirfd, $0, a) }, legacy: { Int(lremovexattr($0, a)) })
@@ -391,7 +389,7 @@ public enum Sys {
             let e = virtfs_errno()
             if e == EINTR { continue }
             if e == ENODATA { return }
-            throw VirtFSError.system("lremovexattr", path: name, attribute: attr, errno: e)
+            throw VirtFSError.system("lremovexattr", path: name, attribute: rawAttr, errno: e)
         }
     }
 

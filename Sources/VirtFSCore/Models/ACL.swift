@@ -64,11 +64,11 @@ public struct ACL: Sendable, Equatable, Hashable, Codable {
     /// le32 id).
     public init(xattr bytes: [UInt8], attribute: String = "system.posix_acl_access") throws(VirtFSError) {
         guard bytes.count >= 4, (bytes.count - 4) % 8 == 0 else {
-            throw VirtFSError.corrupt("decode", attribute: attribute, "ACL value is \(bytes.count) bytes; expected 4 + 8n")
+            throw VirtFSError.corrupt("decode", attribute: Array(attribute.utf8), "ACL value is \(bytes.count) bytes; expected 4 + 8n")
         }
         let version = Bytes.readLittle(bytes[0..<4], as: UInt32.self)
         guard version == ACL.xattrVersion else {
-            throw VirtFSError.corrupt("decode", attribute: attribute, offset: 0, "ACL version \(version); expected 2")
+            throw VirtFSError.corrupt("decode", attribute: Array(attribute.utf8), offset: 0, "ACL version \(version); expected 2")
         }
         var entries: [Entry] = []
         var offset = 4
@@ -77,10 +77,10 @@ public struct ACL: Sendable, Equatable, Hashable, Codable {
             let perm = Bytes.readLittle(bytes[offset + 2..<offset + 4], as: UInt16.self)
             let id = Bytes.readLittle(bytes[offset + 4..<offset + 8], as: UInt32.self)
             guard let tag = Tag(rawValue: rawTag) else {
-                throw VirtFSError.corrupt("decode", attribute: attribute, offset: offset, "unknown ACL tag 0x\(String(rawTag, radix: 16))")
+                throw VirtFSError.corrupt("decode", attribute: Array(attribute.utf8), offset: offset, "unknown ACL tag 0x\(String(rawTag, radix: 16))")
             }
             guard perm & ~7 == 0 else {
-                throw VirtFSError.corrupt("decode", attribute: attribute, offset: offset + 2, "ACL permission bits 0x\(String(perm, radix: 16))")
+                throw VirtFSError.corrupt("decode", attribute: Array(attribute.utf8), offset: offset + 2, "ACL permission bits 0x\(String(perm, radix: 16))")
             }
             let hasQualifier = tag == .user || tag == .group
             entries.append(Entry(tag: tag, permissions: perm, qualifier: hasQualifier ? id : nil))

@@ -62,7 +62,7 @@ extension HostEntry {
 extension HostEntry {
     /// A mode read from metadata replaces the whole st_mode, file type included, as in QEMU.
     /// One without a valid type fails the entry, or in lenient decoding takes the host's type.
-    func applyMappedMode(_ mode: UInt32, from source: Source, attribute: String, shown: String,
+    func applyMappedMode(_ mode: UInt32, from source: Source, attribute: [UInt8], shown: String,
                          to view: inout GuestView, hostType: FileType, lenient: Bool) throws(VirtFSError) {
         var type = hostType
         if let valid = FileType(mode: mode) {
@@ -104,7 +104,7 @@ func checkTypeAgainstHost(_ view: inout GuestView, host: FileType) {
     default: consistent = claimed == host
     }
     if !consistent {
-        view.diagnostics.append(VirtFSError.corrupt("decode", path: view.path, attribute: "mode",
+        view.diagnostics.append(VirtFSError.corrupt("decode", path: view.path, attribute: Array("mode".utf8),
                                                     "metadata says \(claimed.keyword) but the host object is a \(host.keyword)").found(.typeContradictsHost))
     }
 }

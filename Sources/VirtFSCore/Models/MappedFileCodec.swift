@@ -76,9 +76,8 @@ public struct MappedFileCodec: ModelCodec {
             let metadata = MappedFileMetadata.parse(bytes)
             let file = entry.isExportRoot ? MappedFileNames.rootMetadata
                 : Bytes.join(MappedFileNames.metadataDirectory, entry.name)
-            let fileName = String(decoding: file, as: UTF8.self)
             for deviation in metadata.deviations {
-                view.diagnostics.append(VirtFSError.corrupt("parse", path: entry.path, attribute: fileName, offset: deviation.offset, deviation.description).found(.metadataUnparsable))
+                view.diagnostics.append(VirtFSError.corrupt("parse", path: entry.path, attribute: file, offset: deviation.offset, deviation.description).found(.metadataUnparsable))
             }
             // QEMU assigns the C int to uid_t, gid_t, mode_t and dev_t; a Linux guest keeps
             // the low 32 bits of the device number.
@@ -90,7 +89,7 @@ public struct MappedFileCodec: ModelCodec {
             }
             if let v = metadata.mode {
                 let mode = UInt32(bitPattern: v)
-                try entry.applyMappedMode(mode, from: .metadataFile, attribute: fileName, shown: "virtfs.mode=\(v) (0\(String(mode, radix: 8)))",
+                try entry.applyMappedMode(mode, from: .metadataFile, attribute: file, shown: "virtfs.mode=\(v) (0\(String(mode, radix: 8)))",
                                           to: &view, hostType: hostType, lenient: lenient)
             }
         }

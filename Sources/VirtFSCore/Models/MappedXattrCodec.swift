@@ -95,9 +95,9 @@ public struct MappedXattrCodec: ModelCodec {
             case .absent: break
             case .value(let v, let source): set(v, source)
             case .ignored(let why):
-                view.diagnostics.append(VirtFSError.corrupt("decode", path: entry.path, attribute: attribute, why).found(.valueIgnored))
+                view.diagnostics.append(VirtFSError.corrupt("decode", path: entry.path, attribute: Array(attribute.utf8), why).found(.valueIgnored))
             case .undefined(let why):
-                let error = VirtFSError.corrupt("decode", path: entry.path, attribute: attribute, why).found(.valueUndefined)
+                let error = VirtFSError.corrupt("decode", path: entry.path, attribute: Array(attribute.utf8), why).found(.valueUndefined)
                 guard lenient else { throw error }
                 view.diagnostics.append(error)
             }
@@ -108,7 +108,7 @@ public struct MappedXattrCodec: ModelCodec {
         try apply(Self.decodeMode(read(VirtfsXattr.mode)), VirtfsXattr.mode) { mode = ($0, $1) }
         try apply(Self.decodeRdev(read(VirtfsXattr.rdev)), VirtfsXattr.rdev) { view.attributes.rdev = $0; view.provenance.rdev = $1 }
         if let (mode, source) = mode {
-            try entry.applyMappedMode(mode, from: source, attribute: VirtfsXattr.mode, shown: "mode 0\(String(mode, radix: 8))",
+            try entry.applyMappedMode(mode, from: source, attribute: Array(VirtfsXattr.mode.utf8), shown: "mode 0\(String(mode, radix: 8))",
                                       to: &view, hostType: hostType, lenient: lenient)
         }
         try entry.finishMappedView(&view, hostType: hostType)
