@@ -65,21 +65,6 @@ public struct ArchiveMember: Sendable {
     }
 }
 
-/// An xattr name for a message, as getfattr(1) shows it: bytes outside printable ASCII (a
-/// guest can set any) as `\ooo` octal escapes, so that the name reads back exactly.
-func displayName(_ name: [UInt8]) -> String {
-    var out = ""
-    for b in name {
-        if b > 0x20 && b < 0x7f && b != UInt8(ascii: "\\") {
-            out.append(Character(Unicode.Scalar(b)))
-        } else {
-            let octal = String(b, radix: 8)
-            out += "\\" + String(repeating: "0", count: 3 - octal.count) + octal
-        }
-    }
-    return out
-}
-
 /// Reads up to `count` bytes of `fd` into `buffer`, short only at the end of the file.
 func readFull(_ fd: Int32, into buffer: inout [UInt8], count: Int, path: [UInt8]) throws -> Int {
     var total = 0

@@ -80,7 +80,7 @@ public struct Exporter {
             if !writer.format.keepsXattrs {
                 // Neither an mtree manifest nor cpio can hold them: each entry that loses some
                 // is named, with what it loses, and counted.
-                var lost = a.xattrs.map { displayName($0.name) }
+                var lost = a.xattrs.map { Bytes.xattrName($0.name) }
                 if a.accessACL.map({ !$0.isMinimal }) == true { lost.append("access ACL") }
                 if a.defaultACL != nil { lost.append("default ACL") }
                 if !lost.isEmpty {

@@ -349,12 +349,12 @@ public struct Importer {
         var kept = attributes
         var dropped = member.unreadable
         for x in member.xattrs where !x.name.starts(with: Array("user.".utf8)) {
-            dropped.append("\(displayName(x.name)) (a 9p guest sees only user.* xattrs)")
+            dropped.append("\(Bytes.xattrName(x.name)) (a 9p guest sees only user.* xattrs)")
         }
         let codec = model.codec
         let reserved = kept.xattrs.filter { codec.holdsMetadata(xattr: $0.name) }
         kept.xattrs.removeAll { codec.holdsMetadata(xattr: $0.name) }
-        dropped += reserved.map { "\(displayName($0.name)) (reserved by \(model.rawValue))" }
+        dropped += reserved.map { "\(Bytes.xattrName($0.name)) (reserved by \(model.rawValue))" }
         if kept.type == .symlink, !kept.xattrs.isEmpty || kept.accessACL != nil || kept.defaultACL != nil {
             dropped.append("xattrs and ACLs of a symlink (Linux keeps none)")
             kept.xattrs = []

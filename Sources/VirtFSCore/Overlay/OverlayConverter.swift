@@ -367,7 +367,7 @@ public struct OverlayConverter {
         let path = o.entry.path
         for old in o.xattrNames where !skip.contains(old) {
             guard let mapped = newName(old, target: target) else { continue }
-            let oldText = String(decoding: old, as: UTF8.self)
+            let oldText = Bytes.xattrName(old)
             guard case .name(let new) = mapped else {
                 if case .refused(let why) = mapped {
                     emit(.warning(.refused("xattrmap", path: path, "\(oldText) left as is: \(why)")))
@@ -375,7 +375,7 @@ public struct OverlayConverter {
                 continue
             }
             do throws(VirtFSError) {
-                guard let value = try Sys.getXattr(dir.fd, name, oldText) else { continue }
+                guard let value = try Sys.getXattr(dir.fd, name, raw: old) else { continue }
                 if !dryRun {
                     if let existing = try Sys.getXattr(dir.fd, name, new) {
                         guard existing == value else {
@@ -391,7 +391,7 @@ public struct OverlayConverter {
                             emit(.warning(.refused("rename", path: path, "\(oldText) dropped: Linux keeps no user.* xattrs on a \(o.entry.stat.fileType?.keyword ?? "special file")")))
                         }
                     }
-                    try Sys.removeXattr(dir.fd, name, oldText)
+                    try Sys.removeXattr(dir.fd, name, raw: old)
                 }
                 emit(.change(Change(kind: .xattr, path: path, from: oldText, to: new)))
             } catch {
