@@ -282,7 +282,7 @@ public struct Converter {
         do { try Sys.syncFilesystem(output.directory.fd, output.path) } catch let error {
             summary.failures += 1
             event(.failed(error))
-        } catch {}
+        }
         return summary
     }
 
