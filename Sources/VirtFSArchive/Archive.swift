@@ -65,21 +65,6 @@ public struct ArchiveMember: Sendable {
     }
 }
 
-/// An xattr name for a message, as getfattr(1) shows it: bytes outside printable ASCII (a
-/// guest can set any) as `\ooo` octal escapes, so that the name reads back exactly.
-func displayName(_ name: [UInt8]) -> String {
-    var out = ""
-    for b in name {
-        if b > 0x20 && b < 0x7f && b != UInt8(ascii: "\\") {
-            out.append(Character(Unicode.Scalar(b)))
-        } else {
-            let octal = String(b, radix: 8)
-            out += "\\" + String(repeating: "0", count: 3 - octal.count) + octal
-        }
-    }
-    return out
-}
-
 /// Reads up to `count` bytes of `fd` into `buffer`, short only at the end of the file.
 func readFull(_ fd: Int32, into buffer: inout [UInt8], count: Int, path: [UInt8]) throws -> Int {
     var total = 0
@@ -257,7 +242,7 @@ public final class ArchiveReader {
     }
 
     /// Streams the current member's data into `fd`, holding at most one block in memory.
-    public func writeData(to fd: Int32, path: [UInt8]) throws {
+    public func writeData(to fd: Int32, path: [UInt8]) throws(VirtFSError) {
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         while true {
             let n = buffer.withUnsafeMutableBytes { archive_read_data(archive, $0.baseAddress, $0.count) }
@@ -321,7 +306,7 @@ extension ArchiveMember {
             do {
                 let acl = try ACL(xattr: x.value, attribute: attribute)
                 if type == ARCHIVE_ENTRY_ACL_TYPE_DEFAULT || !acl.isMinimal { fromXattrs[type] = acl }
-            } catch let error as VirtFSError {
+            } catch let error {
                 unreadable.append("\(attribute) (\(error.detail))")
             } catch {}
         }

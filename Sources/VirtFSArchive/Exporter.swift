@@ -46,7 +46,7 @@ public struct Exporter {
     public func run(_ root: Walker.Location, to writer: ArchiveWriter, event: (Event) -> Void) -> Summary {
         var summary = Summary()
         var walk = Walker.Options(recursive: true, oneFileSystem: options.oneFileSystem, model: options.model)
-        walk.reportOrphanedMetadata = false
+        walk.auditStorage = false
         // Byte-for-byte reproducible archives, whatever order the host filesystem lists names in.
         walk.sorted = true
         // A manifest is written as it is walked only in the order libarchive lists it in.
@@ -80,7 +80,7 @@ public struct Exporter {
             if !writer.format.keepsXattrs {
                 // Neither an mtree manifest nor cpio can hold them: each entry that loses some
                 // is named, with what it loses, and counted.
-                var lost = a.xattrs.map { displayName($0.name) }
+                var lost = a.xattrs.map { Bytes.xattrName($0.name) }
                 if a.accessACL.map({ !$0.isMinimal }) == true { lost.append("access ACL") }
                 if a.defaultACL != nil { lost.append("default ACL") }
                 if !lost.isEmpty {

@@ -61,7 +61,7 @@ public struct Importer {
         let empty: Bool
         do {
             empty = try Sys.isEmptyDirectory(root.directory.fd, path: root.path)
-        } catch let error as VirtFSError {
+        } catch let error {
             return error
         } catch {
             return error as? VirtFSError
@@ -102,9 +102,9 @@ public struct Importer {
         var created = true
         do {
             try Sys.mkdir(parent.fd, name, 0o700)
-        } catch let error as VirtFSError where error.errno == EEXIST {
+        } catch let error where error.errno == EEXIST {
             created = false
-        } catch let error as VirtFSError {
+        } catch let error {
             throw error.at(path)
         }
         let root = try Walker.exportRoot(path)
@@ -129,7 +129,7 @@ public struct Importer {
                 // Until the archive's `./` says otherwise: bsdtar's mode for a directory it makes.
                 try Sys.chmod(directory.fd, dot, 0o755)
             }
-        } catch let error as VirtFSError {
+        } catch let error {
             try? undo(target)
             throw error.at(path)
         }
@@ -349,12 +349,12 @@ public struct Importer {
         var kept = attributes
         var dropped = member.unreadable
         for x in member.xattrs where !x.name.starts(with: Array("user.".utf8)) {
-            dropped.append("\(displayName(x.name)) (a 9p guest sees only user.* xattrs)")
+            dropped.append("\(Bytes.xattrName(x.name)) (a 9p guest sees only user.* xattrs)")
         }
         let codec = model.codec
         let reserved = kept.xattrs.filter { codec.holdsMetadata(xattr: $0.name) }
         kept.xattrs.removeAll { codec.holdsMetadata(xattr: $0.name) }
-        dropped += reserved.map { "\(displayName($0.name)) (reserved by \(model.rawValue))" }
+        dropped += reserved.map { "\(Bytes.xattrName($0.name)) (reserved by \(model.rawValue))" }
         if kept.type == .symlink, !kept.xattrs.isEmpty || kept.accessACL != nil || kept.defaultACL != nil {
             dropped.append("xattrs and ACLs of a symlink (Linux keeps none)")
             kept.xattrs = []
@@ -392,15 +392,18 @@ public struct Importer {
         let existing: HostEntry
         do {
             existing = try HostEntry(directory: parent, name: name, path: path)
-        } catch let error as VirtFSError where error.errno == ENOENT {
+        } catch let error where error.errno == ENOENT {
             return false
+        } catch {
+            throw error
         }
         if existing.stat.fileType == .directory {
             if type == .directory { return true }
             do {
                 if let child = try? parent.child(name, path: path) { codec.removeStorage(of: child) }
                 try Sys.unlink(parent.fd, name, directory: true)
-            } catch let error as VirtFSError where error.errno == ENOTEMPTY || error.errno == EEXIST {
+            } catch {
+                guard error.errno == ENOTEMPTY || error.errno == EEXIST else { throw error }
                 throw VirtFSError.refused("import", path: path, "would replace a directory that is not empty")
             }
         } else {
@@ -424,16 +427,18 @@ public struct Importer {
             var opened: DirectoryContext
             do {
                 opened = try parent.child(part, path: path)
-            } catch let error as VirtFSError where error.errno == ENOENT {
+            } catch let error where error.errno == ENOENT {
                 let owner: (UInt32, UInt32) = options.model.isMapped || privileged ? (0, 0) : (geteuid(), getegid())
                 try codec.create(GuestAttributes(type: .directory, permissions: 0o755, uid: owner.0, gid: owner.1),
                                  named: part, in: parent, content: .empty, placement: options.placement)
                 opened = try parent.child(part, path: path)
-            } catch let error as VirtFSError where error.errno == ENOTDIR || error.errno == ELOOP {
+            } catch let error where error.errno == ENOTDIR || error.errno == ELOOP {
                 let type = (try? codec.decode(HostEntry(directory: parent, name: part, path: path)))?.type
                 throw VirtFSError.refused("import", path: display,
                     type == .symlink ? "cannot extract through symlink \(Bytes.shellEscaped(path))"
                                      : "\(Bytes.shellEscaped(path)) is not a directory")
+            } catch {
+                throw error
             }
             let stat = try Sys.stat(fd: opened.fd)
             let frame = Frame(name: part, directory: opened, times: (stat.atime, stat.mtime))
@@ -451,5 +456,5 @@ public struct Importer {
 final class MemberData: ContentSource, @unchecked Sendable {
     let reader: ArchiveReader
     init(reader: ArchiveReader) { self.reader = reader }
-    func write(to fd: Int32, path: [UInt8]) throws { try reader.writeData(to: fd, path: path) }
+    func write(to fd: Int32, path: [UInt8]) throws(VirtFSError) { try reader.writeData(to: fd, path: path) }
 }

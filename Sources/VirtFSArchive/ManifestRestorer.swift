@@ -102,10 +102,12 @@ public struct ManifestRestorer {
             let entry: HostEntry
             do {
                 entry = try location.entry()
-            } catch let error as VirtFSError where error.errno == ENOENT {
+            } catch let error where error.errno == ENOENT {
                 summary.missing += 1
                 event(.missing(.refused("restore", path: member.path, "in the \(manifest.isManifest ? "manifest" : "archive"), not in the tree")))
                 return
+            } catch {
+                throw error
             }
             if entry.stat.fileType != .directory, let names = outside[entry.stat.identity] {
                 summary.linkedOutside += 1
@@ -193,7 +195,7 @@ public struct ManifestRestorer {
     func linkedOutside(_ root: Walker.Location, failure: (VirtFSError) -> Void) -> [FileIdentity: UInt64] {
         var names: [FileIdentity: (inside: UInt64, links: UInt64)] = [:]
         var walk = Walker.Options(recursive: true, model: options.model)
-        walk.reportOrphanedMetadata = false
+        walk.auditStorage = false
         Walker(options: walk).walk(root, visit: { entry in
             let stat = entry.stat
             guard stat.fileType != .directory, stat.nlink > 1 else { return }
@@ -213,10 +215,12 @@ public struct ManifestRestorer {
         let linked: HostEntry
         do {
             linked = try Walker.inside(root, relative: targetParts, path: target).entry()
-        } catch let error as VirtFSError where error.errno == ENOENT {
+        } catch let error where error.errno == ENOENT {
             summary.missing += 1
             event(.missing(.refused("restore", path: member.path, "hard link of \(String(decoding: target, as: UTF8.self)), which is not in the tree")))
             return nil
+        } catch {
+            throw error
         }
         let view = try codec.decode(linked)
         if entry.stat.identity != linked.stat.identity {

@@ -76,7 +76,7 @@ public struct OverlayOptions: ParsableArguments {
         if output != nil && layers.count != 1 { throw ValidationError("--output takes one layer.") }
         if reverseXattrmap && xattrmap == nil { throw ValidationError("--reverse-xattrmap goes with --xattrmap.") }
         if let xattrmap {
-            do { _ = try XattrMap(xattrmap) } catch let e as VirtFSError { throw ValidationError("--xattrmap: \(e.detail)") }
+            do { _ = try XattrMap(xattrmap) } catch { throw ValidationError("--xattrmap: \(error.detail)") }
         }
         if let owner { _ = try HostUser.parse(owner) }
     }

@@ -20,8 +20,9 @@ public struct VirtFSError: Error, Sendable, Equatable, CustomStringConvertible {
     public var operation: String
     /// The entry's path as the user named it (raw bytes; names need not be UTF-8).
     public var path: [UInt8]
-    /// The attribute, metadata key or file concerned, if any.
-    public var attribute: String?
+    /// The attribute, metadata key or file concerned, if any (raw bytes: a guest's xattr names
+    /// need not be UTF-8).
+    public var attribute: [UInt8]?
     /// Byte offset (metadata files) or line number context, if any.
     public var offset: Int?
     public var reason: Reason
@@ -29,7 +30,7 @@ public struct VirtFSError: Error, Sendable, Equatable, CustomStringConvertible {
     public var finding: StorageFinding?
 
     public init(
-        _ operation: String, path: [UInt8] = [], attribute: String? = nil, offset: Int? = nil,
+        _ operation: String, path: [UInt8] = [], attribute: [UInt8]? = nil, offset: Int? = nil,
         reason: Reason, finding: StorageFinding? = nil
     ) {
         self.operation = operation
@@ -48,13 +49,13 @@ public struct VirtFSError: Error, Sendable, Equatable, CustomStringConvertible {
     }
 
     public static func system(
-        _ operation: String, path: [UInt8] = [], attribute: String? = nil, errno: Int32
+        _ operation: String, path: [UInt8] = [], attribute: [UInt8]? = nil, errno: Int32
     ) -> VirtFSError {
         VirtFSError(operation, path: path, attribute: attribute, reason: .system(errno))
     }
 
     public static func corrupt(
-        _ operation: String, path: [UInt8] = [], attribute: String? = nil, offset: Int? = nil,
+        _ operation: String, path: [UInt8] = [], attribute: [UInt8]? = nil, offset: Int? = nil,
         _ detail: String
     ) -> VirtFSError {
         VirtFSError(operation, path: path, attribute: attribute, offset: offset, reason: .corrupt(detail))
@@ -94,7 +95,7 @@ public struct VirtFSError: Error, Sendable, Equatable, CustomStringConvertible {
         var parts: [String] = []
         var step = operation
         // An attribute may be a guest's xattr name or metadata file name: quoted like a path.
-        if let attribute { step += " " + Bytes.shellEscaped(Array(attribute.utf8)) }
+        if let attribute { step += " " + Bytes.shellEscaped(attribute) }
         if let offset { step += " (byte \(offset))" }
         parts.append(step)
         switch reason {

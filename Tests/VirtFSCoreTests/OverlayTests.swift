@@ -21,7 +21,7 @@ func shell(_ command: String) -> Int32 {
 func hostDump(_ dir: String, times: Bool = true) throws -> [String] {
     var lines: [String] = []
     var options = Walker.Options(recursive: true)
-    options.hideMappedFileMetadata = false
+    options.hiddenStorage = []
     let prefix = Array(dir.utf8)
     var errors: [VirtFSError] = []
     Walker(options: options).walk(try Walker.exportRoot(prefix), visit: { entry in

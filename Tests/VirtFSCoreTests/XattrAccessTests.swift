@@ -68,3 +68,23 @@ struct XattrAccessTests {
     }
 
 }
+
+extension XattrAccessTests {
+    @Test("a failed xattr call names the attribute by its bytes, quoted like a path, even when they are not UTF-8")
+    func errorsKeepRawAttributeNames() throws {
+        let tmp = TemporaryDirectory()
+        let dir = try DirectoryContext.open(path: tmp.bytes)
+        let attribute = Array("user.".utf8) + [0xff]
+        var failures: [VirtFSError] = []
+        do { try Sys.setXattr(dir.fd, Array("missing".utf8), raw: attribute, [1]) } catch { failures.append(error) }
+        do { _ = try Sys.getXattr(dir.fd, Array("missing".utf8), raw: attribute) } catch { failures.append(error) }
+        do { try Sys.removeXattr(dir.fd, Array("missing".utf8), raw: attribute) } catch { failures.append(error) }
+        #expect(failures.count == 3)
+        for failure in failures {
+            #expect(failure.errno == ENOENT)
+            #expect(failure.attribute == attribute)
+            #expect(failure.description.contains(" " + Bytes.shellEscaped(attribute) + ": "), "\(failure)")
+            #expect(!failure.description.contains("\u{FFFD}"), "\(failure)")
+        }
+    }
+}

@@ -126,8 +126,8 @@ public struct TreeCensus: Sendable {
     public static func take(_ root: Walker.Location, rule: LossRule, oneFileSystem: Bool = false) -> TreeCensus {
         var census = TreeCensus()
         var options = Walker.Options(recursive: true, oneFileSystem: oneFileSystem)
-        options.hideMappedFileMetadata = true
-        options.reportOrphanedMetadata = false
+        options.hiddenStorage = [Self.mappedFile]
+        options.auditStorage = false
         Walker(options: options).walk(root, visit: { entry in
             census.count(entry, root: root, rule: rule)
         }, failure: { _ in })
@@ -149,7 +149,7 @@ public struct TreeCensus: Sendable {
             if rootOwnedPaths.count < Self.examples { rootOwnedPaths.append(entry.path) }
         }
         if let type = st.fileType, type != .regular && type != .directory { hostSpecial += 1 }
-        let inXattrs = ((try? entry.xattrNames()) ?? []).contains(where: VirtfsXattr.isOwnerOrMode)
+        let inXattrs = ((try? entry.xattrNames()) ?? []).contains(where: Self.mappedXattr.marksMetadata(xattr:))
         let inFile = Self.mappedFile.hasMetadata(entry)
         if inXattrs { xattrCarriers += 1 }
         if inFile { fileCarriers += 1 }
@@ -175,6 +175,7 @@ public struct TreeCensus: Sendable {
     }
 
     static let mappedFile = SecurityModel.mappedFile.codec
+    static let mappedXattr = SecurityModel.mappedXattr.codec
 
     /// Keeps the example a reader recognises best: a symlink's form before a device's, then the
     /// one nearest the root (`/bin` before `/usr/lib/x86_64-linux-gnu/libc.so`).

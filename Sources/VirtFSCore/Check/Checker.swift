@@ -77,7 +77,7 @@ public struct Checker {
     /// outside it.
     let links: LinkCensus
 
-    public init(root: Walker.Location, options: Options) throws {
+    public init(root: Walker.Location, options: Options) throws(VirtFSError) {
         self.root = root
         self.options = options
         links = LinkCensus(root: root, allowOutside: options.allowOutsideLinks)
@@ -111,7 +111,7 @@ public struct Checker {
         let model = options.model
         var walkOptions = Walker.Options(recursive: true, oneFileSystem: options.oneFileSystem, model: model)
         // The model audits its own storage in each directory, once its entries are checked.
-        walkOptions.reportOrphanedMetadata = false
+        walkOptions.auditStorage = false
         // Hard links whose metadata has been seen: data identity -> (metadata identity, path).
         var linked: [FileIdentity: (metadata: FileIdentity?, components: [[UInt8]])] = [:]
         Walker(options: walkOptions).walk(root, visit: { (entry, _: inout Void?) -> Void? in
@@ -190,7 +190,7 @@ public struct Checker {
         let view: GuestView
         do {
             view = try codec.decode(entry)
-        } catch let error as VirtFSError {
+        } catch let error {
             return report(finding(for: error))
         } catch {
             return
@@ -404,7 +404,7 @@ public struct Checker {
     /// Applies one finding's repair. Each repair is complete on its own and leaves every entry
     /// readable at every step (temporary names, then rename), so an interrupted run can be run
     /// again.
-    public func repair(_ finding: Finding) throws {
+    public func repair(_ finding: Finding) throws(VirtFSError) {
         guard let repair = finding.repair else { return }
         let location = try Walker.inside(root, relative: finding.components, path: finding.path)
         switch repair.action {
@@ -452,7 +452,7 @@ public struct Checker {
 
     /// The mapped object is made under a temporary name, complete with its metadata, then
     /// renamed over the host object: the entry is the old or the new object, never neither.
-    func replaceWithMapped(_ location: Walker.Location, _ attributes: GuestAttributes) throws {
+    func replaceWithMapped(_ location: Walker.Location, _ attributes: GuestAttributes) throws(VirtFSError) {
         let temporary = TemporaryName.current
         let dir = location.directory
         // Several findings of one entry carry the same replacement: the first one makes it.
@@ -470,7 +470,7 @@ public struct Checker {
     /// mapped-file: the metadata file a repair just created for one name of a multiply-linked
     /// inode is linked to the inode's other names in the tree that have none, as QEMU's link
     /// leaves them, so that no later pass finds hard links with metadata of their own.
-    func shareMetadata(of location: Walker.Location) throws {
+    func shareMetadata(of location: Walker.Location) throws(VirtFSError) {
         guard codec.keepsMetadataByName, !location.isExportRoot else { return }
         let st = try Sys.stat(location.directory.fd, location.name)
         guard st.nlink > 1, st.fileType != .directory else { return }
@@ -485,7 +485,7 @@ public struct Checker {
         links.invalidate()
     }
 
-    func relinkMetadata(_ location: Walker.Location, source: [[UInt8]]) throws {
+    func relinkMetadata(_ location: Walker.Location, source: [[UInt8]]) throws(VirtFSError) {
         let sourceLocation = try Walker.inside(root, relative: source, path: [])
         // When the first name has no metadata file, the one this name has becomes both names'.
         let (from, to) = hasMetadataFile(sourceLocation) ? (sourceLocation, location) : (location, sourceLocation)

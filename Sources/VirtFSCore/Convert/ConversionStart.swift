@@ -2,12 +2,13 @@ extension Converter {
     /// The model a conversion of the export root `root` to `to` starts from: the one named,
     /// else the one an unfinished run recorded, else the detected one. An unfinished run to
     /// another model is refused before anything else: it is what the user has to finish first.
-    public static func sourceModel(of root: Walker.Location, from: SecurityModel?, to: SecurityModel) throws -> SecurityModel {
+    public static func sourceModel(of root: Walker.Location, from: SecurityModel?, to: SecurityModel) throws(VirtFSError) -> SecurityModel {
         let record = ConversionRecord.read(in: root.directory)
         if let record, record.to != to {
             throw VirtFSError.interruptedConversion(record, path: root.path)
         }
-        return try from ?? record?.from ?? OperandResolver(root: nil).model(for: root, explicit: nil).0
+        if let known = from ?? record?.from { return known }
+        return try OperandResolver(root: nil).model(for: root, explicit: nil).0
     }
 }
 

@@ -72,8 +72,8 @@ public struct Converter {
 
     var walkOptions: Walker.Options {
         var o = Walker.Options(recursive: true, oneFileSystem: options.oneFileSystem, model: options.from)
-        o.hideMappedFileMetadata = options.from == .mappedFile || options.to == .mappedFile
-        o.reportOrphanedMetadata = false
+        o.hiddenStorage = [source, target]
+        o.auditStorage = false
         return o
     }
 
@@ -96,7 +96,7 @@ public struct Converter {
     /// (written through another name of a hard link, or before an interruption): `ours`
     /// strips those without a word.
     func view(of entry: HostEntry, in model: SecurityModel, ours: Bool = false, summary: inout Summary,
-              event: (Event) -> Void) throws -> GuestView {
+              event: (Event) -> Void) throws(VirtFSError) -> GuestView {
         var view = try model.codec.decode(entry)
         // (A guest of the target's own model sees none of them.)
         let forged = view.attributes.xattrs.filter { target.holdsMetadata(xattr: $0.name) }
@@ -134,9 +134,7 @@ public struct Converter {
     public func preflight(_ root: Walker.Location, inPlace: Bool = true, report: (VirtFSError) -> Void, entries: inout Int) -> Bool {
         var ok = true
         let euid = geteuid()
-        var groups = [gid_t](repeating: 0, count: 256)
-        let n = getgroups(Int32(groups.count), &groups)
-        let myGroups = Set(groups.prefix(max(0, Int(n))) + [getegid()])
+        let myGroups = Sys.groups()
         let recorded = ConversionRecord.isRecorded(in: root.directory)
         let changesInodes = options.from.isMapped || options.to.isMapped
         // Inodes with several names: how many were met, and the first one's path.
@@ -149,8 +147,9 @@ public struct Converter {
         // Before a conversion to mapped-file starts, a name it reserves is the guest's data.
         // (Once the export root has its metadata file, which a conversion writes first, the
         // conversion to mapped-file has begun or is done.)
-        preflightWalk.hideMappedFileMetadata = options.from == .mappedFile || (inPlace && recorded)
-            || (options.to == .mappedFile && ((try? root.entry()).map(target.hasMetadata) ?? false))
+        let mappedFile = SecurityModel.mappedFile.codec
+        preflightWalk.hiddenStorage = options.from == .mappedFile || (inPlace && recorded)
+            || (options.to == .mappedFile && ((try? root.entry()).map(target.hasMetadata) ?? false)) ? [mappedFile] : []
         Walker(options: preflightWalk).walk(root, visit: { entry in
             entries += 1
             func refuse(_ why: String) {
@@ -165,7 +164,7 @@ public struct Converter {
                 }
                 return
             }
-            if preflightWalk.hideMappedFileMetadata == false && SecurityModel.mappedFile.codec.holdsMetadata(entry.name)
+            if preflightWalk.hiddenStorage.isEmpty && mappedFile.holdsMetadata(entry.name)
                 && options.from == .mappedXattr && !carriesMappedMode(entry) {
                 // No guest made it (a guest's object here carries its metadata): a metadata
                 // directory left by an earlier conversion to mapped-file.
@@ -280,10 +279,10 @@ public struct Converter {
             try? Sys.setTimes(output.directory.fd, [UInt8(ascii: ".")], atime: rootTimes.atime, mtime: rootTimes.mtime)
         }
         // The copy is on disk when the run ends, as cp's is not: one flush for the whole tree.
-        do { try Sys.syncFilesystem(output.directory.fd, output.path) } catch let error as VirtFSError {
+        do { try Sys.syncFilesystem(output.directory.fd, output.path) } catch let error {
             summary.failures += 1
             event(.failed(error))
-        } catch {}
+        }
         return summary
     }
 
@@ -322,7 +321,7 @@ public struct Converter {
 
     /// Converts the tree in place. Throws before changing anything when another conversion is
     /// unfinished; per-entry failures are events, and leave the entry in its old form.
-    public func inPlace(_ root: Walker.Location, event: (Event) -> Void) throws -> Summary {
+    public func inPlace(_ root: Walker.Location, event: (Event) -> Void) throws(VirtFSError) -> Summary {
         var summary = Summary()
         let rootDir = root.directory
         let resumed: Bool
@@ -491,7 +490,7 @@ public struct Converter {
     /// rebuilt object renamed in, a `.virtfs_metadata` made or removed) gets them back when
     /// done, even when that is in a later run. One line each: `times HEXPATH ATIME MTIME`.
     /// Returns them. A failure here (ENOSPC) leaves the tree as it was.
-    func writeState(_ root: Walker.Location, visiting visit: (HostEntry) -> Void = { _ in }) throws -> [String: (Timestamp, Timestamp)] {
+    func writeState(_ root: Walker.Location, visiting visit: (HostEntry) -> Void = { _ in }) throws(VirtFSError) -> [String: (Timestamp, Timestamp)] {
         let temporary = ConversionRecord.temporaryName
         var times: [String: (Timestamp, Timestamp)] = [:]
         // A run stopped while writing this file (after making it, which changed the root's
@@ -599,7 +598,7 @@ public struct Converter {
     /// guest's are in `user.virtfs.system.*` now); leaving passthrough or none, the inode goes
     /// to the user QEMU runs as, with fmode/dmode. Idempotent: an entry found already converted
     /// after an interruption passes here again.
-    func finishInode(_ entry: HostEntry) throws {
+    func finishInode(_ entry: HostEntry) throws(VirtFSError) {
         let (from, to) = (options.from, options.to)
         let hostType = entry.stat.fileType
         guard hostType == .regular || hostType == .directory else { return }
@@ -628,7 +627,7 @@ public struct Converter {
     /// inode's own part waits for `finishInode`. Returns true when the host object was rebuilt
     /// (a new object, complete in the target form).
     func convert(_ entry: HostEntry, view: GuestView, from current: SecurityModel, root: Walker.Location,
-                 links: inout [FileIdentity: [[UInt8]]]) throws -> Bool {
+                 links: inout [FileIdentity: [[UInt8]]]) throws(VirtFSError) -> Bool {
         let to = options.to
         let a = view.attributes
         let hostType = entry.stat.fileType ?? .regular
@@ -657,9 +656,8 @@ public struct Converter {
             let old = entry.stat.identity
             if let first = links[old], let firstLocation = try? Walker.inside(root, relative: first, path: []),
                let firstEntry = try? firstLocation.entry(), firstEntry.stat.fileType == (to.isMapped ? .regular : a.type) {
-                try withExtendedLifetime(firstLocation) {
-                    try codec.link(firstEntry, as: temporary, in: dir, placement: placement)
-                }
+                try codec.link(firstEntry, as: temporary, in: dir, placement: placement)
+                withExtendedLifetime(firstLocation) {}
             } else {
                 try codec.create(a, named: temporary, in: dir, content: .empty, placement: placement)
                 try Sys.setTimes(dir.fd, temporary, atime: view.atime, mtime: view.mtime)
@@ -673,12 +671,12 @@ public struct Converter {
             return true
         }
         if to.isMapped {
-            let firstLocation = try links[entry.stat.identity].map { try Walker.inside(root, relative: $0, path: []) }
+            let firstLocation = try links[entry.stat.identity].map { parts throws(VirtFSError) in try Walker.inside(root, relative: parts, path: []) }
             // Another name of this inode is converted: share its metadata, as QEMU's link does.
             // (The first name's directory stays open meanwhile.)
-            let shared = try hostType != .directory && firstLocation.map {
-                try target.shareMetadata(of: $0.name, in: $0.directory, with: entry.name, in: dir, placement: placement)
-            } ?? false
+            let shared = hostType != .directory ? try firstLocation.map { first throws(VirtFSError) in
+                try target.shareMetadata(of: first.name, in: first.directory, with: entry.name, in: dir, placement: placement)
+            } ?? false : false
             if !shared { try target.update(a, of: entry, placement: placement) }
             if entry.stat.nlink > 1 && hostType != .directory && links[entry.stat.identity] == nil {
                 links[entry.stat.identity] = parts

@@ -41,11 +41,11 @@ public struct QemuExport: Sendable {
     }
 
     /// Reads the tree (bounded, as every tool detects its model).
-    public static func inspect(_ tree: [UInt8], model explicit: SecurityModel?) throws -> QemuExport {
+    public static func inspect(_ tree: [UInt8], model explicit: SecurityModel?) throws(VirtFSError) -> QemuExport {
         let location = try Walker.exportRoot(tree)
         let (model, detection) = try OperandResolver(root: nil).model(for: location, explicit: explicit)
         let st: HostStat
-        do { st = try Sys.stat(fd: location.directory.fd) } catch let error as VirtFSError { throw error.at(tree) }
+        do { st = try Sys.stat(fd: location.directory.fd) } catch let error { throw error.at(tree) }
         return QemuExport(path: try OperandResolver.realPath(tree), model: model,
                           reason: detection?.explanation ?? "\(model.rawValue) (given with --model)",
                           detected: detection != nil, owner: HostID(uid: st.uid, gid: st.gid))
@@ -377,13 +377,13 @@ public enum QemuGlue {
             checks.append((prefix, last ? (write ? 7 : 5) : 1, last ? (write ? "read, write and search" : "read and search") : "search"))
         }
         for (dir, need, words) in checks {
-            var st = stat()
-            guard Sys.withCString(dir, { stat($0, &st) }) == 0 else {
-                return "\(String(decoding: dir, as: UTF8.self)): \(String(cString: strerror(errno)))"
+            let st: HostStat
+            do { st = try Sys.stat(path: dir) } catch {
+                return "\(String(decoding: dir, as: UTF8.self)): \(String(cString: strerror(error.errno ?? EIO)))"
             }
-            let shift: UInt32 = st.st_uid == user.uid ? 6 : (st.st_gid == user.gid ? 3 : 0)
-            if (UInt32(st.st_mode) >> shift) & need != need {
-                return "QEMU's user \(user) cannot \(words) \(String(decoding: dir, as: UTF8.self)) (owner \(st.st_uid):\(st.st_gid), mode 0\(String(UInt32(st.st_mode) & 0o7777, radix: 8))): QEMU fails to start or the guest gets EACCES"
+            let shift: UInt32 = st.uid == user.uid ? 6 : (st.gid == user.gid ? 3 : 0)
+            if (st.mode >> shift) & need != need {
+                return "QEMU's user \(user) cannot \(words) \(String(decoding: dir, as: UTF8.self)) (owner \(st.uid):\(st.gid), mode 0\(String(st.mode & 0o7777, radix: 8))): QEMU fails to start or the guest gets EACCES"
             }
         }
         return nil

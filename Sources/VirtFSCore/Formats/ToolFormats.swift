@@ -26,7 +26,7 @@ public enum GetfaclFormat {
         return Array(p)
     }
 
-    public static func render(_ view: GuestView) throws -> [UInt8] {
+    public static func render(_ view: GuestView) throws(VirtFSError) -> [UInt8] {
         let a = view.attributes
         var out = Array("# file: ".utf8) + quote(displayName(view.path)) + [0x0a]
         out += Array("# owner: \(a.uid)\n# group: \(a.gid)\n".utf8)
@@ -49,11 +49,26 @@ public enum GetfaclFormat {
 /// getfattr(1)-style dump of the guest-visible user xattrs: what `getfattr -d -e hex NAME`
 /// prints in the guest (nothing for an entry without any).
 public enum GetfattrFormat {
+    /// attr's `quote(s, chars)`, which getfattr calls with "\n\r" for the file name and "=\n\r"
+    /// for an attribute name: the backslash and each of `chars` as `\ooo` (getfacl, from the acl
+    /// package, doubles the backslash instead).
+    public static func quote(_ bytes: [UInt8], _ chars: [UInt8]) -> [UInt8] {
+        var out: [UInt8] = []
+        for b in bytes {
+            if b == UInt8(ascii: "\\") || chars.contains(b) {
+                out += Array(("\\" + String(b, radix: 8).leftPadded(to: 3)).utf8)
+            } else {
+                out.append(b)
+            }
+        }
+        return out
+    }
+
     public static func render(_ view: GuestView) -> [UInt8] {
         guard !view.attributes.xattrs.isEmpty else { return [] }
-        var out = Array("# file: ".utf8) + GetfaclFormat.quote(GetfaclFormat.displayName(view.path)) + [0x0a]
+        var out = Array("# file: ".utf8) + quote(GetfaclFormat.displayName(view.path), [0x0a, 0x0d]) + [0x0a]
         for x in view.attributes.xattrs.sorted(by: { $0.name.lexicographicallyPrecedes($1.name) }) {
-            out += GetfaclFormat.quote(x.name) + Array("=0x\(Bytes.hex(x.value))\n".utf8)
+            out += quote(x.name, Array("=\n\r".utf8)) + Array("=0x\(Bytes.hex(x.value))\n".utf8)
         }
         out.append(0x0a)
         return out

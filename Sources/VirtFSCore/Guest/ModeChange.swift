@@ -21,7 +21,7 @@ public struct ModeChange: Sendable, Equatable {
     static let setID: UInt32 = 0o6000
     var operations: [Operation]
 
-    public init(_ text: String) throws {
+    public init(_ text: String) throws(VirtFSError) {
         let chars = Array(text)
         func invalid() -> VirtFSError { .refused("chmod", "invalid mode: '\(text)'") }
         guard !chars.isEmpty else { throw invalid() }

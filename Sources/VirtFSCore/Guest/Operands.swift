@@ -9,7 +9,7 @@ public struct OperandResolver {
     public let root: Walker.Location?
     private let rootRealPath: [UInt8]?
 
-    public init(root: [UInt8]?) throws {
+    public init(root: [UInt8]?) throws(VirtFSError) {
         guard let root else {
             self.root = nil
             rootRealPath = nil
@@ -19,7 +19,7 @@ public struct OperandResolver {
         rootRealPath = try Self.realPath(root)
     }
 
-    public func locate(_ operand: [UInt8], recursive: Bool) throws -> Walker.Location {
+    public func locate(_ operand: [UInt8], recursive: Bool) throws(VirtFSError) -> Walker.Location {
         if let root, let rootRealPath {
             let real = try Self.realPathOfParent(operand)
             if real == rootRealPath {
@@ -41,14 +41,14 @@ public struct OperandResolver {
     }
 
     /// An operand's location and the model to read it with.
-    public func resolve(_ operand: [UInt8], recursive: Bool, explicit: SecurityModel?) throws -> (Walker.Location, SecurityModel) {
+    public func resolve(_ operand: [UInt8], recursive: Bool, explicit: SecurityModel?) throws(VirtFSError) -> (Walker.Location, SecurityModel) {
         let location = try locate(operand, recursive: recursive)
         return (location, try model(for: location, explicit: explicit).0)
     }
 
     /// The model to read a location with: the user's, else what the tree shows.
     /// A half-converted tree is refused whatever model is named: no model reads it right.
-    public func model(for location: Walker.Location, explicit: SecurityModel?) throws -> (SecurityModel, ModelDetection?) {
+    public func model(for location: Walker.Location, explicit: SecurityModel?) throws(VirtFSError) -> (SecurityModel, ModelDetection?) {
         let exportRoot = root?.directory ?? (location.isExportRoot ? location.directory : nil)
         if let exportRoot, let record = ConversionRecord.read(in: exportRoot) {
             throw VirtFSError.interruptedConversion(record, path: root?.path ?? location.path)
@@ -78,7 +78,7 @@ public struct OperandResolver {
         return GuestAccounts()
     }
 
-    static func realPath(_ path: [UInt8]) throws -> [UInt8] {
+    static func realPath(_ path: [UInt8]) throws(VirtFSError) -> [UInt8] {
         guard let resolved = Sys.withCString(path, { realpath($0, nil) }) else {
             throw VirtFSError.system("realpath", path: path, errno: errno)
         }
@@ -88,7 +88,7 @@ public struct OperandResolver {
 
     /// The real path of the operand's parent joined with its last component, which is not
     /// resolved (it may be a symlink, which the tools look at, not through).
-    static func realPathOfParent(_ operand: [UInt8]) throws -> [UInt8] {
+    static func realPathOfParent(_ operand: [UInt8]) throws(VirtFSError) -> [UInt8] {
         let (parent, name) = Bytes.splitParent(operand)
         if name == [UInt8(ascii: ".")] || name == Array("..".utf8) || name.isEmpty {
             return try realPath(operand)

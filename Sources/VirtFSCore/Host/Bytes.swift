@@ -81,6 +81,22 @@ public enum Bytes {
         return value
     }
 
+    /// An xattr name for a message, as getfattr(1) escapes it: bytes outside printable ASCII
+    /// (a guest can set any) and the backslash as `\ooo` octal escapes, so that the name reads
+    /// back exactly. Every tool's messages name xattrs through this.
+    public static func xattrName(_ name: [UInt8]) -> String {
+        var out = ""
+        for b in name {
+            if b > 0x20 && b < 0x7f && b != UInt8(ascii: "\\") {
+                out.append(Character(Unicode.Scalar(b)))
+            } else {
+                let octal = String(b, radix: 8)
+                out += "\\" + String(repeating: "0", count: 3 - octal.count) + octal
+            }
+        }
+        return out
+    }
+
     /// A name as every tool shows it in text (messages, fsck findings, -v lines): the way
     /// ls(1) and stat(1) quote with `--quoting-style=shell-escape`, so that a name a guest
     /// chose can neither forge a line nor reach the terminal as a control sequence. A name of

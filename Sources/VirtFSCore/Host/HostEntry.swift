@@ -22,19 +22,19 @@ public final class DirectoryContext {
     }
 
     /// Opens a directory operand the user named; symlinks in the path itself are the user's.
-    public static func open(path: [UInt8]) throws -> DirectoryContext {
+    public static func open(path: [UInt8]) throws(VirtFSError) -> DirectoryContext {
         let (parent, name) = try Sys.openOperandParent(path)
         defer { Sys.close(parent) }
         do {
             let fd = try Sys.openDirectory(parent, name)
             return DirectoryContext(fd: fd, path: path)
-        } catch let error as VirtFSError {
+        } catch let error {
             throw error.at(path)
         }
     }
 
     /// Opens `name`, a subdirectory, without following symlinks.
-    public func child(_ name: [UInt8], path childPath: [UInt8]) throws -> DirectoryContext {
+    public func child(_ name: [UInt8], path childPath: [UInt8]) throws(VirtFSError) -> DirectoryContext {
         DirectoryContext(fd: try Sys.openDirectory(fd, name), path: childPath)
     }
 
@@ -66,14 +66,14 @@ public struct HostEntry {
         func removed(_ name: [UInt8]) { names?.removeAll { $0 == name } }
     }
 
-    public init(directory: DirectoryContext, name: [UInt8], path: [UInt8], isExportRoot: Bool = false) throws {
+    public init(directory: DirectoryContext, name: [UInt8], path: [UInt8], isExportRoot: Bool = false) throws(VirtFSError) {
         self.directory = directory
         self.name = name
         self.path = path
         self.isExportRoot = isExportRoot
         do {
             stat = try Sys.stat(directory.fd, name)
-        } catch let error as VirtFSError {
+        } catch let error {
             throw error.at(path)
         }
     }
@@ -87,56 +87,56 @@ public struct HostEntry {
     }
 
     /// Re-reads the host inode after a change.
-    public func refreshed() throws -> HostEntry {
+    public func refreshed() throws(VirtFSError) -> HostEntry {
         try HostEntry(directory: directory, name: name, path: path, isExportRoot: isExportRoot)
     }
 
-    public func xattrNames() throws -> [[UInt8]] {
+    public func xattrNames() throws(VirtFSError) -> [[UInt8]] {
         if let names = listed.names { return names }
         do {
             let names = try Sys.listXattrs(directory.fd, name)
             listed.names = names
             return names
-        } catch let e as VirtFSError { throw e.at(path) }
+        } catch { throw error.at(path) }
     }
 
-    public func xattr(_ attribute: String) throws -> [UInt8]? {
-        do { return try Sys.getXattr(directory.fd, name, attribute) } catch let e as VirtFSError { throw e.at(path) }
+    public func xattr(_ attribute: String) throws(VirtFSError) -> [UInt8]? {
+        do { return try Sys.getXattr(directory.fd, name, attribute) } catch let e { throw e.at(path) }
     }
 
-    public func setXattr(_ attribute: String, _ value: [UInt8]) throws {
+    public func setXattr(_ attribute: String, _ value: [UInt8]) throws(VirtFSError) {
         try setXattr(raw: Array(attribute.utf8), value)
     }
 
     /// The xattr named by raw bytes (a guest can set names that are not UTF-8).
-    public func xattr(raw attribute: [UInt8]) throws -> [UInt8]? {
-        do { return try Sys.getXattr(directory.fd, name, raw: attribute) } catch let e as VirtFSError { throw e.at(path) }
+    public func xattr(raw attribute: [UInt8]) throws(VirtFSError) -> [UInt8]? {
+        do { return try Sys.getXattr(directory.fd, name, raw: attribute) } catch let e { throw e.at(path) }
     }
 
-    public func setXattr(raw attribute: [UInt8], _ value: [UInt8]) throws {
-        do { try Sys.setXattr(directory.fd, name, raw: attribute, value) } catch let e as VirtFSError { throw e.at(path) }
+    public func setXattr(raw attribute: [UInt8], _ value: [UInt8]) throws(VirtFSError) {
+        do { try Sys.setXattr(directory.fd, name, raw: attribute, value) } catch { throw error.at(path) }
         listed.added(attribute)
     }
 
     /// Removing an absent xattr is no error; when the names are listed, it is no call either.
-    public func removeXattr(raw attribute: [UInt8]) throws {
+    public func removeXattr(raw attribute: [UInt8]) throws(VirtFSError) {
         if let names = listed.names, !names.contains(attribute) { return }
-        do { try Sys.removeXattr(directory.fd, name, raw: attribute) } catch let e as VirtFSError { throw e.at(path) }
+        do { try Sys.removeXattr(directory.fd, name, raw: attribute) } catch { throw error.at(path) }
         listed.removed(attribute)
     }
 
-    public func removeXattr(_ attribute: String) throws {
+    public func removeXattr(_ attribute: String) throws(VirtFSError) {
         try removeXattr(raw: Array(attribute.utf8))
     }
 
     /// The target of a real host symlink.
-    public func readLink() throws -> [UInt8] {
-        do { return try Sys.readLink(directory.fd, name) } catch let e as VirtFSError { throw e.at(path) }
+    public func readLink() throws(VirtFSError) -> [UInt8] {
+        do { return try Sys.readLink(directory.fd, name) } catch let e { throw e.at(path) }
     }
 
     /// The data of a regular file, at most `limit` bytes (a mapped symlink's target).
-    public func readContent(limit: Int) throws -> (bytes: [UInt8], truncated: Bool) {
-        do { return try Sys.readFile(directory.fd, name, limit: limit) } catch let e as VirtFSError { throw e.at(path) }
+    public func readContent(limit: Int) throws(VirtFSError) -> (bytes: [UInt8], truncated: Bool) {
+        do { return try Sys.readFile(directory.fd, name, limit: limit) } catch let e { throw e.at(path) }
     }
 }
 

@@ -6,7 +6,7 @@ import Glibc
 /// either path (symlinks, `..`, bind mounts of the same directory) gets around it.
 public enum OutputDirectory {
     /// Creates `path` (0700) when missing and opens it as an export root for the copy of `source`.
-    public static func prepare(_ path: [UInt8], copying source: Walker.Location) throws -> Walker.Location {
+    public static func prepare(_ path: [UInt8], copying source: Walker.Location) throws(VirtFSError) -> Walker.Location {
         let sourceIdentity = try Sys.stat(fd: source.directory.fd).identity
         let sourceAncestors = try ancestors(of: source.directory.fd)
         let (parent, name) = try Sys.openOperandParent(path)
@@ -25,9 +25,9 @@ public enum OutputDirectory {
         if existing == nil {
             do {
                 try Sys.mkdir(parent, name, 0o700)
-            } catch let error as VirtFSError where error.errno == EEXIST {
+            } catch let error where error.errno == EEXIST {
                 // Made meanwhile by someone else: checked as any existing directory below.
-            } catch let error as VirtFSError {
+            } catch let error {
                 throw error.at(path)
             }
         }
@@ -47,7 +47,7 @@ public enum OutputDirectory {
     }
 
     /// The identities of a directory and of every directory above it, up to the root.
-    static func ancestors(of fd: Int32) throws -> [FileIdentity] {
+    static func ancestors(of fd: Int32) throws(VirtFSError) -> [FileIdentity] {
         var identities: [FileIdentity] = []
         var current = try Sys.dup(fd)
         defer { Sys.close(current) }

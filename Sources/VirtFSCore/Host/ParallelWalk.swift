@@ -37,7 +37,7 @@ extension Walker {
         walk(start, visit: { entry in
             // mapped-file decoding opens the directory's .virtfs_metadata lazily: open it here,
             // on the walking thread, so the transforms only read the cached descriptor.
-            if options.hideMappedFileMetadata { _ = try? entry.directory.metadataDirectory() }
+            if options.hiddenStorage.contains(where: { $0.keepsMetadataByName }) { _ = try? entry.directory.metadataDirectory() }
             if entry.directory !== lastDirectory {
                 lastDirectory = entry.directory
                 directories += 1

@@ -7,7 +7,7 @@ import Synchronization
 public enum Sys {
     /// Runs `body` until it stops failing with EINTR; returns its result or throws errno.
     @inline(__always)
-    static func retry<T: BinaryInteger>(_ op: String, _ name: [UInt8], attribute: String? = nil, _ body: () -> T) throws(VirtFSError) -> T {
+    static func retry<T: BinaryInteger>(_ op: String, _ name: [UInt8], attribute: [UInt8]? = nil, _ body: () -> T) throws(VirtFSError) -> T {
         while true {
             let r = body()
             if r >= 0 { return r }
@@ -20,15 +20,16 @@ public enum Sys {
     /// Calls `body` with `bytes` as a NUL-terminated C string.
     @inline(__always)
     /// On the stack for names of ordinary length: every system call of a walk passes one.
-    static func withCString<T>(_ bytes: [UInt8], _ body: (UnsafePointer<CChar>) throws -> T) rethrows -> T {
+    static func withCString<T, E: Error>(_ bytes: [UInt8], _ body: (UnsafePointer<CChar>) throws(E) -> T) throws(E) -> T {
+        // withUnsafeTemporaryAllocation only rethrows (any Error): the result carries E out.
         try withUnsafeTemporaryAllocation(of: CChar.self, capacity: bytes.count + 1) { z in
             bytes.withUnsafeBytes { UnsafeMutableRawBufferPointer(z).copyMemory(from: $0) }
             z[bytes.count] = 0
-            return try body(UnsafePointer(z.baseAddress!))
-        }
+            return Result { () throws(E) -> T in try body(UnsafePointer(z.baseAddress!)) }
+        }.get()
     }
 
-    static func checkName(_ name: [UInt8], _ op: String) throws {
+    static func checkName(_ name: [UInt8], _ op: String) throws(VirtFSError) {
         if name.withUnsafeBytes({ b in b.baseAddress.map { memchr($0, 0, b.count) != nil } ?? false }) {
             throw VirtFSError.refused(op, path: name, "name contains a NUL byte")
         }
@@ -37,19 +38,19 @@ public enum Sys {
     // MARK: descriptors
 
     /// openat(2) with O_NOFOLLOW and O_CLOEXEC always added.
-    public static func openAt(_ dirfd: Int32, _ name: [UInt8], _ flags: Int32, mode: mode_t = 0) throws -> Int32 {
+    public static func openAt(_ dirfd: Int32, _ name: [UInt8], _ flags: Int32, mode: mode_t = 0) throws(VirtFSError) -> Int32 {
         try checkName(name, "openat")
         let all = flags | VIRTFS_O_NOFOLLOW | VIRTFS_O_CLOEXEC | VIRTFS_O_NOCTTY
         return try retry("openat", name) { withCString(name) { Glibc.openat(dirfd, $0, all, mode) } }
     }
 
     /// Opens a directory below `dirfd` for walking (O_RDONLY|O_DIRECTORY|O_NOFOLLOW).
-    public static func openDirectory(_ dirfd: Int32, _ name: [UInt8]) throws -> Int32 {
+    public static func openDirectory(_ dirfd: Int32, _ name: [UInt8]) throws(VirtFSError) -> Int32 {
         try openAt(dirfd, name, O_RDONLY | VIRTFS_O_DIRECTORY)
     }
 
     /// flock(2) without waiting: false when another open file holds a conflicting lock.
-    public static func tryLock(_ fd: Int32, exclusive: Bool, path: [UInt8]) throws -> Bool {
+    public static func tryLock(_ fd: Int32, exclusive: Bool, path: [UInt8]) throws(VirtFSError) -> Bool {
         while virtfs_flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0 {
             let e = virtfs_errno()
             if e == EINTR { continue }
@@ -61,7 +62,7 @@ public enum Sys {
 
     /// Opens a path the user named (an operand): only its last component is protected from
     /// symlinks, like stat(1) and QEMU's own `path=` option.
-    public static func openOperandParent(_ path: [UInt8]) throws -> (dirfd: Int32, name: [UInt8]) {
+    public static func openOperandParent(_ path: [UInt8]) throws(VirtFSError) -> (dirfd: Int32, name: [UInt8]) {
         var trimmed = path
         while trimmed.count > 1 && trimmed.last == UInt8(ascii: "/") { trimmed.removeLast() }
         if trimmed == [UInt8(ascii: "/")] {
@@ -90,7 +91,7 @@ public enum Sys {
     /// Makes the working directory a new, already removed directory (mkdtemp(3), chdir(2),
     /// rmdir(2)), in which no relative name resolves; returns a descriptor of the previous one
     /// for `returnToDirectory`.
-    public static func enterEmptyDirectory() throws -> Int32 {
+    public static func enterEmptyDirectory() throws(VirtFSError) -> Int32 {
         let saved = try openPath([UInt8(ascii: ".")], O_RDONLY | VIRTFS_O_DIRECTORY)
         var template = Array("/tmp/virtfs-import.XXXXXX".utf8CString)
         guard let made = template.withUnsafeMutableBufferPointer({ mkdtemp($0.baseAddress!) }) else {
@@ -118,7 +119,7 @@ public enum Sys {
     /// Calls `body` with each name in a directory (without `.` and `..`) and its d_type, until
     /// it returns false. Reads through a duplicate descriptor from the start, so other users of
     /// `dirfd` are not disturbed.
-    public static func forEachName(in dirfd: Int32, path: [UInt8] = [], _ body: ([UInt8], UInt8) throws -> Bool) throws {
+    public static func forEachName(in dirfd: Int32, path: [UInt8] = [], _ body: ([UInt8], UInt8) throws(VirtFSError) -> Bool) throws(VirtFSError) {
         let stream = try DirectoryStream(dirfd, path: path)
         while let (name, type) = try stream.next() {
             if try !body(name, type) { return }
@@ -126,7 +127,7 @@ public enum Sys {
     }
 
     /// Whether the directory holds no entry at all (a place a new tree can be written).
-    public static func isEmptyDirectory(_ dirfd: Int32, path: [UInt8] = []) throws -> Bool {
+    public static func isEmptyDirectory(_ dirfd: Int32, path: [UInt8] = []) throws(VirtFSError) -> Bool {
         var empty = true
         try forEachName(in: dirfd, path: path) { _, _ in
             empty = false
@@ -138,7 +139,7 @@ public enum Sys {
     // MARK: metadata
 
     /// statx(2) of `name` below `dirfd`, never following a final symlink.
-    public static func stat(_ dirfd: Int32, _ name: [UInt8]) throws -> HostStat {
+    public static func stat(_ dirfd: Int32, _ name: [UInt8]) throws(VirtFSError) -> HostStat {
         try checkName(name, "statx")
         var sx = virtfs_statx()
         _ = try retry("statx", name) { withCString(name) { virtfs_statx(dirfd, $0, 0, &sx) } }
@@ -146,14 +147,29 @@ public enum Sys {
     }
 
     /// statx(2) of an open descriptor.
-    public static func stat(fd: Int32) throws -> HostStat {
+    public static func stat(fd: Int32) throws(VirtFSError) -> HostStat {
         var sx = virtfs_statx()
         _ = try retry("statx", []) { virtfs_statx(fd, "", VIRTFS_AT_EMPTY_PATH, &sx) }
         return HostStat(sx)
     }
 
+    /// statx(2) of a path the user named, symlinks in it followed (stat(1) -L): through an
+    /// O_PATH descriptor, since the statx wrapper never follows a final symlink.
+    public static func stat(path: [UInt8]) throws(VirtFSError) -> HostStat {
+        let fd = try openPath(path, VIRTFS_O_PATH)
+        defer { close(fd) }
+        return try stat(fd: fd)
+    }
+
+    /// The groups this process acts with: getegid(2) and getgroups(2).
+    public static func groups() -> Set<UInt32> {
+        var groups = [gid_t](repeating: 0, count: 256)
+        let n = getgroups(Int32(groups.count), &groups)
+        return Set(groups.prefix(max(0, Int(n))) + [getegid()])
+    }
+
     /// readlinkat(2), growing the buffer until the target fits.
-    public static func readLink(_ dirfd: Int32, _ name: [UInt8]) throws -> [UInt8] {
+    public static func readLink(_ dirfd: Int32, _ name: [UInt8]) throws(VirtFSError) -> [UInt8] {
         try checkName(name, "readlinkat")
         var size = 256
         while true {
@@ -168,7 +184,7 @@ public enum Sys {
 
     /// Reads a whole regular file below `dirfd` (O_NOFOLLOW), at most `limit` bytes.
     /// `truncated` tells whether more was there.
-    public static func readFile(_ dirfd: Int32, _ name: [UInt8], limit: Int) throws -> (bytes: [UInt8], truncated: Bool) {
+    public static func readFile(_ dirfd: Int32, _ name: [UInt8], limit: Int) throws(VirtFSError) -> (bytes: [UInt8], truncated: Bool) {
         let fd = try openAt(dirfd, name, O_RDONLY | VIRTFS_O_NONBLOCK)
         defer { close(fd) }
         return try readAll(fd, name: name, limit: limit)
@@ -180,14 +196,14 @@ public enum Sys {
     }
 
     /// syncfs(2): writes out everything cached for the filesystem holding `fd`.
-    static func syncFilesystem(_ fd: Int32, _ name: [UInt8]) throws {
+    static func syncFilesystem(_ fd: Int32, _ name: [UInt8]) throws(VirtFSError) {
         _ = try retry("syncfs", name) { virtfs_syncfs(fd) }
     }
 
     /// Reads to the end, at most `limit` bytes. `regularSize`, the size fstat gave for a regular
     /// file, sizes the buffer so that a file that has not grown since is read by one read(2): a
     /// short read of a regular file is its end.
-    public static func readAll(_ fd: Int32, name: [UInt8], limit: Int, regularSize: Int? = nil) throws -> (bytes: [UInt8], truncated: Bool) {
+    public static func readAll(_ fd: Int32, name: [UInt8], limit: Int, regularSize: Int? = nil) throws(VirtFSError) -> (bytes: [UInt8], truncated: Bool) {
         var out: [UInt8] = []
         var chunk = [UInt8](repeating: 0, count: regularSize.map { min($0, limit) + 1 } ?? 65536)
         while out.count <= limit {
@@ -199,7 +215,7 @@ public enum Sys {
         return (Array(out.prefix(limit)), true)
     }
 
-    public static func writeAll(_ fd: Int32, _ bytes: [UInt8], name: [UInt8]) throws {
+    public static func writeAll(_ fd: Int32, _ bytes: [UInt8], name: [UInt8]) throws(VirtFSError) {
         var offset = 0
         while offset < bytes.count {
             let n = try retry("write", name) {
@@ -211,7 +227,7 @@ public enum Sys {
 
     /// Copies all data from one descriptor to another, in the kernel where it can
     /// (copy_file_range: reflinks on filesystems that share extents), else through a buffer.
-    public static func copyData(from input: Int32, to output: Int32, name: [UInt8]) throws {
+    public static func copyData(from input: Int32, to output: Int32, name: [UInt8]) throws(VirtFSError) {
         while true {
             let n = virtfs_copy_file_range(input, output, 1 << 30)
             if n > 0 { continue }
@@ -269,15 +285,14 @@ public enum Sys {
     /// lgetxattr(2); nil when the attribute does not exist (ENODATA). Tries a buffer that fits
     /// every value QEMU writes first (one call per attribute); a larger value is sized with a
     /// probe and re-read, looping on ERANGE since it can grow between the two calls.
-    public static func getXattr(_ dirfd: Int32, _ name: [UInt8], _ attr: String) throws -> [UInt8]? {
+    public static func getXattr(_ dirfd: Int32, _ name: [UInt8], _ attr: String) throws(VirtFSError) -> [UInt8]? {
         try getXattr(dirfd, name, raw: Array(attr.utf8))
     }
 
     /// `getXattr` for an attribute name as raw bytes: a guest can set names that are not UTF-8.
-    public static func getXattr(_ dirfd: Int32, _ name: [UInt8], raw rawAttr: [UInt8]) throws -> [UInt8]? {
+    public static func getXattr(_ dirfd: Int32, _ name: [UInt8], raw rawAttr: [UInt8]) throws(VirtFSError) -> [UInt8]? {
         try checkName(name, "lgetxattr")
-        let attr = String(decoding: rawAttr, as: UTF8.self)
-        return try withCString(rawAttr) { a in
+        return try withCString(rawAttr) { a throws(VirtFSError) in
             var size = 256
             while true {
                 var buf = [UInt8](repeating: 0, count: size)
@@ -299,14 +314,14 @@ public enum Sys {
                     if probe < 0 && virtfs_errno() == ENODATA { return nil }
                     size = max(probe, size * 2)
                 default:
-                    throw VirtFSError.system("lgetxattr", path: name, attribute: attr, errno: e)
+                    throw VirtFSError.system("lgetxattr", path: name, attribute: rawAttr, errno: e)
                 }
             }
         }
     }
 
     /// llistxattr(2) as a list of names (raw bytes); sized like `getXattr`.
-    public static func listXattrs(_ dirfd: Int32, _ name: [UInt8]) throws -> [[UInt8]] {
+    public static func listXattrs(_ dirfd: Int32, _ name: [UInt8]) throws(VirtFSError) -> [[UInt8]] {
         try checkName(name, "llistxattr")
         var size = 1024
         while true {
@@ -340,15 +355,15 @@ public enum Sys {
     }
 
     /// lsetxattr(2).
-    public static func setXattr(_ dirfd: Int32, _ name: [UInt8], _ attr: String, _ value: [UInt8]) throws {
+    public static func setXattr(_ dirfd: Int32, _ name: [UInt8], _ attr: String, _ value: [UInt8]) throws(VirtFSError) {
         try setXattr(dirfd, name, raw: Array(attr.utf8), value)
     }
 
     /// `setXattr` for an attribute name as raw bytes.
-    public static func setXattr(_ dirfd: Int32, _ name: [UInt8], raw rawAttr: [UInt8], _ value: [UInt8]) throws {
+    public static func setXattr(_ dirfd: Int32, _ name: [UInt8], raw rawAttr: [UInt8], _ value: [UInt8]) throws(VirtFSError) {
         try checkName(name, "lsetxattr")
         try checkName(rawAttr, "lsetxattr")
-        _ = try retry("lsetxattr", name, attribute: String(decoding: rawAttr, as: UTF8.self)) {
+        _ = try retry("lsetxattr", name, attribute: rawAttr) {
             withCString(rawAttr) { a in
                 value.withUnsafeBytes { v in
                     xattrCall(dirfd, name, at: { virtfs_setxattrat(dirfd, $0, a, v.baseAddress, value.count) },
@@ -359,14 +374,13 @@ public enum Sys {
     }
 
     /// lremovexattr(2); a missing attribute is not an error.
-    public static func removeXattr(_ dirfd: Int32, _ name: [UInt8], _ attr: String) throws {
+    public static func removeXattr(_ dirfd: Int32, _ name: [UInt8], _ attr: String) throws(VirtFSError) {
         try removeXattr(dirfd, name, raw: Array(attr.utf8))
     }
 
     /// `removeXattr` for an attribute name as raw bytes.
-    public static func removeXattr(_ dirfd: Int32, _ name: [UInt8], raw rawAttr: [UInt8]) throws {
+    public static func removeXattr(_ dirfd: Int32, _ name: [UInt8], raw rawAttr: [UInt8]) throws(VirtFSError) {
         try checkName(name, "lremovexattr")
-        let attr = String(decoding: rawAttr, as: UTF8.self)
         while true {
             let r = withCString(rawAttr) { a in
                 xattrCall(dirfd, name, at: { virtfs_removexattrat(dirfd, $0, a) }, legacy: { Int(lremovexattr($0, a)) })
@@ -375,30 +389,30 @@ public enum Sys {
             let e = virtfs_errno()
             if e == EINTR { continue }
             if e == ENODATA { return }
-            throw VirtFSError.system("lremovexattr", path: name, attribute: attr, errno: e)
+            throw VirtFSError.system("lremovexattr", path: name, attribute: rawAttr, errno: e)
         }
     }
 
     // MARK: creating and changing entries
 
-    public static func mkdir(_ dirfd: Int32, _ name: [UInt8], _ mode: mode_t) throws {
+    public static func mkdir(_ dirfd: Int32, _ name: [UInt8], _ mode: mode_t) throws(VirtFSError) {
         try checkName(name, "mkdirat")
         _ = try retry("mkdirat", name) { withCString(name) { mkdirat(dirfd, $0, mode) } }
     }
 
-    public static func mknod(_ dirfd: Int32, _ name: [UInt8], _ mode: mode_t, _ dev: UInt64) throws {
+    public static func mknod(_ dirfd: Int32, _ name: [UInt8], _ mode: mode_t, _ dev: UInt64) throws(VirtFSError) {
         try checkName(name, "mknodat")
         _ = try retry("mknodat", name) { withCString(name) { mknodat(dirfd, $0, mode, dev_t(dev)) } }
     }
 
-    public static func symlink(_ target: [UInt8], _ dirfd: Int32, _ name: [UInt8]) throws {
+    public static func symlink(_ target: [UInt8], _ dirfd: Int32, _ name: [UInt8]) throws(VirtFSError) {
         try checkName(name, "symlinkat")
         try checkName(target, "symlinkat")
         _ = try retry("symlinkat", name) { withCString(target) { t in withCString(name) { symlinkat(t, dirfd, $0) } } }
     }
 
     /// linkat(2) without following a symlink source.
-    public static func link(_ olddirfd: Int32, _ oldname: [UInt8], _ newdirfd: Int32, _ newname: [UInt8]) throws {
+    public static func link(_ olddirfd: Int32, _ oldname: [UInt8], _ newdirfd: Int32, _ newname: [UInt8]) throws(VirtFSError) {
         try checkName(newname, "linkat")
         _ = try retry("linkat", newname) {
             withCString(oldname) { o in withCString(newname) { linkat(olddirfd, o, newdirfd, $0, 0) } }
@@ -408,7 +422,7 @@ public enum Sys {
     /// open(2) of an unnamed regular file in a directory (O_TMPFILE): nothing in the directory
     /// changes until `linkOpenFile` names it. Throws EOPNOTSUPP (or EISDIR) where the
     /// filesystem cannot.
-    public static func openUnnamed(in dirfd: Int32, mode: mode_t) throws -> Int32 {
+    public static func openUnnamed(in dirfd: Int32, mode: mode_t) throws(VirtFSError) -> Int32 {
         // O_TMPFILE is __O_TMPFILE | O_DIRECTORY, a macro Swift does not import.
         let tmpfile: Int32 = 0o20_000_000 | VIRTFS_O_DIRECTORY
         return try retry("openat", [UInt8(ascii: ".")]) { Glibc.openat(dirfd, ".", O_WRONLY | tmpfile | VIRTFS_O_CLOEXEC, mode) }
@@ -416,7 +430,7 @@ public enum Sys {
 
     /// linkat(2) of an open file to `name`, through its /proc/self/fd link (AT_SYMLINK_FOLLOW),
     /// which needs no privilege; fails with EEXIST when the name is taken.
-    public static func linkOpenFile(_ fd: Int32, _ dirfd: Int32, _ name: [UInt8]) throws {
+    public static func linkOpenFile(_ fd: Int32, _ dirfd: Int32, _ name: [UInt8]) throws(VirtFSError) {
         try checkName(name, "linkat")
         let path = Array("/proc/self/fd/\(fd)".utf8)
         _ = try retry("linkat", name) {
@@ -424,18 +438,18 @@ public enum Sys {
         }
     }
 
-    public static func rename(_ olddirfd: Int32, _ oldname: [UInt8], _ newdirfd: Int32, _ newname: [UInt8]) throws {
+    public static func rename(_ olddirfd: Int32, _ oldname: [UInt8], _ newdirfd: Int32, _ newname: [UInt8]) throws(VirtFSError) {
         _ = try retry("renameat", newname) {
             withCString(oldname) { o in withCString(newname) { renameat(olddirfd, o, newdirfd, $0) } }
         }
     }
 
-    public static func unlink(_ dirfd: Int32, _ name: [UInt8], directory: Bool = false) throws {
+    public static func unlink(_ dirfd: Int32, _ name: [UInt8], directory: Bool = false) throws(VirtFSError) {
         _ = try retry("unlinkat", name) { withCString(name) { unlinkat(dirfd, $0, directory ? VIRTFS_AT_REMOVEDIR : 0) } }
     }
 
     /// fchownat(2) with AT_SYMLINK_NOFOLLOW: changes a symlink itself, never its target.
-    public static func chown(_ dirfd: Int32, _ name: [UInt8], _ uid: UInt32, _ gid: UInt32) throws {
+    public static func chown(_ dirfd: Int32, _ name: [UInt8], _ uid: UInt32, _ gid: UInt32) throws(VirtFSError) {
         _ = try retry("fchownat", name) {
             withCString(name) { fchownat(dirfd, $0, uid, gid, VIRTFS_AT_SYMLINK_NOFOLLOW) }
         }
@@ -448,7 +462,7 @@ public enum Sys {
     /// could redirect it: fchmodat2 with AT_SYMLINK_NOFOLLOW where the kernel has it (one
     /// call); else the entry is pinned with O_PATH|O_NOFOLLOW, checked, then changed through
     /// its /proc/self/fd link.
-    public static func chmod(_ dirfd: Int32, _ name: [UInt8], _ mode: mode_t) throws {
+    public static func chmod(_ dirfd: Int32, _ name: [UInt8], _ mode: mode_t) throws(VirtFSError) {
         if !name.isEmpty && !fchmodat2Unusable.load(ordering: .relaxed) {
             while true {
                 if withCString(name, { virtfs_fchmodat_nofollow(dirfd, $0, mode) }) == 0 { return }
@@ -471,7 +485,7 @@ public enum Sys {
     }
 
     /// utimensat(2) with AT_SYMLINK_NOFOLLOW.
-    public static func setTimes(_ dirfd: Int32, _ name: [UInt8], atime: Timestamp, mtime: Timestamp) throws {
+    public static func setTimes(_ dirfd: Int32, _ name: [UInt8], atime: Timestamp, mtime: Timestamp) throws(VirtFSError) {
         var times = [
             timespec(tv_sec: Int(atime.seconds), tv_nsec: Int(atime.nanoseconds)),
             timespec(tv_sec: Int(mtime.seconds), tv_nsec: Int(mtime.nanoseconds)),

@@ -16,11 +16,11 @@ public final class TreeLock {
 
     /// Locks the directory `location` changes: the export root itself, or the directory holding
     /// a single operand (its parent: renames and metadata files live there).
-    public convenience init(_ location: Walker.Location) throws {
+    public convenience init(_ location: Walker.Location) throws(VirtFSError) {
         try self.init(directory: location.directory)
     }
 
-    public init(directory: DirectoryContext) throws {
+    public init(directory: DirectoryContext) throws(VirtFSError) {
         let shown = directory.path.isEmpty ? [UInt8(ascii: ".")] : directory.path
         do {
             let own = try Sys.openDirectory(directory.fd, [UInt8(ascii: ".")])
@@ -48,7 +48,7 @@ public final class TreeLock {
         }
     }
 
-    private func lock(_ fd: Int32, exclusive: Bool, path: [UInt8]) throws {
+    private func lock(_ fd: Int32, exclusive: Bool, path: [UInt8]) throws(VirtFSError) {
         descriptors.append(fd)
         guard try Sys.tryLock(fd, exclusive: exclusive, path: path) else {
             throw VirtFSError.refused("lock", path: path,

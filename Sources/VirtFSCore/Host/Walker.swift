@@ -9,10 +9,12 @@ public struct Walker {
         public var recursive = false
         /// Do not descend into directories on another filesystem than the operand's.
         public var oneFileSystem = false
-        /// Hide `.virtfs_metadata` and `.virtfs_metadata_root`, as QEMU does in mapped-file.
-        public var hideMappedFileMetadata = false
-        /// Report `.virtfs_metadata/NAME` files whose NAME does not exist (mapped-file).
-        public var reportOrphanedMetadata = false
+        /// The models whose own storage (names their codec `holdsMetadata`) the walk hides, as
+        /// QEMU hides it from the guest.
+        public var hiddenStorage: [any ModelCodec] = []
+        /// Each directory, as it is left, is audited by the codecs of `hiddenStorage` (metadata
+        /// of missing or reserved names).
+        public var auditStorage = false
         /// Visit each directory's entries in byte order of their names, as `tar --sort=name`
         /// does, so that what is written from a walk is reproducible. Holds one directory's
         /// names per level of the current path.
@@ -24,8 +26,8 @@ public struct Walker {
         public init(recursive: Bool = false, oneFileSystem: Bool = false, model: SecurityModel? = nil) {
             self.recursive = recursive
             self.oneFileSystem = oneFileSystem
-            hideMappedFileMetadata = model == .mappedFile
-            reportOrphanedMetadata = model == .mappedFile && recursive
+            hiddenStorage = model.map { [$0.codec] } ?? []
+            auditStorage = recursive
         }
     }
 
@@ -43,20 +45,20 @@ public struct Walker {
         public let path: [UInt8]
         public let isExportRoot: Bool
 
-        public func entry() throws -> HostEntry {
+        public func entry() throws(VirtFSError) -> HostEntry {
             try HostEntry(directory: directory, name: name, path: path, isExportRoot: isExportRoot)
         }
     }
 
     /// An export root named by the user.
-    public static func exportRoot(_ path: [UInt8]) throws -> Location {
+    public static func exportRoot(_ path: [UInt8]) throws(VirtFSError) -> Location {
         let root = try DirectoryContext.open(path: path)
         return Location(directory: root, name: [UInt8(ascii: ".")], path: path, isExportRoot: true)
     }
 
     /// A path the user named, as an entry of whatever tree it is in: only its last component is
     /// protected from symlinks (like stat(1)).
-    public static func operand(_ path: [UInt8]) throws -> Location {
+    public static func operand(_ path: [UInt8]) throws(VirtFSError) -> Location {
         let (fd, name) = try Sys.openOperandParent(path)
         // Messages name the parent as the user did ("" for a bare name).
         let parentPath = path.contains(UInt8(ascii: "/")) ? Bytes.splitParent(path).parent : []
@@ -65,7 +67,7 @@ public struct Walker {
 
     /// A path below an export root, resolved from the root one component at a time without
     /// following symlinks or `..`, so nothing outside the tree is reached.
-    public static func inside(_ root: Location, relative components: [[UInt8]], path: [UInt8]) throws -> Location {
+    public static func inside(_ root: Location, relative components: [[UInt8]], path: [UInt8]) throws(VirtFSError) -> Location {
         if components.isEmpty {
             return Location(directory: root.directory, name: root.name, path: path, isExportRoot: true)
         }
@@ -78,7 +80,7 @@ public struct Walker {
             walked = Bytes.join(walked, component)
             do {
                 directory = try directory.child(component, path: walked)
-            } catch let error as VirtFSError {
+            } catch let error {
                 throw error.at(path)
             }
         }
@@ -107,7 +109,7 @@ public struct Walker {
         let entry: HostEntry
         do {
             entry = try start.entry()
-        } catch let error as VirtFSError {
+        } catch let error {
             return failure(error.at(start.path))
         } catch {
             return
@@ -118,7 +120,7 @@ public struct Walker {
         let top: DirectoryContext
         do {
             top = start.isExportRoot ? start.directory : try start.directory.child(start.name, path: start.path)
-        } catch let error as VirtFSError {
+        } catch let error {
             return failure(error.at(start.path))
         } catch {
             return
@@ -170,19 +172,19 @@ public struct Walker {
                 next = nil
             }
             guard let name = next else {
-                if options.reportOrphanedMetadata {
-                    MappedFileCodec().audit(frame.directory, report: failure)
+                if options.auditStorage {
+                    for codec in options.hiddenStorage { codec.audit(frame.directory, report: failure) }
                 }
                 stack.removeLast()
                 if let state = frame.state { leave(frame.directory, state) }
                 continue
             }
-            if options.hideMappedFileMetadata && MappedFileCodec().holdsMetadata(name) { continue }
+            if options.hiddenStorage.contains(where: { $0.holdsMetadata(name) }) { continue }
             let path = Bytes.join(frame.directory.path, name)
             let entry: HostEntry
             do {
                 entry = try HostEntry(directory: frame.directory, name: name, path: path)
-            } catch let error as VirtFSError {
+            } catch let error {
                 failure(error.at(path))
                 continue
             } catch {
@@ -200,7 +202,7 @@ public struct Walker {
                     continue
                 }
                 stack.append(try Frame(directory: child, state: state, sorted: options.sorted, directoriesLast: options.directoriesLast))
-            } catch let error as VirtFSError {
+            } catch let error {
                 failure(error.at(path))
             } catch {}
         }

@@ -62,13 +62,13 @@ public struct ACL: Sendable, Equatable, Hashable, Codable {
 
     /// Decodes the kernel's xattr blob: le32 version, then 8-byte entries (le16 tag, le16 perm,
     /// le32 id).
-    public init(xattr bytes: [UInt8], attribute: String = "system.posix_acl_access") throws {
+    public init(xattr bytes: [UInt8], attribute: String = "system.posix_acl_access") throws(VirtFSError) {
         guard bytes.count >= 4, (bytes.count - 4) % 8 == 0 else {
-            throw VirtFSError.corrupt("decode", attribute: attribute, "ACL value is \(bytes.count) bytes; expected 4 + 8n")
+            throw VirtFSError.corrupt("decode", attribute: Array(attribute.utf8), "ACL value is \(bytes.count) bytes; expected 4 + 8n")
         }
         let version = Bytes.readLittle(bytes[0..<4], as: UInt32.self)
         guard version == ACL.xattrVersion else {
-            throw VirtFSError.corrupt("decode", attribute: attribute, offset: 0, "ACL version \(version); expected 2")
+            throw VirtFSError.corrupt("decode", attribute: Array(attribute.utf8), offset: 0, "ACL version \(version); expected 2")
         }
         var entries: [Entry] = []
         var offset = 4
@@ -77,10 +77,10 @@ public struct ACL: Sendable, Equatable, Hashable, Codable {
             let perm = Bytes.readLittle(bytes[offset + 2..<offset + 4], as: UInt16.self)
             let id = Bytes.readLittle(bytes[offset + 4..<offset + 8], as: UInt32.self)
             guard let tag = Tag(rawValue: rawTag) else {
-                throw VirtFSError.corrupt("decode", attribute: attribute, offset: offset, "unknown ACL tag 0x\(String(rawTag, radix: 16))")
+                throw VirtFSError.corrupt("decode", attribute: Array(attribute.utf8), offset: offset, "unknown ACL tag 0x\(String(rawTag, radix: 16))")
             }
             guard perm & ~7 == 0 else {
-                throw VirtFSError.corrupt("decode", attribute: attribute, offset: offset + 2, "ACL permission bits 0x\(String(perm, radix: 16))")
+                throw VirtFSError.corrupt("decode", attribute: Array(attribute.utf8), offset: offset + 2, "ACL permission bits 0x\(String(perm, radix: 16))")
             }
             let hasQualifier = tag == .user || tag == .group
             entries.append(Entry(tag: tag, permissions: perm, qualifier: hasQualifier ? id : nil))
@@ -130,7 +130,7 @@ public struct ACL: Sendable, Equatable, Hashable, Codable {
     // MARK: libacl bridge
 
     /// Builds a libacl object; the caller frees it with acl_free.
-    func withLibacl<T>(_ body: (acl_t) throws -> T) throws -> T {
+    func withLibacl<T>(_ body: (acl_t) throws(VirtFSError) -> T) throws(VirtFSError) -> T {
         // acl_create_entry may move the object: free whatever `acl` points to at the end.
         var acl: acl_t? = acl_init(Int32(entries.count))
         guard acl != nil else {
@@ -161,8 +161,8 @@ public struct ACL: Sendable, Equatable, Hashable, Codable {
 
     /// getfacl(1)'s text for this ACL (libacl's `acl_to_any_text`), with numeric ids: the ids
     /// are the guest's, which the host's user database cannot name.
-    public func text(prefix: String? = nil) throws -> String {
-        try withLibacl { acl in
+    public func text(prefix: String? = nil) throws(VirtFSError) -> String {
+        try withLibacl { acl throws(VirtFSError) in
             let options = Int32(TEXT_SOME_EFFECTIVE | TEXT_NUMERIC_IDS)
             guard let cText = acl_to_any_text(acl, prefix, CChar(UInt8(ascii: "\n")), options) else {
                 throw VirtFSError.system("acl_to_any_text", errno: virtfs_errno())
@@ -180,7 +180,7 @@ public struct ACL: Sendable, Equatable, Hashable, Codable {
 
     /// Parses setfacl(1)'s long or short text form (libacl's `acl_from_text`). Names are looked
     /// up in the host's user database by libacl, so callers use numeric ids for guest ACLs.
-    public init(text: String) throws {
+    public init(text: String) throws(VirtFSError) {
         guard let acl = acl_from_text(text) else {
             throw VirtFSError.corrupt("acl_from_text", "invalid ACL text \"\(text)\"")
         }

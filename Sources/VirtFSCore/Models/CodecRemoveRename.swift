@@ -13,7 +13,7 @@ public enum RenameMode: Sendable, Equatable {
 
 extension Sys {
     /// renameat2(2); `.replace` is renameat(2). Never follows a symlink (rename never does).
-    public static func rename(_ olddirfd: Int32, _ oldname: [UInt8], _ newdirfd: Int32, _ newname: [UInt8], mode: RenameMode) throws {
+    public static func rename(_ olddirfd: Int32, _ oldname: [UInt8], _ newdirfd: Int32, _ newname: [UInt8], mode: RenameMode) throws(VirtFSError) {
         let flags: UInt32
         switch mode {
         case .replace: return try rename(olddirfd, oldname, newdirfd, newname)
@@ -28,12 +28,12 @@ extension Sys {
 
     /// utimensat(2) with AT_SYMLINK_NOFOLLOW and the caller's pair as is (UTIME_NOW and
     /// UTIME_OMIT included; nil is "now" for both).
-    public static func setTimes(_ dirfd: Int32, _ name: [UInt8], _ times: UnsafePointer<timespec>?) throws {
+    public static func setTimes(_ dirfd: Int32, _ name: [UInt8], _ times: UnsafePointer<timespec>?) throws(VirtFSError) {
         _ = try retry("utimensat", name) { withCString(name) { utimensat(dirfd, $0, times, VIRTFS_AT_SYMLINK_NOFOLLOW) } }
     }
 
     /// Whether a directory holds nothing but the names `ignoring` accepts.
-    static func holdsOnly(_ dirfd: Int32, path: [UInt8], _ ignoring: ([UInt8]) -> Bool) throws -> Bool {
+    static func holdsOnly(_ dirfd: Int32, path: [UInt8], _ ignoring: ([UInt8]) -> Bool) throws(VirtFSError) -> Bool {
         var only = true
         try forEachName(in: dirfd, path: path) { name, _ in
             only = ignoring(name)
@@ -47,19 +47,19 @@ extension Sys {
 /// mapped-xattr): the metadata goes wherever the inode goes, so QEMU's unlinkat and renameat
 /// are the system calls themselves, and RENAME_EXCHANGE is atomic.
 extension ModelCodec {
-    public func remove(_ entry: HostEntry) throws {
+    public func remove(_ entry: HostEntry) throws(VirtFSError) {
         do {
             try Sys.unlink(entry.directory.fd, entry.name, directory: entry.stat.fileType == .directory)
-        } catch let error as VirtFSError {
+        } catch let error {
             throw error.at(entry.path)
         }
     }
 
     public func rename(_ entry: HostEntry, to newName: [UInt8], in newDirectory: DirectoryContext, mode: RenameMode,
-                       placement: HostPlacement) throws {
+                       placement: HostPlacement) throws(VirtFSError) {
         do {
             try Sys.rename(entry.directory.fd, entry.name, newDirectory.fd, newName, mode: mode)
-        } catch let error as VirtFSError {
+        } catch let error {
             throw error.at(Bytes.join(newDirectory.path, newName))
         }
     }
@@ -82,37 +82,38 @@ extension MappedFileCodec {
     /// its `.virtfs_metadata`); when it is, that metadata directory is removed, as QEMU removes
     /// it, so that the host directory can go. A metadata directory that still holds files
     /// (orphans: the metadata of names that are gone) fails with ENOTEMPTY, as it does in QEMU.
-    func emptyForRemoval(_ name: [UInt8], in directory: DirectoryContext, path: [UInt8]) throws {
+    func emptyForRemoval(_ name: [UInt8], in directory: DirectoryContext, path: [UInt8]) throws(VirtFSError) {
         let child = try directory.child(name, path: path)
         guard try Sys.holdsOnly(child.fd, path: path, { $0 == MappedFileNames.metadataDirectory }) else {
             throw Self.failure("unlinkat", path, ENOTEMPTY)
         }
         do {
             try Sys.unlink(child.fd, MappedFileNames.metadataDirectory, directory: true)
-        } catch let error as VirtFSError where error.errno == ENOENT {
+        } catch {
+            guard error.errno == ENOENT else { throw error }
         }
     }
 
-    public func remove(_ entry: HostEntry) throws {
+    public func remove(_ entry: HostEntry) throws(VirtFSError) {
         if MappedFileNames.isReserved(entry.name) || entry.isExportRoot { throw Self.failure("unlinkat", entry.path, EINVAL) }
         let isDirectory = entry.stat.fileType == .directory
         do {
             if isDirectory { try emptyForRemoval(entry.name, in: entry.directory, path: entry.path) }
             try Sys.unlink(entry.directory.fd, entry.name, directory: isDirectory)
-        } catch let error as VirtFSError {
+        } catch let error {
             throw error.at(entry.path)
         }
         try removeMetadata(of: entry)
     }
 
     /// The metadata file of `name` in `directory`'s `.virtfs_metadata`, when there is one.
-    func metadataFile(_ name: [UInt8], in directory: DirectoryContext) throws -> Int32? {
+    func metadataFile(_ name: [UInt8], in directory: DirectoryContext) throws(VirtFSError) -> Int32? {
         guard let mfd = try directory.metadataDirectory() else { return nil }
         return (try? Sys.stat(mfd, name)) != nil ? mfd : nil
     }
 
     public func rename(_ entry: HostEntry, to newName: [UInt8], in newDirectory: DirectoryContext, mode: RenameMode,
-                       placement: HostPlacement) throws {
+                       placement: HostPlacement) throws(VirtFSError) {
         let newPath = Bytes.join(newDirectory.path, newName)
         if MappedFileNames.isReserved(entry.name) || MappedFileNames.isReserved(newName) || entry.isExportRoot {
             throw Self.failure("renameat", newPath, EINVAL)
@@ -120,7 +121,7 @@ extension MappedFileCodec {
         // Data and metadata are two names in two directories: no single system call exchanges
         // both, and a crash between two would give each name the other's owner and mode.
         if mode == .exchange { throw Self.failure("renameat2", newPath, EINVAL) }
-        do {
+        do throws(VirtFSError) {
             if let target = try? Sys.stat(newDirectory.fd, newName) {
                 if mode == .noReplace { throw Self.failure("renameat2", newPath, EEXIST) }
                 // Two names of one inode: rename(2) does nothing, and so does QEMU.
@@ -154,7 +155,7 @@ extension MappedFileCodec {
                 // it (QEMU leaves it there): an entry without metadata keeps having none.
                 try Sys.unlink(stale, newName)
             }
-        } catch let error as VirtFSError {
+        } catch let error {
             throw error.at(newPath)
         }
     }

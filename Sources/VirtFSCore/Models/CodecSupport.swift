@@ -10,7 +10,7 @@ let userPrefix = Array("user.".utf8)
 
 extension HostEntry {
     /// The host object's type; one the toolkit does not know fails the entry in every model.
-    func fileType() throws -> FileType {
+    func fileType() throws(VirtFSError) -> FileType {
         guard let type = stat.fileType else {
             throw VirtFSError.corrupt("statx", path: path, "unknown host file type in mode 0\(String(stat.mode, radix: 8))")
         }
@@ -18,11 +18,11 @@ extension HostEntry {
     }
 
     /// Decodes an ACL blob; a blob the guest kernel would reject becomes a diagnostic.
-    func acl(_ attribute: String, present names: [[UInt8]], into diagnostics: inout [VirtFSError]) throws -> ACL? {
+    func acl(_ attribute: String, present names: [[UInt8]], into diagnostics: inout [VirtFSError]) throws(VirtFSError) -> ACL? {
         guard names.contains(Array(attribute.utf8)), let bytes = try xattr(attribute) else { return nil }
         do {
             return try ACL(xattr: bytes, attribute: attribute)
-        } catch let error as VirtFSError {
+        } catch let error {
             diagnostics.append(error.at(path).found(.aclRejected))
             return nil
         }
@@ -30,7 +30,7 @@ extension HostEntry {
 
     /// The `user.*` xattrs the guest can list and read, in host order. In mapped-xattr QEMU
     /// hides the whole `user.virtfs.` namespace; elsewhere the guest sees every `user.*`.
-    func guestVisibleUserXattrs(_ names: [[UInt8]], hideVirtfs: Bool) throws -> [Xattr] {
+    func guestVisibleUserXattrs(_ names: [[UInt8]], hideVirtfs: Bool) throws(VirtFSError) -> [Xattr] {
         var out: [Xattr] = []
         for name in names where name.starts(with: userPrefix) {
             if hideVirtfs && name.starts(with: virtfsPrefix) { continue }
@@ -44,13 +44,13 @@ extension HostEntry {
 
     /// The host object's own symlink, as a guest of a mapped export sees it: a symlink whose
     /// target QEMU < 11 cannot read (it opens it with O_NOFOLLOW: ELOOP).
-    func applyHostSymlink(to view: inout GuestView, readable: Bool) throws {
+    func applyHostSymlink(to view: inout GuestView, readable: Bool) throws(VirtFSError) {
         view.attributes.symlinkTarget = try readLink()
         view.symlinkReadable = readable
     }
 
     /// A mapped symlink's target: the data of the host regular file standing for it.
-    func applyMappedSymlinkTarget(to view: inout GuestView) throws {
+    func applyMappedSymlinkTarget(to view: inout GuestView) throws(VirtFSError) {
         let (bytes, truncated) = try readContent(limit: symlinkTargetLimit)
         if truncated {
             view.diagnostics.append(.corrupt("readlink", path: path, "symlink target longer than \(symlinkTargetLimit) bytes"))
@@ -62,8 +62,8 @@ extension HostEntry {
 extension HostEntry {
     /// A mode read from metadata replaces the whole st_mode, file type included, as in QEMU.
     /// One without a valid type fails the entry, or in lenient decoding takes the host's type.
-    func applyMappedMode(_ mode: UInt32, from source: Source, attribute: String, shown: String,
-                         to view: inout GuestView, hostType: FileType, lenient: Bool) throws {
+    func applyMappedMode(_ mode: UInt32, from source: Source, attribute: [UInt8], shown: String,
+                         to view: inout GuestView, hostType: FileType, lenient: Bool) throws(VirtFSError) {
         var type = hostType
         if let valid = FileType(mode: mode) {
             type = valid
@@ -82,7 +82,7 @@ extension HostEntry {
     /// What both mapped models do once the fields are read: note an entry with no metadata at
     /// all, and read symlink targets (a real host symlink is one QEMU < 11 cannot read, since
     /// both models open it with O_NOFOLLOW).
-    func finishMappedView(_ view: inout GuestView, hostType: FileType) throws {
+    func finishMappedView(_ view: inout GuestView, hostType: FileType) throws(VirtFSError) {
         let p = view.provenance
         view.hostFallback = p.uid == .host && p.gid == .host && p.mode == .host && p.rdev == .host
         if hostType == .symlink {
@@ -104,7 +104,7 @@ func checkTypeAgainstHost(_ view: inout GuestView, host: FileType) {
     default: consistent = claimed == host
     }
     if !consistent {
-        view.diagnostics.append(VirtFSError.corrupt("decode", path: view.path, attribute: "mode",
+        view.diagnostics.append(VirtFSError.corrupt("decode", path: view.path, attribute: Array("mode".utf8),
                                                     "metadata says \(claimed.keyword) but the host object is a \(host.keyword)").found(.typeContradictsHost))
     }
 }
@@ -112,7 +112,7 @@ func checkTypeAgainstHost(_ view: inout GuestView, host: FileType) {
 /// Creation of the host object that stands for a guest object in both mapped models: a
 /// directory for a directory, a regular file for everything else (symlink target as data).
 func createMappedHostObject(_ attributes: GuestAttributes, named name: [UInt8], in directory: DirectoryContext,
-                            content: Content, placement: HostPlacement) throws -> HostEntry {
+                            content: Content, placement: HostPlacement) throws(VirtFSError) -> HostEntry {
     let path = Bytes.join(directory.path, name)
     do {
         if attributes.type == .directory {
@@ -133,14 +133,14 @@ func createMappedHostObject(_ attributes: GuestAttributes, named name: [UInt8], 
             try Sys.chown(directory.fd, name, owner.uid, owner.gid)
         }
         return try HostEntry(directory: directory, name: name, path: path)
-    } catch let error as VirtFSError {
+    } catch let error {
         throw error.at(path)
     }
 }
 
 /// Writes ACLs under `accessName`/`defaultName` (removing absent ones) and the guest's user
 /// xattrs, which every model but none keeps on the host object as they are.
-func writeACLs(_ attributes: GuestAttributes, to entry: HostEntry, accessName: String, defaultName: String) throws {
+func writeACLs(_ attributes: GuestAttributes, to entry: HostEntry, accessName: String, defaultName: String) throws(VirtFSError) {
     if let acl = attributes.accessACL {
         try entry.setXattr(accessName, acl.xattrValue)
     } else {
@@ -157,7 +157,7 @@ func writeACLs(_ attributes: GuestAttributes, to entry: HostEntry, accessName: S
     }
 }
 
-func writeUserXattrs(_ attributes: GuestAttributes, to entry: HostEntry, refusingVirtfs: Bool) throws {
+func writeUserXattrs(_ attributes: GuestAttributes, to entry: HostEntry, refusingVirtfs: Bool) throws(VirtFSError) {
     for x in attributes.xattrs {
         guard x.name.starts(with: userPrefix) else {
             throw VirtFSError.refused("lsetxattr", path: entry.path, "guest xattr \(String(decoding: x.name, as: UTF8.self)) is not in the user namespace")
@@ -171,7 +171,7 @@ func writeUserXattrs(_ attributes: GuestAttributes, to entry: HostEntry, refusin
 
 /// Data that arrives as a stream (an archive member): written once, never held whole.
 public protocol ContentSource: Sendable {
-    func write(to fd: Int32, path: [UInt8]) throws
+    func write(to fd: Int32, path: [UInt8]) throws(VirtFSError)
 }
 
 /// The data of a regular file being created: given bytes, streamed from an existing file
@@ -183,7 +183,7 @@ public enum Content: Sendable {
 
     public static let empty = Content.bytes([])
 
-    func write(to fd: Int32, name: [UInt8]) throws {
+    func write(to fd: Int32, name: [UInt8]) throws(VirtFSError) {
         switch self {
         case .bytes(let bytes):
             try Sys.writeAll(fd, bytes, name: name)

@@ -13,7 +13,7 @@ public struct HostInodeCodec: ModelCodec {
 
     var keepsACLs: Bool { model == .passthrough }
 
-    public func decode(_ entry: HostEntry) throws -> GuestView {
+    public func decode(_ entry: HostEntry) throws(VirtFSError) -> GuestView {
         let type = try entry.fileType()
         var view = GuestView(path: entry.path, model: model, host: entry.stat, type: type)
         view.hostFallback = true
@@ -51,7 +51,7 @@ public struct HostInodeCodec: ModelCodec {
     }
 
     public func create(_ attributes: GuestAttributes, named name: [UInt8], in directory: DirectoryContext,
-                       content: Content, placement: HostPlacement) throws {
+                       content: Content, placement: HostPlacement) throws(VirtFSError) {
         let path = Bytes.join(directory.path, name)
         do {
             switch attributes.type {
@@ -67,13 +67,13 @@ public struct HostInodeCodec: ModelCodec {
                 let dev = attributes.type.hasDeviceNumber ? attributes.rdev.glibc : 0
                 try Sys.mknod(directory.fd, name, mode_t(attributes.type.rawValue | 0o600), dev)
             }
-        } catch let error as VirtFSError {
+        } catch let error {
             throw error.at(path)
         }
         try update(attributes, of: HostEntry(directory: directory, name: name, path: path), placement: placement)
     }
 
-    public func update(_ attributes: GuestAttributes, of entry: HostEntry, placement: HostPlacement) throws {
+    public func update(_ attributes: GuestAttributes, of entry: HostEntry, placement: HostPlacement) throws(VirtFSError) {
         do {
             if entry.stat.uid != attributes.uid || entry.stat.gid != attributes.gid {
                 try Sys.chown(entry.directory.fd, entry.name, attributes.uid, attributes.gid)
@@ -82,7 +82,7 @@ public struct HostInodeCodec: ModelCodec {
             if attributes.type != .symlink {
                 try Sys.chmod(entry.directory.fd, entry.name, mode_t(attributes.permissions))
             }
-        } catch let error as VirtFSError {
+        } catch let error {
             throw error.at(entry.path)
         }
         if attributes.type == .symlink {

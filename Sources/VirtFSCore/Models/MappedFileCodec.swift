@@ -28,7 +28,7 @@ public struct MappedFileCodec: ModelCodec {
 
     /// Where an entry's metadata file is: (directory fd, name) — nil when there is no
     /// `.virtfs_metadata` directory.
-    func metadataLocation(of entry: HostEntry) throws -> (fd: Int32, name: [UInt8], path: [UInt8])? {
+    func metadataLocation(of entry: HostEntry) throws(VirtFSError) -> (fd: Int32, name: [UInt8], path: [UInt8])? {
         if entry.isExportRoot {
             return (entry.directory.fd, MappedFileNames.rootMetadata, Bytes.join(entry.directory.path, MappedFileNames.rootMetadata))
         }
@@ -39,17 +39,17 @@ public struct MappedFileCodec: ModelCodec {
 
     /// The metadata file's bytes, nil when QEMU would find none. QEMU opens it with O_NOFOLLOW,
     /// so a symlink in its place reads as no metadata; that is reported, not followed.
-    func readMetadata(of entry: HostEntry, diagnostics: inout [VirtFSError]) throws -> [UInt8]? {
+    func readMetadata(of entry: HostEntry, diagnostics: inout [VirtFSError]) throws(VirtFSError) -> [UInt8]? {
         guard let location = try metadataLocation(of: entry) else { return nil }
         let fd: Int32
         do {
             fd = try Sys.openAt(location.fd, location.name, O_RDONLY | VIRTFS_O_NONBLOCK_FLAG)
-        } catch let error as VirtFSError where error.errno == ENOENT {
+        } catch let error where error.errno == ENOENT {
             return nil
-        } catch let error as VirtFSError where error.errno == ELOOP {
+        } catch let error where error.errno == ELOOP {
             diagnostics.append(VirtFSError.corrupt("openat", path: location.path, "metadata file is a symlink; QEMU ignores it").found(.metadataNotAFile))
             return nil
-        } catch let error as VirtFSError {
+        } catch let error {
             throw error.at(location.path)
         }
         defer { Sys.close(fd) }
@@ -64,21 +64,20 @@ public struct MappedFileCodec: ModelCodec {
                 diagnostics.append(VirtFSError.corrupt("read", path: location.path, "metadata file larger than \(Self.metadataLimit) bytes").found(.metadataUnparsable))
             }
             return bytes
-        } catch let error as VirtFSError {
+        } catch let error {
             throw error.at(location.path)
         }
     }
 
-    public func decode(_ entry: HostEntry) throws -> GuestView {
+    public func decode(_ entry: HostEntry) throws(VirtFSError) -> GuestView {
         let hostType = try entry.fileType()
         var view = GuestView(path: entry.path, model: model, host: entry.stat, type: hostType)
         if let bytes = try readMetadata(of: entry, diagnostics: &view.diagnostics) {
             let metadata = MappedFileMetadata.parse(bytes)
             let file = entry.isExportRoot ? MappedFileNames.rootMetadata
                 : Bytes.join(MappedFileNames.metadataDirectory, entry.name)
-            let fileName = String(decoding: file, as: UTF8.self)
             for deviation in metadata.deviations {
-                view.diagnostics.append(VirtFSError.corrupt("parse", path: entry.path, attribute: fileName, offset: deviation.offset, deviation.description).found(.metadataUnparsable))
+                view.diagnostics.append(VirtFSError.corrupt("parse", path: entry.path, attribute: file, offset: deviation.offset, deviation.description).found(.metadataUnparsable))
             }
             // QEMU assigns the C int to uid_t, gid_t, mode_t and dev_t; a Linux guest keeps
             // the low 32 bits of the device number.
@@ -90,7 +89,7 @@ public struct MappedFileCodec: ModelCodec {
             }
             if let v = metadata.mode {
                 let mode = UInt32(bitPattern: v)
-                try entry.applyMappedMode(mode, from: .metadataFile, attribute: fileName, shown: "virtfs.mode=\(v) (0\(String(mode, radix: 8)))",
+                try entry.applyMappedMode(mode, from: .metadataFile, attribute: file, shown: "virtfs.mode=\(v) (0\(String(mode, radix: 8)))",
                                           to: &view, hostType: hostType, lenient: lenient)
             }
         }
@@ -138,18 +137,18 @@ public struct MappedFileCodec: ModelCodec {
     }
 
     public func create(_ attributes: GuestAttributes, named name: [UInt8], in directory: DirectoryContext,
-                       content: Content, placement: HostPlacement) throws {
+                       content: Content, placement: HostPlacement) throws(VirtFSError) {
         let entry = try createMappedHostObject(attributes, named: name, in: directory, content: content, placement: placement)
         try write(attributes, to: entry, placement: placement)
     }
 
-    public func update(_ attributes: GuestAttributes, of entry: HostEntry, placement: HostPlacement) throws {
+    public func update(_ attributes: GuestAttributes, of entry: HostEntry, placement: HostPlacement) throws(VirtFSError) {
         try write(attributes, to: entry, placement: placement)
     }
 
     /// The metadata file goes last: its presence marks an entry whose metadata is complete,
     /// which is what an interrupted virtfs-convert relies on.
-    func write(_ attributes: GuestAttributes, to entry: HostEntry, placement: HostPlacement) throws {
+    func write(_ attributes: GuestAttributes, to entry: HostEntry, placement: HostPlacement) throws(VirtFSError) {
         // Guest ACLs are host ACLs here; setting one makes the host group bits its mask, as it
         // does when the guest sets it through QEMU.
         try writeACLs(attributes, to: entry, accessName: HostACLXattr.access, defaultName: HostACLXattr.default)
@@ -199,7 +198,7 @@ public struct MappedFileCodec: ModelCodec {
     /// Linked under a temporary name, then renamed over: the name has its old metadata or the
     /// shared one, never none.
     public func shareMetadata(of sourceName: [UInt8], in sourceDirectory: DirectoryContext, with name: [UInt8],
-                              in directory: DirectoryContext, placement: HostPlacement) throws -> Bool {
+                              in directory: DirectoryContext, placement: HostPlacement) throws(VirtFSError) -> Bool {
         guard let source = try sourceDirectory.metadataDirectory() else { return false }
         let target = try directory.makeMetadataDirectory(placement: placement)
         let temporary = TemporaryName.current
@@ -210,24 +209,25 @@ public struct MappedFileCodec: ModelCodec {
     }
 
     /// Removes the entry's metadata file, if any.
-    public func removeMetadata(of entry: HostEntry) throws {
+    public func removeMetadata(of entry: HostEntry) throws(VirtFSError) {
         guard let location = try metadataLocation(of: entry) else { return }
         do {
             try Sys.unlink(location.fd, location.name)
-        } catch let error as VirtFSError where error.errno == ENOENT {
-        } catch let error as VirtFSError {
+        } catch let error where error.errno == ENOENT {
+        } catch let error {
             throw error.at(location.path)
         }
     }
 
     /// The metadata file first: until the data follows, it describes the old object equally.
-    public func commitTemporary(_ temporary: [UInt8], as name: [UInt8], in directory: DirectoryContext, dataFirst: Bool = false) throws {
+    public func commitTemporary(_ temporary: [UInt8], as name: [UInt8], in directory: DirectoryContext, dataFirst: Bool = false) throws(VirtFSError) {
         if dataFirst { try Sys.rename(directory.fd, temporary, directory.fd, name) }
         if let mfd = try directory.metadataDirectory() {
             do {
                 try Sys.rename(mfd, temporary, mfd, name)
-            } catch let error as VirtFSError where error.errno == ENOENT {
-                do { try Sys.unlink(mfd, name) } catch let error as VirtFSError where error.errno == ENOENT {}
+            } catch {
+                guard error.errno == ENOENT else { throw error }
+                do { try Sys.unlink(mfd, name) } catch { guard error.errno == ENOENT else { throw error } }
             }
         }
         if !dataFirst { try Sys.rename(directory.fd, temporary, directory.fd, name) }
@@ -260,13 +260,13 @@ public struct MappedFileCodec: ModelCodec {
     /// a host file) keeps its content there. A metadata file shared by hard links inside the
     /// tree (QEMU links it with the data) gets the new file under each of those names first, so
     /// the names stay one guest inode; that needs the writer's census (`placement.links`).
-    func writeMetadataFile(_ bytes: [UInt8], for entry: HostEntry, placement: HostPlacement) throws {
+    func writeMetadataFile(_ bytes: [UInt8], for entry: HostEntry, placement: HostPlacement) throws(VirtFSError) {
         let dirfd = entry.isExportRoot ? entry.directory.fd : try entry.directory.makeMetadataDirectory(placement: placement)
         let name = entry.isExportRoot ? MappedFileNames.rootMetadata : entry.name
         let temporary = TemporaryName.current
         let path = entry.isExportRoot ? Bytes.join(entry.directory.path, name)
             : Bytes.join(Bytes.join(entry.directory.path, MappedFileNames.metadataDirectory), name)
-        do {
+        do throws(VirtFSError) {
             let existing = try? Sys.stat(dirfd, name)
             // Whatever an earlier run (or anyone) left under the temporary name goes first: an
             // O_EXCL create never writes through a planted link.
@@ -291,14 +291,14 @@ public struct MappedFileCodec: ModelCodec {
             if let existing, let links = placement.links, let written = try? Sys.stat(dirfd, name) {
                 links.moved(existing.identity, to: written.identity)
             }
-        } catch let error as VirtFSError {
+        } catch let error {
             throw error.at(path)
         }
     }
 
     /// Puts the new metadata file (`temporary` in `dirfd`) in place of every other name the old
     /// one has inside the tree: linked to a second temporary name beside it, renamed over.
-    func replaceOtherNames(of old: HostStat, with temporary: [UInt8], in dirfd: Int32, name: [UInt8], links: LinkCensus) throws {
+    func replaceOtherNames(of old: HostStat, with temporary: [UInt8], in dirfd: Int32, name: [UInt8], links: LinkCensus) throws(VirtFSError) {
         let here = try Sys.stat(fd: dirfd).identity
         let second = TemporaryName.named("link")
         for parts in links.namesInside(old) {
@@ -320,7 +320,7 @@ public struct MappedFileCodec: ModelCodec {
         let mfd: Int32?
         do {
             mfd = try directory.metadataDirectory()
-        } catch let error as VirtFSError {
+        } catch let error {
             return failure(error)
         } catch {
             return
@@ -332,16 +332,16 @@ public struct MappedFileCodec: ModelCodec {
                     failure(VirtFSError.corrupt("lookup", path: Bytes.join(metadataPath, name), "metadata for a reserved name, which the guest can never use").found(.metadataForReservedName))
                     return true
                 }
-                do {
+                do throws(VirtFSError) {
                     _ = try Sys.stat(directory.fd, name)
-                } catch let error as VirtFSError where error.errno == ENOENT {
+                } catch let error where error.errno == ENOENT {
                     failure(VirtFSError.corrupt("lookup", path: Bytes.join(metadataPath, name), "metadata for a missing entry (stale; blocks the guest's rmdir)").found(.metadataOrphaned))
-                } catch let error as VirtFSError {
+                } catch let error {
                     failure(error.at(Bytes.join(metadataPath, name)))
                 }
                 return true
             }
-        } catch let error as VirtFSError {
+        } catch let error {
             failure(error)
         } catch {}
     }
@@ -349,9 +349,9 @@ public struct MappedFileCodec: ModelCodec {
     /// QEMU links the metadata file with the data, so both names share one metadata file. Its
     /// new name is made first (QEMU makes it second): a crash in between leaves an orphaned
     /// metadata file, never a name without its metadata.
-    public func link(_ entry: HostEntry, as newName: [UInt8], in newDirectory: DirectoryContext, placement: HostPlacement) throws {
+    public func link(_ entry: HostEntry, as newName: [UInt8], in newDirectory: DirectoryContext, placement: HostPlacement) throws(VirtFSError) {
         let newPath = Bytes.join(newDirectory.path, newName)
-        do {
+        do throws(VirtFSError) {
             if MappedFileNames.isReserved(newName) { throw Self.failure("linkat", newPath, EINVAL) }
             if (try? Sys.stat(newDirectory.fd, newName)) != nil { throw Self.failure("linkat", newPath, EEXIST) }
             var linked: Int32?
@@ -373,7 +373,7 @@ public struct MappedFileCodec: ModelCodec {
                 if let linked { try? Sys.unlink(linked, newName) }
                 throw error
             }
-        } catch let error as VirtFSError {
+        } catch let error {
             throw error.at(newPath)
         }
     }
@@ -382,7 +382,7 @@ public struct MappedFileCodec: ModelCodec {
 extension DirectoryContext {
     /// The `.virtfs_metadata` directory below this one, or nil when there is none. Like QEMU,
     /// a symlink in its place is not followed (and so is not metadata).
-    public func metadataDirectory() throws -> Int32? {
+    public func metadataDirectory() throws(VirtFSError) -> Int32? {
         switch metadata {
         case .open(let mfd): return mfd
         case .absent: return nil
@@ -391,17 +391,17 @@ extension DirectoryContext {
                 let mfd = try Sys.openDirectory(fd, MappedFileNames.metadataDirectory)
                 metadata = .open(mfd)
                 return mfd
-            } catch let error as VirtFSError where error.errno == ENOENT {
+            } catch let error where error.errno == ENOENT {
                 metadata = .absent
                 return nil
-            } catch let error as VirtFSError {
+            } catch let error {
                 throw error.at(Bytes.join(path, MappedFileNames.metadataDirectory))
             }
         }
     }
 
     /// The `.virtfs_metadata` directory, created (0700, like QEMU) when missing.
-    public func makeMetadataDirectory(placement: HostPlacement) throws -> Int32 {
+    public func makeMetadataDirectory(placement: HostPlacement) throws(VirtFSError) -> Int32 {
         if let mfd = try metadataDirectory() { return mfd }
         do {
             try Sys.mkdir(fd, MappedFileNames.metadataDirectory, 0o700)
@@ -409,8 +409,9 @@ extension DirectoryContext {
             if let owner = placement.owner {
                 try Sys.chown(fd, MappedFileNames.metadataDirectory, owner.uid, owner.gid)
             }
-        } catch let error as VirtFSError where error.errno == EEXIST {
+        } catch {
             // Raced with another writer; open what is there.
+            guard error.errno == EEXIST else { throw error }
         }
         metadata = .unknown
         guard let mfd = try metadataDirectory() else {

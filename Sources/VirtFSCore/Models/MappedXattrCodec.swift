@@ -83,21 +83,21 @@ public struct MappedXattrCodec: ModelCodec {
     public static func encodeMode(_ mode: UInt32) -> [UInt8] { Bytes.little32(mode) }
     public static func encodeRdev(_ dev: DeviceNumber) -> [UInt8] { Bytes.little64(dev.glibc) }
 
-    public func decode(_ entry: HostEntry) throws -> GuestView {
+    public func decode(_ entry: HostEntry) throws(VirtFSError) -> GuestView {
         let hostType = try entry.fileType()
         var view = GuestView(path: entry.path, model: model, host: entry.stat, type: hostType)
         let names = try entry.xattrNames()
-        func read(_ attribute: String) throws -> [UInt8]? {
+        func read(_ attribute: String) throws(VirtFSError) -> [UInt8]? {
             names.contains(Array(attribute.utf8)) ? try entry.xattr(attribute) : nil
         }
-        func apply<V>(_ field: Field<V>, _ attribute: String, set: (V, Source) -> Void) throws {
+        func apply<V>(_ field: Field<V>, _ attribute: String, set: (V, Source) -> Void) throws(VirtFSError) {
             switch field {
             case .absent: break
             case .value(let v, let source): set(v, source)
             case .ignored(let why):
-                view.diagnostics.append(VirtFSError.corrupt("decode", path: entry.path, attribute: attribute, why).found(.valueIgnored))
+                view.diagnostics.append(VirtFSError.corrupt("decode", path: entry.path, attribute: Array(attribute.utf8), why).found(.valueIgnored))
             case .undefined(let why):
-                let error = VirtFSError.corrupt("decode", path: entry.path, attribute: attribute, why).found(.valueUndefined)
+                let error = VirtFSError.corrupt("decode", path: entry.path, attribute: Array(attribute.utf8), why).found(.valueUndefined)
                 guard lenient else { throw error }
                 view.diagnostics.append(error)
             }
@@ -108,7 +108,7 @@ public struct MappedXattrCodec: ModelCodec {
         try apply(Self.decodeMode(read(VirtfsXattr.mode)), VirtfsXattr.mode) { mode = ($0, $1) }
         try apply(Self.decodeRdev(read(VirtfsXattr.rdev)), VirtfsXattr.rdev) { view.attributes.rdev = $0; view.provenance.rdev = $1 }
         if let (mode, source) = mode {
-            try entry.applyMappedMode(mode, from: source, attribute: VirtfsXattr.mode, shown: "mode 0\(String(mode, radix: 8))",
+            try entry.applyMappedMode(mode, from: source, attribute: Array(VirtfsXattr.mode.utf8), shown: "mode 0\(String(mode, radix: 8))",
                                       to: &view, hostType: hostType, lenient: lenient)
         }
         try entry.finishMappedView(&view, hostType: hostType)
@@ -120,19 +120,19 @@ public struct MappedXattrCodec: ModelCodec {
     }
 
     public func create(_ attributes: GuestAttributes, named name: [UInt8], in directory: DirectoryContext,
-                       content: Content, placement: HostPlacement) throws {
+                       content: Content, placement: HostPlacement) throws(VirtFSError) {
         let entry = try createMappedHostObject(attributes, named: name, in: directory, content: content, placement: placement)
         try write(attributes, to: entry)
     }
 
-    public func update(_ attributes: GuestAttributes, of entry: HostEntry, placement: HostPlacement) throws {
+    public func update(_ attributes: GuestAttributes, of entry: HostEntry, placement: HostPlacement) throws(VirtFSError) {
         try write(attributes, to: entry)
     }
 
     /// Writes every field. The mode goes last: its presence marks an entry whose metadata is
     /// complete, which is what an interrupted virtfs-convert relies on. rdev is written only
     /// for the types mknod makes, as QEMU does.
-    func write(_ attributes: GuestAttributes, to entry: HostEntry) throws {
+    func write(_ attributes: GuestAttributes, to entry: HostEntry) throws(VirtFSError) {
         try writeACLs(attributes, to: entry, accessName: VirtfsXattr.aclAccess, defaultName: VirtfsXattr.aclDefault)
         try writeUserXattrs(attributes, to: entry, refusingVirtfs: true)
         if attributes.type.isSpecial {
@@ -146,6 +146,7 @@ public struct MappedXattrCodec: ModelCodec {
     }
 
     public func holdsMetadata(xattr name: [UInt8]) -> Bool { name.starts(with: virtfsPrefix) }
+    public func marksMetadata(xattr name: [UInt8]) -> Bool { VirtfsXattr.isOwnerOrMode(name) }
 
     /// A device number is kept only on the types mknod makes.
     public func keeps(_ attributes: GuestAttributes, host: HostStat) -> Bool {
@@ -161,7 +162,7 @@ public struct MappedXattrCodec: ModelCodec {
 
     /// Removes every `user.virtfs.*` field (the mode first, so the entry stops claiming mapped
     /// metadata before the rest goes).
-    public func removeMetadata(of entry: HostEntry) throws {
+    public func removeMetadata(of entry: HostEntry) throws(VirtFSError) {
         for name in [VirtfsXattr.mode, VirtfsXattr.uid, VirtfsXattr.gid, VirtfsXattr.rdev, VirtfsXattr.aclAccess, VirtfsXattr.aclDefault] {
             try entry.removeXattr(name)
         }

@@ -92,29 +92,29 @@ public protocol ModelCodec: Sendable {
 
     /// What the guest sees for this entry. Throws when the guest's view cannot be known
     /// (unreadable or undecodable metadata); tolerated oddities go to `GuestView.diagnostics`.
-    func decode(_ entry: HostEntry) throws -> GuestView
+    func decode(_ entry: HostEntry) throws(VirtFSError) -> GuestView
 
     /// Creates `name` in `directory` the way QEMU would store an object with these attributes,
     /// with `content` as its data (regular files; symlink targets come from `attributes`).
     func create(_ attributes: GuestAttributes, named name: [UInt8], in directory: DirectoryContext,
-                content: Content, placement: HostPlacement) throws
+                content: Content, placement: HostPlacement) throws(VirtFSError)
 
     /// Rewrites the guest-owned metadata of an existing entry (chown, chmod, ACLs, rdev), leaving
     /// its data alone. Used for the export root, which always exists.
-    func update(_ attributes: GuestAttributes, of entry: HostEntry, placement: HostPlacement) throws
+    func update(_ attributes: GuestAttributes, of entry: HostEntry, placement: HostPlacement) throws(VirtFSError)
 
     /// Makes `newName` in `newDirectory` a hard link of `entry`, metadata included.
-    func link(_ entry: HostEntry, as newName: [UInt8], in newDirectory: DirectoryContext, placement: HostPlacement) throws
+    func link(_ entry: HostEntry, as newName: [UInt8], in newDirectory: DirectoryContext, placement: HostPlacement) throws(VirtFSError)
 
     /// Removes `entry` as QEMU's `unlinkat` does for this model (a directory must be empty as
     /// the guest sees it), its metadata with it.
-    func remove(_ entry: HostEntry) throws
+    func remove(_ entry: HostEntry) throws(VirtFSError)
 
     /// Renames `entry` to `newName` in `newDirectory` as QEMU's `renameat` does for this model,
     /// its metadata with it; `mode` is renameat2(2)'s NOREPLACE or EXCHANGE, refused with
     /// EINVAL where the model cannot do it in one step.
     func rename(_ entry: HostEntry, to newName: [UInt8], in newDirectory: DirectoryContext, mode: RenameMode,
-                placement: HostPlacement) throws
+                placement: HostPlacement) throws(VirtFSError)
 
     /// Why an object with these attributes, named `name` (nil for the export root), could not
     /// be stored so that a guest sees it as it is: each reason one sentence; empty when it can.
@@ -137,19 +137,23 @@ public protocol ModelCodec: Sendable {
     /// can neither see nor set.
     func holdsMetadata(xattr name: [UInt8]) -> Bool
 
+    /// Whether an xattr named `name` is one this model writes on every object it creates: an
+    /// entry with one carries (some of) the model's metadata.
+    func marksMetadata(xattr name: [UInt8]) -> Bool
+
     /// Whether the entry carries this model's metadata, complete (what an interrupted
     /// conversion reads as "already in this model").
     func hasMetadata(_ entry: HostEntry) -> Bool
 
     /// Removes the entry's metadata of this model, if any; the host object stays.
-    func removeMetadata(of entry: HostEntry) throws
+    func removeMetadata(of entry: HostEntry) throws(VirtFSError)
 
     /// Puts `temporary`, built complete in `directory` (by `create` or `link`), in place of
     /// `name`, metadata and data, in the order that leaves the name the old object or the new
     /// one at every step. `dataFirst` moves the data before the metadata, for a caller whose
     /// new data reads right under the old metadata. A temporary without metadata takes the
     /// name's away.
-    func commitTemporary(_ temporary: [UInt8], as name: [UInt8], in directory: DirectoryContext, dataFirst: Bool) throws
+    func commitTemporary(_ temporary: [UInt8], as name: [UInt8], in directory: DirectoryContext, dataFirst: Bool) throws(VirtFSError)
 
     /// Removes what an interrupted run left of this model's storage under temporary names.
     func discardTemporaries(in directory: DirectoryContext)
@@ -172,7 +176,7 @@ public protocol ModelCodec: Sendable {
     /// (one more link of it, as QEMU's link leaves two names), replacing what it had. False
     /// when the source keeps no metadata apart (nothing to share, or it is in the inode).
     func shareMetadata(of sourceName: [UInt8], in sourceDirectory: DirectoryContext, with name: [UInt8],
-                       in directory: DirectoryContext, placement: HostPlacement) throws -> Bool
+                       in directory: DirectoryContext, placement: HostPlacement) throws(VirtFSError) -> Bool
 
     /// Removes this model's storage kept for `directory`'s entries, when it holds nothing
     /// more (the directory is about to go, or to leave this model).
@@ -188,27 +192,28 @@ extension ModelCodec {
     public var keepsMetadataByName: Bool { false }
     public func holdsMetadata(_ name: [UInt8]) -> Bool { false }
     public func holdsMetadata(xattr name: [UInt8]) -> Bool { false }
+    public func marksMetadata(xattr name: [UInt8]) -> Bool { false }
     public func hasMetadata(_ entry: HostEntry) -> Bool { false }
-    public func removeMetadata(of entry: HostEntry) throws {}
+    public func removeMetadata(of entry: HostEntry) throws(VirtFSError) {}
     public func discardTemporaries(in directory: DirectoryContext) {}
     public func removeStorage(of directory: DirectoryContext) {}
     public func metadataFile(of entry: HostEntry) -> [[UInt8]]? { nil }
     public func metadataStat(of entry: HostEntry) -> HostStat? { nil }
     public func storageStat(inside directory: HostEntry) -> (name: [UInt8], stat: HostStat)? { nil }
     public func shareMetadata(of sourceName: [UInt8], in sourceDirectory: DirectoryContext, with name: [UInt8],
-                              in directory: DirectoryContext, placement: HostPlacement) throws -> Bool { false }
+                              in directory: DirectoryContext, placement: HostPlacement) throws(VirtFSError) -> Bool { false }
     public func audit(_ directory: DirectoryContext, report: (VirtFSError) -> Void) {}
 
     /// A new name of the inode, which carries the metadata.
-    public func link(_ entry: HostEntry, as newName: [UInt8], in newDirectory: DirectoryContext, placement: HostPlacement) throws {
+    public func link(_ entry: HostEntry, as newName: [UInt8], in newDirectory: DirectoryContext, placement: HostPlacement) throws(VirtFSError) {
         do {
             try Sys.link(entry.directory.fd, entry.name, newDirectory.fd, newName)
-        } catch let error as VirtFSError {
+        } catch let error {
             throw error.at(Bytes.join(newDirectory.path, newName))
         }
     }
 
-    public func commitTemporary(_ temporary: [UInt8], as name: [UInt8], in directory: DirectoryContext, dataFirst: Bool = false) throws {
+    public func commitTemporary(_ temporary: [UInt8], as name: [UInt8], in directory: DirectoryContext, dataFirst: Bool = false) throws(VirtFSError) {
         try Sys.rename(directory.fd, temporary, directory.fd, name)
     }
 
@@ -218,7 +223,7 @@ extension ModelCodec {
 
     /// Removes the metadata kept for this name alone: what would be left behind when the name
     /// goes or is replaced (metadata in the inode stays for its other names).
-    public func removeNameMetadata(of entry: HostEntry) throws {
+    public func removeNameMetadata(of entry: HostEntry) throws(VirtFSError) {
         if keepsMetadataByName { try removeMetadata(of: entry) }
     }
 

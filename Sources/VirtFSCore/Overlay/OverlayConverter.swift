@@ -99,7 +99,7 @@ public struct OverlayConverter {
     /// convert; then the layer copied into a new directory (in a mapped model owned by the
     /// placement's owner, QEMU's user). Returns the copy, which `run` then converts with
     /// `copied` set, or nil when an entry could not be copied (reported through `failure`).
-    public func copy(_ root: Walker.Location, intoNew output: [UInt8], failure: (VirtFSError) -> Void) throws -> Walker.Location? {
+    public func copy(_ root: Walker.Location, intoNew output: [UInt8], failure: (VirtFSError) -> Void) throws(VirtFSError) -> Walker.Location? {
         let scan = OverlayScan.scan(root, model: options.model, oneFileSystem: options.oneFileSystem)
         if let refusal = refusals(scan).first { throw refusal }
         var copyFailed = false
@@ -137,7 +137,7 @@ public struct OverlayConverter {
 
     /// Converts the layer at `root` (in place, or only planned when `dryRun`). Throws, before
     /// any change, the refusals. Per-entry failures are events.
-    public func run(_ root: Walker.Location, dryRun: Bool, event: (Event) -> Void) throws -> Summary {
+    public func run(_ root: Walker.Location, dryRun: Bool, event: (Event) -> Void) throws(VirtFSError) -> Summary {
         let scan = OverlayScan.scan(root, model: options.model, oneFileSystem: options.oneFileSystem)
         if let first = refusals(scan).first { throw first }
         var summary = Summary()
@@ -159,7 +159,7 @@ public struct OverlayConverter {
         }
         var walkOptions = Walker.Options(recursive: true, oneFileSystem: options.oneFileSystem, model: options.model)
         // Stray metadata files are virtfs-fsck's business; the temporaries among them are removed here.
-        walkOptions.reportOrphanedMetadata = false
+        walkOptions.auditStorage = false
         let walker = Walker(options: walkOptions)
         walker.walk(root, visit: { (entry, parent: inout DirectoryState?) -> DirectoryState? in
             if TemporaryName.matches(entry.name) {
@@ -367,15 +367,15 @@ public struct OverlayConverter {
         let path = o.entry.path
         for old in o.xattrNames where !skip.contains(old) {
             guard let mapped = newName(old, target: target) else { continue }
-            let oldText = String(decoding: old, as: UTF8.self)
+            let oldText = Bytes.xattrName(old)
             guard case .name(let new) = mapped else {
                 if case .refused(let why) = mapped {
                     emit(.warning(.refused("xattrmap", path: path, "\(oldText) left as is: \(why)")))
                 }
                 continue
             }
-            do {
-                guard let value = try Sys.getXattr(dir.fd, name, oldText) else { continue }
+            do throws(VirtFSError) {
+                guard let value = try Sys.getXattr(dir.fd, name, raw: old) else { continue }
                 if !dryRun {
                     if let existing = try Sys.getXattr(dir.fd, name, new) {
                         guard existing == value else {
@@ -384,17 +384,18 @@ public struct OverlayConverter {
                     } else {
                         do {
                             try Sys.setXattr(dir.fd, name, new, value)
-                        } catch let error as VirtFSError where error.errno == EPERM && new.hasPrefix("user.") && o.entry.stat.fileType != .regular && o.entry.stat.fileType != .directory {
+                        } catch {
+                            guard error.errno == EPERM && new.hasPrefix("user.") && o.entry.stat.fileType != .regular && o.entry.stat.fileType != .directory else { throw error }
                             // Linux keeps no user.* xattrs on symlinks and device nodes; a
                             // userxattr overlay ignores that failure too.
                             emit(.warning(.refused("rename", path: path, "\(oldText) dropped: Linux keeps no user.* xattrs on a \(o.entry.stat.fileType?.keyword ?? "special file")")))
                         }
                     }
-                    try Sys.removeXattr(dir.fd, name, oldText)
+                    try Sys.removeXattr(dir.fd, name, raw: old)
                 }
                 emit(.change(Change(kind: .xattr, path: path, from: oldText, to: new)))
             } catch {
-                emit(.failed(((error as? VirtFSError) ?? .refused("rename", path: path, "\(error)")).at(path)))
+                emit(.failed(error.at(path)))
             }
         }
     }
@@ -411,7 +412,7 @@ public struct OverlayConverter {
     /// Builds whiteout `newName` in `form` with the owner, permissions and times of `source`,
     /// under a temporary name first, then renamed into place.
     func build(_ form: WhiteoutForm, like source: OverlayEntry, named newName: [UInt8], in context: DirectoryContext,
-               target: OverlayDialect) throws {
+               target: OverlayDialect) throws(VirtFSError) {
         let v = source.view
         let temporary = TemporaryName.current
         codec.discardTemporary(temporary, in: context)
@@ -435,7 +436,7 @@ public struct OverlayConverter {
     }
 
     /// `.wh..wh..opq` with its directory's permissions, owner and mtime (what image tools write).
-    func buildMarker(for dir: GuestView, in context: DirectoryContext) throws {
+    func buildMarker(for dir: GuestView, in context: DirectoryContext) throws(VirtFSError) {
         let temporary = TemporaryName.current
         codec.discardTemporary(temporary, in: context)
         let a = GuestAttributes(type: .regular, permissions: dir.attributes.permissions & 0o777, uid: dir.uid, gid: dir.gid)
@@ -450,14 +451,14 @@ public struct OverlayConverter {
     /// data is rewritten by the re-run); an existing name is replaced data first when the new
     /// data is a whiteout by itself (a real device, or a file with overlay.whiteout), else
     /// metadata first (the old data keeps being a whiteout under the new metadata).
-    func moveIntoPlace(_ temporary: [UInt8], as name: [UInt8], in context: DirectoryContext, form: WhiteoutForm) throws {
+    func moveIntoPlace(_ temporary: [UInt8], as name: [UInt8], in context: DirectoryContext, form: WhiteoutForm) throws(VirtFSError) {
         let replacing = (try? Sys.stat(context.fd, name)) != nil
         // A real device carries no metadata: the old object's goes with the commit.
         try codec.commitTemporary(temporary, as: name, in: context, dataFirst: replacing && (form == .char || form == .xattr))
     }
 
     /// Removes an entry (and its mapped-file metadata).
-    func remove(_ o: OverlayEntry) throws {
+    func remove(_ o: OverlayEntry) throws(VirtFSError) {
         try codec.removeNameMetadata(of: o.entry)
         try Sys.unlink(o.entry.directory.fd, o.entry.name)
     }

@@ -11,7 +11,7 @@ public enum OverlayCopy {
     /// `owner` (a mapped model, where the host owner is the user QEMU runs as, not the guest's),
     /// every host object of the copy, its root too, goes to that user.
     public static func copy(_ root: Walker.Location, intoNew path: [UInt8], owner: (uid: UInt32, gid: UInt32)? = nil,
-                            failure: (VirtFSError) -> Void) throws -> Walker.Location {
+                            failure: (VirtFSError) -> Void) throws(VirtFSError) -> Walker.Location {
         let out = try OutputDirectory.prepare(path, copying: root)
         copy(root, into: out, owner: owner, failure: failure)
         // Opened anew: what the copy made (metadata directories) is not in the old context.
@@ -22,7 +22,7 @@ public enum OverlayCopy {
                             failure: (VirtFSError) -> Void) {
         var links: [FileIdentity: (DirectoryContext, [UInt8])] = [:]
         var walkOptions = Walker.Options(recursive: true)
-        walkOptions.hideMappedFileMetadata = false
+        walkOptions.hiddenStorage = []
         // Per directory: its copy, and the times to give it when done.
         typealias Made = (directory: DirectoryContext, stat: HostStat)
         Walker(options: walkOptions).walk(root, visit: { (entry, parent: inout Made?) -> Made? in
@@ -72,7 +72,7 @@ public enum OverlayCopy {
 
     /// Owner, mode, then every xattr (after chown, which would clear security.capability).
     static func copyAttributes(from entry: HostEntry, to dirfd: Int32, _ name: [UInt8], path: [UInt8],
-                               owner: (uid: UInt32, gid: UInt32)?) throws {
+                               owner: (uid: UInt32, gid: UInt32)?) throws(VirtFSError) {
         let st = entry.stat
         do {
             try Sys.chown(dirfd, name, owner?.uid ?? st.uid, owner?.gid ?? st.gid)
@@ -81,7 +81,7 @@ public enum OverlayCopy {
                 guard let value = try entry.xattr(raw: attribute) else { continue }
                 try Sys.setXattr(dirfd, name, raw: attribute, value)
             }
-        } catch let error as VirtFSError {
+        } catch let error {
             throw error.at(path)
         }
     }

@@ -118,7 +118,7 @@ public struct XattrMap: Sendable, Equatable {
     public var rules: [Rule]
 
     /// Parses a rule string as virtiofsd does. Throws a readable message on a malformed rule.
-    public init(_ text: String) throws {
+    public init(_ text: String) throws(VirtFSError) {
         var rules: [Rule] = []
         var rest = Substring(text)
         var sawMap = false

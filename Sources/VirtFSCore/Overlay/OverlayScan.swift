@@ -14,7 +14,7 @@ public struct OverlayEntry {
     public let isOpaqueMarker: Bool
 
     /// Reads and classifies one entry. `model` is the tree's security model.
-    public init(_ entry: HostEntry, model: SecurityModel) throws {
+    public init(_ entry: HostEntry, model: SecurityModel) throws(VirtFSError) {
         self.entry = entry
         view = try model.codec(lenient: true).decode(entry)
         let names = try entry.xattrNames()
@@ -41,7 +41,7 @@ public struct OverlayEntry {
     }
 
     /// The value of overlay key `key` in any dialect (the first found).
-    public func value(_ key: String) throws -> [UInt8]? {
+    public func value(_ key: String) throws(VirtFSError) -> [UInt8]? {
         for x in overlay where x.key == key {
             if let v = try entry.xattr(String(decoding: x.name, as: UTF8.self)) { return v }
         }
@@ -83,7 +83,7 @@ public struct OverlayScan: Sendable {
         // impure in the user dialect.
         typealias Directory = (path: [UInt8], whiteouts: Int, userImpure: Bool)
         var walkOptions = Walker.Options(recursive: true, oneFileSystem: oneFileSystem, model: model)
-        walkOptions.reportOrphanedMetadata = false
+        walkOptions.auditStorage = false
         Walker(options: walkOptions).walk(root, visit: { (entry, parent: inout Directory?) -> Directory? in
             if TemporaryName.matches(entry.name) { return nil }
             do {
