@@ -168,10 +168,10 @@ public enum Sys {
 
     /// Reads a whole regular file below `dirfd` (O_NOFOLLOW), at most `limit` bytes.
     /// `truncated` tells whether more was there.
-    public static func readFile(_ dirfd: Int32, _ name: [UInt8], limit: Int) throws -> (bytes: [UInt8], truncated: Bool) {
+    public static func readFile(_ dirfd: Int32, _ name: [UInt8], limit: Int, regularSize: Int? = nil) throws -> (bytes: [UInt8], truncated: Bool) {
         let fd = try openAt(dirfd, name, O_RDONLY | VIRTFS_O_NONBLOCK)
         defer { close(fd) }
-        return try readAll(fd, name: name, limit: limit)
+        return try readAll(fd, name: name, limit: limit, regularSize: regularSize)
     }
 
     /// read(2) into `buffer`: the number of bytes read, 0 at the end of the file.

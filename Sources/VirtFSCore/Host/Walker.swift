@@ -165,6 +165,8 @@ public struct Walker {
             let next: [UInt8]?
             do {
                 next = try frame.nextName()
+                // mapped-file's audit of the directory's metadata then needs no lookup per name.
+                if options.hideMappedFileMetadata, let next { frame.directory.noteListed(next) }
             } catch {
                 failure(error)
                 next = nil

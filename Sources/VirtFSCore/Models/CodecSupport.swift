@@ -51,11 +51,15 @@ extension HostEntry {
 
     /// A mapped symlink's target: the data of the host regular file standing for it.
     func applyMappedSymlinkTarget(to view: inout GuestView) throws {
-        let (bytes, truncated) = try readContent(limit: symlinkTargetLimit)
+        var truncated = stat.size > UInt64(symlinkTargetLimit)
+        if readsStoredSymlinkTarget {
+            let bytes: [UInt8]
+            (bytes, truncated) = try readContent(limit: symlinkTargetLimit)
+            view.attributes.symlinkTarget = bytes
+        }
         if truncated {
             view.diagnostics.append(.corrupt("readlink", path: path, "symlink target longer than \(symlinkTargetLimit) bytes"))
         }
-        view.attributes.symlinkTarget = bytes
     }
 }
 
