@@ -276,20 +276,18 @@ public enum Sys {
     /// `getXattr` for an attribute name as raw bytes: a guest can set names that are not UTF-8.
     public static func getXattr(_ dirfd: Int32, _ name: [UInt8], raw rawAttr: [UInt8]) throws -> [UInt8]? {
         try checkName(name, "lgetxattr")
-        let attr = String(decoding: rawAttr, as: UTF8.self)
         return try withCString(rawAttr) { a in
             var size = 256
             while true {
-                var buf = [UInt8](repeating: 0, count: size)
-                let n = buf.withUnsafeMutableBytes { b in
-                    xattrCall(dirfd, name, at: { virtfs_getxattrat(dirfd, $0, a, b.baseAddress, size) },
-                              legacy: { lgetxattr($0, a, b.baseAddress, size) })
+                // Read into the array's own storage: no zeroing, no copy, no trimming.
+                var n = 0, e: Int32 = 0
+                let buf = [UInt8](unsafeUninitializedCapacity: size) { b, count in
+                    n = xattrCall(dirfd, name, at: { virtfs_getxattrat(dirfd, $0, a, b.baseAddress, size) },
+                                  legacy: { lgetxattr($0, a, b.baseAddress, size) })
+                    if n < 0 { e = virtfs_errno() }
+                    count = max(n, 0)
                 }
-                if n >= 0 {
-                    buf.removeSubrange(n...)
-                    return buf
-                }
-                let e = virtfs_errno()
+                if n >= 0 { return buf }
                 switch e {
                 case EINTR: continue
                 case ENODATA: return nil
@@ -299,7 +297,7 @@ public enum Sys {
                     if probe < 0 && virtfs_errno() == ENODATA { return nil }
                     size = max(probe, size * 2)
                 default:
-                    throw VirtFSError.system("lgetxattr", path: name, attribute: attr, errno: e)
+                    throw VirtFSError.system("lgetxattr", path: name, attribute: String(decoding: rawAttr, as: UTF8.self), errno: e)
                 }
             }
         }
@@ -310,11 +308,13 @@ public enum Sys {
         try checkName(name, "llistxattr")
         var size = 1024
         while true {
-            var buf = [UInt8](repeating: 0, count: size)
-            let n = buf.withUnsafeMutableBytes { b in
-                let list = b.baseAddress!.assumingMemoryBound(to: CChar.self)
-                return xattrCall(dirfd, name, at: { virtfs_listxattrat(dirfd, $0, list, size) },
-                                 legacy: { llistxattr($0, list, size) })
+            var n = 0, e: Int32 = 0
+            let buf = [UInt8](unsafeUninitializedCapacity: size) { b, count in
+                let list = UnsafeMutableRawPointer(b.baseAddress!).assumingMemoryBound(to: CChar.self)
+                n = xattrCall(dirfd, name, at: { virtfs_listxattrat(dirfd, $0, list, size) },
+                              legacy: { llistxattr($0, list, size) })
+                if n < 0 { e = virtfs_errno() }
+                count = max(n, 0)
             }
             if n >= 0 {
                 // NUL-terminated names, one array each, without a per-byte conversion.
@@ -327,7 +327,6 @@ public enum Sys {
                 if start < n { names.append(Array(buf[start..<n])) }
                 return names
             }
-            let e = virtfs_errno()
             switch e {
             case EINTR: continue
             case ENOTSUP: return []

@@ -66,14 +66,14 @@ extension HostEntry {
 extension HostEntry {
     /// A mode read from metadata replaces the whole st_mode, file type included, as in QEMU.
     /// One without a valid type fails the entry, or in lenient decoding takes the host's type.
-    func applyMappedMode(_ mode: UInt32, from source: Source, attribute: String, shown: String,
+    func applyMappedMode(_ mode: UInt32, from source: Source, attribute: String, shown: @autoclosure () -> String,
                          to view: inout GuestView, hostType: FileType, lenient: Bool) throws {
         var type = hostType
         if let valid = FileType(mode: mode) {
             type = valid
         } else {
             let error = VirtFSError.corrupt("decode", path: path, attribute: attribute,
-                                            "\(shown) has no valid file type").found(.modeWithoutType)
+                                            "\(shown()) has no valid file type").found(.modeWithoutType)
             guard lenient else { throw error }
             view.diagnostics.append(error)
         }
