@@ -170,7 +170,8 @@ public struct Checker {
     func checkEntry(_ entry: HostEntry, linked: inout [FileIdentity: (metadata: FileIdentity?, components: [[UInt8]])],
                     report reportAll: (Finding) -> Void) {
         let model = options.model
-        let parts = entry.isExportRoot ? [] : components(of: entry.path)
+        // Only a finding or a hard link needs the path's components: split once, when asked.
+        lazy var parts = entry.isExportRoot ? [] : components(of: entry.path)
         let outside = links.namesOutside(entry.stat)
         if outside > 0 {
             reportAll(Finding(check: .outsideLink, path: entry.path, components: parts,
