@@ -87,7 +87,12 @@ struct VirtfsStat: ParsableCommand {
         let formatter = StatFormatter(accounts: resolver.accounts(for: location))
         let codec = model.codec
         let walker = Walker(options: .init(recursive: recursive, oneFileSystem: oneFileSystem, model: model))
-        walker.walk(location, jobs: jobs, transform: { entry in Result { try codec.decode(entry) } }, visit: { decoded in
+        let showsTargets = showsSymlinkTargets
+        walker.walk(location, jobs: jobs, transform: { entry in
+            var entry = entry
+            entry.readsStoredSymlinkTarget = showsTargets
+            return Result { try codec.decode(entry) }
+        }, visit: { decoded in
             do {
                 let view = try decoded.get()
                 view.diagnostics.forEach(console.error)
@@ -99,6 +104,14 @@ struct VirtfsStat: ParsableCommand {
                 console.error(error)
             }
         }, failure: console.error)
+    }
+
+    /// Whether the output shows symlink targets: JSON, the default layout (%N), or a format
+    /// that may name %N or %L (any N or L in it, to be safe).
+    var showsSymlinkTargets: Bool {
+        if json { return true }
+        guard let given = format ?? printf else { return !acl && !xattrs }
+        return given.contains("N") || given.contains("L")
     }
 
     func render(_ view: GuestView, formatter: StatFormatter, console: Console) throws {

@@ -117,6 +117,9 @@ public struct TreeCensus: Sendable {
     public var example: String?
     var exampleIsSymlink = false
     var exampleDepth = Int.max
+    /// The last directory whose entries were counted, and whether it is below a reserved name:
+    /// the same answer for all its entries, so the path is split once per directory.
+    var reservedCheck: (directory: [UInt8], below: Bool)?
 
     public var carriers: Int { max(xattrCarriers, fileCarriers) }
 
@@ -140,7 +143,10 @@ public struct TreeCensus: Sendable {
     public mutating func count(_ entry: HostEntry, root: Walker.Location, rule: LossRule) {
         if !entry.isExportRoot {
             if TemporaryName.isReserved(entry.name) || Self.mappedFile.holdsMetadata(entry.name) { return }
-            if Self.belowReservedName(entry.path, root: root.path) { return }
+            if reservedCheck?.directory != entry.directory.path {
+                reservedCheck = (entry.directory.path, Self.belowReservedName(entry.path, root: root.path))
+            }
+            if reservedCheck!.below { return }
         }
         entries += 1
         let st = entry.stat

@@ -115,8 +115,14 @@ public struct Checker {
         // Hard links whose metadata has been seen: data identity -> (metadata identity, path).
         var linked: [FileIdentity: (metadata: FileIdentity?, components: [[UInt8]])] = [:]
         Walker(options: walkOptions).walk(root, visit: { (entry, _: inout Void?) -> Void? in
-            census?.count(entry, root: root, rule: options.lossRule)
+            // Nothing changes the tree during the walk (repairs wait for its end): the census
+            // reuses what checking the entry read (its xattr names, its metadata file's stat).
+            // No check or repair uses a stored symlink's target (repairs rewrite metadata, never
+            // the data that holds it): it is not read.
+            var entry = entry.remembering()
+            entry.readsStoredSymlinkTarget = false
             checkEntry(entry, linked: &linked, report: report)
+            census?.count(entry, root: root, rule: options.lossRule)
             return entry.stat.fileType == .directory ? () : nil
         }, leave: { directory, _ in
             codec.audit(directory) { report(finding(for: $0)) }
@@ -164,7 +170,8 @@ public struct Checker {
     func checkEntry(_ entry: HostEntry, linked: inout [FileIdentity: (metadata: FileIdentity?, components: [[UInt8]])],
                     report reportAll: (Finding) -> Void) {
         let model = options.model
-        let parts = entry.isExportRoot ? [] : components(of: entry.path)
+        // Only a finding or a hard link needs the path's components: split once, when asked.
+        lazy var parts = entry.isExportRoot ? [] : components(of: entry.path)
         let outside = links.namesOutside(entry.stat)
         if outside > 0 {
             reportAll(Finding(check: .outsideLink, path: entry.path, components: parts,

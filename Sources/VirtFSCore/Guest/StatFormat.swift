@@ -93,7 +93,8 @@ public struct StatFormatter: Sendable {
 
     func directive(_ conversion: UInt8, _ spec: Spec, _ view: GuestView, literalNames: Bool) -> [UInt8] {
         let a = view.attributes
-        switch Character(UnicodeScalar(conversion)) {
+        // Matched as bytes: a Character per directive and entry is a string comparison each.
+        switch Unicode.Scalar(conversion) {
         case "n": return pad(view.path, spec)
         case "N":
             var text = literalNames ? view.path : Self.shellQuote(view.path)
@@ -146,17 +147,33 @@ public struct StatFormatter: Sendable {
 
     /// An unsigned number with printf's `-`, `0`, `#` flags and width.
     func number(_ value: UInt64, radix: Int, _ spec: Spec) -> [UInt8] {
-        var digits = String(value, radix: radix)
+        var digits = Self.digits(value, radix: UInt64(radix))
+        if spec.flags.isEmpty && spec.width == 0 && spec.precision == nil { return digits }
+        let zero = UInt8(ascii: "0")
         if let p = spec.precision, digits.count < p {
-            digits = String(repeating: "0", count: p - digits.count) + digits
+            digits = [UInt8](repeating: zero, count: p - digits.count) + digits
         }
         if spec.has("#") && value != 0 {
-            if radix == 8 { digits = "0" + digits } else if radix == 16 { digits = "0x" + digits }
+            if radix == 8 { digits = [zero] + digits } else if radix == 16 { digits = [zero, UInt8(ascii: "x")] + digits }
         }
         if spec.has("0") && !spec.has("-") && spec.precision == nil && digits.count < spec.width {
-            digits = String(repeating: "0", count: spec.width - digits.count) + digits
+            digits = [UInt8](repeating: zero, count: spec.width - digits.count) + digits
         }
-        return pad(Array(digits.utf8), Spec(flags: spec.flags, width: spec.width, precision: nil))
+        return pad(digits, Spec(flags: spec.flags, width: spec.width, precision: nil))
+    }
+
+    /// `value` in lower-case digits of `radix` (2...16), as `String(value, radix:)` spells it,
+    /// without making a String per number and entry.
+    static func digits(_ value: UInt64, radix: UInt64) -> [UInt8] {
+        var reversed: [UInt8] = []
+        reversed.reserveCapacity(20)
+        var v = value
+        repeat {
+            let d = UInt8(v % radix)
+            reversed.append(d < 10 ? UInt8(ascii: "0") + d : UInt8(ascii: "a") + d - 10)
+            v /= radix
+        } while v > 0
+        return reversed.reversed()
     }
 
     /// A string with printf's width, `-` and precision (truncation).

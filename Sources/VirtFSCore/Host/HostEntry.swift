@@ -14,6 +14,9 @@ public final class DirectoryContext {
         case open(Int32)
     }
     var metadata: Metadata = .unknown
+    /// Hashes of the names a walk read from this directory (mapped-file walks only), so that
+    /// the audit of `.virtfs_metadata` asks the kernel only about names the walk did not see.
+    private var listed: Set<Int>?
 
     public init(fd: Int32, path: [UInt8], owned: Bool = true) {
         self.fd = fd
@@ -38,6 +41,19 @@ public final class DirectoryContext {
         DirectoryContext(fd: try Sys.openDirectory(fd, name), path: childPath)
     }
 
+    /// Notes that a walk read `name` from this directory.
+    func noteListed(_ name: [UInt8]) {
+        listed = listed ?? []
+        listed!.insert(name.hashValue)
+    }
+
+    /// Whether a walk read `name` from this directory. A false answer proves nothing (the name
+    /// may have been added since): ask the directory. Hashes are seeded per process, so no
+    /// name can be chosen to pass for another.
+    func wasListed(_ name: [UInt8]) -> Bool {
+        listed?.contains(name.hashValue) ?? false
+    }
+
     deinit {
         if case .open(let mfd) = metadata { Sys.close(mfd) }
         if ownsFD { Sys.close(fd) }
@@ -59,6 +75,20 @@ public struct HostEntry {
     /// a codec's decode, fsck's census and a conversion's last step each ask, and one
     /// listxattr serves them all. Shared by copies of the entry; `refreshed()` starts anew.
     private let listed = ListedXattrs()
+    /// Whether decoding reads the target of a symlink a mapped model stores as a file (the
+    /// file's data). A reader that shows no target (a stat format without %N or %L) spares an
+    /// open, a read and a close per such symlink; the guest's stat does not read it either.
+    public var readsStoredSymlinkTarget = true
+    /// What reading the entry already learned, kept only on entries of a read-only pass
+    /// (`remembering()`): a tree that is being changed must be asked again.
+    let facts: Facts?
+
+    /// Answers a read-only pass got from the kernel about one entry, so that the second reader
+    /// of the same entry (fsck's census after its check) does not ask again.
+    final class Facts {
+        /// The model's metadata file: unknown (nil), none (.some(nil)) or its stat.
+        var metadataStat: HostStat??
+    }
 
     final class ListedXattrs {
         var names: [[UInt8]]?
@@ -71,6 +101,7 @@ public struct HostEntry {
         self.name = name
         self.path = path
         self.isExportRoot = isExportRoot
+        facts = nil
         do {
             stat = try Sys.stat(directory.fd, name)
         } catch let error {
@@ -78,12 +109,19 @@ public struct HostEntry {
         }
     }
 
-    init(directory: DirectoryContext, name: [UInt8], path: [UInt8], stat: HostStat, isExportRoot: Bool) {
+    init(directory: DirectoryContext, name: [UInt8], path: [UInt8], stat: HostStat, isExportRoot: Bool, facts: Facts? = nil) {
         self.directory = directory
         self.name = name
         self.path = path
         self.stat = stat
         self.isExportRoot = isExportRoot
+        self.facts = facts
+    }
+
+    /// The same entry, keeping what its readers learn for the next reader. Only for a pass that
+    /// changes nothing in the tree while it holds the entry.
+    public func remembering() -> HostEntry {
+        HostEntry(directory: directory, name: name, path: path, stat: stat, isExportRoot: isExportRoot, facts: Facts())
     }
 
     /// Re-reads the host inode after a change.
@@ -134,9 +172,11 @@ public struct HostEntry {
         do { return try Sys.readLink(directory.fd, name) } catch let e { throw e.at(path) }
     }
 
-    /// The data of a regular file, at most `limit` bytes (a mapped symlink's target).
+    /// The data of a regular file, at most `limit` bytes (a mapped symlink's target): one read(2)
+    /// when the file has not grown since the walk stat'ed it.
     public func readContent(limit: Int) throws(VirtFSError) -> (bytes: [UInt8], truncated: Bool) {
-        do { return try Sys.readFile(directory.fd, name, limit: limit) } catch let e { throw e.at(path) }
+        let size = stat.fileType == .regular ? Int(clamping: stat.size) : nil
+        do { return try Sys.readFile(directory.fd, name, limit: limit, regularSize: size) } catch let e { throw e.at(path) }
     }
 }
 

@@ -184,10 +184,10 @@ public enum Sys {
 
     /// Reads a whole regular file below `dirfd` (O_NOFOLLOW), at most `limit` bytes.
     /// `truncated` tells whether more was there.
-    public static func readFile(_ dirfd: Int32, _ name: [UInt8], limit: Int) throws(VirtFSError) -> (bytes: [UInt8], truncated: Bool) {
+    public static func readFile(_ dirfd: Int32, _ name: [UInt8], limit: Int, regularSize: Int? = nil) throws(VirtFSError) -> (bytes: [UInt8], truncated: Bool) {
         let fd = try openAt(dirfd, name, O_RDONLY | VIRTFS_O_NONBLOCK)
         defer { close(fd) }
-        return try readAll(fd, name: name, limit: limit)
+        return try readAll(fd, name: name, limit: limit, regularSize: regularSize)
     }
 
     /// read(2) into `buffer`: the number of bytes read, 0 at the end of the file.
@@ -295,16 +295,15 @@ public enum Sys {
         return try withCString(rawAttr) { a throws(VirtFSError) in
             var size = 256
             while true {
-                var buf = [UInt8](repeating: 0, count: size)
-                let n = buf.withUnsafeMutableBytes { b in
-                    xattrCall(dirfd, name, at: { virtfs_getxattrat(dirfd, $0, a, b.baseAddress, size) },
-                              legacy: { lgetxattr($0, a, b.baseAddress, size) })
+                // Read into the array's own storage: no zeroing, no copy, no trimming.
+                var n = 0, e: Int32 = 0
+                let buf = [UInt8](unsafeUninitializedCapacity: size) { b, count in
+                    n = xattrCall(dirfd, name, at: { virtfs_getxattrat(dirfd, $0, a, b.baseAddress, size) },
+                                  legacy: { lgetxattr($0, a, b.baseAddress, size) })
+                    if n < 0 { e = virtfs_errno() }
+                    count = max(n, 0)
                 }
-                if n >= 0 {
-                    buf.removeSubrange(n...)
-                    return buf
-                }
-                let e = virtfs_errno()
+                if n >= 0 { return buf }
                 switch e {
                 case EINTR: continue
                 case ENODATA: return nil
@@ -325,11 +324,13 @@ public enum Sys {
         try checkName(name, "llistxattr")
         var size = 1024
         while true {
-            var buf = [UInt8](repeating: 0, count: size)
-            let n = buf.withUnsafeMutableBytes { b in
-                let list = b.baseAddress!.assumingMemoryBound(to: CChar.self)
-                return xattrCall(dirfd, name, at: { virtfs_listxattrat(dirfd, $0, list, size) },
-                                 legacy: { llistxattr($0, list, size) })
+            var n = 0, e: Int32 = 0
+            let buf = [UInt8](unsafeUninitializedCapacity: size) { b, count in
+                let list = UnsafeMutableRawPointer(b.baseAddress!).assumingMemoryBound(to: CChar.self)
+                n = xattrCall(dirfd, name, at: { virtfs_listxattrat(dirfd, $0, list, size) },
+                              legacy: { llistxattr($0, list, size) })
+                if n < 0 { e = virtfs_errno() }
+                count = max(n, 0)
             }
             if n >= 0 {
                 // NUL-terminated names, one array each, without a per-byte conversion.
@@ -342,7 +343,6 @@ public enum Sys {
                 if start < n { names.append(Array(buf[start..<n])) }
                 return names
             }
-            let e = virtfs_errno()
             switch e {
             case EINTR: continue
             case ENOTSUP: return []

@@ -111,8 +111,6 @@ public struct Walker {
             entry = try start.entry()
         } catch let error {
             return failure(error.at(start.path))
-        } catch {
-            return
         }
         var outside: State?
         let state = visit(entry, &outside)
@@ -122,8 +120,6 @@ public struct Walker {
             top = start.isExportRoot ? start.directory : try start.directory.child(start.name, path: start.path)
         } catch let error {
             return failure(error.at(start.path))
-        } catch {
-            return
         }
         walkBelow(top, state: state, device: entry.stat.device, visit: visit, leave: leave, failure: failure)
     }
@@ -158,6 +154,8 @@ public struct Walker {
                                   visit: (HostEntry, inout State?) -> State?, leave: (DirectoryContext, State) -> Void,
                                   failure: (VirtFSError) -> Void) {
         var stack: [Frame<State>] = []
+        // A model that keeps metadata by name audits it against the names the walk listed.
+        let notesNames = options.hiddenStorage.contains { $0.keepsMetadataByName }
         do {
             stack.append(try Frame(directory: top, state: state, sorted: options.sorted, directoriesLast: options.directoriesLast))
         } catch {
@@ -167,6 +165,8 @@ public struct Walker {
             let next: [UInt8]?
             do {
                 next = try frame.nextName()
+                // mapped-file's audit of the directory's metadata then needs no lookup per name.
+                if notesNames, let next { frame.directory.noteListed(next) }
             } catch {
                 failure(error)
                 next = nil
@@ -187,8 +187,6 @@ public struct Walker {
             } catch let error {
                 failure(error.at(path))
                 continue
-            } catch {
-                continue
             }
             let state = visit(entry, &frame.state)
             guard entry.stat.fileType == .directory else { continue }
@@ -204,7 +202,7 @@ public struct Walker {
                 stack.append(try Frame(directory: child, state: state, sorted: options.sorted, directoriesLast: options.directoriesLast))
             } catch let error {
                 failure(error.at(path))
-            } catch {}
+            }
         }
     }
 }

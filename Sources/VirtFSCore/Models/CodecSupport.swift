@@ -51,25 +51,29 @@ extension HostEntry {
 
     /// A mapped symlink's target: the data of the host regular file standing for it.
     func applyMappedSymlinkTarget(to view: inout GuestView) throws(VirtFSError) {
-        let (bytes, truncated) = try readContent(limit: symlinkTargetLimit)
+        var truncated = stat.size > UInt64(symlinkTargetLimit)
+        if readsStoredSymlinkTarget {
+            let bytes: [UInt8]
+            (bytes, truncated) = try readContent(limit: symlinkTargetLimit)
+            view.attributes.symlinkTarget = bytes
+        }
         if truncated {
             view.diagnostics.append(.corrupt("readlink", path: path, "symlink target longer than \(symlinkTargetLimit) bytes"))
         }
-        view.attributes.symlinkTarget = bytes
     }
 }
 
 extension HostEntry {
     /// A mode read from metadata replaces the whole st_mode, file type included, as in QEMU.
     /// One without a valid type fails the entry, or in lenient decoding takes the host's type.
-    func applyMappedMode(_ mode: UInt32, from source: Source, attribute: [UInt8], shown: String,
+    func applyMappedMode(_ mode: UInt32, from source: Source, attribute: [UInt8], shown: @autoclosure () -> String,
                          to view: inout GuestView, hostType: FileType, lenient: Bool) throws(VirtFSError) {
         var type = hostType
         if let valid = FileType(mode: mode) {
             type = valid
         } else {
             let error = VirtFSError.corrupt("decode", path: path, attribute: attribute,
-                                            "\(shown) has no valid file type").found(.modeWithoutType)
+                                            "\(shown()) has no valid file type").found(.modeWithoutType)
             guard lenient else { throw error }
             view.diagnostics.append(error)
         }

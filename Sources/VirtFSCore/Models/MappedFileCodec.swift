@@ -40,11 +40,15 @@ public struct MappedFileCodec: ModelCodec {
     /// The metadata file's bytes, nil when QEMU would find none. QEMU opens it with O_NOFOLLOW,
     /// so a symlink in its place reads as no metadata; that is reported, not followed.
     func readMetadata(of entry: HostEntry, diagnostics: inout [VirtFSError]) throws(VirtFSError) -> [UInt8]? {
-        guard let location = try metadataLocation(of: entry) else { return nil }
+        guard let location = try metadataLocation(of: entry) else {
+            entry.facts?.metadataStat = .some(nil)
+            return nil
+        }
         let fd: Int32
         do {
             fd = try Sys.openAt(location.fd, location.name, O_RDONLY | VIRTFS_O_NONBLOCK_FLAG)
         } catch let error where error.errno == ENOENT {
+            entry.facts?.metadataStat = .some(nil)
             return nil
         } catch let error where error.errno == ELOOP {
             diagnostics.append(VirtFSError.corrupt("openat", path: location.path, "metadata file is a symlink; QEMU ignores it").found(.metadataNotAFile))
@@ -54,6 +58,8 @@ public struct MappedFileCodec: ModelCodec {
         }
         defer { Sys.close(fd) }
         let st = try Sys.stat(fd: fd)
+        // Opened without following a symlink: the same object a stat of the name finds.
+        entry.facts?.metadataStat = st
         guard st.fileType == .regular else {
             diagnostics.append(VirtFSError.corrupt("open", path: location.path, "metadata file is a \(st.fileType?.keyword ?? "strange object"); QEMU reads nothing from it").found(.metadataNotAFile))
             return nil
@@ -185,6 +191,7 @@ public struct MappedFileCodec: ModelCodec {
     }
 
     public func metadataStat(of entry: HostEntry) -> HostStat? {
+        if let known = entry.facts?.metadataStat { return known }
         guard let location = try? metadataLocation(of: entry) else { return nil }
         return try? Sys.stat(location.fd, location.name)
     }
@@ -332,6 +339,7 @@ public struct MappedFileCodec: ModelCodec {
                     failure(VirtFSError.corrupt("lookup", path: Bytes.join(metadataPath, name), "metadata for a reserved name, which the guest can never use").found(.metadataForReservedName))
                     return true
                 }
+                if directory.wasListed(name) { return true }
                 do throws(VirtFSError) {
                     _ = try Sys.stat(directory.fd, name)
                 } catch let error where error.errno == ENOENT {
