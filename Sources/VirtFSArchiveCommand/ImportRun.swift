@@ -88,8 +88,9 @@ public struct ImportOptions: ParsableArguments {
             }
         }
         let seconds = started.seconds
-        summarize(console, summary.line(archive: archive, format: reader.formatName, model: options.model, undone: undone, seconds: Decimal2.fixed(seconds)),
-                  summary.fields(undone: undone, seconds: seconds))
+        console.writeSummary(summary.line(archive: archive, format: reader.formatName, model: options.model, undone: undone, seconds: Decimal2.fixed(seconds)),
+                             json: json, summary.fields(undone: undone, seconds: seconds))
+        console.flush()
         return summary.failures + summary.refused > 0 || console.failures > 0 ? 1 : 0
     }
 
@@ -124,8 +125,9 @@ public struct ImportOptions: ParsableArguments {
         let seconds = started.seconds
         // A manifest cannot say which entries had xattrs or ACLs: say that it does not carry them.
         let source = reader.isManifest ? "an mtree manifest, which records no xattrs or ACLs" : reader.formatName
-        summarize(console, summary.line(archive: archive, dryRun: dryRun, model: options.model, source: source, seconds: Decimal2.fixed(seconds)),
-                  summary.fields(manifest: reader.isManifest, seconds: seconds))
+        console.writeSummary(summary.line(archive: archive, dryRun: dryRun, model: options.model, source: source, seconds: Decimal2.fixed(seconds)),
+                             json: json, summary.fields(manifest: reader.isManifest, seconds: seconds))
+        console.flush()
         return summary.fallsShort || console.failures > 0 ? 1 : 0
     }
 
@@ -137,16 +139,5 @@ public struct ImportOptions: ParsableArguments {
         }
         if let warning = report.warning { console.warning(warning.description) }
         if let error = report.error { console.error(error) }
-    }
-
-    func summarize(_ console: Console, _ text: String, _ fields: [String: Any]) {
-        if json {
-            var object = fields
-            object["summary"] = text
-            console.writeJSON((object))
-        } else {
-            console.write(text + "\n")
-        }
-        console.flush()
     }
 }

@@ -188,4 +188,14 @@ extension Console {
     public func writeJSON(_ fields: [String: Any]) {
         write(JSONLine.encode(fields))
     }
+
+    /// Writes a run's summary line: as text, or with `json` as one record of `fields` with the
+    /// text under "summary".
+    public func writeSummary(_ text: String, json: Bool, _ fields: [String: Any]) {
+        if json {
+            writeJSON(fields.merging(["summary": text]) { _, text in text })
+        } else {
+            write(text + "\n")
+        }
+    }
 }
