@@ -385,16 +385,12 @@ public struct Checker {
         }
         switch repair.action {
         case .rewriteMetadata(let attributes):
-            let had = hasMetadataFile(location)
-            try codec.update(attributes, of: location.entry(), placement: placement)
-            if !had { try shareMetadata(of: location) }
+            try rewrite(location, attributes)
         case .adoptFromParent(let attributes):
             let parentParts = Array(finding.components.dropLast())
             let parent = try Walker.inside(root, relative: parentParts, path: Array(finding.path))
             let owner = try codec.decode(parent.entry()).attributes
-            let had = hasMetadataFile(location)
-            try codec.update(attributes.changingOwnerOnly(uid: owner.uid, gid: owner.gid), of: location.entry(), placement: placement)
-            if !had { try shareMetadata(of: location) }
+            try rewrite(location, attributes.changingOwnerOnly(uid: owner.uid, gid: owner.gid))
         case .removeMetadataObject:
             let st = try Sys.stat(location.directory.fd, location.name)
             try Sys.unlink(location.directory.fd, location.name, directory: st.fileType == .directory)
@@ -403,11 +399,7 @@ public struct Checker {
             // fixpoint); a directory too (a mount's mkdir is built aside as one).
             try codec.remove(location.entry())
         case .hostAccess(let uid, let gid, let bits, let pin):
-            if let pin {
-                let had = hasMetadataFile(location)
-                try codec.update(pin, of: location.entry(), placement: placement)
-                if !had { try shareMetadata(of: location) }
-            }
+            if let pin { try rewrite(location, pin) }
             let st = try Sys.stat(location.directory.fd, location.name)
             if st.uid != uid || st.gid != gid {
                 try Sys.chown(location.directory.fd, location.name, uid, gid)
@@ -435,6 +427,14 @@ public struct Checker {
 
     func hasMetadataFile(_ location: Walker.Location) -> Bool {
         (try? location.entry()).map(codec.hasMetadata) ?? false
+    }
+
+    /// Writes `attributes` as the entry's metadata; metadata the entry did not have before is
+    /// then shared with its other names (`shareMetadata`).
+    func rewrite(_ location: Walker.Location, _ attributes: GuestAttributes) throws {
+        let had = hasMetadataFile(location)
+        try codec.update(attributes, of: location.entry(), placement: placement)
+        if !had { try shareMetadata(of: location) }
     }
 
     /// mapped-file: the metadata file a repair just created for one name of a multiply-linked
