@@ -56,8 +56,10 @@ let package = Package(
         .executableTarget(name: "virtfs-chmod", dependencies: ["VirtFSCommand"]),
         .executableTarget(name: "virtfs-convert", dependencies: ["VirtFSCommand"]),
         .executableTarget(name: "virtfs-overlay", dependencies: ["VirtFSCommand"]),
-        .executableTarget(name: "virtfs-import", dependencies: ["VirtFSCommand", "VirtFSArchive"]),
-        .executableTarget(name: "virtfs-export", dependencies: ["VirtFSCommand", "VirtFSArchive"]),
+        // The archive tools' options and runs, over VirtFSCommand and VirtFSArchive.
+        .target(name: "VirtFSArchiveCommand", dependencies: ["VirtFSCommand", "VirtFSArchive"]),
+        .executableTarget(name: "virtfs-import", dependencies: ["VirtFSArchiveCommand"]),
+        .executableTarget(name: "virtfs-export", dependencies: ["VirtFSArchiveCommand"]),
         .executableTarget(name: "virtfs-qemu", dependencies: ["VirtFSCommand"]),
         // libfuse3's high-level API, for the guest view mounted on the host.
         .systemLibrary(

@@ -65,6 +65,17 @@ public struct ArchiveMember: Sendable {
     }
 }
 
+/// libarchive's ACL entry tags for POSIX.1e's, both ways.
+let archiveACLTags: [(tag: ACL.Tag, archive: Int32)] = [
+    (.userObj, ARCHIVE_ENTRY_ACL_USER_OBJ), (.user, ARCHIVE_ENTRY_ACL_USER), (.groupObj, ARCHIVE_ENTRY_ACL_GROUP_OBJ),
+    (.group, ARCHIVE_ENTRY_ACL_GROUP), (.mask, ARCHIVE_ENTRY_ACL_MASK), (.other, ARCHIVE_ENTRY_ACL_OTHER),
+]
+
+/// libarchive's ACL permission bits for the rwx bits of an ACL entry, both ways.
+let archiveACLPermissions: [(bit: Int32, archive: Int32)] = [
+    (4, ARCHIVE_ENTRY_ACL_READ), (2, ARCHIVE_ENTRY_ACL_WRITE), (1, ARCHIVE_ENTRY_ACL_EXECUTE),
+]
+
 /// Reads up to `count` bytes of `fd` into `buffer`, short only at the end of the file.
 func readFull(_ fd: Int32, into buffer: inout [UInt8], count: Int, path: [UInt8]) throws -> Int {
     var total = 0
@@ -150,19 +161,12 @@ public final class ArchiveReader {
         self.archive = archive
         self.kind = kind
         archive_read_support_filter_all(archive)
-        switch kind {
-        case .archive:
+        if kind != .manifest {
             archive_read_support_format_tar(archive)
             archive_read_support_format_gnutar(archive)
             archive_read_support_format_cpio(archive)
-        case .manifest:
-            archive_read_support_format_mtree(archive)
-        case .manifestOrArchive:
-            archive_read_support_format_tar(archive)
-            archive_read_support_format_gnutar(archive)
-            archive_read_support_format_cpio(archive)
-            archive_read_support_format_mtree(archive)
         }
+        if kind != .archive { archive_read_support_format_mtree(archive) }
         let status = archive_read_open_fd(archive, fd >= 0 ? fd : 0, 1 << 16)
         if status != ARCHIVE_OK {
             // deinit frees the archive: every stored property is set.
@@ -308,7 +312,7 @@ extension ArchiveMember {
                 if type == ARCHIVE_ENTRY_ACL_TYPE_DEFAULT || !acl.isMinimal { fromXattrs[type] = acl }
             } catch let error {
                 unreadable.append("\(attribute) (\(error.detail))")
-            } catch {}
+            }
         }
         accessACL = fromXattrs[ARCHIVE_ENTRY_ACL_TYPE_ACCESS] ?? acl(e, ARCHIVE_ENTRY_ACL_TYPE_ACCESS)
         if let mask = accessACL?.entries.first(where: { $0.tag == .mask }) {
@@ -364,8 +368,7 @@ extension ArchiveMember {
         var entryType: Int32 = 0, permset: Int32 = 0, tag: Int32 = 0, qualifier: Int32 = 0
         var name: UnsafePointer<CChar>?
         while archive_entry_acl_next(e, type, &entryType, &permset, &tag, &qualifier, &name) == ARCHIVE_OK {
-            let perms = UInt16((permset & ARCHIVE_ENTRY_ACL_READ != 0 ? 4 : 0) | (permset & ARCHIVE_ENTRY_ACL_WRITE != 0 ? 2 : 0)
-                | (permset & ARCHIVE_ENTRY_ACL_EXECUTE != 0 ? 1 : 0))
+            let perms = UInt16(archiveACLPermissions.reduce(0) { $0 | (permset & $1.archive != 0 ? $1.bit : 0) })
             var id = UInt32(bitPattern: qualifier)
             if (tag == ARCHIVE_ENTRY_ACL_USER || tag == ARCHIVE_ENTRY_ACL_GROUP) && qualifier == -1 {
                 let user = tag == ARCHIVE_ENTRY_ACL_USER
@@ -378,15 +381,9 @@ extension ArchiveMember {
                 notes.append("\(kind) ACL entry \(user ? "user" : "group"):\(text) has no numeric id: the host's \(found) taken, as tar does")
                 id = found
             }
-            switch tag {
-            case ARCHIVE_ENTRY_ACL_USER_OBJ: entries.append(.init(tag: .userObj, permissions: perms))
-            case ARCHIVE_ENTRY_ACL_USER: entries.append(.init(tag: .user, permissions: perms, qualifier: id))
-            case ARCHIVE_ENTRY_ACL_GROUP_OBJ: entries.append(.init(tag: .groupObj, permissions: perms))
-            case ARCHIVE_ENTRY_ACL_GROUP: entries.append(.init(tag: .group, permissions: perms, qualifier: id))
-            case ARCHIVE_ENTRY_ACL_MASK: entries.append(.init(tag: .mask, permissions: perms))
-            case ARCHIVE_ENTRY_ACL_OTHER: entries.append(.init(tag: .other, permissions: perms))
-            default: continue
-            }
+            guard let aclTag = archiveACLTags.first(where: { $0.archive == tag })?.tag else { continue }
+            let named = aclTag == .user || aclTag == .group
+            entries.append(.init(tag: aclTag, permissions: perms, qualifier: named ? id : nil))
         }
         return ACL(entries: entries.sorted { ($0.tag.rawValue, $0.qualifier ?? 0) < ($1.tag.rawValue, $1.qualifier ?? 0) })
     }
@@ -635,17 +632,8 @@ extension ArchiveMember {
         for (acl, type) in [(accessACL, ARCHIVE_ENTRY_ACL_TYPE_ACCESS), (defaultACL, ARCHIVE_ENTRY_ACL_TYPE_DEFAULT)] {
             guard let acl, type == ARCHIVE_ENTRY_ACL_TYPE_DEFAULT || !acl.isMinimal else { continue }
             for entry in acl.entries {
-                let tag: Int32
-                switch entry.tag {
-                case .userObj: tag = ARCHIVE_ENTRY_ACL_USER_OBJ
-                case .user: tag = ARCHIVE_ENTRY_ACL_USER
-                case .groupObj: tag = ARCHIVE_ENTRY_ACL_GROUP_OBJ
-                case .group: tag = ARCHIVE_ENTRY_ACL_GROUP
-                case .mask: tag = ARCHIVE_ENTRY_ACL_MASK
-                case .other: tag = ARCHIVE_ENTRY_ACL_OTHER
-                }
-                let perms = (entry.permissions & 4 != 0 ? ARCHIVE_ENTRY_ACL_READ : 0) | (entry.permissions & 2 != 0 ? ARCHIVE_ENTRY_ACL_WRITE : 0)
-                    | (entry.permissions & 1 != 0 ? ARCHIVE_ENTRY_ACL_EXECUTE : 0)
+                let tag = archiveACLTags.first { $0.tag == entry.tag }!.archive
+                let perms = archiveACLPermissions.reduce(0) { $0 | (Int32(entry.permissions) & $1.bit != 0 ? $1.archive : 0) }
                 archive_entry_acl_add_entry(e, type, perms, tag, Int32(bitPattern: entry.qualifier ?? UInt32(bitPattern: -1)), nil)
             }
         }

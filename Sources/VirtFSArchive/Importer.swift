@@ -63,8 +63,6 @@ public struct Importer {
             empty = try Sys.isEmptyDirectory(root.directory.fd, path: root.path)
         } catch let error {
             return error
-        } catch {
-            return error as? VirtFSError
         }
         return empty ? nil : .refused("import", path: root.path, "not empty: import into an empty or new directory")
     }

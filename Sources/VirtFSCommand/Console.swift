@@ -58,14 +58,12 @@ public final class Console {
 
     /// Writes to standard error as it is (a line for the user beside data on standard output).
     public func writeError(_ bytes: [UInt8]) {
+        // Keep stdout and stderr in order when both go to one place.
         flush()
         bytes.withUnsafeBytes { _ = Glibc.write(2, $0.baseAddress!, $0.count) }
     }
 
     private func emit(_ text: String) {
-        // Keep stdout and stderr in order when both go to one place.
-        flush()
-        let line = Array((tool + text + "\n").utf8)
-        line.withUnsafeBytes { _ = Glibc.write(2, $0.baseAddress!, $0.count) }
+        writeError(Array((tool + text + "\n").utf8))
     }
 }

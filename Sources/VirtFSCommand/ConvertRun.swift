@@ -108,15 +108,10 @@ public struct ConvertOptions: ParsableArguments {
         progress.done()
         let seconds = started.seconds
         let text = summary.line(tree: tree, from: options.from, to: options.to, dryRun: dryRun, seconds: Decimal2.fixed(seconds))
-        if json {
-            // A dry run says what it would convert, under a key that says so.
-            let object: [String: Any] = ["summary": text, dryRun ? "would_convert" : "converted": summary.total, "bytes": summary.bytes,
-                                         "failed": summary.failures, "already": summary.alreadyDone, "dropped": summary.dropped,
-                                         "seconds": seconds, "dry_run": dryRun]
-            console.writeJSON(object)
-        } else {
-            console.write(text + "\n")
-        }
+        // A dry run says what it would convert, under a key that says so.
+        console.writeSummary(text, json: json, [dryRun ? "would_convert" : "converted": summary.total, "bytes": summary.bytes,
+                                                "failed": summary.failures, "already": summary.alreadyDone, "dropped": summary.dropped,
+                                                "seconds": seconds, "dry_run": dryRun])
         console.flush()
         return summary.failures > 0 || console.failures > 0 ? 1 : 0
     }

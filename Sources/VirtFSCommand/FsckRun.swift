@@ -204,14 +204,9 @@ public struct FsckOptions: ParsableArguments {
     }
 
     func writeSummary(_ tally: FsckTally, verdicts: [TreeVerdict], console: Console) {
-        let summary = tally.summary(tree: tree, verdicts: verdicts.map(\.name))
-        if json {
-            let object: [String: Any] = ["summary": summary, "errors": tally.errors, "repaired": tally.repaired, "left": tally.left,
-                                         "warnings": tally.warnings, "verdicts": verdicts.map(\.name)]
-            console.writeJSON(object)
-        } else {
-            console.write(summary + "\n")
-        }
+        console.writeSummary(tally.summary(tree: tree, verdicts: verdicts.map(\.name)), json: json,
+                             ["errors": tally.errors, "repaired": tally.repaired, "left": tally.left,
+                              "warnings": tally.warnings, "verdicts": verdicts.map(\.name)])
     }
 
     func report(_ f: Finding, state: String, fixed: Bool, console: Console) {

@@ -8,7 +8,7 @@ public struct GuestViewRecord {
 
     public init(_ view: GuestView) throws {
         let a = view.attributes
-        func time(_ t: Timestamp) -> String { "\(t.seconds)." + String(t.nanoseconds).leftPad(9) }
+        func time(_ t: Timestamp) -> String { "\(t.seconds)." + String(t.nanoseconds).leftPadded(to: 9) }
         func device(_ major: UInt32, _ minor: UInt32) -> [String: Any] { ["major": major, "minor": minor] }
         let p = view.provenance
         var f: [String: Any] = [
@@ -16,7 +16,7 @@ public struct GuestViewRecord {
             "model": view.model.rawValue,
             "type": a.type.keyword,
             "mode": "0" + String(a.mode, radix: 8),
-            "permissions": String(a.permissions, radix: 8).leftPad(4),
+            "permissions": String(a.permissions, radix: 8).leftPadded(to: 4),
             "uid": a.uid,
             "gid": a.gid,
             "rdev": device(a.rdev.major, a.rdev.minor),
@@ -57,10 +57,6 @@ public struct GuestViewRecord {
 }
 
 extension String {
-    func leftPad(_ width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
-    }
-
     /// libacl's one-entry-per-line text as a comma-separated list, effective-rights comments dropped.
     func commaJoined() -> String {
         split(separator: "\n").map { line in
@@ -187,5 +183,15 @@ extension Console {
     /// Writes one JSON Lines record to standard output.
     public func writeJSON(_ fields: [String: Any]) {
         write(JSONLine.encode(fields))
+    }
+
+    /// Writes a run's summary line: as text, or with `json` as one record of `fields` with the
+    /// text under "summary".
+    public func writeSummary(_ text: String, json: Bool, _ fields: [String: Any]) {
+        if json {
+            writeJSON(fields.merging(["summary": text]) { _, text in text })
+        } else {
+            write(text + "\n")
+        }
     }
 }

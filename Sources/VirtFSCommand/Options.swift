@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 import VirtFSCore
 
 extension SecurityModel: ExpressibleByArgument {
@@ -32,16 +33,10 @@ public enum RawArguments {
     public static func bytes(for parsed: String) -> [UInt8] {
         for index in 0..<Int(CommandLine.argc) {
             guard let arg = CommandLine.unsafeArgv[index] else { continue }
-            let raw = Array(UnsafeBufferPointer(start: UnsafeRawPointer(arg).assumingMemoryBound(to: UInt8.self), count: strlenBytes(arg)))
+            let raw = Array(UnsafeBufferPointer(start: UnsafeRawPointer(arg).assumingMemoryBound(to: UInt8.self), count: strlen(arg)))
             if raw == Array(parsed.utf8) { return raw }
             if String(decoding: raw, as: UTF8.self) == parsed && !Bytes.isUTF8(raw) { return raw }
         }
         return Array(parsed.utf8)
-    }
-
-    static func strlenBytes(_ p: UnsafeMutablePointer<CChar>) -> Int {
-        var n = 0
-        while p[n] != 0 { n += 1 }
-        return n
     }
 }

@@ -155,17 +155,13 @@ public struct OverlayOptions: ParsableArguments {
             switch e {
             case .change(let c):
                 if json {
-                    var object: [String: Any] = ["kind": c.kind.rawValue, "from": c.from, "to": c.to, "dry_run": dryRun]
-                    object["path"] = c.path
-                    console.writeJSON(object)
+                    console.writeJSON(["kind": c.kind.rawValue, "from": c.from, "to": c.to, "dry_run": dryRun, "path": c.path])
                 } else {
                     console.write("\(Bytes.shellEscaped(c.path)): \(dryRun ? "would change" : "changed") \(c.kind.rawValue): \(c.from) -> \(c.to)\n")
                 }
             case .stale(let path, let attribute):
                 if json {
-                    var object: [String: Any] = ["kind": "stale", "attribute": attribute]
-                    object["path"] = path
-                    console.writeJSON(object)
+                    console.writeJSON(["kind": "stale", "attribute": attribute, "path": path])
                 } else {
                     console.warning("\(Bytes.shellEscaped(path)): \(attribute) is a file handle for the filesystem the layer was made on: stale after this conversion")
                 }
@@ -183,14 +179,10 @@ public struct OverlayOptions: ParsableArguments {
         let seconds = started.seconds
         let kinds = summary.changes.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.value) \($0.key.rawValue)" }.joined(separator: ", ")
         let text = "\(shownLayer): \(dryRun ? "would make" : "made") \(summary.total) changes (\(kinds.isEmpty ? "none" : kinds)) in \(summary.entries) entries (\(options.model.rawValue)), \(summary.stale) stale handles, \(summary.warnings) warnings, \(summary.failures) failed, \(Decimal2.fixed(seconds)) s"
-        if json {
-            var object: [String: Any] = ["summary": text, "changes": summary.total, "entries": summary.entries, "stale": summary.stale,
-                                         "failed": summary.failures, "model": options.model.rawValue, "dry_run": dryRun]
-            for (k, v) in summary.changes { object["changes_" + k.rawValue] = v }
-            console.writeJSON(object)
-        } else {
-            console.write(text + "\n")
-        }
+        var fields: [String: Any] = ["changes": summary.total, "entries": summary.entries, "stale": summary.stale,
+                                     "failed": summary.failures, "model": options.model.rawValue, "dry_run": dryRun]
+        for (k, v) in summary.changes { fields["changes_" + k.rawValue] = v }
+        console.writeSummary(text, json: json, fields)
         return summary.failures == 0
     }
 
@@ -237,7 +229,7 @@ public struct OverlayOptions: ParsableArguments {
         let blockers = findings.filter { $0.severity == .blocker }.count
         let limits = findings.filter { $0.severity == .limit }.count
         let verdict = "\(blockers == 0 ? "usable" : "not usable") for a mount with \(mount): \(blockers) blockers, \(limits) limits"
-        if json { console.writeJSON(["summary": verdict, "blockers": blockers, "limits": limits]) } else { console.write(verdict + "\n") }
+        console.writeSummary(verdict, json: json, ["blockers": blockers, "limits": limits])
         console.flush()
         return blockers > 0 || console.failures > 0 ? 1 : 0
     }

@@ -96,28 +96,15 @@ public final class ProgressCounter {
     /// `12,345 entries, 3,456/s`.
     public static func line(done: Int, count: Int, total: Int?, unit: Unit, seconds: Double) -> String {
         let rate = seconds > 0 ? Double(done) / seconds : 0
-        func amount(_ n: Int) -> String { unit == .bytes ? Self.bytes(n) : Self.grouped(n) }
-        var text: String
-        if let total, total > 0 {
-            let shown = min(done, total)
-            text = "\(amount(shown))/\(amount(total))\(unit == .bytes ? "" : " entries") (\(shown * 100 / total)%)"
-            if unit == .bytes { text += ", \(Self.grouped(count)) entries" }
-            text += ", \(unit == .bytes ? Self.bytes(Int(rate)) : Self.grouped(Int(rate)))/s"
-            if rate > 0 { text += ", \(Self.clock(Double(total - shown) / rate)) left" }
-        } else {
-            text = "\(amount(done))\(unit == .bytes ? "" : " entries"), \(unit == .bytes ? Self.bytes(Int(rate)) : Self.grouped(Int(rate)))/s"
-        }
+        func amount(_ n: Int) -> String { unit == .bytes ? Self.bytes(n) : TreeVerdict.number(n) }
+        let noun = unit == .bytes ? "" : " entries"
+        guard let total, total > 0 else { return "\(amount(done))\(noun), \(amount(Int(rate)))/s" }
+        let shown = min(done, total)
+        var text = "\(amount(shown))/\(amount(total))\(noun) (\(shown * 100 / total)%)"
+        if unit == .bytes { text += ", \(TreeVerdict.number(count)) entries" }
+        text += ", \(amount(Int(rate)))/s"
+        if rate > 0 { text += ", \(Self.clock(Double(total - shown) / rate)) left" }
         return text
-    }
-
-    static func grouped(_ n: Int) -> String {
-        var digits = Array(String(n))
-        var i = digits.count - 3
-        while i > 0 {
-            digits.insert(",", at: i)
-            i -= 3
-        }
-        return String(digits)
     }
 
     static func bytes(_ n: Int) -> String {

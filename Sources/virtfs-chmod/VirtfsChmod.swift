@@ -62,9 +62,3 @@ struct VirtfsChmod: ParsableCommand {
         })
     }
 }
-
-extension String {
-    func leftPadded(to width: Int) -> String {
-        count >= width ? self : String(repeating: "0", count: width - count) + self
-    }
-}

@@ -1,7 +1,5 @@
 import ArgumentParser
-import VirtFSArchive
-import VirtFSCommand
-import VirtFSCore
+import VirtFSArchiveCommand
 
 @main
 struct VirtfsImport: ParsableCommand {
@@ -30,146 +28,10 @@ struct VirtfsImport: ParsableCommand {
 
     static func main() { main(usageStatus: 1) }
 
-    @Option(name: .long, help: ArgumentHelp("The model to write: passthrough (root only), none, mapped-xattr (or mapped), mapped-file.", valueName: "model"))
-    var model: SecurityModel
-
-    @OptionGroup var host: PlacementOptions
-
-    @Flag(name: .long, help: "Restore the guest view an mtree manifest or the tree's archive records onto an existing tree; change no content.")
-    var metadataOnly = false
-
-    @Flag(name: [.customShort("n"), .long], help: "With --metadata-only: report what would be restored; change nothing.")
-    var dryRun = false
-
-    @Flag(name: .long, help: "Keep what a failed import wrote (an incomplete tree, for inspection) instead of removing it.")
-    var keepFailed = false
-
-    @Flag(name: [.customShort("v"), .long], help: "Name every member as it is written.")
-    var verbose = false
-
-    @Flag(name: .long, help: "Print one JSON object per member and a summary object.")
-    var json = false
-
-    @OptionGroup var progressOptions: ProgressOptions
-
-    @Argument(help: ArgumentHelp("The archive (or manifest) to read; - for standard input.", valueName: "archive"))
-    var archive: String
-
-    @Argument(help: ArgumentHelp("The directory to write: new or empty (an existing tree with --metadata-only).", valueName: "dir"))
-    var dir: String
-
-    func validate() throws {
-        if dryRun && !metadataOnly { throw ValidationError("--dry-run goes with --metadata-only.") }
-        if keepFailed && metadataOnly { throw ValidationError("--keep-failed goes with an import, not --metadata-only.") }
-    }
+    @OptionGroup var options: ImportOptions
 
     func run() throws {
-        let console = Console(tool: "virtfs-import")
-        let started = Stopwatch()
-        let placement = try host.placement
-        let progress = ProgressCounter(enabled: !json && !verbose, forced: progressOptions.progress)
-        if metadataOnly {
-            try restore(console: console, placement: placement, progress: progress, started: started)
-            return
-        }
-        let target: Importer.Target
-        let reader: ArchiveReader
-        var lock: TreeLock?
-        defer { withExtendedLifetime(lock) {} }
-        var options = Importer.Options(model: model)
-        options.placement = placement
-        let importer = Importer(options: options)
-        do {
-            if let refusal = importer.refusal() { throw refusal }
-            // The archive first: one that cannot be read leaves no DIR behind.
-            reader = try ArchiveReader(path: RawArguments.bytes(for: archive), kind: .archive)
-            target = try importer.prepare(RawArguments.bytes(for: dir))
-            lock = try TreeLock(target.root)
-        } catch {
-            console.error(error)
-            throw ExitCode(1)
-        }
-        progress.unit = .bytes
-        progress.total = reader.inputSize
-        let summary = importer.run(reader, into: target.root) { event in
-            if case .imported = event {
-                progress.tick()
-                progress.advance(to: reader.bytesRead)
-            }
-            tell(event.report, console)
-        }
-        progress.done()
-        var undone = false
-        if summary.failures > 0 && !keepFailed {
-            // A tree with holes a guest would boot is worse than none: what this import wrote goes.
-            do {
-                try importer.undo(target)
-                undone = true
-                console.error(VirtFSError.refused("import", path: RawArguments.bytes(for: dir), target.undone))
-            } catch {
-                console.error(error)
-            }
-        }
-        let seconds = started.seconds
-        summarize(console, summary.line(archive: archive, format: reader.formatName, model: options.model, undone: undone, seconds: Decimal2.fixed(seconds)),
-                  summary.fields(undone: undone, seconds: seconds))
-        if summary.failures + summary.refused > 0 || console.failures > 0 { throw ExitCode(1) }
-    }
-
-    func restore(console: Console, placement: HostPlacement, progress: ProgressCounter, started: Stopwatch) throws {
-        let root: Walker.Location
-        let reader: ArchiveReader
-        var options: ManifestRestorer.Options
-        var lock: TreeLock?
-        defer { withExtendedLifetime(lock) {} }
-        do {
-            root = try Walker.exportRoot(RawArguments.bytes(for: dir))
-            if !dryRun { lock = try TreeLock(root) }
-            options = ManifestRestorer.Options(model: model)
-            reader = try ArchiveReader(path: RawArguments.bytes(for: archive), kind: .manifestOrArchive)
-        } catch {
-            console.error(error)
-            throw ExitCode(1)
-        }
-        options.placement = placement
-        options.dryRun = dryRun
-        let summary: ManifestRestorer.Summary
-        do {
-            summary = try ManifestRestorer(options: options).runIsolated(reader, onto: root) { event in
-                progress.tick()
-                tell(event.report(dryRun: dryRun), console)
-            }
-        } catch {
-            console.error(error)
-            throw ExitCode(1)
-        }
-        progress.done()
-        let seconds = started.seconds
-        // A manifest cannot say which entries had xattrs or ACLs: say that it does not carry them.
-        let source = reader.isManifest ? "an mtree manifest, which records no xattrs or ACLs" : reader.formatName
-        summarize(console, summary.line(archive: archive, dryRun: dryRun, model: options.model, source: source, seconds: Decimal2.fixed(seconds)),
-                  summary.fields(manifest: reader.isManifest, seconds: seconds))
-        if summary.fallsShort || console.failures > 0 { throw ExitCode(1) }
-    }
-
-    func tell(_ report: EventReport, _ console: Console) {
-        if json {
-            console.writeJSON(report.json)
-        } else if verbose || dryRun, let line = report.line {
-            console.write(line)
-        }
-        if let warning = report.warning { console.warning(warning.description) }
-        if let error = report.error { console.error(error) }
-    }
-
-    func summarize(_ console: Console, _ text: String, _ fields: [String: Any]) {
-        if json {
-            var object = fields
-            object["summary"] = text
-            console.writeJSON((object))
-        } else {
-            console.write(text + "\n")
-        }
-        console.flush()
+        let status = try options.run()
+        if status != 0 { throw ExitCode(status) }
     }
 }

@@ -46,6 +46,31 @@ public enum Check: String, Sendable, CaseIterable, Codable {
         case warning
     }
 
+    /// What the guest experiences when this check fails.
+    public var guestSees: String {
+        switch self {
+        case .xattrLength: return "QEMU ignores the value or reads undefined bytes"
+        case .macosLayout: return "QEMU on Linux reads undefined high bytes of the mode or a wrong device"
+        case .modeType: return "an entry of a type its host object cannot serve"
+        case .metadataSyntax: return "QEMU reads values other than the ones written"
+        case .metadataObject: return "QEMU ignores the metadata: the host owner and mode show through"
+        case .badACL: return "getfacl and permission checks fail on the entry"
+        case .noMetadata: return "the host owner and mode"
+        case .metadataLost: return "the host owner and mode; a stored symlink or device shows as a regular file"
+        case .hostSpecial: return "a symlink it cannot read (ELOOP on QEMU < 11), or a host device or fifo"
+        case .orphanMetadata: return "a directory it cannot remove (ENOTEMPTY)"
+        case .reservedMetadata: return "nothing; the file is dead weight"
+        case .metadataLinks: return "hard links that disagree about owner and mode"
+        case .qemuAccess: return "EACCES whatever the mode it sees"
+        case .mixedModels: return "metadata of the other model as plain files and xattrs"
+        case .untrustedXattr: return "its own forgery become authoritative if the tree is served as mapped-xattr"
+        case .privileged: return "real set-id root files and devices on the host"
+        case .strayTemporary: return "a stray file"
+        case .outsideLink: return "a file the host also has outside the export: what the guest writes to it reaches that file"
+        case .unreadable: return "nothing the tool can tell"
+        }
+    }
+
     public var severity: Severity {
         switch self {
         case .noMetadata, .untrustedXattr, .privileged: return .warning

@@ -34,7 +34,7 @@ public struct Finding: Sendable {
     public var path: [UInt8]
     public var components: [[UInt8]]
     public var problem: String
-    public var guestSees: String
+    public var guestSees: String { check.guestSees }
     public var repair: Repair?
 }
 
@@ -133,38 +133,13 @@ public struct Checker {
 
     func finding(for error: VirtFSError) -> Finding {
         let check = Check(error)
-        var f = Finding(check: check, path: error.path, components: components(of: error.path),
-                        problem: error.detail, guestSees: guestExperience(check), repair: nil)
+        var f = Finding(check: check, path: error.path, components: components(of: error.path), problem: error.detail)
         switch check {
         case .orphanMetadata, .reservedMetadata:
             f.repair = .init(summary: "remove the stale metadata file", safe: true, action: .removeMetadataObject)
         default: break
         }
         return f
-    }
-
-    func guestExperience(_ check: Check) -> String {
-        switch check {
-        case .xattrLength: return "QEMU ignores the value or reads undefined bytes"
-        case .macosLayout: return "QEMU on Linux reads undefined high bytes of the mode or a wrong device"
-        case .modeType: return "an entry of a type its host object cannot serve"
-        case .metadataSyntax: return "QEMU reads values other than the ones written"
-        case .metadataObject: return "QEMU ignores the metadata: the host owner and mode show through"
-        case .badACL: return "getfacl and permission checks fail on the entry"
-        case .noMetadata: return "the host owner and mode"
-        case .metadataLost: return "the host owner and mode; a stored symlink or device shows as a regular file"
-        case .hostSpecial: return "a symlink it cannot read (ELOOP on QEMU < 11), or a host device or fifo"
-        case .orphanMetadata: return "a directory it cannot remove (ENOTEMPTY)"
-        case .reservedMetadata: return "nothing; the file is dead weight"
-        case .metadataLinks: return "hard links that disagree about owner and mode"
-        case .qemuAccess: return "EACCES whatever the mode it sees"
-        case .mixedModels: return "metadata of the other model as plain files and xattrs"
-        case .untrustedXattr: return "its own forgery become authoritative if the tree is served as mapped-xattr"
-        case .privileged: return "real set-id root files and devices on the host"
-        case .strayTemporary: return "a stray file"
-        case .outsideLink: return "a file the host also has outside the export: what the guest writes to it reaches that file"
-        case .unreadable: return "nothing the tool can tell"
-        }
     }
 
     func checkEntry(_ entry: HostEntry, linked: inout [FileIdentity: (metadata: FileIdentity?, components: [[UInt8]])],
@@ -175,16 +150,14 @@ public struct Checker {
         let outside = links.namesOutside(entry.stat)
         if outside > 0 {
             reportAll(Finding(check: .outsideLink, path: entry.path, components: parts,
-                              problem: LinkCensus.explanation(entry.stat, outside: outside, allowed: options.allowOutsideLinks),
-                              guestSees: guestExperience(.outsideLink), repair: nil))
+                              problem: LinkCensus.explanation(entry.stat, outside: outside, allowed: options.allowOutsideLinks)))
         }
         // No repair of this entry may change its inode: only removing a name stays possible.
         func report(_ f: Finding) {
             reportAll(withoutOutsideRepairs(f, entry.stat))
         }
         func found(_ check: Check, _ problem: String, _ repair: Finding.Repair? = nil) {
-            report(Finding(check: check, path: entry.path, components: parts, problem: problem,
-                           guestSees: guestExperience(check), repair: repair))
+            report(Finding(check: check, path: entry.path, components: parts, problem: problem, repair: repair))
         }
         if TemporaryName.matches(entry.name) {
             // Not -p: the guest sees the file until it is removed.
@@ -199,8 +172,6 @@ public struct Checker {
             view = try codec.decode(entry)
         } catch let error {
             return report(finding(for: error))
-        } catch {
-            return
         }
         let hostType = entry.stat.fileType
         // One entry, one outcome: every rewrite of this entry (and the view a host-access repair
@@ -250,8 +221,7 @@ public struct Checker {
                 repair = .init(summary: "remove what stands in place of the metadata file", safe: false, action: .removeMetadataObject)
             default: break
             }
-            var f = Finding(check: check, path: entry.path, components: parts, problem: d.detail,
-                            guestSees: guestExperience(check), repair: repair)
+            var f = Finding(check: check, path: entry.path, components: parts, problem: d.detail, repair: repair)
             if check == .metadataObject {
                 // The object to remove is the metadata file, not the entry.
                 f.components = metadataComponents(of: entry, parts: parts)
@@ -366,7 +336,6 @@ public struct Checker {
         guard (st.permissions >> shift) & need != need else { return }
         report(Finding(check: .qemuAccess, path: path, components: parts,
                        problem: "host owner \(st.uid):\(st.gid) mode 0\(String(st.permissions, radix: 8)): uid \(qemuUser.uid) cannot \(type == .directory ? "list and enter" : "read and write") it",
-                       guestSees: guestExperience(.qemuAccess),
                        repair: .init(summary: "give it to \(qemuUser.uid):\(qemuUser.gid) with owner bits \(type == .directory ? "rwx" : "rw-")",
                                      safe: keepsView,
                                      action: .hostAccess(uid: qemuUser.uid, gid: qemuUser.gid, addBits: need << 6, pin: pin))))
@@ -386,7 +355,7 @@ public struct Checker {
                 // The repair acts on the entry (its metadata is replaced), so it names the entry.
                 report(Finding(check: .outsideLink, path: shown, components: parts,
                                problem: "metadata file with \(metadata.nlink) names, \(outside) of them outside the tree: QEMU rewrites it in place, so the guest's chown and chmod would reach that file",
-                               guestSees: guestExperience(.outsideLink), repair: ownFile))
+                               repair: ownFile))
             }
             checkAccess(metadata, parts: metaParts, path: shown) { report(withoutOutsideRepairs($0, metadata)) }
         }
@@ -396,7 +365,6 @@ public struct Checker {
             if first.metadata != metadata?.identity {
                 report(Finding(check: .metadataLinks, path: entry.path, components: parts,
                                problem: "hard link of \(Bytes.shellEscaped(first.components.reduce([]) { Bytes.join($0, $1) })) with a metadata file of its own",
-                               guestSees: guestExperience(.metadataLinks),
                                repair: .init(summary: "hard-link its metadata to the first name's, as QEMU's link does", safe: false,
                                              action: .relinkMetadata(source: first.components))))
             }
@@ -422,16 +390,12 @@ public struct Checker {
         }
         switch repair.action {
         case .rewriteMetadata(let attributes):
-            let had = hasMetadataFile(location)
-            try codec.update(attributes, of: location.entry(), placement: placement)
-            if !had { try shareMetadata(of: location) }
+            try rewrite(location, attributes)
         case .adoptFromParent(let attributes):
             let parentParts = Array(finding.components.dropLast())
             let parent = try Walker.inside(root, relative: parentParts, path: Array(finding.path))
             let owner = try codec.decode(parent.entry()).attributes
-            let had = hasMetadataFile(location)
-            try codec.update(attributes.changingOwnerOnly(uid: owner.uid, gid: owner.gid), of: location.entry(), placement: placement)
-            if !had { try shareMetadata(of: location) }
+            try rewrite(location, attributes.changingOwnerOnly(uid: owner.uid, gid: owner.gid))
         case .removeMetadataObject:
             let st = try Sys.stat(location.directory.fd, location.name)
             try Sys.unlink(location.directory.fd, location.name, directory: st.fileType == .directory)
@@ -440,11 +404,7 @@ public struct Checker {
             // fixpoint); a directory too (a mount's mkdir is built aside as one).
             try codec.remove(location.entry())
         case .hostAccess(let uid, let gid, let bits, let pin):
-            if let pin {
-                let had = hasMetadataFile(location)
-                try codec.update(pin, of: location.entry(), placement: placement)
-                if !had { try shareMetadata(of: location) }
-            }
+            if let pin { try rewrite(location, pin) }
             let st = try Sys.stat(location.directory.fd, location.name)
             if st.uid != uid || st.gid != gid {
                 try Sys.chown(location.directory.fd, location.name, uid, gid)
@@ -472,6 +432,14 @@ public struct Checker {
 
     func hasMetadataFile(_ location: Walker.Location) -> Bool {
         (try? location.entry()).map(codec.hasMetadata) ?? false
+    }
+
+    /// Writes `attributes` as the entry's metadata; metadata the entry did not have before is
+    /// then shared with its other names (`shareMetadata`).
+    func rewrite(_ location: Walker.Location, _ attributes: GuestAttributes) throws(VirtFSError) {
+        let had = hasMetadataFile(location)
+        try codec.update(attributes, of: location.entry(), placement: placement)
+        if !had { try shareMetadata(of: location) }
     }
 
     /// mapped-file: the metadata file a repair just created for one name of a multiply-linked

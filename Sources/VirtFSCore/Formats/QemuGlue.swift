@@ -251,12 +251,8 @@ public enum QemuGlue {
                 let type = e.attributes["type"].map { String(decoding: $0, as: UTF8.self) } ?? "mount"
                 guard type == "mount", driver != "virtiofs" else { continue }
                 let mode = e.attributes["accessmode"].map { String(decoding: $0, as: UTF8.self) } ?? "passthrough"
-                let model: String
-                switch mode {
-                case "mapped": model = "mapped-xattr"
-                case "squash": model = "none"
-                default: model = mode
-                }
+                // libvirt's names for the models (accessMode), back to QEMU's; others as written.
+                let model = SecurityModel.allCases.first { accessMode($0) == mode }?.rawValue ?? mode
                 shares.append(Share(origin: "<filesystem> \(target.map { String(decoding: $0, as: UTF8.self) } ?? "(no target)")",
                                     driver: "local", path: source, model: model, id: nil, tag: target, hasDevice: true, readonly: readonly))
             case "qemu:arg":

@@ -18,26 +18,19 @@ public struct GuestAccounts: Sendable {
     /// Loads the database below `root`; missing or unreadable files leave it empty (numbers are
     /// printed then).
     public static func load(root: DirectoryContext) -> GuestAccounts {
-        var accounts = GuestAccounts()
         guard let etc = try? root.child(Array("etc".utf8), path: Bytes.join(root.path, Array("etc".utf8))) else {
-            return accounts
+            return GuestAccounts()
         }
-        var users: [UInt32: String] = [:], groups: [UInt32: String] = [:]
-        var loginGroups: [UInt32: UInt32] = [:]
-        if let (bytes, _) = try? Sys.readFile(etc.fd, Array("passwd".utf8), limit: 16 << 20) {
-            users = parse(bytes)
-            for fields in records(bytes) where fields.count >= 4 {
-                if let uid = UInt32(String(decoding: fields[2], as: UTF8.self)),
-                   let gid = UInt32(String(decoding: fields[3], as: UTF8.self)), loginGroups[uid] == nil {
-                    loginGroups[uid] = gid
-                }
+        // A file that cannot be read names no one.
+        func read(_ name: String) -> [UInt8] { (try? Sys.readFile(etc.fd, Array(name.utf8), limit: 16 << 20))?.0 ?? [] }
+        let passwd = read("passwd")
+        var accounts = GuestAccounts(users: parse(passwd), groups: parse(read("group")))
+        for fields in records(passwd) where fields.count >= 4 {
+            if let uid = UInt32(String(decoding: fields[2], as: UTF8.self)),
+               let gid = UInt32(String(decoding: fields[3], as: UTF8.self)), accounts.loginGroups[uid] == nil {
+                accounts.loginGroups[uid] = gid
             }
         }
-        if let (bytes, _) = try? Sys.readFile(etc.fd, Array("group".utf8), limit: 16 << 20) {
-            groups = parse(bytes)
-        }
-        accounts = GuestAccounts(users: users, groups: groups)
-        accounts.loginGroups = loginGroups
         return accounts
     }
 

@@ -127,10 +127,7 @@ public struct ModeChange: Sendable, Equatable {
         let cleared = before & ~after & 0o6000
         guard cleared != 0 else { return "" }
         let names = [(UInt32(0o4000), "set-user-ID"), (UInt32(0o2000), "set-group-ID")].filter { cleared & $0.0 != 0 }.map(\.1)
-        func octal(_ p: UInt32) -> String {
-            let digits = String(p & 0o7777, radix: 8)
-            return "0" + String(repeating: "0", count: max(0, 3 - digits.count)) + digits
-        }
+        func octal(_ p: UInt32) -> String { "0" + String(p & 0o7777, radix: 8).leftPadded(to: 3) }
         return "; cleared \(names.joined(separator: " and ")) (\(octal(before)) -> \(octal(after)))"
     }
 }

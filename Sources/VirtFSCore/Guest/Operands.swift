@@ -31,11 +31,8 @@ public struct OperandResolver {
             let relative = Array(real.dropFirst(rootRealPath.count))
             return try Walker.inside(root, relative: Bytes.components(relative), path: operand)
         }
-        let isDirectory = (try? Sys.stat(AT_FDCWD, operand))?.fileType == .directory
-        if isDirectory {
-            if MappedFileCodec.isExportRoot(operand, recursive: recursive) {
-                return try Walker.exportRoot(operand)
-            }
+        if (try? Sys.stat(AT_FDCWD, operand))?.fileType == .directory, MappedFileCodec.isExportRoot(operand, recursive: recursive) {
+            return try Walker.exportRoot(operand)
         }
         return try Walker.operand(operand)
     }
@@ -49,16 +46,14 @@ public struct OperandResolver {
     /// The model to read a location with: the user's, else what the tree shows.
     /// A half-converted tree is refused whatever model is named: no model reads it right.
     public func model(for location: Walker.Location, explicit: SecurityModel?) throws(VirtFSError) -> (SecurityModel, ModelDetection?) {
-        let exportRoot = root?.directory ?? (location.isExportRoot ? location.directory : nil)
-        if let exportRoot, let record = ConversionRecord.read(in: exportRoot) {
+        let rootDirectory = exportRoot(of: location)
+        if let rootDirectory, let record = ConversionRecord.read(in: rootDirectory) {
             throw VirtFSError.interruptedConversion(record, path: root?.path ?? location.path)
         }
         if let explicit { return (explicit, nil) }
         let detection: ModelDetection
-        if let root {
-            detection = ModelDetection.detect(in: root.directory)
-        } else if location.isExportRoot {
-            detection = ModelDetection.detect(in: location.directory)
+        if let rootDirectory {
+            detection = ModelDetection.detect(in: rootDirectory)
         } else {
             detection = ModelDetection.detect(in: location.directory, entry: try? location.entry(), limit: 64, exportRoot: false)
         }
@@ -73,9 +68,12 @@ public struct OperandResolver {
 
     /// The guest's user database: from the export root when one is known.
     public func accounts(for location: Walker.Location) -> GuestAccounts {
-        if let root { return GuestAccounts.load(root: root.directory) }
-        if location.isExportRoot { return GuestAccounts.load(root: location.directory) }
-        return GuestAccounts()
+        exportRoot(of: location).map { GuestAccounts.load(root: $0) } ?? GuestAccounts()
+    }
+
+    /// The export root's directory: the one named, else the operand when it is an export root.
+    func exportRoot(of location: Walker.Location) -> DirectoryContext? {
+        root?.directory ?? (location.isExportRoot ? location.directory : nil)
     }
 
     static func realPath(_ path: [UInt8]) throws(VirtFSError) -> [UInt8] {

@@ -294,7 +294,8 @@ public struct StatFormatter: Sendable {
 }
 
 extension String {
-    func leftPadded(to width: Int) -> String {
+    /// The text with zeros in front up to `width` characters (octal modes, nanoseconds).
+    public func leftPadded(to width: Int) -> String {
         count >= width ? self : String(repeating: "0", count: width - count) + self
     }
 }

@@ -12,27 +12,17 @@ public struct ACL: Sendable, Equatable, Hashable, Codable {
         case mask = 0x10
         case other = 0x20
 
-        var libacl: acl_tag_t {
-            switch self {
-            case .userObj: return acl_tag_t(ACL_USER_OBJ)
-            case .user: return acl_tag_t(ACL_USER)
-            case .groupObj: return acl_tag_t(ACL_GROUP_OBJ)
-            case .group: return acl_tag_t(ACL_GROUP)
-            case .mask: return acl_tag_t(ACL_MASK)
-            case .other: return acl_tag_t(ACL_OTHER)
-            }
-        }
+        /// libacl's tag for each, both ways.
+        static let libaclTags: [(tag: Tag, libacl: Int32)] = [
+            (.userObj, ACL_USER_OBJ), (.user, ACL_USER), (.groupObj, ACL_GROUP_OBJ),
+            (.group, ACL_GROUP), (.mask, ACL_MASK), (.other, ACL_OTHER),
+        ]
+
+        var libacl: acl_tag_t { acl_tag_t(Self.libaclTags.first { $0.tag == self }!.libacl) }
 
         init?(libacl tag: acl_tag_t) {
-            switch Int32(tag) {
-            case ACL_USER_OBJ: self = .userObj
-            case ACL_USER: self = .user
-            case ACL_GROUP_OBJ: self = .groupObj
-            case ACL_GROUP: self = .group
-            case ACL_MASK: self = .mask
-            case ACL_OTHER: self = .other
-            default: return nil
-            }
+            guard let found = Self.libaclTags.first(where: { $0.libacl == Int32(tag) }) else { return nil }
+            self = found.tag
         }
     }
 
@@ -129,6 +119,11 @@ public struct ACL: Sendable, Equatable, Hashable, Codable {
 
     // MARK: libacl bridge
 
+    /// libacl's permission for each rwx bit of an entry.
+    static let libaclPermissions: [(bit: UInt16, perm: acl_perm_t)] = [
+        (4, acl_perm_t(ACL_READ)), (2, acl_perm_t(ACL_WRITE)), (1, acl_perm_t(ACL_EXECUTE)),
+    ]
+
     /// Builds a libacl object; the caller frees it with acl_free.
     func withLibacl<T>(_ body: (acl_t) throws(VirtFSError) -> T) throws(VirtFSError) -> T {
         // acl_create_entry may move the object: free whatever `acl` points to at the end.
@@ -150,9 +145,7 @@ public struct ACL: Sendable, Equatable, Hashable, Codable {
             acl_get_permset(entry, &permset)
             if let permset {
                 acl_clear_perms(permset)
-                if e.permissions & 4 != 0 { acl_add_perm(permset, acl_perm_t(ACL_READ)) }
-                if e.permissions & 2 != 0 { acl_add_perm(permset, acl_perm_t(ACL_WRITE)) }
-                if e.permissions & 1 != 0 { acl_add_perm(permset, acl_perm_t(ACL_EXECUTE)) }
+                for (bit, perm) in ACL.libaclPermissions where e.permissions & bit != 0 { acl_add_perm(permset, perm) }
                 acl_set_permset(entry, permset)
             }
         }
@@ -197,9 +190,7 @@ public struct ACL: Sendable, Equatable, Hashable, Codable {
             acl_get_permset(e, &permset)
             var perms: UInt16 = 0
             if let permset {
-                if acl_get_perm(permset, acl_perm_t(ACL_READ)) == 1 { perms |= 4 }
-                if acl_get_perm(permset, acl_perm_t(ACL_WRITE)) == 1 { perms |= 2 }
-                if acl_get_perm(permset, acl_perm_t(ACL_EXECUTE)) == 1 { perms |= 1 }
+                for (bit, perm) in ACL.libaclPermissions where acl_get_perm(permset, perm) == 1 { perms |= bit }
             }
             var qualifier: UInt32?
             if tag == .user || tag == .group, let q = acl_get_qualifier(e) {

@@ -329,8 +329,6 @@ public struct MappedFileCodec: ModelCodec {
             mfd = try directory.metadataDirectory()
         } catch let error {
             return failure(error)
-        } catch {
-            return
         }
         guard let mfd else { return }
         do {
@@ -351,7 +349,7 @@ public struct MappedFileCodec: ModelCodec {
             }
         } catch let error {
             failure(error)
-        } catch {}
+        }
     }
 
     /// QEMU links the metadata file with the data, so both names share one metadata file. Its

@@ -192,11 +192,9 @@ public struct OverlayConverter {
             }
         }
         func change(_ kind: Change.Kind, _ path: [UInt8], _ from: String, _ to: String, _ body: () throws -> Void) {
-            do {
+            attempt(path) {
                 if !dryRun { try body() }
                 emit(.change(Change(kind: kind, path: path, from: from, to: to)))
-            } catch {
-                emit(.failed(((error as? VirtFSError) ?? .refused("convert", path: path, "\(error)")).at(path)))
             }
         }
         if !dryRun {
@@ -417,19 +415,14 @@ public struct OverlayConverter {
         let temporary = TemporaryName.current
         codec.discardTemporary(temporary, in: context)
         let placement = placement(in: context)
-        switch form {
-        case .char:
-            let a = GuestAttributes(type: .characterDevice, permissions: v.attributes.permissions, uid: v.uid, gid: v.gid, rdev: .zero)
-            try HostInodeCodec(model: .passthrough).create(a, named: temporary, in: context, content: .empty, placement: placement)
-        case .mapped:
-            let a = GuestAttributes(type: .characterDevice, permissions: v.attributes.permissions, uid: v.uid, gid: v.gid, rdev: .zero)
-            try codec.create(a, named: temporary, in: context, content: .empty, placement: placement)
-        case .xattr, .oci:
-            let a = GuestAttributes(type: .regular, permissions: v.attributes.permissions, uid: v.uid, gid: v.gid)
-            try codec.create(a, named: temporary, in: context, content: .empty, placement: placement)
-            if form == .xattr {
-                try Sys.setXattr(context.fd, temporary, target.name(OverlayKey.whiteout), [])
-            }
+        // A char whiteout is a real 0/0 device whatever the model; the mapped form is the
+        // model's own device; the other forms are empty files.
+        let device = form == .char || form == .mapped
+        let a = GuestAttributes(type: device ? .characterDevice : .regular, permissions: v.attributes.permissions, uid: v.uid, gid: v.gid)
+        let storage: any ModelCodec = form == .char ? HostInodeCodec(model: .passthrough) : codec
+        try storage.create(a, named: temporary, in: context, content: .empty, placement: placement)
+        if form == .xattr {
+            try Sys.setXattr(context.fd, temporary, target.name(OverlayKey.whiteout), [])
         }
         try Sys.setTimes(context.fd, temporary, atime: v.atime, mtime: v.mtime)
         try moveIntoPlace(temporary, as: newName, in: context, form: form)
