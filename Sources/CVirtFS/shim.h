@@ -119,6 +119,21 @@ static const int VIRTFS_AT_REMOVEDIR = AT_REMOVEDIR;
 #define VIRTFS_SYS_removexattrat (-1)
 #endif
 
+/* fchmodat2(2) (Linux 6.6): with AT_SYMLINK_NOFOLLOW it changes the mode of a name below a
+   directory fd in one call and refuses a symlink, with no window for a swapped-in one. */
+#if defined(SYS_fchmodat2)
+#define VIRTFS_SYS_fchmodat2 SYS_fchmodat2
+#elif defined(__x86_64__) || defined(__aarch64__) || defined(__riscv) || defined(__loongarch__)
+#define VIRTFS_SYS_fchmodat2 452
+#else
+#define VIRTFS_SYS_fchmodat2 (-1)
+#endif
+
+static inline int virtfs_fchmodat_nofollow(int dirfd, const char *path, mode_t mode) {
+    if (VIRTFS_SYS_fchmodat2 < 0) { errno = ENOSYS; return -1; }
+    return (int)syscall(VIRTFS_SYS_fchmodat2, dirfd, path, mode, VIRTFS_AT_SYMLINK_NOFOLLOW);
+}
+
 struct virtfs_xattr_args {
     uint64_t value;
     uint32_t size;

@@ -349,11 +349,13 @@ public struct Converter {
                 return summary
             case .no: break
             }
-            if options.to == .mappedXattr && options.from != .mappedXattr && !options.trustExistingXattrs {
-                // Before the state is recorded: from then on user.virtfs.mode marks converted entries.
-                dropForgedXattrs(root, summary: &summary, event: event)
+            // Before the state is recorded, in the walk that reads the directories' times: from
+            // then on user.virtfs.mode marks converted entries. (Removing an xattr changes no
+            // directory's times.)
+            let dropForged = options.to == .mappedXattr && options.from != .mappedXattr && !options.trustExistingXattrs
+            recordedTimes = try writeState(root) { entry in
+                if dropForged { dropForgedXattrs(of: entry, summary: &summary, event: event) }
             }
-            recordedTimes = try writeState(root)
         }
         func relative(_ path: [UInt8]) -> String {
             let r = Bytes.components(Array(path.dropFirst(root.path.count)))
@@ -489,7 +491,7 @@ public struct Converter {
     /// rebuilt object renamed in, a `.virtfs_metadata` made or removed) gets them back when
     /// done, even when that is in a later run. One line each: `times HEXPATH ATIME MTIME`.
     /// Returns them. A failure here (ENOSPC) leaves the tree as it was.
-    func writeState(_ root: Walker.Location) throws -> [String: (Timestamp, Timestamp)] {
+    func writeState(_ root: Walker.Location, visiting visit: (HostEntry) -> Void = { _ in }) throws -> [String: (Timestamp, Timestamp)] {
         let temporary = ConversionRecord.temporaryName
         var times: [String: (Timestamp, Timestamp)] = [:]
         // A run stopped while writing this file (after making it, which changed the root's
@@ -500,6 +502,7 @@ public struct Converter {
         }
         var failure: VirtFSError?
         Walker(options: walkOptions).walk(root, visit: { entry in
+            visit(entry)
             guard entry.stat.fileType == .directory else { return }
             let parts = Bytes.components(Array(entry.path.dropFirst(root.path.count)))
             let key = entry.isExportRoot ? "." : Bytes.hex(parts.joined(separator: [UInt8(ascii: "/")]).map { $0 })
@@ -551,15 +554,13 @@ public struct Converter {
         return (Array(first) + [UInt8(ascii: "\n")], times)
     }
 
-    func dropForgedXattrs(_ root: Walker.Location, summary: inout Summary, event: (Event) -> Void) {
-        Walker(options: walkOptions).walk(root, visit: { entry in
-            guard let names = try? entry.xattrNames() else { return }
-            let forged = names.filter(target.holdsMetadata(xattr:))
-            guard !forged.isEmpty else { return }
-            for name in forged { try? entry.removeXattr(raw: name) }
-            summary.dropped += forged.count
-            event(.dropped(Self.droppedForged(entry.path, forged)))
-        }, failure: { _ in })
+    func dropForgedXattrs(of entry: HostEntry, summary: inout Summary, event: (Event) -> Void) {
+        guard let names = try? entry.xattrNames() else { return }
+        let forged = names.filter(target.holdsMetadata(xattr:))
+        guard !forged.isEmpty else { return }
+        for name in forged { try? entry.removeXattr(raw: name) }
+        summary.dropped += forged.count
+        event(.dropped(Self.droppedForged(entry.path, forged)))
     }
 
     /// A fresh conversion to mapped-xattr takes `user.virtfs.*` outside that model as forged
@@ -689,7 +690,11 @@ public struct Converter {
             try target.update(a, of: entry, placement: placement)
             try current.codec.removeMetadata(of: entry)
         }
-        try? Sys.setTimes(dir.fd, entry.name, atime: view.atime, mtime: view.mtime)
+        // Metadata calls leave a file's times alone; only a directory's change (its metadata
+        // directory made or removed), and those come back when it is left, too.
+        if hostType == .directory || view.atime != entry.stat.atime || view.mtime != entry.stat.mtime {
+            try? Sys.setTimes(dir.fd, entry.name, atime: view.atime, mtime: view.mtime)
+        }
         return false
     }
 }

@@ -55,6 +55,16 @@ public struct HostEntry {
     /// True for the exported directory itself (mapped-file keeps its metadata in
     /// `.virtfs_metadata_root` rather than in a parent it does not have).
     public let isExportRoot: Bool
+    /// The xattr names once listed, kept up to date by this entry's own set and remove calls:
+    /// a codec's decode, fsck's census and a conversion's last step each ask, and one
+    /// listxattr serves them all. Shared by copies of the entry; `refreshed()` starts anew.
+    private let listed = ListedXattrs()
+
+    final class ListedXattrs {
+        var names: [[UInt8]]?
+        func added(_ name: [UInt8]) { if names?.contains(name) == false { names?.append(name) } }
+        func removed(_ name: [UInt8]) { names?.removeAll { $0 == name } }
+    }
 
     public init(directory: DirectoryContext, name: [UInt8], path: [UInt8], isExportRoot: Bool = false) throws {
         self.directory = directory
@@ -82,7 +92,12 @@ public struct HostEntry {
     }
 
     public func xattrNames() throws -> [[UInt8]] {
-        do { return try Sys.listXattrs(directory.fd, name) } catch let e as VirtFSError { throw e.at(path) }
+        if let names = listed.names { return names }
+        do {
+            let names = try Sys.listXattrs(directory.fd, name)
+            listed.names = names
+            return names
+        } catch let e as VirtFSError { throw e.at(path) }
     }
 
     public func xattr(_ attribute: String) throws -> [UInt8]? {
@@ -90,7 +105,7 @@ public struct HostEntry {
     }
 
     public func setXattr(_ attribute: String, _ value: [UInt8]) throws {
-        do { try Sys.setXattr(directory.fd, name, attribute, value) } catch let e as VirtFSError { throw e.at(path) }
+        try setXattr(raw: Array(attribute.utf8), value)
     }
 
     /// The xattr named by raw bytes (a guest can set names that are not UTF-8).
@@ -100,14 +115,18 @@ public struct HostEntry {
 
     public func setXattr(raw attribute: [UInt8], _ value: [UInt8]) throws {
         do { try Sys.setXattr(directory.fd, name, raw: attribute, value) } catch let e as VirtFSError { throw e.at(path) }
+        listed.added(attribute)
     }
 
+    /// Removing an absent xattr is no error; when the names are listed, it is no call either.
     public func removeXattr(raw attribute: [UInt8]) throws {
+        if let names = listed.names, !names.contains(attribute) { return }
         do { try Sys.removeXattr(directory.fd, name, raw: attribute) } catch let e as VirtFSError { throw e.at(path) }
+        listed.removed(attribute)
     }
 
     public func removeXattr(_ attribute: String) throws {
-        do { try Sys.removeXattr(directory.fd, name, attribute) } catch let e as VirtFSError { throw e.at(path) }
+        try removeXattr(raw: Array(attribute.utf8))
     }
 
     /// The target of a real host symlink.

@@ -441,10 +441,25 @@ public enum Sys {
         }
     }
 
+    /// Set once fchmodat2 turns out to be missing (Linux before 6.6).
+    static let fchmodat2Unusable = Atomic<Bool>(false)
+
     /// chmod of an entry that is not a symlink, without a window in which a swapped-in symlink
-    /// could redirect it: the entry is pinned with O_PATH|O_NOFOLLOW, checked, then changed
-    /// through its /proc/self/fd link.
+    /// could redirect it: fchmodat2 with AT_SYMLINK_NOFOLLOW where the kernel has it (one
+    /// call); else the entry is pinned with O_PATH|O_NOFOLLOW, checked, then changed through
+    /// its /proc/self/fd link.
     public static func chmod(_ dirfd: Int32, _ name: [UInt8], _ mode: mode_t) throws {
+        if !name.isEmpty && !fchmodat2Unusable.load(ordering: .relaxed) {
+            while true {
+                if withCString(name, { virtfs_fchmodat_nofollow(dirfd, $0, mode) }) == 0 { return }
+                let e = virtfs_errno()
+                if e == EINTR { continue }
+                if e == ENOSYS { fchmodat2Unusable.store(true, ordering: .relaxed) }
+                // A symlink (EOPNOTSUPP), a refusal, or a seccomp filter's EPERM: the pinned path
+                // below gives the answer.
+                break
+            }
+        }
         let fd = try openAt(dirfd, name, VIRTFS_O_PATH)
         defer { close(fd) }
         let st = try stat(fd: fd)
