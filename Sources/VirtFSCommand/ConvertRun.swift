@@ -67,9 +67,10 @@ public struct ConvertOptions: ParsableArguments {
         options.oneFileSystem = oneFileSystem
         let converter = Converter(options: options)
         var entries = 0
+        var survey = Converter.Survey()
         // Refusals of one cause (thousands of "needs root" on a root filesystem) fold into one line.
         var refusals = ErrorDigest(limit: verbose ? Int.max : 3)
-        guard converter.preflight(root, inPlace: output == nil, report: { refusals.add($0, report: console.error) }, entries: &entries) else {
+        guard converter.preflight(root, inPlace: output == nil, report: { refusals.add($0, report: console.error) }, entries: &entries, survey: &survey) else {
             for line in refusals.folded(path: { Bytes.shellEscaped($0) }) { console.writeError(Array("virtfs-convert: \(line)\n".utf8)) }
             console.flush()
             return 1
@@ -98,7 +99,7 @@ public struct ConvertOptions: ParsableArguments {
                     let out = try OutputDirectory.prepare(RawArguments.bytes(for: output), copying: root)
                     summary = converter.copy(root, into: out, event: event)
                 } else {
-                    summary = try converter.inPlace(root, event: event)
+                    summary = try converter.inPlace(root, survey: survey, event: event)
                 }
             } catch {
                 console.error(error)

@@ -12,6 +12,9 @@ import VirtFSTestSupport
         for a in SecurityModel.allCases { for b in SecurityModel.allCases where a != b { out += [(a, b, true), (a, b, false)] } }
         return out
     }()
+    /// (from, to, in place, with the preflight's survey): in place both with the survey the
+    /// command passes and with the run's own walk before it starts.
+    static let surveyed = pairs.flatMap { $0.2 ? [($0.0, $0.1, true, false), ($0.0, $0.1, true, true)] : [($0.0, $0.1, false, false)] }
 
     func spec(for models: [SecurityModel]) throws -> TreeSpec {
         var text = try readText(testdata("trees/full.tree"))
@@ -40,8 +43,8 @@ import VirtFSTestSupport
         }
     }
 
-    @Test("the guest view survives every conversion", arguments: pairs)
-    func convert(from: SecurityModel, to: SecurityModel, inPlace: Bool) throws {
+    @Test("the guest view survives every conversion", arguments: surveyed)
+    func convert(from: SecurityModel, to: SecurityModel, inPlace: Bool, surveyed: Bool) throws {
         let dir = TemporaryDirectory()
         let source = dir.sub("source")
         try spec(for: [from, to]).materialize(at: Array(source.utf8), model: from, placement: HostPlacement(owner: (65534, 65534)))
@@ -53,10 +56,16 @@ import VirtFSTestSupport
         let converter = Converter(options: options)
         let root = try Walker.exportRoot(Array(source.utf8))
         var failures: [String] = []
-        #expect(converter.preflight(root) { failures.append($0.description) }, "\(failures)")
+        var entries = 0
+        var survey = Converter.Survey()
+        #expect(converter.preflight(root, inPlace: inPlace, report: { failures.append($0.description) }, entries: &entries, survey: &survey),
+                "\(failures)")
+        #expect(survey.complete == inPlace, "a fresh in-place run needs no walk of its own before it starts")
         let result: String
         if inPlace {
-            let summary = try converter.inPlace(root) { if case .failed(let e) = $0 { failures.append(e.description) } }
+            let summary = try converter.inPlace(root, survey: surveyed ? survey : Converter.Survey()) {
+                if case .failed(let e) = $0 { failures.append(e.description) }
+            }
             #expect(summary.failures == 0)
             result = source
             #expect(access(source + "/.virtfs-convert-state", F_OK) != 0, "the state file is gone when done")

@@ -132,6 +132,36 @@ public struct Converter {
 
     /// `preflight`, counting the entries the conversion will visit (a progress total).
     public func preflight(_ root: Walker.Location, inPlace: Bool = true, report: (VirtFSError) -> Void, entries: inout Int) -> Bool {
+        var survey = Survey()
+        return preflight(root, inPlace: inPlace, report: report, entries: &entries, survey: &survey)
+    }
+
+    /// What the preflight's walk learned that an in-place run would otherwise walk the whole
+    /// tree again for before it starts: every directory's times, and the entries whose
+    /// `user.virtfs.*` a fresh run to mapped-xattr drops as forged. Valid only while no one else
+    /// changes the tree (the run holds its lock from before the preflight).
+    public struct Survey {
+        var times: [String: (Timestamp, Timestamp)] = [:]
+        var forged: [(path: [UInt8], parts: [[UInt8]])] = []
+        /// False when the in-place run must walk for itself: the preflight was not for a fresh
+        /// in-place run, or met more forged entries than are worth keeping in memory.
+        var complete = false
+        static let forgedLimit = 4096
+
+        public init() {}
+    }
+
+    /// The key of a directory's times in the state file: its path below the root, in hex.
+    static func stateKey(_ path: [UInt8], root: Walker.Location) -> String {
+        let parts = Bytes.components(Array(path.dropFirst(root.path.count)))
+        return parts.isEmpty ? "." : Bytes.hex(parts.joined(separator: [UInt8(ascii: "/")]).map { $0 })
+    }
+
+    var dropsForged: Bool { options.to == .mappedXattr && options.from != .mappedXattr && !options.trustExistingXattrs }
+
+    /// `preflight`, also filling `survey` for `inPlace`.
+    public func preflight(_ root: Walker.Location, inPlace: Bool = true, report: (VirtFSError) -> Void, entries: inout Int,
+                          survey: inout Survey) -> Bool {
         var ok = true
         let euid = geteuid()
         let myGroups = Sys.groups()
@@ -150,8 +180,22 @@ public struct Converter {
         let mappedFile = SecurityModel.mappedFile.codec
         preflightWalk.hiddenStorage = options.from == .mappedFile || (inPlace && recorded)
             || (options.to == .mappedFile && ((try? root.entry()).map(target.hasMetadata) ?? false)) ? [mappedFile] : []
+        survey = Survey()
+        // (This walk hides mapped-file metadata only where the run's own walk does too: it sees
+        // every directory that one sees, and perhaps a few more.)
+        survey.complete = inPlace && !recorded
         Walker(options: preflightWalk).walk(root, visit: { entry in
             entries += 1
+            if survey.complete {
+                // As the state's own walk would record them (see writeState).
+                if entry.stat.fileType == .directory {
+                    survey.times[Self.stateKey(entry.path, root: root)] = (entry.stat.atime, entry.stat.mtime)
+                }
+                if dropsForged, let names = try? entry.xattrNames(), names.contains(where: target.holdsMetadata(xattr:)) {
+                    survey.forged.append((entry.path, Bytes.components(Array(entry.path.dropFirst(root.path.count)))))
+                    if survey.forged.count > Survey.forgedLimit { survey = Survey() }
+                }
+            }
             func refuse(_ why: String) {
                 ok = false
                 report(.refused("convert", path: entry.path, why))
@@ -321,7 +365,9 @@ public struct Converter {
 
     /// Converts the tree in place. Throws before changing anything when another conversion is
     /// unfinished; per-entry failures are events, and leave the entry in its old form.
-    public func inPlace(_ root: Walker.Location, event: (Event) -> Void) throws(VirtFSError) -> Summary {
+    /// With the `survey` of a preflight run on the same locked tree, it does not walk the
+    /// tree before it starts.
+    public func inPlace(_ root: Walker.Location, survey: Survey = Survey(), event: (Event) -> Void) throws(VirtFSError) -> Summary {
         var summary = Summary()
         let rootDir = root.directory
         let resumed: Bool
@@ -351,15 +397,21 @@ public struct Converter {
             // Before the state is recorded, in the walk that reads the directories' times: from
             // then on user.virtfs.mode marks converted entries. (Removing an xattr changes no
             // directory's times.)
-            let dropForged = options.to == .mappedXattr && options.from != .mappedXattr && !options.trustExistingXattrs
-            recordedTimes = try writeState(root) { entry in
-                if dropForged { dropForgedXattrs(of: entry, summary: &summary, event: event) }
+            if survey.complete {
+                if dropsForged {
+                    for (path, parts) in survey.forged {
+                        guard let entry = try? Walker.inside(root, relative: parts, path: path).entry() else { continue }
+                        dropForgedXattrs(of: entry, summary: &summary, event: event)
+                    }
+                }
+                recordedTimes = try writeState(root, times: survey.times)
+            } else {
+                recordedTimes = try writeState(root) { entry in
+                    if dropsForged { dropForgedXattrs(of: entry, summary: &summary, event: event) }
+                }
             }
         }
-        func relative(_ path: [UInt8]) -> String {
-            let r = Bytes.components(Array(path.dropFirst(root.path.count)))
-            return r.isEmpty ? "." : Bytes.hex(r.joined(separator: [UInt8(ascii: "/")]).map { $0 })
-        }
+        func relative(_ path: [UInt8]) -> String { Self.stateKey(path, root: root) }
         let rootStat = try root.entry().stat
         let rootTimes = recordedTimes["."] ?? (rootStat.atime, rootStat.mtime)
         var links: [FileIdentity: [[UInt8]]] = [:]
@@ -369,6 +421,7 @@ public struct Converter {
         // are found in the target form, but this run converted them.
         var convertedInodes: Set<FileIdentity> = []
         var checkpoints = Checkpoints()
+        var cleaned: DirectoryContext?
         // Per directory: its times as recorded with the state, before anything changed (writing
         // the state changed the root's), given back when it is left.
         typealias Times = (Timestamp, Timestamp)
@@ -407,7 +460,7 @@ public struct Converter {
                 } else {
                     attempted = true
                     let view = try self.view(of: entry, in: current, ours: true, summary: &summary, event: event)
-                    let rebuilt = try convert(entry, view: view, from: current, root: root, links: &links)
+                    let rebuilt = try convert(entry, view: view, from: current, root: root, links: &links, cleaned: &cleaned)
                     summary.count(view)
                     event(.converted(view))
                     if shared && !rebuilt { convertedInodes.insert(entry.stat.identity) }
@@ -429,7 +482,8 @@ public struct Converter {
             } catch let error as VirtFSError {
                 summary.failures += 1
                 event(.failed(error.at(entry.path)))
-            } catch {}
+                cleaned = nil
+            } catch { cleaned = nil }
             return times
         }, leave: { directory, times in
             target.discardTemporaries(in: directory)
@@ -490,7 +544,10 @@ public struct Converter {
     /// rebuilt object renamed in, a `.virtfs_metadata` made or removed) gets them back when
     /// done, even when that is in a later run. One line each: `times HEXPATH ATIME MTIME`.
     /// Returns them. A failure here (ENOSPC) leaves the tree as it was.
-    func writeState(_ root: Walker.Location, visiting visit: (HostEntry) -> Void = { _ in }) throws(VirtFSError) -> [String: (Timestamp, Timestamp)] {
+    /// `times`: the directories' times as a preflight found them; else a walk reads them
+    /// (and shows `visit` every entry).
+    func writeState(_ root: Walker.Location, times surveyed: [String: (Timestamp, Timestamp)]? = nil,
+                    visiting visit: (HostEntry) -> Void = { _ in }) throws(VirtFSError) -> [String: (Timestamp, Timestamp)] {
         let temporary = ConversionRecord.temporaryName
         var times: [String: (Timestamp, Timestamp)] = [:]
         // A run stopped while writing this file (after making it, which changed the root's
@@ -499,15 +556,18 @@ public struct Converter {
             let (header, recorded) = Self.parseState(leftover)
             if header == stateText { times = recorded }
         }
-        var failure: VirtFSError?
-        Walker(options: walkOptions).walk(root, visit: { entry in
-            visit(entry)
-            guard entry.stat.fileType == .directory else { return }
-            let parts = Bytes.components(Array(entry.path.dropFirst(root.path.count)))
-            let key = entry.isExportRoot ? "." : Bytes.hex(parts.joined(separator: [UInt8(ascii: "/")]).map { $0 })
-            if times[key] == nil { times[key] = (entry.stat.atime, entry.stat.mtime) }
-        }, failure: { failure = failure ?? $0 })
-        if let failure { throw failure }
+        if let surveyed {
+            times.merge(surveyed) { leftover, _ in leftover }
+        } else {
+            var failure: VirtFSError?
+            Walker(options: walkOptions).walk(root, visit: { entry in
+                visit(entry)
+                guard entry.stat.fileType == .directory else { return }
+                let key = Self.stateKey(entry.path, root: root)
+                if times[key] == nil { times[key] = (entry.stat.atime, entry.stat.mtime) }
+            }, failure: { failure = failure ?? $0 })
+            if let failure { throw failure }
+        }
         func t(_ x: Timestamp) -> String { "\(x.seconds).\(x.nanoseconds)" }
         var text = stateText
         for (key, (atime, mtime)) in times { text += Array("times \(key) \(t(atime)) \(t(mtime))\n".utf8) }
@@ -612,22 +672,29 @@ public struct Converter {
         }
         if !from.isMapped && to.isMapped {
             let placement = options.placement
-            if let owner = placement.owner { try Sys.chown(entry.directory.fd, entry.name, owner.uid, owner.gid) }
+            // (What the walk saw is still so: nothing before this step changes owner or mode. A
+            // chown that changes nothing is skipped too, so the set-id bits it would clear are
+            // set by the chmod below as asked.)
+            if let owner = placement.owner, entry.stat.uid != owner.uid || entry.stat.gid != owner.gid {
+                try Sys.chown(entry.directory.fd, entry.name, owner.uid, owner.gid)
+            }
             var mode = hostType == .directory ? placement.directoryMode : placement.fileMode
             if to == .mappedFile, let acl = try target.decode(entry).attributes.accessACL, !acl.isMinimal {
                 // In mapped-file the host ACL is the guest's, so its mask stays the group bits:
                 // the host mode bits are the ACL's owner, mask and other entries.
                 mode = (mode & 0o7000) | acl.modeBits
             }
-            try Sys.chmod(entry.directory.fd, entry.name, mode_t(mode))
+            if entry.stat.mode & 0o7777 != mode { try Sys.chmod(entry.directory.fd, entry.name, mode_t(mode)) }
         }
     }
 
     /// One entry from its current form to the target's, with one commit point (see above); the
     /// inode's own part waits for `finishInode`. Returns true when the host object was rebuilt
     /// (a new object, complete in the target form).
+    /// `cleaned`: the directory whose temporaries this run has cleared since its last failure
+    /// (a leftover of this run's temporary name can only come from a failed step).
     func convert(_ entry: HostEntry, view: GuestView, from current: SecurityModel, root: Walker.Location,
-                 links: inout [FileIdentity: [[UInt8]]]) throws(VirtFSError) -> Bool {
+                 links: inout [FileIdentity: [[UInt8]]], cleaned: inout DirectoryContext?) throws(VirtFSError) -> Bool {
         let to = options.to
         let a = view.attributes
         let hostType = entry.stat.fileType ?? .regular
@@ -650,8 +717,11 @@ public struct Converter {
             // later name of the same old object becomes a link of the new one, as it was.
             let temporary = TemporaryName.current
             let codec = to.codec
-            codec.discardTemporary(temporary, in: dir)
-            current.codec.discardTemporary(temporary, in: dir)
+            if cleaned !== dir {
+                codec.discardTemporary(temporary, in: dir)
+                current.codec.discardTemporary(temporary, in: dir)
+                cleaned = dir
+            }
             // (The old object's link count already dropped with each name replaced before.)
             let old = entry.stat.identity
             if let first = links[old], let firstLocation = try? Walker.inside(root, relative: first, path: []),

@@ -143,17 +143,18 @@ func createMappedHostObject(_ attributes: GuestAttributes, named name: [UInt8], 
 }
 
 /// Writes ACLs under `accessName`/`defaultName` (removing absent ones) and the guest's user
-/// xattrs, which every model but none keeps on the host object as they are.
-func writeACLs(_ attributes: GuestAttributes, to entry: HostEntry, accessName: String, defaultName: String) throws(VirtFSError) {
+/// xattrs, which every model but none keeps on the host object as they are. `fresh`: the host
+/// object was just made, so it has no xattr of these (user) names to remove.
+func writeACLs(_ attributes: GuestAttributes, to entry: HostEntry, accessName: String, defaultName: String, fresh: Bool = false) throws(VirtFSError) {
     if let acl = attributes.accessACL {
         try entry.setXattr(accessName, acl.xattrValue)
-    } else {
+    } else if !fresh {
         try entry.removeXattr(accessName)
     }
     if attributes.type == .directory {
         if let acl = attributes.defaultACL {
             try entry.setXattr(defaultName, acl.xattrValue)
-        } else {
+        } else if !fresh {
             try entry.removeXattr(defaultName)
         }
     } else if attributes.defaultACL != nil {
@@ -207,10 +208,12 @@ extension HostEntry: @unchecked Sendable {}
 /// `.virtfs-tools.PID.tmp`. Whatever an interrupted run leaves under such a name is garbage
 /// that the next run (or virtfs-fsck) removes.
 public enum TemporaryName {
-    public static var current: [UInt8] { Array(".virtfs-tools.\(getpid()).tmp".utf8) }
+    /// (A process's id does not change; asking the kernel for it per entry cost a system call.)
+    static let pid = getpid()
+    public static var current: [UInt8] { Array(".virtfs-tools.\(pid).tmp".utf8) }
 
     /// A second temporary name of this run, for a step that needs two at once.
-    public static func named(_ purpose: String) -> [UInt8] { Array(".virtfs-tools.\(getpid()).\(purpose).tmp".utf8) }
+    public static func named(_ purpose: String) -> [UInt8] { Array(".virtfs-tools.\(pid).\(purpose).tmp".utf8) }
 
     public static func matches(_ name: [UInt8]) -> Bool {
         name.starts(with: Array(".virtfs-tools.".utf8)) && name.reversed().starts(with: Array("pmt.".utf8))

@@ -122,7 +122,8 @@ public struct MappedXattrCodec: ModelCodec {
     public func create(_ attributes: GuestAttributes, named name: [UInt8], in directory: DirectoryContext,
                        content: Content, placement: HostPlacement) throws(VirtFSError) {
         let entry = try createMappedHostObject(attributes, named: name, in: directory, content: content, placement: placement)
-        try write(attributes, to: entry)
+        // (A new object has no user.* xattrs: no inheritance makes them.)
+        try write(attributes, to: entry, fresh: true)
     }
 
     public func update(_ attributes: GuestAttributes, of entry: HostEntry, placement: HostPlacement) throws(VirtFSError) {
@@ -132,12 +133,12 @@ public struct MappedXattrCodec: ModelCodec {
     /// Writes every field. The mode goes last: its presence marks an entry whose metadata is
     /// complete, which is what an interrupted virtfs-convert relies on. rdev is written only
     /// for the types mknod makes, as QEMU does.
-    func write(_ attributes: GuestAttributes, to entry: HostEntry) throws(VirtFSError) {
-        try writeACLs(attributes, to: entry, accessName: VirtfsXattr.aclAccess, defaultName: VirtfsXattr.aclDefault)
+    func write(_ attributes: GuestAttributes, to entry: HostEntry, fresh: Bool = false) throws(VirtFSError) {
+        try writeACLs(attributes, to: entry, accessName: VirtfsXattr.aclAccess, defaultName: VirtfsXattr.aclDefault, fresh: fresh)
         try writeUserXattrs(attributes, to: entry, refusingVirtfs: true)
         if attributes.type.isSpecial {
             try entry.setXattr(VirtfsXattr.rdev, Self.encodeRdev(attributes.type.hasDeviceNumber ? attributes.rdev : .zero))
-        } else {
+        } else if !fresh {
             try entry.removeXattr(VirtfsXattr.rdev)
         }
         try entry.setXattr(VirtfsXattr.uid, Self.encodeID(attributes.uid))
