@@ -71,37 +71,38 @@ public struct HostEntry {
     /// True for the exported directory itself (mapped-file keeps its metadata in
     /// `.virtfs_metadata_root` rather than in a parent it does not have).
     public let isExportRoot: Bool
-    /// The xattr names once listed, kept up to date by this entry's own set and remove calls:
-    /// a codec's decode, fsck's census and a conversion's last step each ask, and one
-    /// listxattr serves them all. Shared by copies of the entry; `refreshed()` starts anew.
-    private let listed = ListedXattrs()
     /// Whether decoding reads the target of a symlink a mapped model stores as a file (the
     /// file's data). A reader that shows no target (a stat format without %N or %L) spares an
     /// open, a read and a close per such symlink; the guest's stat does not read it either.
     public var readsStoredSymlinkTarget = true
-    /// What reading the entry already learned, kept only on entries of a read-only pass
-    /// (`remembering()`): a tree that is being changed must be asked again.
-    let facts: Facts?
+    /// What reading the entry learned, so that its next reader (a codec's decode, fsck's
+    /// census, a conversion's last step) does not ask the kernel again. Shared by copies of the
+    /// entry; `refreshed()` starts anew.
+    let learned: Learned
 
-    /// Answers a read-only pass got from the kernel about one entry, so that the second reader
-    /// of the same entry (fsck's census after its check) does not ask again.
-    final class Facts {
+    final class Learned {
+        /// The xattr names once listed, kept current by the entry's own set and remove calls.
+        var names: [[UInt8]]?
+        /// Whether the model's metadata file is remembered too: only on entries of a read-only
+        /// pass (`remembering()`), since codecs change that file by name, not through the entry.
+        let remembers: Bool
         /// The model's metadata file: unknown (nil), none (.some(nil)) or its stat.
         var metadataStat: HostStat??
-    }
 
-    final class ListedXattrs {
-        var names: [[UInt8]]?
+        init(remembers: Bool = false) { self.remembers = remembers }
         func added(_ name: [UInt8]) { if names?.contains(name) == false { names?.append(name) } }
         func removed(_ name: [UInt8]) { names?.removeAll { $0 == name } }
     }
+
+    /// What a read-only pass remembers of the entry; nil on an entry of a pass that changes the tree.
+    var facts: Learned? { learned.remembers ? learned : nil }
 
     public init(directory: DirectoryContext, name: [UInt8], path: [UInt8], isExportRoot: Bool = false) throws(VirtFSError) {
         self.directory = directory
         self.name = name
         self.path = path
         self.isExportRoot = isExportRoot
-        facts = nil
+        learned = Learned()
         do {
             stat = try Sys.stat(directory.fd, name)
         } catch let error {
@@ -109,19 +110,19 @@ public struct HostEntry {
         }
     }
 
-    init(directory: DirectoryContext, name: [UInt8], path: [UInt8], stat: HostStat, isExportRoot: Bool, facts: Facts? = nil) {
+    init(directory: DirectoryContext, name: [UInt8], path: [UInt8], stat: HostStat, isExportRoot: Bool, remembering: Bool = false) {
         self.directory = directory
         self.name = name
         self.path = path
         self.stat = stat
         self.isExportRoot = isExportRoot
-        self.facts = facts
+        learned = Learned(remembers: remembering)
     }
 
     /// The same entry, keeping what its readers learn for the next reader. Only for a pass that
     /// changes nothing in the tree while it holds the entry.
     public func remembering() -> HostEntry {
-        HostEntry(directory: directory, name: name, path: path, stat: stat, isExportRoot: isExportRoot, facts: Facts())
+        HostEntry(directory: directory, name: name, path: path, stat: stat, isExportRoot: isExportRoot, remembering: true)
     }
 
     /// Re-reads the host inode after a change.
@@ -130,10 +131,10 @@ public struct HostEntry {
     }
 
     public func xattrNames() throws(VirtFSError) -> [[UInt8]] {
-        if let names = listed.names { return names }
+        if let names = learned.names { return names }
         do {
             let names = try Sys.listXattrs(directory.fd, name)
-            listed.names = names
+            learned.names = names
             return names
         } catch { throw error.at(path) }
     }
@@ -153,14 +154,14 @@ public struct HostEntry {
 
     public func setXattr(raw attribute: [UInt8], _ value: [UInt8]) throws(VirtFSError) {
         do { try Sys.setXattr(directory.fd, name, raw: attribute, value) } catch { throw error.at(path) }
-        listed.added(attribute)
+        learned.added(attribute)
     }
 
     /// Removing an absent xattr is no error; when the names are listed, it is no call either.
     public func removeXattr(raw attribute: [UInt8]) throws(VirtFSError) {
-        if let names = listed.names, !names.contains(attribute) { return }
+        if let names = learned.names, !names.contains(attribute) { return }
         do { try Sys.removeXattr(directory.fd, name, raw: attribute) } catch { throw error.at(path) }
-        listed.removed(attribute)
+        learned.removed(attribute)
     }
 
     public func removeXattr(_ attribute: String) throws(VirtFSError) {
