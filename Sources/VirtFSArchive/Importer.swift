@@ -42,6 +42,10 @@ public struct Importer {
     let privileged: Bool
 
     public init(options: Options) {
+        var options = options
+        // An import fills a new tree, which a crash leaves to be made again whatever was
+        // flushed: one syncfs when it ends (`run`) makes it durable, not an fsync per metadata file.
+        options.placement.syncEachFile = false
         self.options = options
         codec = options.model.codec
         privileged = geteuid() == 0
@@ -250,6 +254,10 @@ public struct Importer {
             summary.failures += 1
             event(.failed(error))
         })
+        do { try Sys.syncFilesystem(root.directory.fd, root.path) } catch let error {
+            summary.failures += 1
+            event(.failed(error))
+        }
         return summary
     }
 

@@ -196,7 +196,7 @@ public enum Sys {
     }
 
     /// syncfs(2): writes out everything cached for the filesystem holding `fd`.
-    static func syncFilesystem(_ fd: Int32, _ name: [UInt8]) throws(VirtFSError) {
+    public static func syncFilesystem(_ fd: Int32, _ name: [UInt8]) throws(VirtFSError) {
         _ = try retry("syncfs", name) { virtfs_syncfs(fd) }
     }
 
