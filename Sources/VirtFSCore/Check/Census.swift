@@ -162,7 +162,7 @@ public struct TreeCensus: Sendable {
         guard !inXattrs && !inFile else { return }
         withoutMetadata += 1
         if withoutMetadataPaths.count < Self.examples { withoutMetadataPaths.append(entry.path) }
-        let components = Self.relativeComponents(entry.path, below: root.path)
+        let components = Bytes.components(entry.path, below: root.path)
         let shape = entry.isExportRoot ? nil : MappedShape.of(entry, components: components, root: root.directory)
         if let shape {
             shaped += 1
@@ -191,24 +191,12 @@ public struct TreeCensus: Sendable {
             || (isSymlink == exampleIsSymlink && components.count < exampleDepth)
         guard better else { return }
         exampleDepth = components.count
-        let name = Self.displayed(Array("/".utf8) + components.joined(separator: [UInt8(ascii: "/")]))
+        let name = Bytes.shellEscaped(Array("/".utf8) + components.joined(separator: [UInt8(ascii: "/")]))
         let size = String(entry.stat.size)
         // "an 8-byte", "an 11-byte", "an 18-byte": the article follows how the number is said.
         let article = size.hasPrefix("8") || (size.count % 3 == 2 && (size.hasPrefix("11") || size.hasPrefix("18"))) ? "an" : "a"
         let what = entry.stat.size == 0 ? "an empty regular file" : "\(article) \(size)-byte regular file"
         example = "\(name) as \(what) owned by uid \(entry.stat.uid)"
         exampleIsSymlink = isSymlink
-    }
-
-    /// A guest-chosen name or target for a message, quoted as every tool quotes names.
-    static func displayed(_ bytes: [UInt8]) -> String {
-        Bytes.shellEscaped(bytes)
-    }
-
-    /// The components of `path` below the export root's path `root`.
-    static func relativeComponents(_ path: [UInt8], below root: [UInt8]) -> [[UInt8]] {
-        var relative = path.dropFirst(root.count)[...]
-        while relative.first == UInt8(ascii: "/") { relative = relative.dropFirst() }
-        return Bytes.components(Array(relative))
     }
 }

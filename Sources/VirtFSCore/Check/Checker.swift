@@ -91,12 +91,6 @@ public struct Checker {
                       owner: geteuid() == 0 ? qemuUser : nil, links: links)
     }
 
-    func components(of path: [UInt8]) -> [[UInt8]] {
-        var relative = path.dropFirst(root.path.count)[...]
-        while relative.first == UInt8(ascii: "/") { relative = relative.dropFirst() }
-        return Bytes.components(Array(relative))
-    }
-
     // MARK: checking
 
     /// Reports every finding, in walk order.
@@ -133,7 +127,7 @@ public struct Checker {
 
     func finding(for error: VirtFSError) -> Finding {
         let check = Check(error)
-        var f = Finding(check: check, path: error.path, components: components(of: error.path), problem: error.detail)
+        var f = Finding(check: check, path: error.path, components: Bytes.components(error.path, below: root.path), problem: error.detail)
         switch check {
         case .orphanMetadata, .reservedMetadata:
             f.repair = .init(summary: "remove the stale metadata file", safe: true, action: .removeMetadataObject)
@@ -146,7 +140,7 @@ public struct Checker {
                     report reportAll: (Finding) -> Void) {
         let model = options.model
         // Only a finding or a hard link needs the path's components: split once, when asked.
-        lazy var parts = entry.isExportRoot ? [] : components(of: entry.path)
+        lazy var parts = entry.isExportRoot ? [] : Bytes.components(entry.path, below: root.path)
         let outside = links.namesOutside(entry.stat)
         if outside > 0 {
             reportAll(Finding(check: .outsideLink, path: entry.path, components: parts,
@@ -180,18 +174,14 @@ public struct Checker {
         // only when what it writes is exactly the view the guest has now.
         var merged = view.attributes
         let typeWrong = view.diagnostics.contains { Check($0) == .modeType }
-        if typeWrong, let hostType, hostType == .directory || hostType == .regular,
-           (hostType == .directory) != (merged.type == .directory) {
-            // The host object is what QEMU can serve: its type wins.
-            merged.type = hostType
-            merged.symlinkTarget = nil
-        } else if typeWrong, let hostType, hostType != .directory && hostType != .regular,
-                  merged.type != hostType {
-            // A host special is replaced by the mapped object of its own type (below).
+        let hostSpecial = hostType.map { $0 != .regular && $0 != .directory } ?? false
+        // The host object is what QEMU can serve: its type wins (a host special is replaced by
+        // the mapped object of its own type, below).
+        if typeWrong, let hostType,
+           hostSpecial ? merged.type != hostType : (hostType == .directory) != (merged.type == .directory) {
             merged.type = hostType
             if hostType != .symlink { merged.symlinkTarget = nil }
         }
-        let hostSpecial = hostType.map { $0 != .regular && $0 != .directory } ?? false
         // A rewrite keeps what the guest sees unless the value it replaces reads as undefined
         // bytes, or the type or ACL it corrects.
         func safeDiagnostic(_ d: VirtFSError) -> Bool {
@@ -301,7 +291,7 @@ public struct Checker {
         let shape = entry.isExportRoot ? nil : MappedShape.of(entry, components: parts, root: root.directory)
         guard options.lossRule.lost(entry, shape: shape) else { return nil }
         switch shape {
-        case .symlink(let target)?: return "its data is the symlink target \(TreeCensus.displayed(target))"
+        case .symlink(let target)?: return "its data is the symlink target \(Bytes.shellEscaped(target))"
         case .device?: return "an empty file in dev, the stored form of a device"
         case nil where options.lossRule.all: return "no entry of the tree carries any"
         case nil: return "host owner and mode are those of the tree's own entries, not of a host-added file"

@@ -97,16 +97,7 @@ public enum QemuGlue {
     }
 
     static func xmlEscape(_ bytes: [UInt8]) -> [UInt8] {
-        bytes.flatMap { b -> [UInt8] in
-            switch b {
-            case UInt8(ascii: "&"): return Array("&amp;".utf8)
-            case UInt8(ascii: "<"): return Array("&lt;".utf8)
-            case UInt8(ascii: ">"): return Array("&gt;".utf8)
-            case UInt8(ascii: "'"): return Array("&apos;".utf8)
-            case UInt8(ascii: "\""): return Array("&quot;".utf8)
-            default: return [b]
-            }
-        }
+        bytes.flatMap { b in XMLScan.entities.first { $0.byte == b }?.entity ?? [b] }
     }
 
     /// The libvirt `<filesystem>` element (or, for mapped-file, which libvirt cannot express, the
@@ -157,17 +148,9 @@ public enum QemuGlue {
         var fields: [[UInt8]] = [[]]
         var i = 0
         while i < text.count {
-            if text[i] == UInt8(ascii: ",") {
-                if i + 1 < text.count && text[i + 1] == UInt8(ascii: ",") {
-                    fields[fields.count - 1].append(text[i])
-                    i += 2
-                    continue
-                }
-                fields.append([])
-            } else {
-                fields[fields.count - 1].append(text[i])
-            }
-            i += 1
+            let escaped = text[i] == UInt8(ascii: ",") && i + 1 < text.count && text[i + 1] == UInt8(ascii: ",")
+            if text[i] == UInt8(ascii: ",") && !escaped { fields.append([]) } else { fields[fields.count - 1].append(text[i]) }
+            i += escaped ? 2 : 1
         }
         return fields.enumerated().compactMap { index, field in
             if let eq = field.firstIndex(of: UInt8(ascii: "=")) {
@@ -201,15 +184,12 @@ public enum QemuGlue {
                     if let driver = text("driver"), devices.contains(driver), let fsdev = text("fsdev") {
                         deviceTags[fsdev] = get("mount_tag") ?? []
                     }
-                case "-fsdev":
-                    let id = text("id")
-                    shares.append(Share(origin: "-fsdev \(id ?? "(no id)")", driver: text("fsdriver") ?? "", path: get("path"),
-                                        model: text("security_model"), id: id, tag: nil, hasDevice: false, readonly: readonly))
                 default:
-                    let tag = get("mount_tag")
-                    shares.append(Share(origin: "-virtfs \(tag.map { String(decoding: $0, as: UTF8.self) } ?? "(no mount_tag)")",
+                    // -virtfs makes its own device; an -fsdev's comes from a -device naming it.
+                    let fsdev = name == "-fsdev", tag = fsdev ? nil : text("mount_tag")
+                    shares.append(Share(origin: "\(name!) \(fsdev ? text("id") ?? "(no id)" : tag ?? "(no mount_tag)")",
                                         driver: text("fsdriver") ?? "", path: get("path"), model: text("security_model"),
-                                        id: text("id"), tag: tag, hasDevice: true, readonly: readonly))
+                                        id: text("id"), tag: fsdev ? nil : get("mount_tag"), hasDevice: !fsdev, readonly: readonly))
                 }
             } else {
                 i += 1
@@ -396,21 +376,17 @@ enum XMLScan {
         var text: [UInt8]
     }
 
+    /// XML's five predefined entities.
+    static let entities: [(byte: UInt8, entity: [UInt8])] = [("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("'", "&apos;"), ("\"", "&quot;")]
+        .map { (UInt8(ascii: $0.0), Array($0.1.utf8)) }
+
     static func decode(_ bytes: ArraySlice<UInt8>) -> [UInt8] {
         var out: [UInt8] = []
         var i = bytes.startIndex
-        let entities: [(String, UInt8)] = [("&amp;", UInt8(ascii: "&")), ("&lt;", UInt8(ascii: "<")), ("&gt;", UInt8(ascii: ">")),
-                                           ("&apos;", UInt8(ascii: "'")), ("&quot;", UInt8(ascii: "\""))]
-        outer: while i < bytes.endIndex {
-            if bytes[i] == UInt8(ascii: "&") {
-                for (name, value) in entities where bytes[i...].starts(with: Array(name.utf8)) {
-                    out.append(value)
-                    i += name.utf8.count
-                    continue outer
-                }
-            }
-            out.append(bytes[i])
-            i += 1
+        while i < bytes.endIndex {
+            let known = bytes[i] == UInt8(ascii: "&") ? entities.first { bytes[i...].starts(with: $0.entity) } : nil
+            out.append(known?.byte ?? bytes[i])
+            i += known?.entity.count ?? 1
         }
         return out
     }

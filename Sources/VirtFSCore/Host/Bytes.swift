@@ -61,6 +61,11 @@ public enum Bytes {
             .filter { $0 != [UInt8(ascii: ".")] }
     }
 
+    /// The components of `path` below the path `root` it starts with.
+    public static func components(_ path: [UInt8], below root: [UInt8]) -> [[UInt8]] {
+        components(Array(path.dropFirst(root.count)))
+    }
+
     public static func isUTF8(_ bytes: [UInt8]) -> Bool {
         String(validating: bytes, as: UTF8.self) != nil
     }

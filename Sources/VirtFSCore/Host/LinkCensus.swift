@@ -84,14 +84,8 @@ public final class LinkCensus: @unchecked Sendable {
         // Model nil: metadata directories and files are names like any other.
         Walker(options: .init(recursive: true)).walk(root, visit: { entry in
             guard entry.stat.nlink > 1, entry.stat.fileType != .directory, !entry.isExportRoot else { return }
-            table[entry.stat.identity, default: []].append(components(of: entry.path, below: root.path))
+            table[entry.stat.identity, default: []].append(Bytes.components(entry.path, below: root.path))
         }, failure: { _ in })
         return table
-    }
-
-    static func components(of path: [UInt8], below rootPath: [UInt8]) -> [[UInt8]] {
-        var relative = path.dropFirst(rootPath.count)[...]
-        while relative.first == UInt8(ascii: "/") { relative = relative.dropFirst() }
-        return Bytes.components(Array(relative))
     }
 }

@@ -74,7 +74,7 @@ public struct MappedFileMetadata: Sendable, Equatable {
             deviations.append(Deviation(offset: offset + nul, line: line, message: "NUL byte; QEMU stops reading the line there"))
         }
         // QEMU checks uid and gid with 10-byte prefixes, mode and rdev with 11.
-        guard let key = Key.allCases.first(where: { cStringHasPrefix(chunk, Array($0.rawValue.utf8)) }) else {
+        guard let key = Key.allCases.first(where: { chunk.starts(with: $0.rawValue.utf8) }) else {
             let shown = String(decoding: chunk.prefix(40), as: UTF8.self).replacingNewlines()
             deviations.append(Deviation(offset: offset, line: line, message: "unknown line \"\(shown)\" ignored by QEMU"))
             return
@@ -107,12 +107,6 @@ public struct MappedFileMetadata: Sendable, Equatable {
         }
     }
 
-    /// `strncmp(buf, key, strlen(key)) == 0` on a C string.
-    func cStringHasPrefix(_ chunk: [UInt8], _ key: [UInt8]) -> Bool {
-        chunk.count >= key.count && Array(chunk.prefix(key.count)) == key && !key.contains(0)
-            && !chunk.prefix(key.count).contains(0)
-    }
-
     /// glibc `atoi`: `(int)strtol(s, NULL, 10)` — leading white space, a sign, digits; stops at
     /// the first other byte; saturates at the range of long and then truncates to int.
     public static func atoi(_ bytes: [UInt8], from start: Int) -> Int32 {
@@ -142,15 +136,10 @@ public struct MappedFileMetadata: Sendable, Equatable {
         return Int32(truncatingIfNeeded: long)
     }
 
-    /// `-?[1-9][0-9]*|0` within the range of int: what QEMU's `%d` writes.
+    /// `-?[1-9][0-9]*|0` within the range of int: what QEMU's `%d` writes, so the text is the
+    /// one the value prints as.
     static func isCanonicalInt(_ text: [UInt8]) -> Bool {
-        var digits = text[...]
-        if digits.first == UInt8(ascii: "-") { digits = digits.dropFirst() }
-        guard !digits.isEmpty, digits.allSatisfy({ $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }) else { return false }
-        if digits.count > 1 && digits.first == UInt8(ascii: "0") { return false }
-        if text == Array("-0".utf8) { return false }
-        guard let value = Int64(String(decoding: text, as: UTF8.self)) else { return false }
-        return value >= Int64(Int32.min) && value <= Int64(Int32.max)
+        Int32(String(decoding: text, as: UTF8.self)).map { Array(String($0).utf8) == text } ?? false
     }
 
     /// The bytes QEMU's `local_set_mapped_file_attrat` writes: `virtfs.KEY=%d\n` for each set
