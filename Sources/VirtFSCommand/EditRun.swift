@@ -62,7 +62,7 @@ public struct EditRun {
     /// Runs `transform` over every operand (and, with -R, everything below), reporting with
     /// `describe(before, after, changed)`. Returns normally or throws the exit status.
     public func run(_ files: [String], skipSymlinks: Bool,
-                    transform: (GuestView) throws -> GuestAttributes?,
+                    transform: (GuestView) -> GuestAttributes?,
                     describe: (GuestView, GuestAttributes, Bool) -> String) throws {
         let resolver: OperandResolver
         do {
@@ -94,7 +94,7 @@ public struct EditRun {
                             }
                             return nil
                         }
-                        return try transform(view)
+                        return transform(view)
                     }
                     if let change, verbosity == .verbose || (verbosity == .changes && change.changed) {
                         console.write((dryRun ? "would: " : "") + describe(change.before, change.after, change.changed) + "\n")

@@ -14,20 +14,21 @@ extension ParsableCommand {
             print("\(tool) (virtfs-tools) \(virtfsToolsVersion)")
             Glibc.exit(0)
         }
+        // --help and its kind are "errors" that exit 0.
+        func fail(_ error: Error) -> Never {
+            guard exitCode(for: error) == .success else { usageError(tool, message(for: error), status: usageStatus) }
+            print(fullMessage(for: error))
+            Glibc.exit(0)
+        }
         var command: ParsableCommand
         do {
             command = try parseAsRoot(given)
         } catch {
-            if exitCode(for: error) == .success {
-                print(fullMessage(for: error))
-                Glibc.exit(0)
-            }
-            guard let rewritten = CoreutilsArguments.rewrite(given, parse: { arguments in
+            guard exitCode(for: error) != .success,
+                  let rewritten = CoreutilsArguments.rewrite(given, parse: { arguments in
                       do { _ = try parseAsRoot(arguments); return nil } catch { return message(for: error) }
                   }),
-                  let parsed = try? parseAsRoot(rewritten) else {
-                usageError(tool, message(for: error), status: usageStatus)
-            }
+                  let parsed = try? parseAsRoot(rewritten) else { fail(error) }
             command = parsed
         }
         do {
@@ -35,11 +36,7 @@ extension ParsableCommand {
         } catch let code as ExitCode {
             Glibc.exit(code.rawValue)
         } catch {
-            if exitCode(for: error) == .success {
-                print(fullMessage(for: error))
-                Glibc.exit(0)
-            }
-            usageError(tool, message(for: error), status: usageStatus)
+            fail(error)
         }
     }
 

@@ -100,12 +100,7 @@ public enum JSONLine {
         switch value {
         case let v as String: string(v, into: &out)
         case let v as Bool: out += Array((v ? "true" : "false").utf8)
-        case let v as Int: out += Array(String(v).utf8)
-        case let v as Int32: out += Array(String(v).utf8)
-        case let v as Int64: out += Array(String(v).utf8)
-        case let v as UInt: out += Array(String(v).utf8)
-        case let v as UInt32: out += Array(String(v).utf8)
-        case let v as UInt64: out += Array(String(v).utf8)
+        case let v as any BinaryInteger: out += Array("\(v)".utf8)
         case let v as Double: out += Array((v.isFinite ? Decimal2.shortest(v) : "null").utf8)
         case let v where byteString(v) != nil:
             let v = byteString(v)!

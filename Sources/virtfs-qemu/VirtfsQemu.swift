@@ -64,17 +64,7 @@ struct PrintOptions: ParsableCommand {
 
     func run() throws {
         let console = Console(tool: "virtfs-qemu")
-        let export = try operand.inspect(console)
-        let tag = self.tag ?? QemuGlue.defaultTag(export.path)
-        if libvirt {
-            console.write("<!-- \(String(decoding: export.path, as: UTF8.self)): \(export.reason) -->\n")
-            console.write(QemuGlue.libvirt(export, tag: tag, id: id))
-        } else {
-            let words = QemuGlue.arguments(export, tag: tag, id: id).map(QemuGlue.shellQuote)
-            console.write(Array(words.joined(separator: [UInt8(ascii: " ")])) + [UInt8(ascii: "\n")])
-            console.write("# QEMU must run as \(export.qemuUser): \(export.qemuUserReason)\n")
-            console.write("# model: \(export.reason)\n")
-        }
+        console.write(QemuGlue.options(try operand.inspect(console), tag: tag, id: id, libvirt: libvirt))
         console.flush()
     }
 }
@@ -118,19 +108,10 @@ struct Check: ParsableCommand {
         }
         let user = try qemuUser.map { let u = try HostUser.parse($0); return HostID(uid: u.uid, gid: u.gid) }
             ?? domainUser ?? HostID(uid: geteuid(), gid: getegid())
-        let result = QemuGlue.check(export, shares: shares, qemuUser: user)
-        let name = String(decoding: RawArguments.bytes(for: operand.tree), as: UTF8.self)
-        for m in result.mismatches {
-            console.write("\(name): mismatch \(m.check): \(m.share.map { $0 + ": " } ?? "")\(m.text)\n")
-        }
-        for note in result.notes { console.write("\(name): note: \(note)\n") }
-        if result.mismatches.isEmpty {
-            let served = result.matched.map(\.origin).joined(separator: ", ")
-            console.write("\(name): matches: \(served) serves it as \(export.model.rawValue), QEMU as \(user)\n")
-        } else {
-            console.write("\(name): \(result.mismatches.count) mismatch\(result.mismatches.count == 1 ? "" : "es") (the tree is \(export.reason); QEMU runs as \(user))\n")
-        }
+        let (report, matches) = QemuGlue.report(export, shares: shares, qemuUser: user,
+                                                name: String(decoding: RawArguments.bytes(for: operand.tree), as: UTF8.self))
+        console.write(report)
         console.flush()
-        if !result.mismatches.isEmpty { throw ExitCode(4) }
+        if !matches { throw ExitCode(4) }
     }
 }

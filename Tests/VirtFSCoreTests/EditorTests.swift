@@ -64,8 +64,9 @@ import VirtFSCore
     func chmod(model: SecurityModel) throws {
         let tree = try FixtureTree(model, spec: Self.spec)
         let before = try tree.view("target")
+        let change = try ModeChange("g+w,o=r")
         _ = try Editor(model: model, dryRun: false).edit(location(tree, "target").entry()) {
-            $0.attributes.changingPermissions(try ModeChange("g+w,o=r").apply(to: $0.attributes.permissions, isDirectory: false, umask: 0o022))
+            $0.attributes.changingPermissions(change.apply(to: $0.attributes.permissions, isDirectory: false, umask: 0o022))
         }
         let after = try tree.view("target")
         #expect(after.attributes.permissions == 0o664)

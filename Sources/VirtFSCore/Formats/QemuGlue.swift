@@ -79,6 +79,17 @@ public enum QemuGlue {
          Array("virtio-9p-pci,fsdev=\(id),mount_tag=".utf8) + optionValue(Array(tag.utf8))]
     }
 
+    /// What `virtfs-qemu options` prints: the arguments as a shell reads them back (or the
+    /// libvirt elements), the user QEMU must run as, and why the tree is in its model.
+    public static func options(_ export: QemuExport, tag: String?, id: String, libvirt asXML: Bool) -> [UInt8] {
+        let tag = tag ?? defaultTag(export.path)
+        if asXML {
+            return Array("<!-- \(String(decoding: export.path, as: UTF8.self)): \(export.reason) -->\n".utf8) + libvirt(export, tag: tag, id: id)
+        }
+        return Array(arguments(export, tag: tag, id: id).map(shellQuote).joined(separator: [UInt8(ascii: " ")]))
+            + Array("\n# QEMU must run as \(export.qemuUser): \(export.qemuUserReason)\n# model: \(export.reason)\n".utf8)
+    }
+
     /// One argument as a POSIX shell reads it back (single quotes when it needs any).
     public static func shellQuote(_ word: [UInt8]) -> [UInt8] {
         let plain = Set(Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_@%+=:,./-".utf8))
@@ -323,6 +334,19 @@ public enum QemuGlue {
             }
         }
         return (mismatches, notes, matched)
+    }
+
+    /// What `virtfs-qemu check` prints for the tree shown as `name`: a line per mismatch and per
+    /// note, then the verdict; and whether the shares match.
+    public static func report(_ export: QemuExport, shares: [Share], qemuUser user: HostID, name: String) -> (text: String, matches: Bool) {
+        let result = check(export, shares: shares, qemuUser: user)
+        var text = result.mismatches.map { "\(name): mismatch \($0.check): \($0.share.map { $0 + ": " } ?? "")\($0.text)\n" }.joined()
+            + result.notes.map { "\(name): note: \($0)\n" }.joined()
+        let n = result.mismatches.count
+        text += n == 0
+            ? "\(name): matches: \(result.matched.map(\.origin).joined(separator: ", ")) serves it as \(export.model.rawValue), QEMU as \(user)\n"
+            : "\(name): \(n) mismatch\(n == 1 ? "" : "es") (the tree is \(export.reason); QEMU runs as \(user))\n"
+        return (text, n == 0)
     }
 
     /// What the guest experiences when a tree written in `tree` is served as `served`.

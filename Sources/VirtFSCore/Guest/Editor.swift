@@ -25,9 +25,9 @@ public struct Editor {
     }
 
     /// Applies `transform` to the entry's guest view; nil from it leaves the entry alone.
-    public func edit(_ entry: HostEntry, _ transform: (GuestView) throws -> GuestAttributes?) throws -> Change? {
+    public func edit(_ entry: HostEntry, _ transform: (GuestView) -> GuestAttributes?) throws(VirtFSError) -> Change? {
         let view = try codec.decode(entry)
-        guard let after = try transform(view) else { return nil }
+        guard let after = transform(view) else { return nil }
         let change = Change(before: view, after: after)
         guard change.changed || model == .passthrough || model == .none else { return change }
         // A dry run reports the refusal the real run would meet.

@@ -59,27 +59,16 @@ public enum FileType: UInt32, Sendable, Codable, CaseIterable {
 
     /// Objects that only exist as host files in the mapped models (QEMU stores them as regular
     /// files and keeps their type in the metadata).
-    public var isSpecial: Bool {
-        switch self {
-        case .fifo, .characterDevice, .blockDevice, .socket: return true
-        default: return false
-        }
-    }
+    public var isSpecial: Bool { [.fifo, .characterDevice, .blockDevice, .socket].contains(self) }
 
     public var hasDeviceNumber: Bool { self == .characterDevice || self == .blockDevice }
 
+    /// Names and ls(1) letters by S_IFMT >> 12 (1 fifo, 2 char, 4 dir, 6 block, 8 file, 10 symlink, 12 socket).
+    static let keywords = ["", "fifo", "char", "", "dir", "", "block", "", "file", "", "symlink", "", "socket"]
+    static let letters = Array("?pc?d?b?-?l?s")
+
     /// The name used in fixtures and JSON.
-    public var keyword: String {
-        switch self {
-        case .fifo: return "fifo"
-        case .characterDevice: return "char"
-        case .directory: return "dir"
-        case .blockDevice: return "block"
-        case .regular: return "file"
-        case .symlink: return "symlink"
-        case .socket: return "socket"
-        }
-    }
+    public var keyword: String { Self.keywords[Int(rawValue >> 12)] }
 
     public init?(keyword: String) {
         guard let t = FileType.allCases.first(where: { $0.keyword == keyword }) else { return nil }
@@ -87,17 +76,7 @@ public enum FileType: UInt32, Sendable, Codable, CaseIterable {
     }
 
     /// ls(1)'s type letter.
-    public var letter: Character {
-        switch self {
-        case .fifo: return "p"
-        case .characterDevice: return "c"
-        case .directory: return "d"
-        case .blockDevice: return "b"
-        case .regular: return "-"
-        case .symlink: return "l"
-        case .socket: return "s"
-        }
-    }
+    public var letter: Character { Self.letters[Int(rawValue >> 12)] }
 }
 
 /// What the host kernel says about an object (statx), before any model interprets it.

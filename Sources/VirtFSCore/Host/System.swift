@@ -65,14 +65,8 @@ public enum Sys {
     public static func openOperandParent(_ path: [UInt8]) throws(VirtFSError) -> (dirfd: Int32, name: [UInt8]) {
         var trimmed = path
         while trimmed.count > 1 && trimmed.last == UInt8(ascii: "/") { trimmed.removeLast() }
-        if trimmed == [UInt8(ascii: "/")] {
-            let fd = try retry("open", path) { withCString([UInt8(ascii: "/")]) { Glibc.open($0, O_RDONLY | VIRTFS_O_DIRECTORY | VIRTFS_O_CLOEXEC) } }
-            return (fd, [UInt8(ascii: ".")])
-        }
-        let (parent, name) = Bytes.splitParent(trimmed)
-        let fd = try retry("open", parent) {
-            withCString(parent) { Glibc.open($0, O_RDONLY | VIRTFS_O_DIRECTORY | VIRTFS_O_CLOEXEC) }
-        }
+        let (parent, name) = trimmed == [UInt8(ascii: "/")] ? (trimmed, [UInt8(ascii: ".")]) : Bytes.splitParent(trimmed)
+        let fd = try openPath(parent, O_RDONLY | VIRTFS_O_DIRECTORY)
         if name == Array("..".utf8) {
             // `..` as the last component has to be resolved, not looked up as a name.
             let up = try openAt(fd, name, O_RDONLY | VIRTFS_O_DIRECTORY)

@@ -166,13 +166,13 @@ public struct OverlayConverter {
                 parent?.temporaries.append(entry)
                 return nil
             }
-            do {
+            do throws(VirtFSError) {
                 let o = try OverlayEntry(entry, model: options.model)
                 summary.entries += 1
                 parent?.children.append(o)
                 return entry.stat.fileType == .directory ? DirectoryState(entry: o) : nil
             } catch {
-                emit(.failed((error as? VirtFSError) ?? .refused("read", path: entry.path, "\(error)")))
+                emit(.failed(error))
                 return nil
             }
         }, leave: { directory, state in
@@ -186,15 +186,20 @@ public struct OverlayConverter {
     func convertDirectory(_ state: DirectoryState, context: DirectoryContext, target: OverlayDialect, dryRun: Bool,
                           emit: (Event) -> Void) {
         let dir = state.entry
-        func attempt(_ path: [UInt8], _ body: () throws -> Void) {
-            do { try body() } catch {
-                emit(.failed(((error as? VirtFSError) ?? .refused("convert", path: path, "\(error)")).at(path)))
-            }
+        func attempt(_ path: [UInt8], _ body: () throws(VirtFSError) -> Void) {
+            do { try body() } catch { emit(.failed(error.at(path))) }
         }
-        func change(_ kind: Change.Kind, _ path: [UInt8], _ from: String, _ to: String, _ body: () throws -> Void) {
-            attempt(path) {
+        func change(_ kind: Change.Kind, _ path: [UInt8], _ from: String, _ to: String, _ body: () throws(VirtFSError) -> Void) {
+            attempt(path) { () throws(VirtFSError) in
                 if !dryRun { try body() }
                 emit(.change(Change(kind: kind, path: path, from: from, to: to)))
+            }
+        }
+        let dot = [UInt8(ascii: ".")]
+        /// Sets overlay key `key` of the directory itself, in the target dialect.
+        func mark(_ kind: Change.Kind, _ key: String, _ value: String, from: String) {
+            change(kind, dir.entry.path, from, target.name(key) + "=" + value) { () throws(VirtFSError) in
+                try Sys.setXattr(context.fd, dot, target.name(key), Array(value.utf8))
             }
         }
         if !dryRun {
@@ -241,7 +246,7 @@ public struct OverlayConverter {
                 // An xattr whiteout is only one in a directory marked `x`, not in an opaque one,
                 // where it would show as an empty file; it hides nothing there anyway.
                 for m in members {
-                    change(.removed, m.entry.path, "whiteout (\(m.whiteout!.form.rawValue)) in an opaque directory", "nothing (redundant)") {
+                    change(.removed, m.entry.path, "whiteout (\(m.whiteout!.form.rawValue)) in an opaque directory", "nothing (redundant)") { () throws(VirtFSError) in
                         try remove(m)
                     }
                     removed.insert(m.entry.name)
@@ -253,20 +258,23 @@ public struct OverlayConverter {
             let source = keep ?? members[0]
             if keep == nil {
                 let newName = form == .oci ? WhiteoutForm.ociPrefix + name : name
-                change(.whiteout, Bytes.join(context.path, newName), source.whiteout!.form.rawValue, form.rawValue) {
-                    try build(form, like: source, named: newName, in: context, target: target)
+                change(.whiteout, Bytes.join(context.path, newName), source.whiteout!.form.rawValue, form.rawValue) { () throws(VirtFSError) in
+                    // The mapped form is the model's own device; the other forms are empty files.
+                    let v = source.view, device = form == .char || form == .mapped
+                    try build(form, GuestAttributes(type: device ? .characterDevice : .regular, permissions: v.attributes.permissions, uid: v.uid, gid: v.gid),
+                              atime: v.atime, mtime: v.mtime, named: newName, in: context, target: target)
                 }
                 recreated.insert(newName)
             } else if let keep, form != .xattr {
                 // An interrupted run may have left the old form's marker on the kept one.
                 for x in keep.overlay where x.key == OverlayKey.whiteout {
                     let xname = String(decoding: x.name, as: UTF8.self)
-                    change(.xattr, keep.entry.path, xname, "removed") { try Sys.removeXattr(keep.entry.directory.fd, keep.entry.name, xname) }
+                    change(.xattr, keep.entry.path, xname, "removed") { () throws(VirtFSError) in try Sys.removeXattr(keep.entry.directory.fd, keep.entry.name, xname) }
                     droppedFromChild[keep.entry.name, default: []].insert(x.name)
                 }
             }
             for m in members where m.entry.name != (keep?.entry.name ?? (form == .oci ? WhiteoutForm.ociPrefix + name : name)) {
-                change(.removed, m.entry.path, "whiteout (\(m.whiteout!.form.rawValue))", "replaced") { try remove(m) }
+                change(.removed, m.entry.path, "whiteout (\(m.whiteout!.form.rawValue))", "replaced") { () throws(VirtFSError) in try remove(m) }
                 removed.insert(m.entry.name)
             }
         }
@@ -275,26 +283,29 @@ public struct OverlayConverter {
         // Opaque markers follow the whiteout form.
         var dropped = Set<[UInt8]>()
         let opaqueXattrs = dir.overlay.filter { $0.key == OverlayKey.opaque }
+        func dropOpaqueXattrs() {
+            for x in opaqueXattrs {
+                let xname = String(decoding: x.name, as: UTF8.self)
+                change(.opaque, dir.entry.path, "\(xname)=\(opaqueValue.map { String(decoding: $0, as: UTF8.self) } ?? "")", "removed") { () throws(VirtFSError) in
+                    try Sys.removeXattr(context.fd, dot, xname)
+                }
+                dropped.insert(x.name)
+            }
+        }
         if let form = targetForm {
             if form == .oci {
                 if isOpaque && marker == nil {
-                    change(.opaque, Bytes.join(context.path, WhiteoutForm.ociOpaqueMarker), "overlay.opaque=y", ".wh..wh..opq") {
-                        try buildMarker(for: dirView, in: context)
+                    change(.opaque, Bytes.join(context.path, WhiteoutForm.ociOpaqueMarker), "overlay.opaque=y", ".wh..wh..opq") { () throws(VirtFSError) in
+                        // With its directory's permissions, owner and mtime (what image tools write).
+                        try build(.oci, GuestAttributes(type: .regular, permissions: dirView.attributes.permissions & 0o777, uid: dirView.uid, gid: dirView.gid),
+                                  atime: dirView.mtime, mtime: dirView.mtime, named: WhiteoutForm.ociOpaqueMarker, in: context, target: target)
                     }
                 }
-                for x in opaqueXattrs {
-                    let xname = String(decoding: x.name, as: UTF8.self)
-                    change(.opaque, dir.entry.path, "\(xname)=\(opaqueValue.map { String(decoding: $0, as: UTF8.self) } ?? "")", "removed") {
-                        try Sys.removeXattr(context.fd, [UInt8(ascii: ".")], xname)
-                    }
-                    dropped.insert(x.name)
-                }
+                dropOpaqueXattrs()
             } else {
                 if isOpaque {
-                    if !dir.overlay.contains(where: { $0.key == OverlayKey.opaque && $0.dialect == target }) || opaqueValue != [UInt8(ascii: "y")] {
-                        change(.opaque, dir.entry.path, marker != nil ? ".wh..wh..opq" : "overlay.opaque", target.name(OverlayKey.opaque) + "=y") {
-                            try Sys.setXattr(context.fd, [UInt8(ascii: ".")], target.name(OverlayKey.opaque), [UInt8(ascii: "y")])
-                        }
+                    if !opaqueXattrs.contains(where: { $0.dialect == target }) || opaqueValue != [UInt8(ascii: "y")] {
+                        mark(.opaque, OverlayKey.opaque, "y", from: marker != nil ? ".wh..wh..opq" : "overlay.opaque")
                     }
                     if let marker {
                         let mv = marker.view
@@ -302,21 +313,15 @@ public struct OverlayConverter {
                             emit(.warning(.refused("convert", path: marker.entry.path,
                                 "its owner, mode or mtime differ from its directory's; an opaque xattr keeps none of them (a marker made again copies the directory's)")))
                         }
-                        change(.removed, marker.entry.path, ".wh..wh..opq", target.name(OverlayKey.opaque) + "=y") { try remove(marker) }
+                        change(.removed, marker.entry.path, ".wh..wh..opq", target.name(OverlayKey.opaque) + "=y") { () throws(VirtFSError) in try remove(marker) }
                         removed.insert(marker.entry.name)
                     }
                 } else if form == .xattr && hasWhiteouts {
                     if opaqueValue != [UInt8(ascii: "x")] || !opaqueXattrs.contains(where: { $0.dialect == target }) {
-                        change(.opaque, dir.entry.path, "none", target.name(OverlayKey.opaque) + "=x") {
-                            try Sys.setXattr(context.fd, [UInt8(ascii: ".")], target.name(OverlayKey.opaque), [UInt8(ascii: "x")])
-                        }
+                        mark(.opaque, OverlayKey.opaque, "x", from: "none")
                     }
                 } else if opaqueValue == [UInt8(ascii: "x")] {
-                    for x in opaqueXattrs {
-                        let xname = String(decoding: x.name, as: UTF8.self)
-                        change(.opaque, dir.entry.path, "\(xname)=x", "removed") { try Sys.removeXattr(context.fd, [UInt8(ascii: ".")], xname) }
-                        dropped.insert(x.name)
-                    }
+                    dropOpaqueXattrs()
                 }
             }
         }
@@ -324,9 +329,7 @@ public struct OverlayConverter {
         // A 9p guest reads d_type DT_UNKNOWN: make overlayfs look up every entry here.
         if target == .user && finalForms.contains(where: { $0 == .char || $0 == .mapped })
             && !dir.overlay.contains(where: { $0.key == OverlayKey.impure }) {
-            change(.impure, dir.entry.path, "none", target.name(OverlayKey.impure) + "=y") {
-                try Sys.setXattr(context.fd, [UInt8(ascii: ".")], target.name(OverlayKey.impure), [UInt8(ascii: "y")])
-            }
+            mark(.impure, OverlayKey.impure, "y", from: "none")
         }
 
         // Names of the xattrs of what is left: the children that are not directories (those
@@ -336,10 +339,10 @@ public struct OverlayConverter {
             renameXattrs(of: child, dir: child.entry.directory, name: child.entry.name, target: target, dryRun: dryRun,
                          skip: droppedFromChild[child.entry.name] ?? [], emit: emit)
         }
-        renameXattrs(of: dir, dir: context, name: [UInt8(ascii: ".")], target: target, dryRun: dryRun, skip: dropped, emit: emit)
+        renameXattrs(of: dir, dir: context, name: dot, target: target, dryRun: dryRun, skip: dropped, emit: emit)
         if !dryRun {
-            attempt(dir.entry.path) {
-                try Sys.setTimes(context.fd, [UInt8(ascii: ".")], atime: dir.entry.stat.atime, mtime: dir.entry.stat.mtime)
+            attempt(dir.entry.path) { () throws(VirtFSError) in
+                try Sys.setTimes(context.fd, dot, atime: dir.entry.stat.atime, mtime: dir.entry.stat.mtime)
             }
         }
     }
@@ -407,47 +410,28 @@ public struct OverlayConverter {
         return p
     }
 
-    /// Builds whiteout `newName` in `form` with the owner, permissions and times of `source`,
-    /// under a temporary name first, then renamed into place.
-    func build(_ form: WhiteoutForm, like source: OverlayEntry, named newName: [UInt8], in context: DirectoryContext,
-               target: OverlayDialect) throws(VirtFSError) {
-        let v = source.view
+    /// Builds `newName` (a whiteout in `form`, or with `.oci` and no type, an opaque marker) with
+    /// these owner, permissions and times, under a temporary name first, then renamed into place.
+    /// In mapped-file the data and the metadata file move in two steps, ordered so that the
+    /// state between them still reads as a whiteout (a re-run then finishes it): a new name gets
+    /// its metadata first (a metadata file without data is rewritten by the re-run); an existing
+    /// name is replaced data first when the new data is a whiteout by itself (a real device, or
+    /// a file with overlay.whiteout), else metadata first (the old data keeps being a whiteout
+    /// under the new metadata). A real device carries no metadata: the old object's goes with
+    /// the commit.
+    func build(_ form: WhiteoutForm, _ a: GuestAttributes, atime: Timestamp, mtime: Timestamp, named newName: [UInt8],
+               in context: DirectoryContext, target: OverlayDialect) throws(VirtFSError) {
         let temporary = TemporaryName.current
         codec.discardTemporary(temporary, in: context)
-        let placement = placement(in: context)
-        // A char whiteout is a real 0/0 device whatever the model; the mapped form is the
-        // model's own device; the other forms are empty files.
-        let device = form == .char || form == .mapped
-        let a = GuestAttributes(type: device ? .characterDevice : .regular, permissions: v.attributes.permissions, uid: v.uid, gid: v.gid)
+        // A char whiteout is a real 0/0 device whatever the model.
         let storage: any ModelCodec = form == .char ? HostInodeCodec(model: .passthrough) : codec
-        try storage.create(a, named: temporary, in: context, content: .empty, placement: placement)
+        try storage.create(a, named: temporary, in: context, content: .empty, placement: placement(in: context))
         if form == .xattr {
             try Sys.setXattr(context.fd, temporary, target.name(OverlayKey.whiteout), [])
         }
-        try Sys.setTimes(context.fd, temporary, atime: v.atime, mtime: v.mtime)
-        try moveIntoPlace(temporary, as: newName, in: context, form: form)
-    }
-
-    /// `.wh..wh..opq` with its directory's permissions, owner and mtime (what image tools write).
-    func buildMarker(for dir: GuestView, in context: DirectoryContext) throws(VirtFSError) {
-        let temporary = TemporaryName.current
-        codec.discardTemporary(temporary, in: context)
-        let a = GuestAttributes(type: .regular, permissions: dir.attributes.permissions & 0o777, uid: dir.uid, gid: dir.gid)
-        try codec.create(a, named: temporary, in: context, content: .empty, placement: placement(in: context))
-        try Sys.setTimes(context.fd, temporary, atime: dir.mtime, mtime: dir.mtime)
-        try moveIntoPlace(temporary, as: WhiteoutForm.ociOpaqueMarker, in: context, form: .oci)
-    }
-
-    /// Renames a finished temporary over `name`. In mapped-file the data and the metadata file
-    /// move in two steps, ordered so that the state between them still reads as a whiteout
-    /// (a re-run then finishes it): a new name gets its metadata first (a metadata file without
-    /// data is rewritten by the re-run); an existing name is replaced data first when the new
-    /// data is a whiteout by itself (a real device, or a file with overlay.whiteout), else
-    /// metadata first (the old data keeps being a whiteout under the new metadata).
-    func moveIntoPlace(_ temporary: [UInt8], as name: [UInt8], in context: DirectoryContext, form: WhiteoutForm) throws(VirtFSError) {
-        let replacing = (try? Sys.stat(context.fd, name)) != nil
-        // A real device carries no metadata: the old object's goes with the commit.
-        try codec.commitTemporary(temporary, as: name, in: context, dataFirst: replacing && (form == .char || form == .xattr))
+        try Sys.setTimes(context.fd, temporary, atime: atime, mtime: mtime)
+        let replacing = (try? Sys.stat(context.fd, newName)) != nil
+        try codec.commitTemporary(temporary, as: newName, in: context, dataFirst: replacing && (form == .char || form == .xattr))
     }
 
     /// Removes an entry (and its mapped-file metadata).

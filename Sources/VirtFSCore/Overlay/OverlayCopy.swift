@@ -26,7 +26,7 @@ public enum OverlayCopy {
         // Per directory: its copy, and the times to give it when done.
         typealias Made = (directory: DirectoryContext, stat: HostStat)
         Walker(options: walkOptions).walk(root, visit: { (entry, parent: inout Made?) -> Made? in
-            do {
+            do throws(VirtFSError) {
                 let st = entry.stat
                 if entry.isExportRoot {
                     try copyAttributes(from: entry, to: output.directory.fd, [UInt8(ascii: ".")], path: output.path, owner: owner)
@@ -61,9 +61,9 @@ public enum OverlayCopy {
                 }
                 try Sys.setTimes(parent.fd, name, atime: st.atime, mtime: st.mtime)
                 if st.nlink > 1 { links[st.identity] = (parent, name) }
-            } catch let error as VirtFSError {
+            } catch {
                 failure(error.at(entry.path))
-            } catch {}
+            }
             return nil
         }, leave: { _, made in
             try? Sys.setTimes(made.directory.fd, [UInt8(ascii: ".")], atime: made.stat.atime, mtime: made.stat.mtime)

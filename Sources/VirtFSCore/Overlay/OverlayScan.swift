@@ -86,7 +86,7 @@ public struct OverlayScan: Sendable {
         walkOptions.auditStorage = false
         Walker(options: walkOptions).walk(root, visit: { (entry, parent: inout Directory?) -> Directory? in
             if TemporaryName.matches(entry.name) { return nil }
-            do {
+            do throws(VirtFSError) {
                 let o = try OverlayEntry(entry, model: model)
                 scan.entries += 1
                 for x in o.overlay {
@@ -112,7 +112,7 @@ public struct OverlayScan: Sendable {
                     return (entry.path, 0, userImpure)
                 }
             } catch {
-                scan.failures.append((error as? VirtFSError) ?? .refused("scan", path: entry.path, "\(error)"))
+                scan.failures.append(error)
             }
             return nil
         }, leave: { _, d in
