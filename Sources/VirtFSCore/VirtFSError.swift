@@ -88,22 +88,16 @@ public struct VirtFSError: Error, Sendable, Equatable, CustomStringConvertible {
 
     /// `OPERATION ATTRIBUTE: REASON`, without the path.
     public var detail: String {
-        if case .interruptedConversion(let from, let to) = reason {
-            // The same words from every tool, whatever step met the state file.
-            return "conversion from \(from.rawValue) to \(to.rawValue) interrupted; run the same virtfs-convert again (virtfs-convert --to \(to.rawValue))"
-        }
-        var parts: [String] = []
         var step = operation
         // An attribute may be a guest's xattr name or metadata file name: quoted like a path.
         if let attribute { step += " " + Bytes.shellEscaped(attribute) }
         if let offset { step += " (byte \(offset))" }
-        parts.append(step)
         switch reason {
-        case .system(let e): parts.append(String(cString: strerror(e)))
-        case .corrupt(let text): parts.append(text)
-        case .refused(let text): parts.append(text)
-        case .interruptedConversion: break
+        case .system(let e): return step + ": " + String(cString: strerror(e))
+        case .corrupt(let text), .refused(let text): return step + ": " + text
+        case .interruptedConversion(let from, let to):
+            // The same words from every tool, whatever step met the state file.
+            return "conversion from \(from.rawValue) to \(to.rawValue) interrupted; run the same virtfs-convert again (virtfs-convert --to \(to.rawValue))"
         }
-        return parts.joined(separator: ": ")
     }
 }

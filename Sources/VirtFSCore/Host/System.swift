@@ -276,9 +276,7 @@ public enum Sys {
         return withCString(xattrPath(dirfd, name), legacy)
     }
 
-    /// lgetxattr(2); nil when the attribute does not exist (ENODATA). Tries a buffer that fits
-    /// every value QEMU writes first (one call per attribute); a larger value is sized with a
-    /// probe and re-read, looping on ERANGE since it can grow between the two calls.
+    /// lgetxattr(2); nil when the attribute does not exist (ENODATA). Sized by `sizedRead`.
     public static func getXattr(_ dirfd: Int32, _ name: [UInt8], _ attr: String) throws(VirtFSError) -> [UInt8]? {
         try getXattr(dirfd, name, raw: Array(attr.utf8))
     }
@@ -287,63 +285,54 @@ public enum Sys {
     public static func getXattr(_ dirfd: Int32, _ name: [UInt8], raw rawAttr: [UInt8]) throws(VirtFSError) -> [UInt8]? {
         try checkName(name, "lgetxattr")
         return try withCString(rawAttr) { a throws(VirtFSError) in
-            var size = 256
-            while true {
-                // Read into the array's own storage: no zeroing, no copy, no trimming.
-                var n = 0, e: Int32 = 0
-                let buf = [UInt8](unsafeUninitializedCapacity: size) { b, count in
-                    n = xattrCall(dirfd, name, at: { virtfs_getxattrat(dirfd, $0, a, b.baseAddress, size) },
-                                  legacy: { lgetxattr($0, a, b.baseAddress, size) })
-                    if n < 0 { e = virtfs_errno() }
-                    count = max(n, 0)
-                }
-                if n >= 0 { return buf }
-                switch e {
-                case EINTR: continue
-                case ENODATA: return nil
-                case ERANGE:
-                    let probe = xattrCall(dirfd, name, at: { virtfs_getxattrat(dirfd, $0, a, nil, 0) },
-                                          legacy: { lgetxattr($0, a, nil, 0) })
-                    if probe < 0 && virtfs_errno() == ENODATA { return nil }
-                    size = max(probe, size * 2)
-                default:
-                    throw VirtFSError.system("lgetxattr", path: name, attribute: rawAttr, errno: e)
-                }
+            try sizedRead(256, "lgetxattr", name, attribute: rawAttr, absent: ENODATA) { buffer, size in
+                xattrCall(dirfd, name, at: { virtfs_getxattrat(dirfd, $0, a, buffer, size) }, legacy: { lgetxattr($0, a, buffer, size) })
             }
         }
     }
 
-    /// llistxattr(2) as a list of names (raw bytes); sized like `getXattr`.
+    /// llistxattr(2) as a list of names (raw bytes); sized by `sizedRead`.
     public static func listXattrs(_ dirfd: Int32, _ name: [UInt8]) throws(VirtFSError) -> [[UInt8]] {
         try checkName(name, "llistxattr")
-        var size = 1024
+        guard let buf = try sizedRead(1024, "llistxattr", name, absent: ENOTSUP, { buffer, size in
+            let list = buffer?.assumingMemoryBound(to: CChar.self)
+            return xattrCall(dirfd, name, at: { virtfs_listxattrat(dirfd, $0, list, size) }, legacy: { llistxattr($0, list, size) })
+        }) else { return [] }
+        // NUL-terminated names, one array each, without a per-byte conversion.
+        var names: [[UInt8]] = []
+        var start = 0
+        for i in 0..<buf.count where buf[i] == 0 {
+            if i > start { names.append(Array(buf[start..<i])) }
+            start = i + 1
+        }
+        if start < buf.count { names.append(Array(buf[start...])) }
+        return names
+    }
+
+    /// A call that fills a buffer (lgetxattr, llistxattr): first with `size` bytes, which fit
+    /// every value QEMU writes (one call per attribute); a larger result is sized with a probe
+    /// and read again, looping on ERANGE since it can grow between the two calls. Read into the
+    /// array's own storage: no zeroing, no copy, no trimming. Nil when it fails with `absent`.
+    static func sizedRead(_ size: Int, _ op: String, _ name: [UInt8], attribute: [UInt8]? = nil, absent: Int32,
+                          _ call: (UnsafeMutableRawPointer?, Int) -> Int) throws(VirtFSError) -> [UInt8]? {
+        var size = size
         while true {
             var n = 0, e: Int32 = 0
             let buf = [UInt8](unsafeUninitializedCapacity: size) { b, count in
-                let list = UnsafeMutableRawPointer(b.baseAddress!).assumingMemoryBound(to: CChar.self)
-                n = xattrCall(dirfd, name, at: { virtfs_listxattrat(dirfd, $0, list, size) },
-                              legacy: { llistxattr($0, list, size) })
+                n = call(UnsafeMutableRawPointer(b.baseAddress), size)
                 if n < 0 { e = virtfs_errno() }
                 count = max(n, 0)
             }
-            if n >= 0 {
-                // NUL-terminated names, one array each, without a per-byte conversion.
-                var names: [[UInt8]] = []
-                var start = 0
-                for i in 0..<n where buf[i] == 0 {
-                    if i > start { names.append(Array(buf[start..<i])) }
-                    start = i + 1
-                }
-                if start < n { names.append(Array(buf[start..<n])) }
-                return names
-            }
+            if n >= 0 { return buf }
             switch e {
             case EINTR: continue
-            case ENOTSUP: return []
+            case absent: return nil
             case ERANGE:
-                size = max(xattrCall(dirfd, name, at: { virtfs_listxattrat(dirfd, $0, nil, 0) },
-                                     legacy: { llistxattr($0, nil, 0) }), size * 2)
-            default: throw VirtFSError.system("llistxattr", path: name, errno: e)
+                let probe = call(nil, 0)
+                if probe < 0 && virtfs_errno() == absent { return nil }
+                size = max(probe, size * 2)
+            default:
+                throw VirtFSError.system(op, path: name, attribute: attribute, errno: e)
             }
         }
     }

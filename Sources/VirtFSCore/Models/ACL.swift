@@ -4,6 +4,8 @@ import Glibc
 /// A POSIX access or default ACL, as the kernel stores it in `system.posix_acl_*` xattrs
 /// (and QEMU's mapped-xattr model, unchanged, in `user.virtfs.system.posix_acl_*`).
 public struct ACL: Sendable, Equatable, Hashable, Codable {
+    /// The kernel's tags, which are also libacl's `ACL_USER_OBJ` ... `ACL_OTHER` (sys/acl.h), as
+    /// its `ACL_READ`/`ACL_WRITE`/`ACL_EXECUTE` are the 4/2/1 of `Entry.permissions`.
     public enum Tag: UInt16, Sendable, Codable {
         case userObj = 0x01
         case user = 0x02
@@ -11,19 +13,6 @@ public struct ACL: Sendable, Equatable, Hashable, Codable {
         case group = 0x08
         case mask = 0x10
         case other = 0x20
-
-        /// libacl's tag for each, both ways.
-        static let libaclTags: [(tag: Tag, libacl: Int32)] = [
-            (.userObj, ACL_USER_OBJ), (.user, ACL_USER), (.groupObj, ACL_GROUP_OBJ),
-            (.group, ACL_GROUP), (.mask, ACL_MASK), (.other, ACL_OTHER),
-        ]
-
-        var libacl: acl_tag_t { acl_tag_t(Self.libaclTags.first { $0.tag == self }!.libacl) }
-
-        init?(libacl tag: acl_tag_t) {
-            guard let found = Self.libaclTags.first(where: { $0.libacl == Int32(tag) }) else { return nil }
-            self = found.tag
-        }
     }
 
     public struct Entry: Sendable, Equatable, Hashable, Codable {
@@ -53,25 +42,18 @@ public struct ACL: Sendable, Equatable, Hashable, Codable {
     /// Decodes the kernel's xattr blob: le32 version, then 8-byte entries (le16 tag, le16 perm,
     /// le32 id).
     public init(xattr bytes: [UInt8], attribute: String = "system.posix_acl_access") throws(VirtFSError) {
-        guard bytes.count >= 4, (bytes.count - 4) % 8 == 0 else {
-            throw VirtFSError.corrupt("decode", attribute: Array(attribute.utf8), "ACL value is \(bytes.count) bytes; expected 4 + 8n")
-        }
+        func corrupt(_ offset: Int?, _ text: String) -> VirtFSError { .corrupt("decode", attribute: Array(attribute.utf8), offset: offset, text) }
+        guard bytes.count >= 4, (bytes.count - 4) % 8 == 0 else { throw corrupt(nil, "ACL value is \(bytes.count) bytes; expected 4 + 8n") }
         let version = Bytes.readLittle(bytes[0..<4], as: UInt32.self)
-        guard version == ACL.xattrVersion else {
-            throw VirtFSError.corrupt("decode", attribute: Array(attribute.utf8), offset: 0, "ACL version \(version); expected 2")
-        }
+        guard version == ACL.xattrVersion else { throw corrupt(0, "ACL version \(version); expected 2") }
         var entries: [Entry] = []
         var offset = 4
         while offset < bytes.count {
             let rawTag = Bytes.readLittle(bytes[offset..<offset + 2], as: UInt16.self)
             let perm = Bytes.readLittle(bytes[offset + 2..<offset + 4], as: UInt16.self)
             let id = Bytes.readLittle(bytes[offset + 4..<offset + 8], as: UInt32.self)
-            guard let tag = Tag(rawValue: rawTag) else {
-                throw VirtFSError.corrupt("decode", attribute: Array(attribute.utf8), offset: offset, "unknown ACL tag 0x\(String(rawTag, radix: 16))")
-            }
-            guard perm & ~7 == 0 else {
-                throw VirtFSError.corrupt("decode", attribute: Array(attribute.utf8), offset: offset + 2, "ACL permission bits 0x\(String(perm, radix: 16))")
-            }
+            guard let tag = Tag(rawValue: rawTag) else { throw corrupt(offset, "unknown ACL tag 0x\(String(rawTag, radix: 16))") }
+            guard perm & ~7 == 0 else { throw corrupt(offset + 2, "ACL permission bits 0x\(String(perm, radix: 16))") }
             let hasQualifier = tag == .user || tag == .group
             entries.append(Entry(tag: tag, permissions: perm, qualifier: hasQualifier ? id : nil))
             offset += 8
@@ -119,11 +101,6 @@ public struct ACL: Sendable, Equatable, Hashable, Codable {
 
     // MARK: libacl bridge
 
-    /// libacl's permission for each rwx bit of an entry.
-    static let libaclPermissions: [(bit: UInt16, perm: acl_perm_t)] = [
-        (4, acl_perm_t(ACL_READ)), (2, acl_perm_t(ACL_WRITE)), (1, acl_perm_t(ACL_EXECUTE)),
-    ]
-
     /// Builds a libacl object; the caller frees it with acl_free.
     func withLibacl<T>(_ body: (acl_t) throws(VirtFSError) -> T) throws(VirtFSError) -> T {
         // acl_create_entry may move the object: free whatever `acl` points to at the end.
@@ -137,7 +114,7 @@ public struct ACL: Sendable, Equatable, Hashable, Codable {
             guard acl_create_entry(&acl, &entry) == 0, let entry else {
                 throw VirtFSError.system("acl_create_entry", errno: virtfs_errno())
             }
-            acl_set_tag_type(entry, e.tag.libacl)
+            acl_set_tag_type(entry, acl_tag_t(e.tag.rawValue))
             if var q = e.qualifier {
                 acl_set_qualifier(entry, &q)
             }
@@ -145,7 +122,7 @@ public struct ACL: Sendable, Equatable, Hashable, Codable {
             acl_get_permset(entry, &permset)
             if let permset {
                 acl_clear_perms(permset)
-                for (bit, perm) in ACL.libaclPermissions where e.permissions & bit != 0 { acl_add_perm(permset, perm) }
+                for bit: UInt16 in [4, 2, 1] where e.permissions & bit != 0 { acl_add_perm(permset, acl_perm_t(bit)) }
                 acl_set_permset(entry, permset)
             }
         }
@@ -185,12 +162,12 @@ public struct ACL: Sendable, Equatable, Hashable, Codable {
             which = ACL_NEXT_ENTRY
             var rawTag = acl_tag_t(0)
             acl_get_tag_type(e, &rawTag)
-            guard let tag = Tag(libacl: rawTag) else { continue }
+            guard let tag = Tag(rawValue: UInt16(truncatingIfNeeded: rawTag)) else { continue }
             var permset: acl_permset_t?
             acl_get_permset(e, &permset)
             var perms: UInt16 = 0
             if let permset {
-                for (bit, perm) in ACL.libaclPermissions where acl_get_perm(permset, perm) == 1 { perms |= bit }
+                for bit: UInt16 in [4, 2, 1] where acl_get_perm(permset, acl_perm_t(bit)) == 1 { perms |= bit }
             }
             var qualifier: UInt32?
             if tag == .user || tag == .group, let q = acl_get_qualifier(e) {
