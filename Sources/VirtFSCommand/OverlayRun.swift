@@ -93,10 +93,7 @@ public struct OverlayOptions: ParsableArguments {
             target.kernel = kernel.flatMap(OverlayCheck.Target.kernelVersion) ?? OverlayCheck.Target.runningKernel ?? (6, 1)
             return self.check(target: target, console: console)
         }
-        var failed = false
-        for layer in layers where !convert(layer, console) {
-            failed = true
-        }
+        let failed = layers.map { convert($0, console) }.contains(false)
         console.flush()
         return failed || console.failures > 0 ? 1 : 0
     }
@@ -206,21 +203,19 @@ public struct OverlayOptions: ParsableArguments {
         let mount = target.summary
         for layer in layerList {
             if json {
-                var object: [String: Any] = ["layer_summary": OverlayCheck.describe(layer), "upper": layer.isUpper, "entries": layer.scan.entries,
-                                             "dialects": Dictionary(uniqueKeysWithValues: layer.scan.dialects.map { ($0.key.rawValue, $0.value) }),
-                                             "whiteouts": Dictionary(uniqueKeysWithValues: layer.scan.whiteouts.map { ($0.key.rawValue, $0.value) }),
-                                             "opaque_xattr": layer.scan.opaqueXattr, "opaque_markers": layer.scan.opaqueMarkers, "keys": layer.scan.keys]
-                object["path"] = layer.path
-                console.writeJSON(object)
+                console.writeJSON(["layer_summary": OverlayCheck.describe(layer), "upper": layer.isUpper, "entries": layer.scan.entries,
+                                   "dialects": Dictionary(uniqueKeysWithValues: layer.scan.dialects.map { ($0.key.rawValue, $0.value) }),
+                                   "whiteouts": Dictionary(uniqueKeysWithValues: layer.scan.whiteouts.map { ($0.key.rawValue, $0.value) }),
+                                   "opaque_xattr": layer.scan.opaqueXattr, "opaque_markers": layer.scan.opaqueMarkers, "keys": layer.scan.keys,
+                                   "path": layer.path])
             } else {
                 console.write("\(Bytes.shellEscaped(layer.path)): \(OverlayCheck.describe(layer))\n")
             }
         }
         for f in findings {
             if json {
-                var object: [String: Any] = ["severity": f.severity.rawValue, "finding": f.text, "mount": mount]
-                object["path"] = f.layer
-                if let map = f.xattrmap { object["xattrmap"] = map }
+                var object: [String: Any] = ["severity": f.severity.rawValue, "finding": f.text, "mount": mount, "path": f.layer]
+                object["xattrmap"] = f.xattrmap
                 console.writeJSON(object)
             } else {
                 console.write("\(Bytes.shellEscaped(f.layer)): \(f.severity.rawValue): \(f.text)\n")

@@ -128,10 +128,8 @@ public struct Checker {
     func finding(for error: VirtFSError) -> Finding {
         let check = Check(error)
         var f = Finding(check: check, path: error.path, components: Bytes.components(error.path, below: root.path), problem: error.detail)
-        switch check {
-        case .orphanMetadata, .reservedMetadata:
+        if check == .orphanMetadata || check == .reservedMetadata {
             f.repair = .init(summary: "remove the stale metadata file", safe: true, action: .removeMetadataObject)
-        default: break
         }
         return f
     }
@@ -195,22 +193,17 @@ public struct Checker {
         for d in view.diagnostics {
             let check = Check(d)
             let safe = safeDiagnostic(d) && exact
-            var repair: Finding.Repair?
-            switch check {
+            let repair: Finding.Repair? = switch check {
+            // Metadata cannot be written on a host special (no user xattrs on Linux); its
+            // replacement carries the repaired metadata, made once for all its findings.
             case .xattrLength, .metadataSyntax, .modeType, .badACL:
-                if hostSpecial {
-                    // Metadata cannot be written on a host special (no user xattrs on Linux); its
-                    // replacement carries the repaired metadata, made once for all its findings.
-                    repair = .init(summary: "replace it by the mapped \(merged.type.keyword) QEMU would have made", safe: false,
-                                   action: .replaceWithMapped(merged))
-                } else {
-                    repair = .init(summary: "rewrite the metadata as QEMU writes it", safe: safe, action: .rewriteMetadata(merged))
-                }
-                rewrite = repair
+                hostSpecial ? .init(summary: "replace it by the mapped \(merged.type.keyword) QEMU would have made", safe: false, action: .replaceWithMapped(merged))
+                    : .init(summary: "rewrite the metadata as QEMU writes it", safe: safe, action: .rewriteMetadata(merged))
             case .metadataObject:
-                repair = .init(summary: "remove what stands in place of the metadata file", safe: false, action: .removeMetadataObject)
-            default: break
+                .init(summary: "remove what stands in place of the metadata file", safe: false, action: .removeMetadataObject)
+            default: nil
             }
+            if check != .metadataObject, let repair { rewrite = repair }
             var f = Finding(check: check, path: entry.path, components: parts, problem: d.detail, repair: repair)
             if check == .metadataObject {
                 // The object to remove is the metadata file, not the entry.
@@ -243,15 +236,13 @@ public struct Checker {
                       let reason = lossReason(entry, parts: parts) {
                 found(.metadataLost, "no VirtFS metadata, lost (\(reason)): the guest sees a host \(hostType?.keyword ?? "object") owned by \(view.uid):\(view.gid) with mode 0\(String(view.attributes.permissions, radix: 8))")
             } else if view.hostFallback && rewrite == nil {
-                var repair: Finding.Repair?
-                switch options.adoption {
+                let repair: Finding.Repair? = switch options.adoption {
                 case .owner(let uid, let gid)?:
-                    repair = .init(summary: "give it metadata owned by \(uid):\(gid)", safe: true,
-                                   action: .rewriteMetadata(view.attributes.changingOwnerOnly(uid: uid, gid: gid)))
+                    .init(summary: "give it metadata owned by \(uid):\(gid)", safe: true,
+                          action: .rewriteMetadata(view.attributes.changingOwnerOnly(uid: uid, gid: gid)))
                 case .fromParent? where !entry.isExportRoot:
-                    repair = .init(summary: "give it metadata owned like its parent directory", safe: true,
-                                   action: .adoptFromParent(view.attributes))
-                default: break
+                    .init(summary: "give it metadata owned like its parent directory", safe: true, action: .adoptFromParent(view.attributes))
+                default: nil
                 }
                 found(.noMetadata, "no VirtFS metadata: the guest sees host owner \(view.uid):\(view.gid) and mode 0\(String(view.attributes.permissions, radix: 8))", repair)
             }

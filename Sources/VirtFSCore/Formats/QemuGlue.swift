@@ -237,11 +237,10 @@ public enum QemuGlue {
                     if child.name == "source" { source = child.attributes["dir"] ?? source }
                     if child.name == "target" { target = child.attributes["dir"] ?? target }
                     if child.name == "readonly" { readonly = true }
-                    if child.name == "driver" { driver = child.attributes["type"].map { String(decoding: $0, as: UTF8.self) } }
+                    if child.name == "driver" { driver = child.string("type") }
                 }
-                let type = e.attributes["type"].map { String(decoding: $0, as: UTF8.self) } ?? "mount"
-                guard type == "mount", driver != "virtiofs" else { continue }
-                let mode = e.attributes["accessmode"].map { String(decoding: $0, as: UTF8.self) } ?? "passthrough"
+                guard e.string("type") ?? "mount" == "mount", driver != "virtiofs" else { continue }
+                let mode = e.string("accessmode") ?? "passthrough"
                 // libvirt's names for the models (accessMode), back to QEMU's; others as written.
                 let model = SecurityModel.allCases.first { accessMode($0) == mode }?.rawValue ?? mode
                 shares.append(Share(origin: "<filesystem> \(target.map { String(decoding: $0, as: UTF8.self) } ?? "(no target)")",
@@ -249,16 +248,13 @@ public enum QemuGlue {
             case "qemu:arg":
                 if let value = e.attributes["value"] { passthrough.append(value) }
             case "seclabel" where !e.closing:
-                let model = e.attributes["model"].map { String(decoding: $0, as: UTF8.self) }
-                if model == "dac", index < elements.count, elements[index].name == "label" {
-                    let label = String(decoding: elements[index].text, as: UTF8.self)
-                    let parts = label.split(separator: ":").map { $0.hasPrefix("+") ? String($0.dropFirst()) : String($0) }
-                    if parts.count == 2 {
-                        func id(_ s: String, _ lookup: (String) -> UInt32?) -> UInt32? { UInt32(s) ?? lookup(s) }
-                        if let uid = id(parts[0], { getpwnam($0)?.pointee.pw_uid }), let gid = id(parts[1], { getgrnam($0)?.pointee.gr_gid }) {
-                            user = HostID(uid: uid, gid: gid)
-                        }
-                    }
+                guard e.string("model") == "dac", index < elements.count, elements[index].name == "label" else { break }
+                // `+UID:+GID` (numbers) or `USER:GROUP` (names).
+                let parts = String(decoding: elements[index].text, as: UTF8.self).split(separator: ":")
+                    .map { $0.hasPrefix("+") ? String($0.dropFirst()) : String($0) }
+                if parts.count == 2, let uid = UInt32(parts[0]) ?? getpwnam(parts[0])?.pointee.pw_uid,
+                   let gid = UInt32(parts[1]) ?? getgrnam(parts[1])?.pointee.gr_gid {
+                    user = HostID(uid: uid, gid: gid)
                 }
             default:
                 break
@@ -398,6 +394,8 @@ enum XMLScan {
         var closing: Bool
         var attributes: [String: [UInt8]]
         var text: [UInt8]
+
+        func string(_ attribute: String) -> String? { attributes[attribute].map { String(decoding: $0, as: UTF8.self) } }
     }
 
     /// XML's five predefined entities.

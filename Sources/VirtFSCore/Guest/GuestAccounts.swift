@@ -61,20 +61,14 @@ public struct GuestAccounts: Sendable {
         }
         let user = separator.map { String(spec[..<$0]) } ?? spec
         let group = separator.map { String(spec[spec.index(after: $0)...]) }
-        var uid: UInt32?
-        if !user.isEmpty {
-            guard let id = userIDs[user] ?? UInt32(user) else {
-                throw VirtFSError.refused("chown", "invalid user: '\(user)' (not in the tree's etc/passwd)")
-            }
-            uid = id
+        func id(_ text: String, _ ids: [String: UInt32], _ kind: String, _ file: String) throws(VirtFSError) -> UInt32? {
+            guard !text.isEmpty else { return nil }
+            guard let id = ids[text] ?? UInt32(text) else { throw VirtFSError.refused("chown", "invalid \(kind): '\(text)' (not in the tree's etc/\(file))") }
+            return id
         }
-        var gid: UInt32?
-        if let group, !group.isEmpty {
-            guard let id = groupIDs[group] ?? UInt32(group) else {
-                throw VirtFSError.refused("chown", "invalid group: '\(group)' (not in the tree's etc/group)")
-            }
-            gid = id
-        } else if group != nil, let uid {
+        let uid = try id(user, userIDs, "user", "passwd")
+        var gid = try id(group ?? "", groupIDs, "group", "group")
+        if gid == nil, group != nil, let uid {
             guard let login = loginGroups[uid] else {
                 throw VirtFSError.refused("chown", "'\(user):' needs \(user)'s login group, which the tree's etc/passwd does not give")
             }
