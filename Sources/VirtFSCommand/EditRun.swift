@@ -1,4 +1,5 @@
 import ArgumentParser
+import Glibc
 import VirtFSCore
 
 /// The options virtfs-chown and virtfs-chmod share with chown(1) and chmod(1).
@@ -45,7 +46,7 @@ public struct EditRun {
     }
 
     /// Decodes one entry named by the user (for --reference).
-    public func reference(_ path: String) throws -> (GuestView, GuestAccounts) {
+    public func reference(_ path: String) throws(VirtFSError) -> (GuestView, GuestAccounts) {
         let resolver = try OperandResolver(root: tree.rootBytes)
         let location = try resolver.locate(RawArguments.bytes(for: path), recursive: false)
         let model = try resolver.model(for: location, explicit: tree.model).0
@@ -57,6 +58,66 @@ public struct EditRun {
         guard let resolver = try? OperandResolver(root: tree.rootBytes), let first = files.first,
               let location = try? resolver.locate(RawArguments.bytes(for: first), recursive: recursive) else { return GuestAccounts() }
         return resolver.accounts(for: location)
+    }
+
+    /// chown(1): OWNER[:GROUP] (or `reference`'s owner) given to the files among `operands`,
+    /// only where the owner is `from`'s; set-id bits cleared as the guest's kernel clears them.
+    public func chown(_ operands: [String], reference: String?, from: String?, preserveSetid: Bool) throws {
+        let accounts = accounts(for: reference == nil ? Array(operands.dropFirst()) : operands)
+        let (target, files) = try change(operands, reference: reference, { (uid: Optional($0.uid), gid: Optional($0.gid)) }, accounts.parseOwner)
+        let required: (uid: UInt32?, gid: UInt32?) = try usage { () throws(VirtFSError) in try from.map(accounts.parseOwner) ?? (nil, nil) }
+        func name(_ a: GuestAttributes) -> String {
+            "\(accounts.users[a.uid] ?? String(a.uid)):\(accounts.groups[a.gid] ?? String(a.gid))"
+        }
+        try run(files, skipSymlinks: false, transform: { view in
+            if let uid = required.uid, view.uid != uid { return nil }
+            if let gid = required.gid, view.gid != gid { return nil }
+            var after = view.attributes.changingOwner(uid: target.uid, gid: target.gid)
+            if preserveSetid { after.permissions = view.attributes.permissions }
+            return after
+        }, describe: { before, after, _ in
+            let path = Bytes.shellEscaped(before.path, always: true)
+            let owner = before.uid != after.uid || before.gid != after.gid
+                ? "changed ownership of \(path) from \(name(before.attributes)) to \(name(after))"
+                : "ownership of \(path) retained as \(name(after))"
+            return owner + ModeChange.setidCleared(from: before.attributes.permissions, to: after.permissions)
+        })
+    }
+
+    /// chmod(1): MODE (or `reference`'s mode) applied to the files among `operands`, symlinks
+    /// skipped, limited by the umask as chmod's is.
+    public func chmod(_ operands: [String], reference: String?) throws {
+        let (change, files) = try change(operands, reference: reference, { ModeChange(exactly: $0.attributes.permissions) }, ModeChange.init)
+        let mask = umask(0)
+        umask(mask)
+        func shown(_ p: UInt32, _ type: FileType) -> String {
+            "0\(String(p, radix: 8).leftPadded(to: 3)) (\(StatFormatter.modeString(type.rawValue | p).dropFirst()))"
+        }
+        try run(files, skipSymlinks: true, transform: { view in
+            view.attributes.changingPermissions(change.apply(to: view.attributes.permissions, isDirectory: view.type == .directory, umask: UInt32(mask)))
+        }, describe: { before, after, changed in
+            let path = Bytes.shellEscaped(before.path, always: true)
+            return changed
+                ? "mode of \(path) changed from \(shown(before.attributes.permissions, before.type)) to \(shown(after.permissions, after.type))"
+                : "mode of \(path) retained as \(shown(after.permissions, after.type))"
+        })
+    }
+
+    /// The change a chown or chmod makes: `reference`'s, else the first operand's, which is then
+    /// no file. One that cannot be read is a usage error, as in coreutils (exit 1).
+    func change<T>(_ operands: [String], reference: String?, _ fromReference: (GuestView) -> T,
+                   _ parse: (String) throws(VirtFSError) -> T) throws -> (T, [String]) {
+        try usage { () throws(VirtFSError) in
+            if let reference { return (fromReference(try self.reference(reference).0), operands) }
+            return (try parse(operands[0]), Array(operands.dropFirst()))
+        }
+    }
+
+    func usage<T>(_ body: () throws(VirtFSError) -> T) throws -> T {
+        do { return try body() } catch {
+            console.error(error)
+            throw ExitCode(1)
+        }
     }
 
     /// Runs `transform` over every operand (and, with -R, everything below), reporting with

@@ -1,5 +1,4 @@
 import ArgumentParser
-import Glibc
 import VirtFSCommand
 import VirtFSCore
 
@@ -34,31 +33,6 @@ struct VirtfsChmod: ParsableCommand {
     }
 
     func run() throws {
-        let run = EditRun(tool: "virtfs-chmod", tree: tree, edit: edit)
-        var files = operands
-        let change: ModeChange
-        do {
-            if let reference {
-                change = ModeChange(exactly: try run.reference(reference).0.attributes.permissions)
-            } else {
-                change = try ModeChange(files.removeFirst())
-            }
-        } catch {
-            run.console.error(error)
-            throw ExitCode(1)
-        }
-        let mask = umask(0)
-        umask(mask)
-        func shown(_ p: UInt32, _ type: FileType) -> String {
-            "0\(String(p, radix: 8).leftPadded(to: 3)) (\(StatFormatter.modeString(type.rawValue | p).dropFirst()))"
-        }
-        try run.run(files, skipSymlinks: true, transform: { view in
-            view.attributes.changingPermissions(change.apply(to: view.attributes.permissions, isDirectory: view.type == .directory, umask: UInt32(mask)))
-        }, describe: { before, after, changed in
-            let path = Bytes.shellEscaped(before.path, always: true)
-            return changed
-                ? "mode of \(path) changed from \(shown(before.attributes.permissions, before.type)) to \(shown(after.permissions, after.type))"
-                : "mode of \(path) retained as \(shown(after.permissions, after.type))"
-        })
+        try EditRun(tool: "virtfs-chmod", tree: tree, edit: edit).chmod(operands, reference: reference)
     }
 }

@@ -42,38 +42,6 @@ struct VirtfsChown: ParsableCommand {
     }
 
     func run() throws {
-        let run = EditRun(tool: "virtfs-chown", tree: tree, edit: edit)
-        var files = operands
-        let accounts = run.accounts(for: reference == nil ? Array(operands.dropFirst()) : operands)
-        let target: (uid: UInt32?, gid: UInt32?)
-        let required: (uid: UInt32?, gid: UInt32?)
-        do {
-            if let reference {
-                let (view, _) = try run.reference(reference)
-                target = (view.uid, view.gid)
-            } else {
-                target = try accounts.parseOwner(files.removeFirst())
-            }
-            required = try from.map(accounts.parseOwner) ?? (nil, nil)
-        } catch {
-            run.console.error(error)
-            throw ExitCode(1)
-        }
-        func name(_ a: GuestAttributes) -> String {
-            "\(accounts.users[a.uid] ?? String(a.uid)):\(accounts.groups[a.gid] ?? String(a.gid))"
-        }
-        try run.run(files, skipSymlinks: false, transform: { view in
-            if let uid = required.uid, view.uid != uid { return nil }
-            if let gid = required.gid, view.gid != gid { return nil }
-            var after = view.attributes.changingOwner(uid: target.uid, gid: target.gid)
-            if preserveSetid { after.permissions = view.attributes.permissions }
-            return after
-        }, describe: { before, after, _ in
-            let path = Bytes.shellEscaped(before.path, always: true)
-            let owner = before.uid != after.uid || before.gid != after.gid
-                ? "changed ownership of \(path) from \(name(before.attributes)) to \(name(after))"
-                : "ownership of \(path) retained as \(name(after))"
-            return owner + ModeChange.setidCleared(from: before.attributes.permissions, to: after.permissions)
-        })
+        try EditRun(tool: "virtfs-chown", tree: tree, edit: edit).chown(operands, reference: reference, from: from, preserveSetid: preserveSetid)
     }
 }

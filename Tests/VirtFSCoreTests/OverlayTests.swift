@@ -320,7 +320,7 @@ struct OverlayLayers {
             let d = try DirectoryContext.open(path: Array((b + "/d").utf8))
             try MappedFileCodec().create(GuestAttributes(type: .regular, permissions: 0, uid: 0, gid: 0), named: temporary, in: d,
                                          content: .empty, placement: HostPlacement())
-            try Sys.setXattr(d.fd, temporary, "user.overlay.whiteout", [])
+            try Sys.setXattr(d.fd, temporary, raw: Array("user.overlay.whiteout".utf8), [])
             try Sys.rename(d.fd, temporary, d.fd, Array("w".utf8))
             let o = try OverlayEntry(try HostEntry(directory: d, name: Array("w".utf8), path: []), model: .mappedFile)
             #expect(o.whiteout?.form == .mapped, "still a whiteout between the two renames")

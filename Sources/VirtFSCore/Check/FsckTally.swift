@@ -49,11 +49,7 @@ public struct FsckTally: Sendable, Equatable {
     /// The exit status; a verdict on the whole tree (lost metadata, wrong model) is an error
     /// left uncorrected.
     public func exitStatus(verdicts: Int) -> Int32 {
-        var status: Int32 = 0
-        if changed { status |= 1 }
-        if left > 0 || verdicts > 0 { status |= 4 }
-        if failedRepairs > 0 { status |= 8 }
-        return status
+        (changed ? 1 : 0) | (left > 0 || verdicts > 0 ? 4 : 0) | (failedRepairs > 0 ? 8 : 0)
     }
 
     /// The closing line, e.g. `tree: 2 errors (1 repaired, 1 left), 0 warnings; metadata-lost`.

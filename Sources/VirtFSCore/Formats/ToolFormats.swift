@@ -1,18 +1,9 @@
 /// getfacl(1)-style text of the guest's ACLs: exactly what `getfacl -n NAME` prints in the guest.
 public enum GetfaclFormat {
-    /// getfacl's `quote(path, "\n\r")`: backslash doubled, newline and return as `\ooo`.
+    /// getfacl's `quote(path, "\n\r")`: backslash doubled, newline and return as `\ooo` (as
+    /// getfattr quotes them).
     public static func quote(_ bytes: [UInt8]) -> [UInt8] {
-        var out: [UInt8] = []
-        for b in bytes {
-            if b == UInt8(ascii: "\\") {
-                out += Array("\\\\".utf8)
-            } else if b == 0x0a || b == 0x0d {
-                out += Array(("\\" + String(b, radix: 8).leftPadded(to: 3)).utf8)
-            } else {
-                out.append(b)
-            }
-        }
-        return out
+        bytes.flatMap { $0 == UInt8(ascii: "\\") ? Array("\\\\".utf8) : GetfattrFormat.quote([$0], [0x0a, 0x0d]) }
     }
 
     /// getfacl drops a leading `/` (without -p) and one leading `./` with its slashes.

@@ -122,12 +122,7 @@ public enum Sys {
 
     /// Whether the directory holds no entry at all (a place a new tree can be written).
     public static func isEmptyDirectory(_ dirfd: Int32, path: [UInt8] = []) throws(VirtFSError) -> Bool {
-        var empty = true
-        try forEachName(in: dirfd, path: path) { _, _ in
-            empty = false
-            return false
-        }
-        return empty
+        try DirectoryStream(dirfd, path: path).next() == nil
     }
 
     // MARK: metadata
@@ -337,12 +332,7 @@ public enum Sys {
         }
     }
 
-    /// lsetxattr(2).
-    public static func setXattr(_ dirfd: Int32, _ name: [UInt8], _ attr: String, _ value: [UInt8]) throws(VirtFSError) {
-        try setXattr(dirfd, name, raw: Array(attr.utf8), value)
-    }
-
-    /// `setXattr` for an attribute name as raw bytes.
+    /// lsetxattr(2), the attribute name as raw bytes.
     public static func setXattr(_ dirfd: Int32, _ name: [UInt8], raw rawAttr: [UInt8], _ value: [UInt8]) throws(VirtFSError) {
         try checkName(name, "lsetxattr")
         try checkName(rawAttr, "lsetxattr")
@@ -356,12 +346,7 @@ public enum Sys {
         }
     }
 
-    /// lremovexattr(2); a missing attribute is not an error.
-    public static func removeXattr(_ dirfd: Int32, _ name: [UInt8], _ attr: String) throws(VirtFSError) {
-        try removeXattr(dirfd, name, raw: Array(attr.utf8))
-    }
-
-    /// `removeXattr` for an attribute name as raw bytes.
+    /// lremovexattr(2), the attribute name as raw bytes; a missing attribute is not an error.
     public static func removeXattr(_ dirfd: Int32, _ name: [UInt8], raw rawAttr: [UInt8]) throws(VirtFSError) {
         try checkName(name, "lremovexattr")
         while true {

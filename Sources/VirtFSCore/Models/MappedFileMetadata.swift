@@ -34,6 +34,10 @@ public struct MappedFileMetadata: Sendable, Equatable {
         self.rdev = rdev
     }
 
+    mutating func deviate(_ offset: Int, _ line: Int, _ message: String) {
+        deviations.append(Deviation(offset: offset, line: line, message: message))
+    }
+
     /// QEMU's `ATTR_MAX`: fgets reads at most 99 bytes per call.
     static let fgetsLimit = 99
 
@@ -54,15 +58,15 @@ public struct MappedFileMetadata: Sendable, Equatable {
             if chunk.last == UInt8(ascii: "\n") {
                 line += 1
             } else if end < bytes.count {
-                result.deviations.append(Deviation(offset: end, line: line, message: "line longer than \(fgetsLimit) bytes; QEMU reads the rest as a new line"))
+                result.deviate(end, line, "line longer than \(fgetsLimit) bytes; QEMU reads the rest as a new line")
             } else {
-                result.deviations.append(Deviation(offset: end, line: line, message: "no newline at end of file"))
+                result.deviate(end, line, "no newline at end of file")
             }
             offset = end
         }
         let order = seen.map { Key.allCases.firstIndex(of: $0)! }
         if order != order.sorted() {
-            result.deviations.append(Deviation(offset: 0, line: 1, message: "keys are not in QEMU's order (uid, gid, mode, rdev)"))
+            result.deviate(0, 1, "keys are not in QEMU's order (uid, gid, mode, rdev)")
         }
         return result
     }
@@ -71,12 +75,12 @@ public struct MappedFileMetadata: Sendable, Equatable {
     mutating func scan(_ chunk: [UInt8], offset: Int, line: Int, seen: inout [Key]) {
         // fgets stops at a NUL for strncmp and atoi: the C string is the chunk up to it.
         if let nul = chunk.firstIndex(of: 0) {
-            deviations.append(Deviation(offset: offset + nul, line: line, message: "NUL byte; QEMU stops reading the line there"))
+            deviate(offset + nul, line, "NUL byte; QEMU stops reading the line there")
         }
         // QEMU checks uid and gid with 10-byte prefixes, mode and rdev with 11.
         guard let key = Key.allCases.first(where: { chunk.starts(with: $0.rawValue.utf8) }) else {
             let shown = String(decoding: chunk.prefix(40), as: UTF8.self).replacingNewlines()
-            deviations.append(Deviation(offset: offset, line: line, message: "unknown line \"\(shown)\" ignored by QEMU"))
+            deviate(offset, line, "unknown line \"\(shown)\" ignored by QEMU")
             return
         }
         let keyLength = key.rawValue.utf8.count
@@ -88,22 +92,20 @@ public struct MappedFileMetadata: Sendable, Equatable {
         case .rdev: rdev = value
         }
         if seen.contains(key) {
-            deviations.append(Deviation(offset: offset, line: line, message: "duplicate \(key.rawValue); QEMU uses the last one"))
+            deviate(offset, line, "duplicate \(key.rawValue); QEMU uses the last one")
         }
         seen.append(key)
         let separator = chunk.count > keyLength ? chunk[keyLength] : 0
         if separator != UInt8(ascii: "=") {
-            deviations.append(Deviation(offset: offset + keyLength, line: line, message: "\(key.rawValue) is not followed by '='; QEMU skips one character regardless"))
+            deviate(offset + keyLength, line, "\(key.rawValue) is not followed by '='; QEMU skips one character regardless")
         }
         var text = chunk.count > keyLength + 1 ? Array(chunk[(keyLength + 1)...]) : []
         if text.last == UInt8(ascii: "\n") { text.removeLast() }
         if !Self.isCanonicalInt(text) {
             let shown = String(decoding: text.prefix(24), as: UTF8.self)
-            deviations.append(Deviation(offset: offset + keyLength + 1, line: line,
-                                        message: "\(key.rawValue) value \"\(shown)\" is not a plain decimal int; QEMU reads \(value)"))
+            deviate(offset + keyLength + 1, line, "\(key.rawValue) value \"\(shown)\" is not a plain decimal int; QEMU reads \(value)")
         } else if value == -1 {
-            deviations.append(Deviation(offset: offset + keyLength + 1, line: line,
-                                        message: "\(key.rawValue)=-1 means 'unset' to QEMU, which drops it on its next rewrite"))
+            deviate(offset + keyLength + 1, line, "\(key.rawValue)=-1 means 'unset' to QEMU, which drops it on its next rewrite")
         }
     }
 

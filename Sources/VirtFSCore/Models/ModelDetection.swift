@@ -124,17 +124,14 @@ public struct ModelDetection: Sendable, Equatable {
             }
             result.entriesExamined += 1
             guard let examined = try? HostEntry(directory: dir, name: name, path: path, isExportRoot: isRoot) else { return }
-            var carries = false
-            if mappedFile.hasMetadata(examined) {
-                carries = true
-                if !isRoot, let file = mappedFile.metadataFile(of: examined) { fileEvidence(file.reduce(dir.path) { Bytes.join($0, $1) }) }
-            }
-            if let names = try? examined.xattrNames(), names.contains(where: VirtfsXattr.isOwnerOrMode) {
-                carries = true
+            let inFile = mappedFile.hasMetadata(examined)
+            if inFile, !isRoot, let file = mappedFile.metadataFile(of: examined) { fileEvidence(file.reduce(dir.path) { Bytes.join($0, $1) }) }
+            let inXattrs = (try? examined.xattrNames())?.contains(where: VirtfsXattr.isOwnerOrMode) ?? false
+            if inXattrs {
                 result.mappedXattrCount += 1
                 if result.mappedXattrEvidence.count < evidencePaths { result.mappedXattrEvidence.append(path) }
             }
-            if carries {
+            if inFile || inXattrs {
                 let profile = HostProfile(examined.stat)
                 if result.profiles[profile] != nil || result.profiles.count < profileLimit { result.profiles[profile, default: 0] += 1 }
             }

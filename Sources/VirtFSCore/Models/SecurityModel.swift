@@ -7,11 +7,7 @@ public enum SecurityModel: String, Sendable, CaseIterable, Codable {
 
     /// Accepts QEMU's alias `mapped` for `mapped-xattr`.
     public init?(name: String) {
-        if name == "mapped" {
-            self = .mappedXattr
-        } else {
-            self.init(rawValue: name)
-        }
+        self.init(rawValue: name == "mapped" ? "mapped-xattr" : name)
     }
 
     /// Models that keep guest metadata beside the host object rather than in it.

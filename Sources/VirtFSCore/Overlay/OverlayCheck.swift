@@ -31,10 +31,7 @@ public struct OverlayCheck {
         public init() {}
 
         /// The dialect this mount reads, as host xattr names.
-        public var dialect: OverlayDialect {
-            if userxattr { return .user }
-            return overVirtiofs ? .virtiofs : .trusted
-        }
+        public var dialect: OverlayDialect { userxattr ? .user : overVirtiofs ? .virtiofs : .trusted }
 
         /// How the mount is described in reports.
         public var summary: String {
@@ -111,10 +108,8 @@ public struct OverlayCheck {
                 add(.blocker, "\(n) whiteouts in the mapped form (regular files standing for char 0:0), which only a guest of a mapped export sees as whiteouts; run virtfs-overlay --whiteouts char")
             }
             if target.userxattr {
-                for key in OverlayKey.disabledByUserxattr.sorted() {
-                    if let n = s.keys[key], n > 0 {
-                        add(.blocker, "\(n) entries use overlay.\(key), which userxattr disables: renamed directories / metacopy files would show wrong contents")
-                    }
+                for key in OverlayKey.disabledByUserxattr.sorted() where s.keys[key] ?? 0 > 0 {
+                    add(.blocker, "\(s.keys[key]!) entries use overlay.\(key), which userxattr disables: renamed directories / metacopy files would show wrong contents")
                 }
             }
             if mapped9p {

@@ -199,7 +199,7 @@ public struct OverlayConverter {
         /// Sets overlay key `key` of the directory itself, in the target dialect.
         func mark(_ kind: Change.Kind, _ key: String, _ value: String, from: String) {
             change(kind, dir.entry.path, from, target.name(key) + "=" + value) { () throws(VirtFSError) in
-                try Sys.setXattr(context.fd, dot, target.name(key), Array(value.utf8))
+                try Sys.setXattr(context.fd, dot, raw: Array(target.name(key).utf8), Array(value.utf8))
             }
         }
         if !dryRun {
@@ -212,6 +212,13 @@ public struct OverlayConverter {
         var recreated = Set<[UInt8]>()
         var droppedFromChild: [[UInt8]: Set<[UInt8]>] = [:]
         var removed = Set<[UInt8]>()
+        func remove(_ m: OverlayEntry, _ from: String, _ to: String) {
+            change(.removed, m.entry.path, from, to) { () throws(VirtFSError) in
+                try codec.removeNameMetadata(of: m.entry)
+                try Sys.unlink(m.entry.directory.fd, m.entry.name)
+            }
+            removed.insert(m.entry.name)
+        }
 
         // Whiteouts, grouped by the name they delete.
         var groups: [[UInt8]: [OverlayEntry]] = [:]
@@ -232,9 +239,8 @@ public struct OverlayConverter {
         var finalForms: [WhiteoutForm] = []
         for name in order {
             let members = groups[name]!
-            let shownName = Bytes.join(context.path, name)
             if plainNames.contains(name), members.contains(where: { $0.whiteout?.form == .oci }) {
-                emit(.failed(.refused("convert", path: shownName,
+                emit(.failed(.refused("convert", path: Bytes.join(context.path, name),
                     "both .wh.\(String(decoding: name, as: UTF8.self)) and the name itself are in the layer (an OCI layer replacing a lower entry); left as is")))
                 continue
             }
@@ -245,22 +251,16 @@ public struct OverlayConverter {
             if isOpaque && form == .xattr {
                 // An xattr whiteout is only one in a directory marked `x`, not in an opaque one,
                 // where it would show as an empty file; it hides nothing there anyway.
-                for m in members {
-                    change(.removed, m.entry.path, "whiteout (\(m.whiteout!.form.rawValue)) in an opaque directory", "nothing (redundant)") { () throws(VirtFSError) in
-                        try remove(m)
-                    }
-                    removed.insert(m.entry.name)
-                }
+                for m in members { remove(m, "whiteout (\(m.whiteout!.form.rawValue)) in an opaque directory", "nothing (redundant)") }
                 continue
             }
             finalForms.append(form)
             let keep = members.first { $0.whiteout!.form == form }
-            let source = keep ?? members[0]
+            let newName = form == .oci ? WhiteoutForm.ociPrefix + name : name
             if keep == nil {
-                let newName = form == .oci ? WhiteoutForm.ociPrefix + name : name
-                change(.whiteout, Bytes.join(context.path, newName), source.whiteout!.form.rawValue, form.rawValue) { () throws(VirtFSError) in
+                change(.whiteout, Bytes.join(context.path, newName), members[0].whiteout!.form.rawValue, form.rawValue) { () throws(VirtFSError) in
                     // The mapped form is the model's own device; the other forms are empty files.
-                    let v = source.view, device = form == .char || form == .mapped
+                    let v = members[0].view, device = form == .char || form == .mapped
                     try build(form, GuestAttributes(type: device ? .characterDevice : .regular, permissions: v.attributes.permissions, uid: v.uid, gid: v.gid),
                               atime: v.atime, mtime: v.mtime, named: newName, in: context, target: target)
                 }
@@ -268,15 +268,13 @@ public struct OverlayConverter {
             } else if let keep, form != .xattr {
                 // An interrupted run may have left the old form's marker on the kept one.
                 for x in keep.overlay where x.key == OverlayKey.whiteout {
-                    let xname = String(decoding: x.name, as: UTF8.self)
-                    change(.xattr, keep.entry.path, xname, "removed") { () throws(VirtFSError) in try Sys.removeXattr(keep.entry.directory.fd, keep.entry.name, xname) }
+                    change(.xattr, keep.entry.path, String(decoding: x.name, as: UTF8.self), "removed") { () throws(VirtFSError) in
+                        try Sys.removeXattr(keep.entry.directory.fd, keep.entry.name, raw: x.name)
+                    }
                     droppedFromChild[keep.entry.name, default: []].insert(x.name)
                 }
             }
-            for m in members where m.entry.name != (keep?.entry.name ?? (form == .oci ? WhiteoutForm.ociPrefix + name : name)) {
-                change(.removed, m.entry.path, "whiteout (\(m.whiteout!.form.rawValue))", "replaced") { () throws(VirtFSError) in try remove(m) }
-                removed.insert(m.entry.name)
-            }
+            for m in members where m.entry.name != keep?.entry.name ?? newName { remove(m, "whiteout (\(m.whiteout!.form.rawValue))", "replaced") }
         }
         let hasWhiteouts = !finalForms.isEmpty
 
@@ -285,9 +283,8 @@ public struct OverlayConverter {
         let opaqueXattrs = dir.overlay.filter { $0.key == OverlayKey.opaque }
         func dropOpaqueXattrs() {
             for x in opaqueXattrs {
-                let xname = String(decoding: x.name, as: UTF8.self)
-                change(.opaque, dir.entry.path, "\(xname)=\(opaqueValue.map { String(decoding: $0, as: UTF8.self) } ?? "")", "removed") { () throws(VirtFSError) in
-                    try Sys.removeXattr(context.fd, dot, xname)
+                change(.opaque, dir.entry.path, "\(String(decoding: x.name, as: UTF8.self))=\(opaqueValue.map { String(decoding: $0, as: UTF8.self) } ?? "")", "removed") { () throws(VirtFSError) in
+                    try Sys.removeXattr(context.fd, dot, raw: x.name)
                 }
                 dropped.insert(x.name)
             }
@@ -302,27 +299,24 @@ public struct OverlayConverter {
                     }
                 }
                 dropOpaqueXattrs()
-            } else {
-                if isOpaque {
-                    if !opaqueXattrs.contains(where: { $0.dialect == target }) || opaqueValue != [UInt8(ascii: "y")] {
-                        mark(.opaque, OverlayKey.opaque, "y", from: marker != nil ? ".wh..wh..opq" : "overlay.opaque")
-                    }
-                    if let marker {
-                        let mv = marker.view
-                        if mv.attributes.permissions != dirView.attributes.permissions & 0o777 || mv.uid != dirView.uid || mv.gid != dirView.gid || mv.mtime.seconds != dirView.mtime.seconds {
-                            emit(.warning(.refused("convert", path: marker.entry.path,
-                                "its owner, mode or mtime differ from its directory's; an opaque xattr keeps none of them (a marker made again copies the directory's)")))
-                        }
-                        change(.removed, marker.entry.path, ".wh..wh..opq", target.name(OverlayKey.opaque) + "=y") { () throws(VirtFSError) in try remove(marker) }
-                        removed.insert(marker.entry.name)
-                    }
-                } else if form == .xattr && hasWhiteouts {
-                    if opaqueValue != [UInt8(ascii: "x")] || !opaqueXattrs.contains(where: { $0.dialect == target }) {
-                        mark(.opaque, OverlayKey.opaque, "x", from: "none")
-                    }
-                } else if opaqueValue == [UInt8(ascii: "x")] {
-                    dropOpaqueXattrs()
+            } else if isOpaque {
+                if !opaqueXattrs.contains(where: { $0.dialect == target }) || opaqueValue != [UInt8(ascii: "y")] {
+                    mark(.opaque, OverlayKey.opaque, "y", from: marker != nil ? ".wh..wh..opq" : "overlay.opaque")
                 }
+                if let marker {
+                    let mv = marker.view
+                    if mv.attributes.permissions != dirView.attributes.permissions & 0o777 || mv.uid != dirView.uid || mv.gid != dirView.gid || mv.mtime.seconds != dirView.mtime.seconds {
+                        emit(.warning(.refused("convert", path: marker.entry.path,
+                            "its owner, mode or mtime differ from its directory's; an opaque xattr keeps none of them (a marker made again copies the directory's)")))
+                    }
+                    remove(marker, ".wh..wh..opq", target.name(OverlayKey.opaque) + "=y")
+                }
+            } else if form == .xattr && hasWhiteouts {
+                if opaqueValue != [UInt8(ascii: "x")] || !opaqueXattrs.contains(where: { $0.dialect == target }) {
+                    mark(.opaque, OverlayKey.opaque, "x", from: "none")
+                }
+            } else if opaqueValue == [UInt8(ascii: "x")] {
+                dropOpaqueXattrs()
             }
         }
 
@@ -384,7 +378,7 @@ public struct OverlayConverter {
                         }
                     } else {
                         do {
-                            try Sys.setXattr(dir.fd, name, new, value)
+                            try Sys.setXattr(dir.fd, name, raw: Array(new.utf8), value)
                         } catch {
                             guard error.errno == EPERM && new.hasPrefix("user.") && o.entry.stat.fileType != .regular && o.entry.stat.fileType != .directory else { throw error }
                             // Linux keeps no user.* xattrs on symlinks and device nodes; a
@@ -427,16 +421,10 @@ public struct OverlayConverter {
         let storage: any ModelCodec = form == .char ? HostInodeCodec(model: .passthrough) : codec
         try storage.create(a, named: temporary, in: context, content: .empty, placement: placement(in: context))
         if form == .xattr {
-            try Sys.setXattr(context.fd, temporary, target.name(OverlayKey.whiteout), [])
+            try Sys.setXattr(context.fd, temporary, raw: Array(target.name(OverlayKey.whiteout).utf8), [])
         }
         try Sys.setTimes(context.fd, temporary, atime: atime, mtime: mtime)
         let replacing = (try? Sys.stat(context.fd, newName)) != nil
         try codec.commitTemporary(temporary, as: newName, in: context, dataFirst: replacing && (form == .char || form == .xattr))
-    }
-
-    /// Removes an entry (and its mapped-file metadata).
-    func remove(_ o: OverlayEntry) throws(VirtFSError) {
-        try codec.removeNameMetadata(of: o.entry)
-        try Sys.unlink(o.entry.directory.fd, o.entry.name)
     }
 }

@@ -154,12 +154,8 @@ public struct XattrMap: Sendable, Equatable {
             guard let type = RuleType(rawValue: String(fields[0])) else {
                 throw VirtFSError.refused("xattrmap", "unknown rule type '\(fields[0])' (prefix, ok, bad, unsupported, map)")
             }
-            let scope: Scope
-            switch fields[1] {
-            case "client": scope = .client
-            case "server": scope = .server
-            case "all": scope = .all
-            default: throw VirtFSError.refused("xattrmap", "unknown scope '\(fields[1])' (client, server, all)")
+            guard let scope = ["client": Scope.client, "server": .server, "all": .all][String(fields[1])] else {
+                throw VirtFSError.refused("xattrmap", "unknown scope '\(fields[1])' (client, server, all)")
             }
             rules.append(Rule(type: type, scope: scope, key: String(fields[2]), prepend: String(fields[3])))
         }
