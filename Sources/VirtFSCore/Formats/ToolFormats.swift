@@ -47,7 +47,7 @@ public enum GetfattrFormat {
         var out: [UInt8] = []
         for b in bytes {
             if b == UInt8(ascii: "\\") || chars.contains(b) {
-                out += Array(("\\" + String(b, radix: 8).leftPadded(to: 3)).utf8)
+                out += Array(Bytes.octalEscape(b).utf8)
             } else {
                 out.append(b)
             }

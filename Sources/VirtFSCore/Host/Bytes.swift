@@ -16,17 +16,9 @@ public enum Bytes {
     public static func fromHex(_ text: some StringProtocol) -> [UInt8]? {
         var s = Substring(text)
         if s.hasPrefix("0x") || s.hasPrefix("0X") { s = s.dropFirst(2) }
-        let chars = Array(s.utf8)
-        guard chars.count % 2 == 0 else { return nil }
-        var out: [UInt8] = []
-        out.reserveCapacity(chars.count / 2)
-        var i = 0
-        while i < chars.count {
-            guard let hi = nibble(chars[i]), let lo = nibble(chars[i + 1]) else { return nil }
-            out.append(hi << 4 | lo)
-            i += 2
-        }
-        return out
+        let chars = Array(s)
+        guard chars.count % 2 == 0, chars.allSatisfy({ $0.isASCII && $0.isHexDigit }) else { return nil }
+        return stride(from: 0, to: chars.count, by: 2).map { UInt8(String(chars[$0...$0 + 1]), radix: 16)! }
     }
 
     static func nibble(_ c: UInt8) -> UInt8? {
@@ -36,6 +28,12 @@ public enum Bytes {
         case UInt8(ascii: "A")...UInt8(ascii: "F"): return c - UInt8(ascii: "A") + 10
         default: return nil
         }
+    }
+
+    /// `\ooo`: a byte as a three-digit octal escape, as getfattr, ls and stat write one.
+    public static func octalEscape(_ byte: UInt8) -> String {
+        let octal = String(byte, radix: 8)
+        return "\\" + String(repeating: "0", count: 3 - octal.count) + octal
     }
 
     /// Joins a directory path and a name with one `/`.
@@ -95,8 +93,7 @@ public enum Bytes {
             if b > 0x20 && b < 0x7f && b != UInt8(ascii: "\\") {
                 out.append(Character(Unicode.Scalar(b)))
             } else {
-                let octal = String(b, radix: 8)
-                out += "\\" + String(repeating: "0", count: 3 - octal.count) + octal
+                out += octalEscape(b)
             }
         }
         return out
@@ -117,19 +114,8 @@ public enum Bytes {
             if case .literal(let s)? = runs.last { runs[runs.count - 1] = .literal(s + String(c)) } else { runs.append(.literal(String(c))) }
         }
         func add(escaped byte: UInt8) {
-            let text: String
-            switch byte {
-            case 0x07: text = "\\a"
-            case 0x08: text = "\\b"
-            case 0x09: text = "\\t"
-            case 0x0a: text = "\\n"
-            case 0x0b: text = "\\v"
-            case 0x0c: text = "\\f"
-            case 0x0d: text = "\\r"
-            default:
-                let octal = String(byte, radix: 8)
-                text = "\\" + String(repeating: "0", count: 3 - octal.count) + octal
-            }
+            // C's named escapes for BEL through CR, octal for the rest.
+            let text = (7...13).contains(byte) ? "\\" + String(Array("abtnvfr")[Int(byte) - 7]) : octalEscape(byte)
             needsQuotes = true
             if case .escaped(let s)? = runs.last { runs[runs.count - 1] = .escaped(s + text) } else { runs.append(.escaped(text)) }
         }
