@@ -421,45 +421,46 @@ enum XMLScan {
             while i < xml.count && !xml[i...].starts(with: e) { i += 1 }
             i = min(xml.count, i + e.count)
         }
+        /// Moves past the bytes that `keep` accepts and returns them.
+        func take(while keep: (UInt8) -> Bool) -> ArraySlice<UInt8> {
+            i = min(i, xml.count)
+            let start = i
+            while i < xml.count && keep(xml[i]) { i += 1 }
+            return xml[start..<i]
+        }
         func isSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 || b == 0x0a || b == 0x0d }
+        func at(_ c: Character) -> Bool { i < xml.count && xml[i] == c.asciiValue! }
         while i < xml.count {
-            guard xml[i] == UInt8(ascii: "<") else { i += 1; continue }
+            guard at("<") else { i += 1; continue }
             let rest = xml[i...]
             if rest.starts(with: Array("<!--".utf8)) { skip(past: "-->"); continue }
             if rest.starts(with: Array("<![CDATA[".utf8)) { skip(past: "]]>"); continue }
             if rest.starts(with: Array("<?".utf8)) || rest.starts(with: Array("<!".utf8)) { skip(past: ">"); continue }
             i += 1
-            var element = Element(name: "", closing: false, attributes: [:], text: [])
-            if i < xml.count && xml[i] == UInt8(ascii: "/") { element.closing = true; i += 1 }
-            let nameStart = i
-            while i < xml.count && !isSpace(xml[i]) && xml[i] != UInt8(ascii: ">") && xml[i] != UInt8(ascii: "/") { i += 1 }
-            element.name = String(decoding: xml[nameStart..<i], as: UTF8.self)
+            var element = Element(name: "", closing: at("/"), attributes: [:], text: [])
+            if element.closing { i += 1 }
+            element.name = String(decoding: take { !isSpace($0) && $0 != UInt8(ascii: ">") && $0 != UInt8(ascii: "/") }, as: UTF8.self)
             var selfClosing = false
-            while i < xml.count && xml[i] != UInt8(ascii: ">") {
-                if isSpace(xml[i]) { i += 1; continue }
-                if xml[i] == UInt8(ascii: "/") { selfClosing = true; i += 1; continue }
-                let keyStart = i
-                while i < xml.count && xml[i] != UInt8(ascii: "=") && !isSpace(xml[i]) && xml[i] != UInt8(ascii: ">") { i += 1 }
-                let key = String(decoding: xml[keyStart..<i], as: UTF8.self)
-                while i < xml.count && isSpace(xml[i]) { i += 1 }
-                guard i < xml.count, xml[i] == UInt8(ascii: "=") else { continue }
+            while i < xml.count && !at(">") {
+                if isSpace(xml[i]) || at("/") {
+                    selfClosing = selfClosing || at("/")
+                    i += 1
+                    continue
+                }
+                let key = String(decoding: take { $0 != UInt8(ascii: "=") && !isSpace($0) && $0 != UInt8(ascii: ">") }, as: UTF8.self)
+                _ = take(while: isSpace)
+                guard at("=") else { continue }
                 i += 1
-                while i < xml.count && isSpace(xml[i]) { i += 1 }
-                guard i < xml.count, xml[i] == UInt8(ascii: "'") || xml[i] == UInt8(ascii: "\"") else { continue }
+                _ = take(while: isSpace)
+                guard at("'") || at("\"") else { continue }
                 let quote = xml[i]
                 i += 1
-                let valueStart = i
-                while i < xml.count && xml[i] != quote { i += 1 }
-                element.attributes[key] = decode(xml[valueStart..<i])
+                element.attributes[key] = decode(take { $0 != quote })
                 i += 1
             }
             i += 1
-            if !element.closing && !selfClosing {
-                let textStart = min(i, xml.count)
-                var j = textStart
-                while j < xml.count && xml[j] != UInt8(ascii: "<") { j += 1 }
-                element.text = decode(xml[textStart..<j])
-            }
+            // The text up to the next tag, which the scan would skip anyway.
+            if !element.closing && !selfClosing { element.text = decode(take { $0 != UInt8(ascii: "<") }) }
             out.append(element)
             if selfClosing { out.append(Element(name: element.name, closing: true, attributes: [:], text: [])) }
         }

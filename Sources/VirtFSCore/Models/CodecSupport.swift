@@ -101,13 +101,8 @@ extension HostEntry {
 /// believes the metadata; the guest then fails on the object (a "directory" it cannot list).
 func checkTypeAgainstHost(_ view: inout GuestView, host: FileType) {
     let claimed = view.attributes.type
-    let consistent: Bool
-    switch host {
-    case .directory: consistent = claimed == .directory
-    case .regular: consistent = claimed != .directory
-    default: consistent = claimed == host
-    }
-    if !consistent {
+    // A regular file stands for every type but a directory.
+    if host == .regular ? claimed == .directory : claimed != host {
         view.diagnostics.append(VirtFSError.corrupt("decode", path: view.path, attribute: Array("mode".utf8),
                                                     "metadata says \(claimed.keyword) but the host object is a \(host.keyword)").found(.typeContradictsHost))
     }
