@@ -111,43 +111,6 @@ public struct OverlayOptions: ParsableArguments {
     /// Converts one layer (in place, or into `output`); false when anything failed.
     func convert(_ layer: String, _ console: Console) -> Bool {
         let started = Stopwatch()
-        var root: Walker.Location
-        let layerModel: SecurityModel
-        var lock: TreeLock?
-        defer { withExtendedLifetime(lock) {} }
-        do {
-            root = try Walker.exportRoot(RawArguments.bytes(for: layer))
-            layerModel = try modelOf(root)
-            if !dryRun { lock = try TreeLock(root) }
-        } catch {
-            console.error(error)
-            return false
-        }
-        var options = OverlayConverter.Options(model: layerModel)
-        options.dialect = xattrs
-        options.whiteouts = whiteouts
-        options.xattrMap = xattrmap.flatMap { try? XattrMap($0) }
-        options.xattrMapToServer = !reverseXattrmap
-        options.force = force
-        options.oneFileSystem = oneFileSystem
-        if let owner, let host = try? HostUser.parse(owner) { options.placement.owner = host }
-        let shownLayer = output ?? layer
-        if options.whiteouts == .mapped && !options.model.isMapped {
-            console.warning("\(layer): in a \(options.model.rawValue) tree the mapped form is a real char device 0/0; virtfs-convert to a mapped model turns it into the mapped form")
-        }
-        if let output {
-            if !dryRun {
-                do {
-                    guard let copy = try OverlayConverter(options: options).copy(root, intoNew: RawArguments.bytes(for: output), failure: console.error) else { return false }
-                    root = copy
-                } catch {
-                    console.error(error)
-                    return false
-                }
-            }
-            options.copied = true
-        }
-        let converter = OverlayConverter(options: options)
         func event(_ e: OverlayConverter.Event) {
             switch e {
             case .change(let c):
@@ -166,18 +129,39 @@ public struct OverlayOptions: ParsableArguments {
             case .failed(let error): console.error(error)
             }
         }
+        var lock: TreeLock?
+        defer { withExtendedLifetime(lock) {} }
+        let model: SecurityModel
         let summary: OverlayConverter.Summary
         do {
-            summary = try converter.run(root, dryRun: dryRun, event: event)
+            var root = try Walker.exportRoot(RawArguments.bytes(for: layer))
+            model = try modelOf(root)
+            if !dryRun { lock = try TreeLock(root) }
+            var options = OverlayConverter.Options(model: model)
+            options.dialect = xattrs
+            options.whiteouts = whiteouts
+            options.xattrMap = xattrmap.flatMap { try? XattrMap($0) }
+            options.xattrMapToServer = !reverseXattrmap
+            options.force = force
+            options.oneFileSystem = oneFileSystem
+            if let owner, let host = try? HostUser.parse(owner) { options.placement.owner = host }
+            if whiteouts == .mapped && !model.isMapped {
+                console.warning("\(layer): in a \(model.rawValue) tree the mapped form is a real char device 0/0; virtfs-convert to a mapped model turns it into the mapped form")
+            }
+            if let output, !dryRun {
+                guard let copy = try OverlayConverter(options: options).copy(root, intoNew: RawArguments.bytes(for: output), failure: console.error) else { return false }
+                root = copy
+            }
+            options.copied = output != nil
+            summary = try OverlayConverter(options: options).run(root, dryRun: dryRun, event: event)
         } catch {
             console.error(error)
             return false
         }
-        let seconds = started.seconds
         let kinds = summary.changes.sorted { $0.key.rawValue < $1.key.rawValue }.map { "\($0.value) \($0.key.rawValue)" }.joined(separator: ", ")
-        let text = "\(shownLayer): \(dryRun ? "would make" : "made") \(summary.total) changes (\(kinds.isEmpty ? "none" : kinds)) in \(summary.entries) entries (\(options.model.rawValue)), \(summary.stale) stale handles, \(summary.warnings) warnings, \(summary.failures) failed, \(Decimal2.fixed(seconds)) s"
+        let text = "\(output ?? layer): \(dryRun ? "would make" : "made") \(summary.total) changes (\(kinds.isEmpty ? "none" : kinds)) in \(summary.entries) entries (\(model.rawValue)), \(summary.stale) stale handles, \(summary.warnings) warnings, \(summary.failures) failed, \(started.text) s"
         var fields: [String: Any] = ["changes": summary.total, "entries": summary.entries, "stale": summary.stale,
-                                     "failed": summary.failures, "model": options.model.rawValue, "dry_run": dryRun]
+                                     "failed": summary.failures, "model": model.rawValue, "dry_run": dryRun]
         for (k, v) in summary.changes { fields["changes_" + k.rawValue] = v }
         console.writeSummary(text, json: json, fields)
         return summary.failures == 0

@@ -217,21 +217,17 @@ public struct Checker {
                 found(.macosLayout, "user.virtfs.\(p.mode == .xattrMacOS ? "mode" : "rdev") in the macOS layout",
                       .init(summary: "rewrite in the Linux layout", safe: false, action: .rewriteMetadata(merged)))
             }
-            if let hostType, hostType != .regular && hostType != .directory {
+            if hostSpecial, let hostType {
                 var attributes = merged
                 if view.hostFallback, case .owner(let uid, let gid)? = options.adoption {
-                    attributes.uid = uid
-                    attributes.gid = gid
+                    attributes = merged.changingOwnerOnly(uid: uid, gid: gid)
                 }
-                if options.modelDeclared {
-                    found(.hostSpecial, "host \(hostType.keyword) in a \(model.rawValue) export",
-                          .init(summary: "replace it by the mapped \(hostType.keyword) QEMU would have made", safe: false,
-                                action: .replaceWithMapped(attributes)))
-                } else {
-                    // Replacing host objects on a guessed model could turn a whole passthrough tree's
-                    // symlinks into files.
-                    found(.hostSpecial, "host \(hostType.keyword) in a \(model.rawValue) export (the model was detected: repairing it needs --model \(model.rawValue))")
-                }
+                // Replacing host objects on a guessed model could turn a whole passthrough tree's
+                // symlinks into files.
+                found(.hostSpecial, "host \(hostType.keyword) in a \(model.rawValue) export"
+                      + (options.modelDeclared ? "" : " (the model was detected: repairing it needs --model \(model.rawValue))"),
+                      options.modelDeclared ? .init(summary: "replace it by the mapped \(hostType.keyword) QEMU would have made", safe: false,
+                                                    action: .replaceWithMapped(attributes)) : nil)
             } else if view.hostFallback && rewrite == nil && view.diagnostics.isEmpty,
                       let reason = lossReason(entry, parts: parts) {
                 found(.metadataLost, "no VirtFS metadata, lost (\(reason)): the guest sees a host \(hostType?.keyword ?? "object") owned by \(view.uid):\(view.gid) with mode 0\(String(view.attributes.permissions, radix: 8))")
@@ -246,8 +242,7 @@ public struct Checker {
                 }
                 found(.noMetadata, "no VirtFS metadata: the guest sees host owner \(view.uid):\(view.gid) and mode 0\(String(view.attributes.permissions, radix: 8))", repair)
             }
-            let p2 = view.provenance
-            let showsHost = p2.uid == .host || p2.gid == .host || p2.mode == .host
+            let showsHost = p.uid == .host || p.gid == .host || p.mode == .host
             // mapped-file keeps guest ACLs as host ACLs, whose owner entry a host chmod changes,
             // and hard links there may each have metadata of their own, through which the host
             // owner of the shared inode shows.
