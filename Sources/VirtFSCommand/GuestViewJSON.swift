@@ -78,14 +78,8 @@ public enum JSONLine {
     }
 
     static func object(_ fields: [String: Any], into out: inout [UInt8]) {
-        var pairs: [(String, Any)] = []
-        for (key, value) in fields {
-            if let bytes = byteString(value) {
-                if Bytes.isUTF8(bytes) { pairs.append((key, String(decoding: bytes, as: UTF8.self))) } else { pairs.append((key + "_hex", Bytes.hex(bytes))) }
-            } else {
-                pairs.append((key, value))
-            }
-        }
+        // A byte string is written as text when it is UTF-8, else in hex (`value`) under `KEY_hex`.
+        let pairs = fields.map { key, value in (byteString(value).map(Bytes.isUTF8) == false ? key + "_hex" : key, value) }
         out.append(UInt8(ascii: "{"))
         for (i, (key, value)) in pairs.sorted(by: { Array($0.0.utf8).lexicographicallyPrecedes(Array($1.0.utf8)) }).enumerated() {
             if i > 0 { out.append(UInt8(ascii: ",")) }

@@ -48,19 +48,6 @@ extension HostEntry {
         view.attributes.symlinkTarget = try readLink()
         view.symlinkReadable = readable
     }
-
-    /// A mapped symlink's target: the data of the host regular file standing for it.
-    func applyMappedSymlinkTarget(to view: inout GuestView) throws(VirtFSError) {
-        var truncated = stat.size > UInt64(symlinkTargetLimit)
-        if readsStoredSymlinkTarget {
-            let bytes: [UInt8]
-            (bytes, truncated) = try readContent(limit: symlinkTargetLimit)
-            view.attributes.symlinkTarget = bytes
-        }
-        if truncated {
-            view.diagnostics.append(.corrupt("readlink", path: path, "symlink target longer than \(symlinkTargetLimit) bytes"))
-        }
-    }
 }
 
 extension HostEntry {
@@ -92,7 +79,16 @@ extension HostEntry {
         if hostType == .symlink {
             try applyHostSymlink(to: &view, readable: false)
         } else if view.type == .symlink && hostType == .regular {
-            try applyMappedSymlinkTarget(to: &view)
+            // A mapped symlink's target: the data of the host regular file standing for it.
+            var truncated = stat.size > UInt64(symlinkTargetLimit)
+            if readsStoredSymlinkTarget {
+                let bytes: [UInt8]
+                (bytes, truncated) = try readContent(limit: symlinkTargetLimit)
+                view.attributes.symlinkTarget = bytes
+            }
+            if truncated {
+                view.diagnostics.append(.corrupt("readlink", path: path, "symlink target longer than \(symlinkTargetLimit) bytes"))
+            }
         }
     }
 }
