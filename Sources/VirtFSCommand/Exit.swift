@@ -124,21 +124,12 @@ public enum HostUser {
     public static func parse(_ spec: String) throws -> (uid: UInt32, gid: UInt32) {
         let parts = spec.split(separator: ":", maxSplits: 1).map(String.init)
         guard let userPart = parts.first else { throw ValidationError("invalid user '\(spec)'") }
-        var uid: UInt32
-        var gid: UInt32?
-        if let pw = getpwnam(userPart) {
-            uid = pw.pointee.pw_uid
-            gid = pw.pointee.pw_gid
-        } else if let n = UInt32(userPart) {
-            uid = n
-            gid = getpwuid(n).map { $0.pointee.pw_gid }
-        } else {
-            throw ValidationError("unknown host user '\(userPart)'")
-        }
+        let pw = getpwnam(userPart)
+        guard let uid = pw?.pointee.pw_uid ?? UInt32(userPart) else { throw ValidationError("unknown host user '\(userPart)'") }
+        var gid = (pw ?? getpwuid(uid))?.pointee.pw_gid
         if parts.count == 2 {
-            if let gr = getgrnam(parts[1]) { gid = gr.pointee.gr_gid } else if let n = UInt32(parts[1]) { gid = n } else {
-                throw ValidationError("unknown host group '\(parts[1])'")
-            }
+            guard let group = getgrnam(parts[1])?.pointee.gr_gid ?? UInt32(parts[1]) else { throw ValidationError("unknown host group '\(parts[1])'") }
+            gid = group
         }
         guard let gid else { throw ValidationError("'\(spec)' needs a group: USER:GROUP") }
         return (uid, gid)

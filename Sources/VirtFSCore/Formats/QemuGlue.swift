@@ -280,10 +280,7 @@ public enum QemuGlue {
         var mismatches: [Mismatch] = []
         var notes: [String] = []
         let tree = String(decoding: export.path, as: UTF8.self)
-        let matched = shares.filter { share in
-            guard let path = share.path else { return false }
-            return (try? OperandResolver.realPath(path)) == export.path
-        }
+        let matched = shares.filter { $0.path.flatMap { try? OperandResolver.realPath($0) } == export.path }
         if matched.isEmpty {
             let others = shares.compactMap { s in s.path.map { "\(s.origin) path=\(String(decoding: $0, as: UTF8.self))" } }
             mismatches.append(Mismatch(check: "path", share: nil,

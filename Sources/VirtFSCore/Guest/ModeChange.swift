@@ -19,6 +19,9 @@ public struct ModeChange: Sendable, Equatable {
 
     static let allBits: UInt32 = 0o7777
     static let setID: UInt32 = 0o6000
+    /// The bits each `who` letter and each permission letter stands for.
+    static let who: [Character: UInt32] = ["u": 0o4700, "g": 0o2070, "o": 0o1007, "a": allBits]
+    static let permissions: [Character: UInt32] = ["r": 0o444, "w": 0o222, "x": 0o111, "s": setID, "t": 0o1000]
     var operations: [Operation]
 
     public init(_ text: String) throws(VirtFSError) {
@@ -35,13 +38,8 @@ public struct ModeChange: Sendable, Equatable {
         var i = 0
         while true {
             var affected: UInt32 = 0
-            while i < chars.count, "ugoa".contains(chars[i]) {
-                switch chars[i] {
-                case "u": affected |= 0o4700
-                case "g": affected |= 0o2070
-                case "o": affected |= 0o1007
-                default: affected |= Self.allBits
-                }
+            while i < chars.count, let who = Self.who[chars[i]] {
+                affected |= who
                 i += 1
             }
             guard i < chars.count, "+-=".contains(chars[i]) else { throw invalid() }
@@ -68,15 +66,8 @@ public struct ModeChange: Sendable, Equatable {
                     i += 1
                 } else {
                     kind = .ordinary
-                    while i < chars.count, "rwxXst".contains(chars[i]) {
-                        switch chars[i] {
-                        case "r": value |= 0o444
-                        case "w": value |= 0o222
-                        case "x": value |= 0o111
-                        case "X": kind = .executeIfAnyExecute
-                        case "s": value |= Self.setID
-                        default: value |= 0o1000
-                        }
+                    while i < chars.count, chars[i] == "X" || Self.permissions[chars[i]] != nil {
+                        if chars[i] == "X" { kind = .executeIfAnyExecute } else { value |= Self.permissions[chars[i]]! }
                         i += 1
                     }
                 }

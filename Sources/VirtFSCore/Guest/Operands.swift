@@ -10,13 +10,8 @@ public struct OperandResolver {
     private let rootRealPath: [UInt8]?
 
     public init(root: [UInt8]?) throws(VirtFSError) {
-        guard let root else {
-            self.root = nil
-            rootRealPath = nil
-            return
-        }
-        self.root = try Walker.exportRoot(root)
-        rootRealPath = try Self.realPath(root)
+        self.root = try root.map(Walker.exportRoot)
+        rootRealPath = try root.map(Self.realPath)
     }
 
     public func locate(_ operand: [UInt8], recursive: Bool) throws(VirtFSError) -> Walker.Location {
@@ -51,12 +46,8 @@ public struct OperandResolver {
             throw VirtFSError.interruptedConversion(record, path: root?.path ?? location.path)
         }
         if let explicit { return (explicit, nil) }
-        let detection: ModelDetection
-        if let rootDirectory {
-            detection = ModelDetection.detect(in: rootDirectory)
-        } else {
-            detection = ModelDetection.detect(in: location.directory, entry: try? location.entry(), limit: 64, exportRoot: false)
-        }
+        let detection = rootDirectory.map { ModelDetection.detect(in: $0) }
+            ?? ModelDetection.detect(in: location.directory, entry: try? location.entry(), limit: 64, exportRoot: false)
         if case .interrupted(let record) = detection.outcome {
             throw VirtFSError.interruptedConversion(record, path: root?.path ?? location.path)
         }
