@@ -39,14 +39,10 @@ public struct GuestViewRecord {
             f["symlink_readable"] = view.symlinkReadable
         }
         if a.accessACL != nil || a.defaultACL != nil {
-            var acl: [String: Any] = [:]
-            if let access = a.accessACL { acl["access"] = try access.text().commaJoined() }
-            if let def = a.defaultACL { acl["default"] = try def.text().commaJoined() }
-            f["acl"] = acl
+            f["acl"] = ["access": try a.accessACL?.text().commaJoined(), "default": try a.defaultACL?.text().commaJoined()]
+                .compactMapValues { $0 } as [String: Any]
         }
-        var x: [String: Any] = [:]
-        for attribute in a.xattrs { x[String(decoding: attribute.name, as: UTF8.self)] = "0x" + Bytes.hex(attribute.value) }
-        f["xattrs"] = x
+        f["xattrs"] = Dictionary(a.xattrs.map { (String(decoding: $0.name, as: UTF8.self), "0x" + Bytes.hex($0.value)) }, uniquingKeysWith: { $1 }) as [String: Any]
         fields = f
     }
 

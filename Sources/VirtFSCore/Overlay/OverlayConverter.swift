@@ -142,20 +142,17 @@ public struct OverlayConverter {
         if let first = refusals(scan).first { throw first }
         var summary = Summary()
         let target = targetDialect(scan)
-        if handlesGoStale(scan) {
-            for h in scan.handles {
-                summary.stale += 1
-                event(.stale(path: h.path, attribute: h.name))
-            }
-        }
         func emit(_ e: Event) {
             switch e {
             case .change(let c): summary.changes[c.kind, default: 0] += 1
             case .warning: summary.warnings += 1
             case .failed: summary.failures += 1
-            case .stale: break
+            case .stale: summary.stale += 1
             }
             event(e)
+        }
+        if handlesGoStale(scan) {
+            for h in scan.handles { emit(.stale(path: h.path, attribute: h.name)) }
         }
         var walkOptions = Walker.Options(recursive: true, oneFileSystem: options.oneFileSystem, model: options.model)
         // Stray metadata files are virtfs-fsck's business; the temporaries among them are removed here.
@@ -220,20 +217,13 @@ public struct OverlayConverter {
             removed.insert(m.entry.name)
         }
 
-        // Whiteouts, grouped by the name they delete.
-        var groups: [[UInt8]: [OverlayEntry]] = [:]
-        var order: [[UInt8]] = []
-        var plainNames = Set<[UInt8]>()
-        var marker: OverlayEntry?
-        for child in state.children {
-            if child.isOpaqueMarker { marker = child; continue }
-            if let w = child.whiteout {
-                if groups[w.name] == nil { order.append(w.name) }
-                groups[w.name, default: []].append(child)
-            } else {
-                plainNames.insert(child.entry.name)
-            }
-        }
+        // Whiteouts, grouped by the name they delete, in the order the names first appear.
+        let whiteouts = state.children.filter { $0.whiteout != nil }
+        let groups = Dictionary(grouping: whiteouts) { $0.whiteout!.name }
+        var seen = Set<[UInt8]>()
+        let order = whiteouts.map { $0.whiteout!.name }.filter { seen.insert($0).inserted }
+        let plainNames = Set(state.children.filter { $0.whiteout == nil && !$0.isOpaqueMarker }.map(\.entry.name))
+        let marker = state.children.last { $0.isOpaqueMarker }
         let opaqueValue = (try? dir.value(OverlayKey.opaque)) ?? nil
         let isOpaque = opaqueValue == [UInt8(ascii: "y")] || marker != nil
         var finalForms: [WhiteoutForm] = []
