@@ -57,12 +57,11 @@ extension ParsableCommand {
 public enum CoreutilsArguments {
     /// `parse` returns nil when a line parses, else the parser's message.
     public static func rewrite(_ arguments: [String], parse: ([String]) -> String?) -> [String]? {
-        func parses(_ line: [String]) -> Bool { parse(line) == nil }
         let options = arguments.prefix { $0 != "--" }
         for (i, token) in options.enumerated() where isShortWithValue(token) {
             var candidate = arguments
             candidate.replaceSubrange(i...i, with: [String(token.prefix(2)), String(token.dropFirst(2))])
-            if parses(candidate) { return candidate }
+            if parse(candidate) == nil { return candidate }
         }
         if let i = options.firstIndex(where: isNegativeMode) {
             var rest = arguments
@@ -89,7 +88,7 @@ public enum CoreutilsArguments {
                 index += 1
             }
             let candidate = leading + ["--", mode] + operands
-            if parses(candidate) { return candidate }
+            if parse(candidate) == nil { return candidate }
         }
         return nil
     }

@@ -98,12 +98,7 @@ public enum TreeVerdict: Sendable, Equatable {
 
     /// `8,475`: counts as people read them.
     public static func number(_ n: Int) -> String {
-        let digits = Array(String(n))
-        var out = ""
-        for (i, d) in digits.enumerated() {
-            if i > 0 && (digits.count - i) % 3 == 0 { out.append(",") }
-            out.append(d)
-        }
-        return out
+        let digits = String(n)
+        return digits.enumerated().map { i, d in (i > 0 && (digits.count - i) % 3 == 0 ? "," : "") + String(d) }.joined()
     }
 }

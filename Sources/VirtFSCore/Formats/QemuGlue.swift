@@ -312,17 +312,16 @@ public enum QemuGlue {
                     add("security-model", "\(spelled), but the tree is \(export.reason): \(consequence(tree: export.model, served: given))")
                 }
             }
-            let model = given
-            if model == .passthrough && qemuUser.uid != 0 {
+            if given == .passthrough && qemuUser.uid != 0 {
                 add("qemu-user", "QEMU runs as \(qemuUser), but passthrough needs root (it chowns and makes device nodes as the guest asks): the guest's chown, mknod and set-id bits fail")
             }
-            if model.isMapped && qemuUser.uid != 0 && qemuUser.uid != export.owner.uid {
+            if given.isMapped && qemuUser.uid != 0 && qemuUser.uid != export.owner.uid {
                 add("qemu-user", "QEMU runs as \(qemuUser), not as the export root's owner \(export.owner): files QEMU made as the owner (mode 0600, directories 0700) fail with EACCES in the guest")
             }
-            if model.isMapped && qemuUser.uid == 0 && export.owner.uid != 0 {
+            if given.isMapped && qemuUser.uid == 0 && export.owner.uid != 0 {
                 notes.append("\(share.origin): QEMU runs as root: what the guest creates will be root's (mode 0600), which QEMU as the export root's owner \(export.owner) cannot use later")
             }
-            if let denied = access(export.path, user: qemuUser, write: model != .passthrough && !share.readonly) {
+            if let denied = access(export.path, user: qemuUser, write: given != .passthrough && !share.readonly) {
                 add("qemu-access", denied)
             }
         }

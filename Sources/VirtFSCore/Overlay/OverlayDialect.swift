@@ -142,13 +142,9 @@ public struct XattrMap: Sendable, Equatable {
                 sawMap = true
                 let key = String(fields[1]), prepend = String(fields[2])
                 rules.append(Rule(type: .prefix, scope: .all, key: key, prepend: prepend))
-                if key.isEmpty {
-                    rules.append(Rule(type: .bad, scope: .all, key: "", prepend: ""))
-                } else {
-                    rules.append(Rule(type: .bad, scope: .server, key: "", prepend: key))
-                    rules.append(Rule(type: .bad, scope: .client, key: prepend, prepend: ""))
-                    rules.append(Rule(type: .ok, scope: .all, key: "", prepend: ""))
-                }
+                rules += key.isEmpty ? [Rule(type: .bad, scope: .all, key: "", prepend: "")]
+                    : [Rule(type: .bad, scope: .server, key: "", prepend: key), Rule(type: .bad, scope: .client, key: prepend, prepend: ""),
+                       Rule(type: .ok, scope: .all, key: "", prepend: "")]
                 continue
             }
             guard let type = RuleType(rawValue: String(fields[0])) else {
