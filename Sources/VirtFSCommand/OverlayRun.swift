@@ -86,13 +86,7 @@ public struct OverlayOptions: ParsableArguments {
     /// Converts or checks the layers; returns the exit status.
     public func run() -> Int32 {
         let console = Console(tool: "virtfs-overlay")
-        if check {
-            var target = OverlayCheck.Target()
-            target.userxattr = userxattr
-            target.overVirtiofs = overVirtiofs
-            target.kernel = kernel.flatMap(OverlayCheck.Target.kernelVersion) ?? OverlayCheck.Target.runningKernel ?? (6, 1)
-            return self.check(target: target, console: console)
-        }
+        if check { return self.check(console) }
         let failed = layers.map { convert($0, console) }.contains(false)
         console.flush()
         return failed || console.failures > 0 ? 1 : 0
@@ -169,10 +163,13 @@ public struct OverlayOptions: ParsableArguments {
 
     // MARK: checking
 
-    /// Reads the layers (`upper` first) and reports what would stop the mount `target`
-    /// describes. Returns the exit status.
-    func check(target: OverlayCheck.Target, console: Console) -> Int32 {
-        var target = target
+    /// Reads the layers (`upper` first) and reports what would stop the mount the options
+    /// describe. Returns the exit status.
+    func check(_ console: Console) -> Int32 {
+        var target = OverlayCheck.Target()
+        target.userxattr = userxattr
+        target.overVirtiofs = overVirtiofs
+        target.kernel = kernel.flatMap(OverlayCheck.Target.kernelVersion) ?? OverlayCheck.Target.runningKernel ?? (6, 1)
         var layerList: [OverlayCheck.Layer] = []
         let operands = (upper.map { [($0, true)] } ?? []) + layers.map { ($0, false) }
         for (path, isUpper) in operands {
