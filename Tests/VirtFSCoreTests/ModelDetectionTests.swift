@@ -1,7 +1,7 @@
 import Glibc
 import Testing
 import VirtFSTestSupport
-import VirtFSCore
+@testable import VirtFSCore
 
 /// Which model a tree is in, judged from the tree alone, and the whole-tree verdicts a wrong
 /// --model, a stripping copy or an unfinished conversion earn.

@@ -72,10 +72,7 @@ public struct LossRule: Sendable {
     /// that only make sense mapped.
     public var all = false
 
-    public init(profiles: Set<HostProfile> = [], all: Bool = false) {
-        self.profiles = profiles
-        self.all = all
-    }
+    public init() {}
 
     /// The rule for a tree whose sample is `detection`: the profile most of its entries with
     /// metadata share, per kind (file or directory).

@@ -27,13 +27,6 @@ public struct MappedFileMetadata: Sendable, Equatable {
     public var rdev: Int32?
     public var deviations: [Deviation] = []
 
-    public init(uid: Int32? = nil, gid: Int32? = nil, mode: Int32? = nil, rdev: Int32? = nil) {
-        self.uid = uid
-        self.gid = gid
-        self.mode = mode
-        self.rdev = rdev
-    }
-
     mutating func deviate(_ offset: Int, _ line: Int, _ message: String) {
         deviations.append(Deviation(offset: offset, line: line, message: message))
     }

@@ -6,11 +6,6 @@ public struct ConversionRecord: Sendable, Equatable {
     public var from: SecurityModel
     public var to: SecurityModel
 
-    public init(from: SecurityModel, to: SecurityModel) {
-        self.from = from
-        self.to = to
-    }
-
     /// The file at the export root that holds the record.
     public static let fileName = Array(".virtfs-convert-state".utf8)
     /// Its own temporary name: a leftover of it is never a guest's file to keep.

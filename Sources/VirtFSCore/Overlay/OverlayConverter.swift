@@ -101,30 +101,22 @@ public struct OverlayConverter {
     /// `copied` set, or nil when an entry could not be copied (reported through `failure`).
     public func copy(_ root: Walker.Location, intoNew output: [UInt8], failure: (VirtFSError) -> Void) throws(VirtFSError) -> Walker.Location? {
         let scan = OverlayScan.scan(root, model: options.model, oneFileSystem: options.oneFileSystem)
-        if let refusal = refusals(scan).first { throw refusal }
+        try refuse(scan)
         var copyFailed = false
         let owner = options.model.isMapped ? options.placement.owner : nil
         let copy = try OverlayCopy.copy(root, intoNew: output, owner: owner) { failure($0); copyFailed = true }
         return copyFailed ? nil : copy
     }
 
-    /// Reasons the conversion must not start: redirect/metacopy to the user dialect (userxattr
+    /// Refuses, before anything changes, redirect/metacopy to the user dialect (userxattr
     /// disables both) unless forced.
-    public func refusals(_ scan: OverlayScan) -> [VirtFSError] {
-        guard targetDialect(scan) == .user, !options.force else { return [] }
-        var out: [VirtFSError] = []
+    func refuse(_ scan: OverlayScan) throws(VirtFSError) {
+        guard targetDialect(scan) == .user, !options.force else { return }
         for key in OverlayKey.disabledByUserxattr.sorted() {
             guard let n = scan.keys[key], n > 0 else { continue }
-            let path = scan.keyPaths[key]?.first ?? []
-            out.append(.refused("convert", path: path,
-                "uses overlay.\(key) (\(n) entr\(n == 1 ? "y" : "ies")), which a userxattr mount disables: the user dialect would show a different tree (--force converts anyway)"))
+            throw .refused("convert", path: scan.keyPaths[key]?.first ?? [],
+                "uses overlay.\(key) (\(n) entr\(n == 1 ? "y" : "ies")), which a userxattr mount disables: the user dialect would show a different tree (--force converts anyway)")
         }
-        return out
-    }
-
-    /// Whether file handles in the layer will be stale after this conversion.
-    public func handlesGoStale(_ scan: OverlayScan) -> Bool {
-        options.copied || targetDialect(scan) != (scan.dominantDialect ?? targetDialect(scan))
     }
 
     // MARK: the walk
@@ -139,7 +131,7 @@ public struct OverlayConverter {
     /// any change, the refusals. Per-entry failures are events.
     public func run(_ root: Walker.Location, dryRun: Bool, event: (Event) -> Void) throws(VirtFSError) -> Summary {
         let scan = OverlayScan.scan(root, model: options.model, oneFileSystem: options.oneFileSystem)
-        if let first = refusals(scan).first { throw first }
+        try refuse(scan)
         var summary = Summary()
         let target = targetDialect(scan)
         func emit(_ e: Event) {
@@ -151,14 +143,14 @@ public struct OverlayConverter {
             }
             event(e)
         }
-        if handlesGoStale(scan) {
+        // File handles in the layer go stale with a copy or a change of dialect.
+        if options.copied || target != (scan.dominantDialect ?? target) {
             for h in scan.handles { emit(.stale(path: h.path, attribute: h.name)) }
         }
         var walkOptions = Walker.Options(recursive: true, oneFileSystem: options.oneFileSystem, model: options.model)
         // Stray metadata files are virtfs-fsck's business; the temporaries among them are removed here.
         walkOptions.auditStorage = false
-        let walker = Walker(options: walkOptions)
-        walker.walk(root, visit: { (entry, parent: inout DirectoryState?) -> DirectoryState? in
+        Walker(options: walkOptions).walk(root, visit: { (entry, parent: inout DirectoryState?) -> DirectoryState? in
             if TemporaryName.matches(entry.name) {
                 parent?.temporaries.append(entry)
                 return nil

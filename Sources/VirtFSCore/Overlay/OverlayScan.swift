@@ -43,7 +43,7 @@ public struct OverlayEntry {
     /// The value of overlay key `key` in any dialect (the first found).
     public func value(_ key: String) throws(VirtFSError) -> [UInt8]? {
         for x in overlay where x.key == key {
-            if let v = try entry.xattr(String(decoding: x.name, as: UTF8.self)) { return v }
+            if let v = try entry.xattr(raw: x.name) { return v }
         }
         return nil
     }
@@ -93,7 +93,7 @@ public struct OverlayScan: Sendable {
                     scan.dialects[x.dialect, default: 0] += 1
                     scan.keys[x.key, default: 0] += 1
                     if scan.keyPaths[x.key, default: []].count < 5 { scan.keyPaths[x.key, default: []].append(entry.path) }
-                    if OverlayKey.handles.contains(x.key), let v = try entry.xattr(String(decoding: x.name, as: UTF8.self)), !v.isEmpty {
+                    if OverlayKey.handles.contains(x.key), let v = try entry.xattr(raw: x.name), !v.isEmpty {
                         scan.handles.append((entry.path, String(decoding: x.name, as: UTF8.self)))
                     }
                 }
