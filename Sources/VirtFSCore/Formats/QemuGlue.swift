@@ -360,15 +360,11 @@ public enum QemuGlue {
     /// under setpriv --clear-groups or libvirt's DAC label; ACLs are not consulted). Nil when it can.
     public static func access(_ path: [UInt8], user: HostID, write: Bool) -> String? {
         if user.uid == 0 { return nil }
-        var prefix: [UInt8] = []
         let parts = Bytes.components(path)
-        var checks: [([UInt8], UInt32, String)] = [(Array("/".utf8), 1, "search")]
-        for (index, part) in parts.enumerated() {
-            prefix += [UInt8(ascii: "/")] + part
-            let last = index == parts.count - 1
-            checks.append((prefix, last ? (write ? 7 : 5) : 1, last ? (write ? "read, write and search" : "read and search") : "search"))
-        }
-        for (dir, need, words) in checks {
+        for depth in 0...parts.count {
+            let dir = Array("/".utf8) + parts.prefix(depth).joined(separator: [UInt8(ascii: "/")])
+            let last = depth > 0 && depth == parts.count
+            let (need, words): (UInt32, String) = last ? (write ? (7, "read, write and search") : (5, "read and search")) : (1, "search")
             let st: HostStat
             do { st = try Sys.stat(path: dir) } catch {
                 return "\(String(decoding: dir, as: UTF8.self)): \(String(cString: strerror(error.errno ?? EIO)))"

@@ -24,8 +24,6 @@ public enum OverlayDialect: String, Sendable, CaseIterable, Codable {
         }
     }
 
-    public var prefixBytes: [UInt8] { Array(prefix.utf8) }
-
     /// The virtiofsd `-o xattrmap=` under which a guest sees host `user.virtiofs.X` as `X`: with
     /// it, layers in the `virtiofs` dialect are what a guest's ordinary (trusted) overlay reads.
     public static let virtiofsXattrMap = ":map:trusted.:user.virtiofs.:"
@@ -37,7 +35,7 @@ public enum OverlayDialect: String, Sendable, CaseIterable, Codable {
     /// xattr name, or nil when it is not an overlay xattr.
     public static func parse(_ name: [UInt8]) -> (dialect: OverlayDialect, key: [UInt8])? {
         for dialect in [OverlayDialect.virtiofs, .trusted, .user] {
-            let p = dialect.prefixBytes
+            let p = Array(dialect.prefix.utf8)
             if name.count > p.count && name.starts(with: p) {
                 return (dialect, Array(name[p.count...]))
             }
@@ -52,10 +50,8 @@ public enum OverlayKey {
     public static let redirect = "redirect"
     public static let origin = "origin"
     public static let impure = "impure"
-    public static let nlink = "nlink"
     public static let upper = "upper"
     public static let metacopy = "metacopy"
-    public static let protattr = "protattr"
     public static let uuid = "uuid"
     public static let whiteout = "whiteout"
     /// Keys whose values are file handles or filesystem ids: valid for one filesystem only.
