@@ -31,18 +31,14 @@ public struct EditRun {
 
     public let console: Console
     public let tree: TreeOptions
-    public let recursive: Bool
+    public let edit: EditOptions
     public let verbosity: Verbosity
-    public let dryRun: Bool
-    public let allowOutsideLinks: Bool
 
     public init(tool: String, tree: TreeOptions, edit: EditOptions) {
         console = Console(tool: tool)
         self.tree = tree
-        recursive = edit.recursive
+        self.edit = edit
         verbosity = edit.verbose ? .verbose : (edit.changes || edit.dryRun ? .changes : .quiet)
-        dryRun = edit.dryRun
-        allowOutsideLinks = edit.allowOutsideLinks
     }
 
     /// Decodes one entry named by the user (for --reference).
@@ -56,7 +52,7 @@ public struct EditRun {
     /// The guest's user database of the tree the operands are in.
     public func accounts(for files: [String]) -> GuestAccounts {
         guard let resolver = try? OperandResolver(root: tree.rootBytes), let first = files.first,
-              let location = try? resolver.locate(RawArguments.bytes(for: first), recursive: recursive) else { return GuestAccounts() }
+              let location = try? resolver.locate(RawArguments.bytes(for: first), recursive: edit.recursive) else { return GuestAccounts() }
         return resolver.accounts(for: location)
     }
 
@@ -134,19 +130,19 @@ public struct EditRun {
         }
         for file in files {
             guard let (location, model) = console.attempt({
-                try resolver.resolve(RawArguments.bytes(for: file), recursive: recursive, explicit: tree.model)
+                try resolver.resolve(RawArguments.bytes(for: file), recursive: edit.recursive, explicit: tree.model)
             }) else { continue }
             // One writer at a time: the export root when one is named, else the operand's tree;
             // held while this operand is changed (operands may share a tree).
             var lock: TreeLock?
-            if !dryRun {
+            if !edit.dryRun {
                 guard let held = console.attempt({ try TreeLock(resolver.root ?? location) }) else { continue }
                 lock = held
             }
             defer { lock?.release() }
-            let links = LinkCensus(treeOf: location, root: resolver.root, allowOutside: allowOutsideLinks)
-            let editor = Editor(model: model, dryRun: dryRun, links: links)
-            Walker(options: .init(recursive: recursive, model: model)).walk(location, visit: { entry in
+            let links = LinkCensus(treeOf: location, root: resolver.root, allowOutside: edit.allowOutsideLinks)
+            let editor = Editor(model: model, dryRun: edit.dryRun, links: links)
+            Walker(options: .init(recursive: edit.recursive, model: model)).walk(location, visit: { entry in
                 do {
                     let change = try editor.edit(entry) { view in
                         if skipSymlinks && view.type == .symlink {
@@ -158,7 +154,7 @@ public struct EditRun {
                         return transform(view)
                     }
                     if let change, verbosity == .verbose || (verbosity == .changes && change.changed) {
-                        console.write((dryRun ? "would: " : "") + describe(change.before, change.after, change.changed) + "\n")
+                        console.write((edit.dryRun ? "would: " : "") + describe(change.before, change.after, change.changed) + "\n")
                     }
                 } catch {
                     console.error(error)

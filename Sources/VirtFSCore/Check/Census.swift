@@ -147,34 +147,33 @@ public struct TreeCensus: Sendable {
         }
         entries += 1
         let st = entry.stat
-        if st.uid == 0 {
-            rootOwned += 1
-            if rootOwnedPaths.count < Self.examples { rootOwnedPaths.append(entry.path) }
-        }
+        if st.uid == 0 { Self.tally(&rootOwned, &rootOwnedPaths, entry.path) }
         if let type = st.fileType, type != .regular && type != .directory { hostSpecial += 1 }
         let inXattrs = ((try? entry.xattrNames()) ?? []).contains(where: Self.mappedXattr.marksMetadata(xattr:))
         let inFile = Self.mappedFile.hasMetadata(entry)
         if inXattrs { xattrCarriers += 1 }
         if inFile { fileCarriers += 1 }
         guard !inXattrs && !inFile else { return }
-        withoutMetadata += 1
-        if withoutMetadataPaths.count < Self.examples { withoutMetadataPaths.append(entry.path) }
+        Self.tally(&withoutMetadata, &withoutMetadataPaths, entry.path)
         let components = Bytes.components(entry.path, below: root.path)
         let shape = entry.isExportRoot ? nil : MappedShape.of(entry, components: components, root: root.directory)
         if let shape {
             shaped += 1
             note(shape, entry, components: components)
         }
-        if !entry.isExportRoot || rule.all, rule.lost(entry, shape: shape) {
-            lost += 1
-            if lostPaths.count < Self.examples { lostPaths.append(entry.path) }
-        }
+        if !entry.isExportRoot || rule.all, rule.lost(entry, shape: shape) { Self.tally(&lost, &lostPaths, entry.path) }
     }
 
     /// Whether a directory of `path` below the export root holds mapped-file's metadata (a walk
     /// that shows that metadata goes into it). The entry's own name is checked apart.
     static func belowReservedName(_ path: [UInt8], root: [UInt8]) -> Bool {
         path.dropFirst(root.count).split(separator: UInt8(ascii: "/")).dropLast().contains { mappedFile.holdsMetadata(Array($0)) }
+    }
+
+    /// One more entry of a kind, and its path while there are fewer than `examples`.
+    static func tally(_ count: inout Int, _ paths: inout [[UInt8]], _ path: [UInt8]) {
+        count += 1
+        if paths.count < examples { paths.append(path) }
     }
 
     static let mappedFile = SecurityModel.mappedFile.codec
