@@ -96,8 +96,7 @@ public enum CoreutilsArguments {
     /// `-cFORMAT`: one dash, a letter, then more.
     static func isShortWithValue(_ token: String) -> Bool {
         let bytes = Array(token.utf8)
-        return bytes.count > 2 && bytes[0] == UInt8(ascii: "-") && bytes[1] != UInt8(ascii: "-")
-            && ((bytes[1] >= 0x41 && bytes[1] <= 0x5a) || (bytes[1] >= 0x61 && bytes[1] <= 0x7a))
+        return bytes.count > 2 && bytes[0] == UInt8(ascii: "-") && bytes[1] < 0x80 && Character(Unicode.Scalar(bytes[1])).isLetter
     }
 
     /// chmod(1)'s symbolic modes that begin with '-': `-w`, `-rwx`, `-x,g+w`, `-s`.

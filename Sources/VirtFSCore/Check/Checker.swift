@@ -319,7 +319,6 @@ public struct Checker {
 
     func checkMetadataFile(_ entry: HostEntry, parts: [[UInt8]], linked: inout [FileIdentity: (metadata: FileIdentity?, components: [[UInt8]])],
                            ownFile: Finding.Repair? = nil, report: (Finding) -> Void) {
-        let metaParts = metadataComponents(of: entry, parts: parts)
         let metadata = codec.metadataStat(of: entry)
         if entry.stat.fileType == .directory, let (name, st) = codec.storageStat(inside: entry) {
             checkAccess(st, parts: parts + [name], path: Bytes.join(entry.path, name), report: report)
@@ -333,11 +332,10 @@ public struct Checker {
                                problem: "metadata file with \(metadata.nlink) names, \(outside) of them outside the tree: QEMU rewrites it in place, so the guest's chown and chmod would reach that file",
                                repair: ownFile))
             }
-            checkAccess(metadata, parts: metaParts, path: shown) { report(withoutOutsideRepairs($0, metadata)) }
+            checkAccess(metadata, parts: metadataComponents(of: entry, parts: parts), path: shown) { report(withoutOutsideRepairs($0, metadata)) }
         }
         guard entry.stat.nlink > 1, entry.stat.fileType != .directory, !entry.isExportRoot else { return }
-        let identity = entry.stat.identity
-        if let first = linked[identity] {
+        if let first = linked[entry.stat.identity] {
             if first.metadata != metadata?.identity {
                 report(Finding(check: .metadataLinks, path: entry.path, components: parts,
                                problem: "hard link of \(Bytes.shellEscaped(first.components.reduce([]) { Bytes.join($0, $1) })) with a metadata file of its own",
@@ -345,7 +343,7 @@ public struct Checker {
                                              action: .relinkMetadata(source: first.components))))
             }
         } else {
-            linked[identity] = (metadata?.identity, parts)
+            linked[entry.stat.identity] = (metadata?.identity, parts)
         }
     }
 

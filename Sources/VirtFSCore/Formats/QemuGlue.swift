@@ -99,12 +99,7 @@ public enum QemuGlue {
 
     /// libvirt's name for a model; mapped-file has none.
     public static func accessMode(_ model: SecurityModel) -> String? {
-        switch model {
-        case .passthrough: return "passthrough"
-        case .mappedXattr: return "mapped"
-        case .none: return "squash"
-        case .mappedFile: return nil
-        }
+        [SecurityModel.passthrough: "passthrough", .mappedXattr: "mapped", .none: "squash"][model]
     }
 
     static func xmlEscape(_ bytes: [UInt8]) -> [UInt8] {

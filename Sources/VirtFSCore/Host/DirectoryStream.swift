@@ -45,11 +45,9 @@ public final class DirectoryStream {
     public func sortedNames(directoriesLast: Bool = false, directoryFd: Int32 = -1) throws(VirtFSError) -> [[UInt8]] {
         var all: [(name: [UInt8], last: Bool)] = []
         while let (name, type) = try next() {
-            var last = false
-            if directoriesLast {
-                last = type == UInt8(DT_DIR) || (type == UInt8(DT_UNKNOWN) && (try? Sys.stat(directoryFd, name))?.fileType == .directory)
-            }
-            all.append((name, last))
+            // Asked only for directoriesLast: a stat where d_type is unknown.
+            all.append((name, directoriesLast && (type == UInt8(DT_DIR)
+                || (type == UInt8(DT_UNKNOWN) && (try? Sys.stat(directoryFd, name))?.fileType == .directory))))
         }
         return all.sorted { $0.last != $1.last ? $1.last : $0.name.lexicographicallyPrecedes($1.name) }.map(\.name)
     }
