@@ -42,11 +42,10 @@ public struct EditRun {
     }
 
     /// Decodes one entry named by the user (for --reference).
-    public func reference(_ path: String) throws(VirtFSError) -> (GuestView, GuestAccounts) {
+    public func reference(_ path: String) throws(VirtFSError) -> GuestView {
         let resolver = try OperandResolver(root: tree.rootBytes)
         let location = try resolver.locate(RawArguments.bytes(for: path), recursive: false)
-        let model = try resolver.model(for: location, explicit: tree.model).0
-        return (try model.codec.decode(location.entry()), resolver.accounts(for: location))
+        return try resolver.model(for: location, explicit: tree.model).0.codec.decode(location.entry())
     }
 
     /// The guest's user database of the tree the operands are in.
@@ -104,7 +103,7 @@ public struct EditRun {
     func change<T>(_ operands: [String], reference: String?, _ fromReference: (GuestView) -> T,
                    _ parse: (String) throws(VirtFSError) -> T) throws -> (T, [String]) {
         try usage { () throws(VirtFSError) in
-            if let reference { return (fromReference(try self.reference(reference).0), operands) }
+            if let reference { return (fromReference(try self.reference(reference)), operands) }
             return (try parse(operands[0]), Array(operands.dropFirst()))
         }
     }
@@ -121,13 +120,7 @@ public struct EditRun {
     public func run(_ files: [String], skipSymlinks: Bool,
                     transform: (GuestView) -> GuestAttributes?,
                     describe: (GuestView, GuestAttributes, Bool) -> String) throws {
-        let resolver: OperandResolver
-        do {
-            resolver = try OperandResolver(root: tree.rootBytes)
-        } catch {
-            console.error(error)
-            throw ExitCode(1)
-        }
+        let resolver = try usage { () throws(VirtFSError) in try OperandResolver(root: tree.rootBytes) }
         for file in files {
             guard let (location, model) = console.attempt({
                 try resolver.resolve(RawArguments.bytes(for: file), recursive: edit.recursive, explicit: tree.model)

@@ -89,8 +89,7 @@ public struct OverlayConverter {
 
     /// The whiteout form actually built: `mapped` is a real device outside the mapped models.
     var targetForm: WhiteoutForm? {
-        if options.whiteouts == .mapped && !options.model.isMapped { return .char }
-        return options.whiteouts
+        options.whiteouts == .mapped && !options.model.isMapped ? .char : options.whiteouts
     }
 
     // MARK: refusals before anything changes
