@@ -51,8 +51,7 @@ public final class LinkCensus: @unchecked Sendable {
     /// Refuses to change the inode behind `path` when it has names outside the tree, unless the
     /// user allowed it.
     public func refuseOutside(_ st: HostStat, path: [UInt8], operation: String) throws(VirtFSError) {
-        guard !allowOutside else { return }
-        let outside = namesOutside(st)
+        let outside = allowOutside ? 0 : namesOutside(st)
         guard outside > 0 else { return }
         var why = Self.explanation(st, outside: outside)
         if scopeIsGuess {

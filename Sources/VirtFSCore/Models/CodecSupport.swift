@@ -55,16 +55,14 @@ extension HostEntry {
     /// One without a valid type fails the entry, or in lenient decoding takes the host's type.
     func applyMappedMode(_ mode: UInt32, from source: Source, attribute: [UInt8], shown: @autoclosure () -> String,
                          to view: inout GuestView, hostType: FileType, lenient: Bool) throws(VirtFSError) {
-        var type = hostType
-        if let valid = FileType(mode: mode) {
-            type = valid
-        } else {
+        let type = FileType(mode: mode)
+        if type == nil {
             let error = VirtFSError.corrupt("decode", path: path, attribute: attribute,
                                             "\(shown()) has no valid file type").found(.modeWithoutType)
             guard lenient else { throw error }
             view.diagnostics.append(error)
         }
-        view.attributes.type = type
+        view.attributes.type = type ?? hostType
         view.attributes.permissions = mode & 0o7777
         view.provenance.mode = source
         checkTypeAgainstHost(&view, host: hostType)
