@@ -69,23 +69,18 @@ public enum CoreutilsArguments {
             // Options (with their values) first, then the mode as the first operand.
             var leading: [String] = []
             var operands: [String] = []
-            var index = 0
-            while index < rest.count {
-                let token = rest[index]
+            var tokens = rest.makeIterator()
+            while let token = tokens.next() {
                 if token == "--" {
-                    operands += rest[(index + 1)...]
+                    operands += IteratorSequence(tokens)
                     break
                 }
                 if token.hasPrefix("-") && token.count > 1 {
                     leading.append(token)
-                    if !token.contains("=") && takesValue(token, parse: parse), index + 1 < rest.count {
-                        leading.append(rest[index + 1])
-                        index += 1
-                    }
+                    if !token.contains("=") && takesValue(token, parse: parse), let value = tokens.next() { leading.append(value) }
                 } else {
                     operands.append(token)
                 }
-                index += 1
             }
             let candidate = leading + ["--", mode] + operands
             if parse(candidate) == nil { return candidate }

@@ -95,16 +95,14 @@ struct Check: ParsableCommand {
     func run() throws {
         let console = Console(tool: "virtfs-qemu")
         let export = try operand.inspect(console)
-        var shares: [QemuGlue.Share]
-        var domainUser: HostID?
+        // The shares of the command line after --, or of the domain (which also says QEMU's user).
+        var (shares, domainUser) = (QemuGlue.shares(commandLine: qemuArgs.map(RawArguments.bytes(for:))), HostID?.none)
         if let libvirt {
             guard let xml = console.attempt({ try Sys.readFile(AT_FDCWD, RawArguments.bytes(for: libvirt), limit: 16 << 20).bytes }) else {
                 console.flush()
                 throw ExitCode(8)
             }
             (shares, domainUser) = QemuGlue.shares(libvirt: xml)
-        } else {
-            shares = QemuGlue.shares(commandLine: qemuArgs.map(RawArguments.bytes(for:)))
         }
         let user = try qemuUser.map { let u = try HostUser.parse($0); return HostID(uid: u.uid, gid: u.gid) }
             ?? domainUser ?? HostID(uid: geteuid(), gid: getegid())
