@@ -9,10 +9,7 @@ public enum GetfaclFormat {
     /// getfacl drops a leading `/` (without -p) and one leading `./` with its slashes.
     public static func displayName(_ path: [UInt8]) -> [UInt8] {
         var p = path[...]
-        if p.count > 2 && p.starts(with: Array("./".utf8)) {
-            p = p.dropFirst(2)
-            while p.first == UInt8(ascii: "/") && p.count > 1 { p = p.dropFirst() }
-        }
+        if p.count > 2 && p.starts(with: Array("./".utf8)) { p = p.dropFirst(2) }
         while p.first == UInt8(ascii: "/") && p.count > 1 { p = p.dropFirst() }
         return Array(p)
     }
@@ -44,15 +41,7 @@ public enum GetfattrFormat {
     /// for an attribute name: the backslash and each of `chars` as `\ooo` (getfacl, from the acl
     /// package, doubles the backslash instead).
     public static func quote(_ bytes: [UInt8], _ chars: [UInt8]) -> [UInt8] {
-        var out: [UInt8] = []
-        for b in bytes {
-            if b == UInt8(ascii: "\\") || chars.contains(b) {
-                out += Array(Bytes.octalEscape(b).utf8)
-            } else {
-                out.append(b)
-            }
-        }
-        return out
+        bytes.flatMap { $0 == UInt8(ascii: "\\") || chars.contains($0) ? Array(Bytes.octalEscape($0).utf8) : [$0] }
     }
 
     public static func render(_ view: GuestView) -> [UInt8] {

@@ -88,15 +88,7 @@ public enum Bytes {
     /// (a guest can set any) and the backslash as `\ooo` octal escapes, so that the name reads
     /// back exactly. Every tool's messages name xattrs through this.
     public static func xattrName(_ name: [UInt8]) -> String {
-        var out = ""
-        for b in name {
-            if b > 0x20 && b < 0x7f && b != UInt8(ascii: "\\") {
-                out.append(Character(Unicode.Scalar(b)))
-            } else {
-                out += octalEscape(b)
-            }
-        }
-        return out
+        name.map { $0 > 0x20 && $0 < 0x7f && $0 != UInt8(ascii: "\\") ? String(Unicode.Scalar($0)) : octalEscape($0) }.joined()
     }
 
     /// A name as every tool shows it in text (messages, fsck findings, -v lines): the way
