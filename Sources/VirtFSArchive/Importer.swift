@@ -317,14 +317,21 @@ public struct Importer {
         }
 
         let attributes = try keepable(member.attributes!, member: member, path: display, summary: &summary, event: event)
-        if try removeExisting(name, in: parent, path: display, replacingWith: attributes.type) {
-            // A directory that is already there (named twice, or made for an earlier member).
-            try codec.update(attributes, of: HostEntry(directory: parent, name: name, path: display), placement: options.placement)
-        } else {
-            // Unprivileged host-inode directories that forbid their owner to write are opened
-            // up while members go into them (see `directory(for:)`).
-            try codec.create(attributes, named: name, in: parent, content: attributes.type == .regular ? .stream(data) : .empty,
-                             placement: options.placement)
+        // Unprivileged host-inode directories that forbid their owner to write are opened up
+        // while members go into them (see `directory(for:)`).
+        let content: Content = attributes.type == .regular ? .stream(data) : .empty
+        do {
+            // Most names are new: only one that is there already is looked at.
+            try codec.create(attributes, named: name, in: parent, content: content, placement: options.placement)
+        } catch where error.errno == EEXIST {
+            if try removeExisting(name, in: parent, path: display, replacingWith: attributes.type) {
+                // A directory that is already there (named twice, or made for an earlier member).
+                try codec.update(attributes, of: HostEntry(directory: parent, name: name, path: display), placement: options.placement)
+            } else {
+                try codec.create(attributes, named: name, in: parent, content: content, placement: options.placement)
+            }
+        } catch {
+            throw error
         }
         if let mtime = member.mtime {
             try Sys.setTimes(parent.fd, name, atime: member.atime ?? mtime, mtime: mtime)
