@@ -10,7 +10,7 @@ public struct ArchiveMember: Sendable {
     public var permissions: UInt32
     public var uid: UInt32
     public var gid: UInt32
-    public var rdev: DeviceNumber
+    public var rdev: DeviceNumber = .zero
     /// nil when the member does not say (an mtree entry without `size=`).
     public var size: UInt64?
     public var symlinkTarget: [UInt8]?
@@ -21,7 +21,7 @@ public struct ArchiveMember: Sendable {
     public var mtime: Timestamp?
     public var atime: Timestamp?
     /// Every xattr the archive carries, in any namespace (ACLs excluded: see below).
-    public var xattrs: [Xattr]
+    public var xattrs: [Xattr] = []
     public var accessACL: ACL?
     public var defaultACL: ACL?
     /// A manifest's `sha256digest=`, raw bytes.
@@ -33,26 +33,6 @@ public struct ArchiveMember: Sendable {
     /// Reading notes a consumer passes on without counting a loss (an ACL name resolved by the
     /// host's user database, as tar does when it extracts).
     public var notes: [String] = []
-
-    public init(path: [UInt8], type: FileType?, permissions: UInt32, uid: UInt32, gid: UInt32, rdev: DeviceNumber = .zero,
-                size: UInt64?, symlinkTarget: [UInt8]? = nil, hardlinkTarget: [UInt8]? = nil, mtime: Timestamp? = nil,
-                atime: Timestamp? = nil, xattrs: [Xattr] = [], accessACL: ACL? = nil, defaultACL: ACL? = nil, sha256: [UInt8]? = nil) {
-        self.path = path
-        self.type = type
-        self.permissions = permissions
-        self.uid = uid
-        self.gid = gid
-        self.rdev = rdev
-        self.size = size
-        self.symlinkTarget = symlinkTarget
-        self.hardlinkTarget = hardlinkTarget
-        self.mtime = mtime
-        self.atime = atime
-        self.xattrs = xattrs
-        self.accessACL = accessACL
-        self.defaultACL = defaultACL
-        self.sha256 = sha256
-    }
 
     /// The guest attributes this member describes, with only `user.*` xattrs: the namespaces a
     /// 9p guest can see.
@@ -77,14 +57,13 @@ let archiveACLPermissions: [(bit: Int32, archive: Int32)] = [
 ]
 
 /// Reads up to `count` bytes of `fd` into `buffer`, short only at the end of the file.
-func readFull(_ fd: Int32, into buffer: inout [UInt8], count: Int, path: [UInt8]) throws -> Int {
+func readFull(_ fd: Int32, into buffer: inout [UInt8], count: Int, path: [UInt8]) throws(VirtFSError) -> Int {
     var total = 0
     while total < count {
-        let n = try buffer.withUnsafeMutableBytes { raw throws(VirtFSError) in
-            try Sys.read(fd, into: UnsafeMutableRawBufferPointer(rebasing: raw[total..<count]), name: path)
-        }
+        let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + total, count - total) }
+        if n < 0 && errno != EINTR { throw .system("read", path: path, errno: errno) }
         if n == 0 { break }
-        total += n
+        total += max(n, 0)
     }
     return total
 }
@@ -123,7 +102,6 @@ public final class ArchiveReader {
     /// The archive file, opened here so that a failure is the system's reason ("open: No such
     /// file or directory"), not libarchive's "Failed to open"; -1 for standard input.
     let fd: Int32
-    private var entry: OpaquePointer?
     /// Warnings libarchive raised for the member last read (it still read it).
     public private(set) var warning: String?
 
@@ -137,20 +115,15 @@ public final class ArchiveReader {
         return Int(st.size)
     }
 
-    public init(path: [UInt8]?, kind: Kind) throws {
+    public init(path: [UInt8]?, kind: Kind) throws(VirtFSError) {
         name = path ?? Array("-".utf8)
         if let path, path != Array("-".utf8) {
             // The archive is the user's operand: a symlink to it is followed, as tar does.
-            let opened = try Sys.openPath(path, O_RDONLY)
-            do {
-                if try Sys.stat(fd: opened).fileType == .directory {
-                    throw VirtFSError.system("read", path: path, errno: EISDIR)
-                }
-            } catch {
-                Sys.close(opened)
-                throw error
+            fd = try Sys.openPath(path, O_RDONLY)
+            if (try? Sys.stat(fd: fd))?.fileType == .directory {
+                Sys.close(fd)
+                throw .system("read", path: path, errno: EISDIR)
             }
-            fd = opened
         } else {
             fd = -1
         }
@@ -198,65 +171,44 @@ public final class ArchiveReader {
 
     /// Whether the current member's data is exactly what `fd` holds from its current offset to
     /// its end, compared block by block as the member streams by (no digest, nothing held).
-    public func dataEquals(_ fd: Int32, path: [UInt8]) throws -> Bool {
-        var archived = [UInt8](repeating: 0, count: 1 << 16)
-        var host = [UInt8](repeating: 0, count: 1 << 16)
-        func readHost(_ count: Int) throws -> Int { try readFull(fd, into: &host, count: count, path: path) }
+    public func dataEquals(_ fd: Int32, path: [UInt8]) throws(VirtFSError) -> Bool {
+        var archived = [UInt8](repeating: 0, count: 1 << 16), host = archived
         while true {
             let n = archived.withUnsafeMutableBytes { archive_read_data(archive, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if Int32(n) == ARCHIVE_WARN { continue }
-                throw archiveError(archive, "archive_read_data", path: path)
-            }
-            if n == 0 { return try readHost(1) == 0 }
-            if try readHost(n) != n || memcmp(archived, host, n) != 0 { return false }
+            if n == ARCHIVE_WARN { continue }
+            if n < 0 { throw archiveError(archive, "archive_read_data", path: path) }
+            if n == 0 { return try readFull(fd, into: &host, count: 1, path: path) == 0 }
+            if try readFull(fd, into: &host, count: n, path: path) != n || memcmp(archived, host, n) != 0 { return false }
         }
     }
 
     /// The next member, or nil at the end. A member libarchive could read only in part still
     /// comes back, with `warning` set.
-    public func next() throws -> ArchiveMember? {
+    public func next() throws(VirtFSError) -> ArchiveMember? {
         var e: OpaquePointer?
         warning = nil
         let status = archive_read_next_header(archive, &e)
         if status == ARCHIVE_EOF { return nil }
         if status == ARCHIVE_WARN {
             warning = archive_error_string(archive).map { String(cString: $0) }
-        } else if status != ARCHIVE_OK {
-            throw archiveError(archive, "archive_read_next_header", path: name)
         }
-        guard let e else { throw archiveError(archive, "archive_read_next_header", path: name) }
-        entry = e
+        guard status >= ARCHIVE_WARN, let e else { throw archiveError(archive, "archive_read_next_header", path: name) }
         return ArchiveMember(entry: e, manifest: isManifest)
     }
 
     /// Calls `body` with every member in turn. A member that cannot be read ends the walk (an
     /// archive has no index to resume from) and goes to `failure`.
     public func forEach(_ body: (ArchiveMember) -> Void, failure: (VirtFSError) -> Void) {
-        while true {
-            do {
-                guard let member = try next() else { return }
-                body(member)
-            } catch let error as VirtFSError {
-                return failure(error)
-            } catch {
-                return
-            }
+        do {
+            while let member = try next() { body(member) }
+        } catch {
+            failure(error)
         }
     }
 
-    /// Streams the current member's data into `fd`, holding at most one block in memory.
+    /// Streams the current member's data into `fd` (libarchive's own blocks, holes as holes).
     public func writeData(to fd: Int32, path: [UInt8]) throws(VirtFSError) {
-        var buffer = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { archive_read_data(archive, $0.baseAddress, $0.count) }
-            if n == 0 { return }
-            if n < 0 {
-                if Int32(n) == ARCHIVE_WARN { continue }
-                throw archiveError(archive, "archive_read_data", path: path)
-            }
-            try Sys.writeAll(fd, Array(buffer[0..<n]), name: path)
-        }
+        if archive_read_data_into_fd(archive, fd) < ARCHIVE_WARN { throw archiveError(archive, "archive_read_data", path: path) }
     }
 }
 
@@ -412,7 +364,7 @@ public final class ArchiveWriter {
     /// mtree: where the manifest goes (see `ManifestOutput`).
     let manifest: ManifestOutput?
 
-    public init(path: [UInt8]?, format: Format) throws {
+    public init(path: [UInt8]?, format: Format) throws(VirtFSError) {
         guard let resolver = archive_entry_linkresolver_new() else {
             throw VirtFSError.system("archive_entry_linkresolver_new", errno: ENOMEM)
         }
@@ -447,7 +399,7 @@ public final class ArchiveWriter {
     }
 
     /// A libarchive writer of `format`, opened by `open`.
-    static func open(_ format: Format, name: [UInt8], _ open: (OpaquePointer) -> Int32) throws -> OpaquePointer {
+    static func open(_ format: Format, name: [UInt8], _ open: (OpaquePointer) -> Int32) throws(VirtFSError) -> OpaquePointer {
         guard let archive = archive_write_new() else { throw VirtFSError.system("archive_write_new", errno: ENOMEM) }
         var status: Int32
         switch format {
@@ -484,7 +436,7 @@ public final class ArchiveWriter {
         /// The errno of a failed write.
         var failure: Int32 = 0
 
-        init(path: [UInt8]?) throws {
+        init(path: [UInt8]?) throws(VirtFSError) {
             if let path {
                 fd = try Sys.openAt(AT_FDCWD, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode: 0o666)
                 owned = true
@@ -530,7 +482,7 @@ public final class ArchiveWriter {
 
     /// mtree: ends the manifest's current part (one directory and its other entries) and
     /// starts the next.
-    func nextManifestPart() throws {
+    func nextManifestPart() throws(VirtFSError) {
         guard let manifest else { return }
         if archive_write_close(archive) != ARCHIVE_OK {
             throw manifest.error(name) ?? archiveError(archive, "archive_write_close", path: name)
@@ -544,7 +496,7 @@ public final class ArchiveWriter {
     /// `data(fd)` is called only when the member's data belongs in the archive, and writes it
     /// through the given sink.
     public func write(_ member: ArchiveMember, identity: FileIdentity?, nlink: UInt64,
-                      data: ((inout DataSink) throws -> Void)?) throws {
+                      data: ((inout DataSink) throws(VirtFSError) -> Void)?) throws(VirtFSError) {
         // A manifest's output that failed stays failed: each member after says so.
         if let error = manifest?.error(name) { throw error }
         guard let created = archive_entry_new2(archive) else { throw VirtFSError.system("archive_entry_new", errno: ENOMEM) }
@@ -586,22 +538,20 @@ public final class ArchiveWriter {
         let path: [UInt8]
 
         /// Streams everything readable from `fd` into the current member.
-        public mutating func copy(from fd: Int32) throws {
+        public mutating func copy(from fd: Int32) throws(VirtFSError) {
             var buffer = [UInt8](repeating: 0, count: 1 << 16)
-            while true {
-                let n = try buffer.withUnsafeMutableBytes { raw throws(VirtFSError) in try Sys.read(fd, into: raw, name: path) }
-                if n == 0 { return }
-                try append(Array(buffer[0..<n]))
+            while case let n = try readFull(fd, into: &buffer, count: buffer.count, path: path), n > 0 {
+                if archive_write_data(archive, buffer, n) < 0 { throw archiveError(archive, "archive_write_data", path: path) }
             }
         }
 
-        public mutating func append(_ bytes: [UInt8]) throws {
+        public mutating func append(_ bytes: [UInt8]) throws(VirtFSError) {
             let written = bytes.withUnsafeBytes { archive_write_data(archive, $0.baseAddress, $0.count) }
             if written < 0 { throw archiveError(archive, "archive_write_data", path: path) }
         }
     }
 
-    public func close() throws {
+    public func close() throws(VirtFSError) {
         if archive_write_close(archive) != ARCHIVE_OK {
             throw manifest?.error(name) ?? archiveError(archive, "archive_write_close", path: name)
         }

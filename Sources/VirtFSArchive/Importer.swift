@@ -1,3 +1,4 @@
+import Dispatch
 import Glibc
 import VirtFSCore
 
@@ -98,7 +99,7 @@ public struct Importer {
     /// directory. In the mapped models the root gets the host owner and directory mode of the
     /// placement, as every directory the import makes does, so that the user QEMU runs as can
     /// serve it (exactly `--dmode`, whatever the umask).
-    public func prepare(_ path: [UInt8]) throws -> Target {
+    public func prepare(_ path: [UInt8]) throws(VirtFSError) -> Target {
         let (parentFD, name) = try Sys.openOperandParent(path)
         let parent = DirectoryContext(fd: parentFD, path: path.contains(UInt8(ascii: "/")) ? Bytes.splitParent(path).parent : [])
         var created = true
@@ -142,7 +143,7 @@ public struct Importer {
     /// metadata it put into the empty directory it was given (owner, mode and xattrs back as
     /// they were). Nothing outside the root is reached: the walk goes by directory fds and
     /// removes symlinks, never follows them.
-    public func undo(_ target: Target) throws {
+    public func undo(_ target: Target) throws(VirtFSError) {
         let dot = [UInt8(ascii: ".")]
         let directory = target.root.directory
         try? Sys.chmod(directory.fd, dot, mode_t(0o700))
@@ -164,7 +165,7 @@ public struct Importer {
         try Sys.chmod(directory.fd, dot, mode_t(target.before.permissions))
     }
 
-    static func removeContents(of directory: DirectoryContext) throws {
+    static func removeContents(of directory: DirectoryContext) throws(VirtFSError) {
         // One directory's names at a time: memory follows the widest directory, not the tree.
         var names: [[UInt8]] = []
         try Sys.forEachName(in: directory.fd, path: directory.path) { name, _ in
@@ -212,7 +213,7 @@ public struct Importer {
     }
 
     /// A member's name as components below the root, or why it is refused.
-    static func components(of raw: [UInt8], leadingSlash: inout Bool) throws -> [[UInt8]] {
+    static func components(of raw: [UInt8], leadingSlash: inout Bool) throws(VirtFSError) -> [[UInt8]] {
         var path = raw[...]
         leadingSlash = false
         while path.first == UInt8(ascii: "/") {
@@ -234,14 +235,14 @@ public struct Importer {
         var stack = [Frame(name: [], directory: root.directory, times: rootTimes)]
         defer { while let frame = stack.popLast() { frame.close() } }
         let data = MemberData(reader: reader)
-
+        let flush = BackgroundFlush(root.directory.fd)
         reader.forEach({ member in
             if let warning = reader.warning {
                 event(.warning(.corrupt("archive_read_next_header", path: member.path, warning)))
             }
-            do {
+            do throws(VirtFSError) {
                 try importMember(member, root: root, stack: &stack, data: data, summary: &summary, event: event)
-            } catch let error as VirtFSError {
+            } catch {
                 if case .refused = error.reason {
                     summary.refused += 1
                     event(.refused(error))
@@ -249,11 +250,12 @@ public struct Importer {
                     summary.failures += 1
                     event(.failed(error))
                 }
-            } catch {}
+            }
         }, failure: { error in
             summary.failures += 1
             event(.failed(error))
         })
+        flush.finish()
         do { try Sys.syncFilesystem(root.directory.fd, root.path) } catch let error {
             summary.failures += 1
             event(.failed(error))
@@ -262,7 +264,7 @@ public struct Importer {
     }
 
     func importMember(_ member: ArchiveMember, root: Walker.Location, stack: inout [Frame], data: MemberData,
-                      summary: inout Summary, event: (Event) -> Void) throws {
+                      summary: inout Summary, event: (Event) -> Void) throws(VirtFSError) {
         var leadingSlash = false
         let parts = try Self.components(of: member.path, leadingSlash: &leadingSlash)
         let display = parts.isEmpty ? [UInt8(ascii: ".")] : parts.dropFirst().reduce(parts[0]) { Bytes.join($0, $1) }
@@ -343,7 +345,7 @@ public struct Importer {
 
     /// The attributes this model can keep, reporting (not failing on) what it drops.
     func keepable(_ attributes: GuestAttributes, member: ArchiveMember, path: [UInt8], summary: inout Summary,
-                  event: (Event) -> Void) throws -> GuestAttributes {
+                  event: (Event) -> Void) throws(VirtFSError) -> GuestAttributes {
         for note in member.notes {
             event(.warning(.refused("import", path: path, note)))
         }
@@ -358,7 +360,7 @@ public struct Importer {
     /// What of a member's attributes `model` can keep, and what it cannot, in words; throws
     /// when the member cannot exist in this model at all.
     static func keepable(_ attributes: GuestAttributes, member: ArchiveMember, model: SecurityModel,
-                         privileged: Bool) throws -> (GuestAttributes, dropped: [String]) {
+                         privileged: Bool) throws(VirtFSError) -> (GuestAttributes, dropped: [String]) {
         var kept = attributes
         var dropped = member.unreadable
         for x in member.xattrs where !x.name.starts(with: Array("user.".utf8)) {
@@ -401,7 +403,7 @@ public struct Importer {
     /// archive may name a path twice; the last one wins, as with tar). Returns true when a
     /// directory is there and the member is a directory too: it is updated, not replaced.
     @discardableResult
-    func removeExisting(_ name: [UInt8], in parent: DirectoryContext, path: [UInt8], replacingWith type: FileType) throws -> Bool {
+    func removeExisting(_ name: [UInt8], in parent: DirectoryContext, path: [UInt8], replacingWith type: FileType) throws(VirtFSError) -> Bool {
         let existing: HostEntry
         do {
             existing = try HostEntry(directory: parent, name: name, path: path)
@@ -428,7 +430,7 @@ public struct Importer {
 
     /// The directory `parts` below the root, opened along the stack of the previous member's
     /// directories; missing ones are created as bsdtar does (0755, owned by root in the guest).
-    func directory(for parts: [[UInt8]], root: Walker.Location, stack: inout [Frame], display: [UInt8]) throws -> DirectoryContext {
+    func directory(for parts: [[UInt8]], root: Walker.Location, stack: inout [Frame], display: [UInt8]) throws(VirtFSError) -> DirectoryContext {
         var common = 0
         while common < parts.count && common + 1 < stack.count && stack[common + 1].name == parts[common] {
             common += 1
@@ -470,4 +472,24 @@ final class MemberData: ContentSource, @unchecked Sendable {
     let reader: ArchiveReader
     init(reader: ArchiveReader) { self.reader = reader }
     func write(to fd: Int32, path: [UInt8]) throws(VirtFSError) { try reader.writeData(to: fd, path: path) }
+}
+
+/// The import's filesystem flushed (syncfs(2)) every half second on another thread while members
+/// are written, so that the flush an import ends with, which makes it durable, waits only for
+/// the last moments' writes rather than for all of them.
+final class BackgroundFlush: @unchecked Sendable {
+    let stop = DispatchSemaphore(value: 0)
+    let stopped = DispatchSemaphore(value: 0)
+
+    init(_ fd: Int32) {
+        DispatchQueue.global().async { [self] in
+            while stop.wait(timeout: .now() + 0.5) == .timedOut { try? Sys.syncFilesystem(fd, []) }
+            stopped.signal()
+        }
+    }
+
+    func finish() {
+        stop.signal()
+        stopped.wait()
+    }
 }

@@ -95,7 +95,7 @@ public struct ManifestRestorer {
     /// Restores one entry from its member, or says why not.
     func restore(_ member: ArchiveMember, manifest: ArchiveReader, root: Walker.Location, codec: any ModelCodec,
                  outside: [FileIdentity: UInt64], differed: inout Set<[UInt8]>, summary: inout Summary, event: (Event) -> Void) {
-        do {
+        do throws(VirtFSError) {
             var slash = false
             let parts = try Importer.components(of: member.path, leadingSlash: &slash)
             let location = try Walker.inside(root, relative: parts, path: member.path)
@@ -182,10 +182,10 @@ public struct ManifestRestorer {
             }
             summary.restored += 1
             event(.restored(path: member.path, before: current.attributes, after: restored))
-        } catch let error as VirtFSError {
+        } catch {
             summary.failures += 1
             event(.failed(error.path.isEmpty ? error.at(member.path) : error))
-        } catch {}
+        }
     }
 
     /// The inodes of the tree that have names outside it (a hard link count above the names the
@@ -209,7 +209,7 @@ public struct ManifestRestorer {
     /// broke the link) a file of the same content, which is made a hard link of it again. nil
     /// when it is neither (reported), or when it has just been linked again (nothing left to do).
     func relink(_ member: ArchiveMember, target: [UInt8], entry: HostEntry, root: Walker.Location, codec: any ModelCodec,
-                summary: inout Summary, event: (Event) -> Void) throws -> GuestAttributes? {
+                summary: inout Summary, event: (Event) -> Void) throws(VirtFSError) -> GuestAttributes? {
         var slash = false
         let targetParts = try Importer.components(of: target, leadingSlash: &slash)
         let linked: HostEntry
@@ -242,7 +242,7 @@ public struct ManifestRestorer {
     /// always one file or the other; in mapped-file the name's metadata file becomes a link of
     /// the other's first, as QEMU keeps it (a run killed in between leaves a temporary, which
     /// virtfs-fsck reports, and the name with the metadata it is being given anyway).
-    func link(_ entry: HostEntry, to linked: HostEntry, codec: any ModelCodec) throws {
+    func link(_ entry: HostEntry, to linked: HostEntry, codec: any ModelCodec) throws(VirtFSError) {
         let parent = entry.directory
         let temporary = TemporaryName.current
         // The directory's mtime, restored before its entries, is the archive's: keep it.
@@ -252,7 +252,7 @@ public struct ManifestRestorer {
         try codec.commitTemporary(temporary, as: entry.name, in: parent, dataFirst: false)
     }
 
-    func sameContent(_ a: HostEntry, _ b: HostEntry) throws -> Bool {
+    func sameContent(_ a: HostEntry, _ b: HostEntry) throws(VirtFSError) -> Bool {
         let fa = try Sys.openAt(a.directory.fd, a.name, O_RDONLY | O_NONBLOCK)
         defer { Sys.close(fa) }
         let fb = try Sys.openAt(b.directory.fd, b.name, O_RDONLY | O_NONBLOCK)
@@ -267,7 +267,7 @@ public struct ManifestRestorer {
 
     /// How the host object differs from what the manifest describes, in the model's storage
     /// terms; nil when it holds the same thing.
-    func difference(_ member: ArchiveMember, _ wanted: GuestAttributes, _ entry: HostEntry, archive: ArchiveReader?) throws -> String? {
+    func difference(_ member: ArchiveMember, _ wanted: GuestAttributes, _ entry: HostEntry, archive: ArchiveReader?) throws(VirtFSError) -> String? {
         guard let host = entry.stat.fileType else { return "unknown host file type" }
         let expectedHost: FileType = options.model.isMapped ? (wanted.type == .directory ? .directory : .regular) : wanted.type
         if host != expectedHost {
@@ -303,7 +303,7 @@ public struct ManifestRestorer {
         return nil
     }
 
-    func sha256(_ entry: HostEntry) throws -> [UInt8] {
+    func sha256(_ entry: HostEntry) throws(VirtFSError) -> [UInt8] {
         let fd = try Sys.openAt(entry.directory.fd, entry.isExportRoot ? [UInt8(ascii: ".")] : entry.name, O_RDONLY | O_NONBLOCK)
         defer { Sys.close(fd) }
         guard let context = EVP_MD_CTX_new() else { throw VirtFSError.system("EVP_MD_CTX_new", path: entry.path, errno: ENOMEM) }
@@ -311,9 +311,9 @@ public struct ManifestRestorer {
         EVP_DigestInit_ex(context, EVP_sha256(), nil)
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         while true {
-            let n = try buffer.withUnsafeMutableBytes { raw throws(VirtFSError) in try Sys.read(fd, into: raw, name: entry.path) }
+            let n = try readFull(fd, into: &buffer, count: buffer.count, path: entry.path)
             if n == 0 { break }
-            buffer.withUnsafeBytes { _ = EVP_DigestUpdate(context, $0.baseAddress, n) }
+            EVP_DigestUpdate(context, buffer, n)
         }
         var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
         var length: UInt32 = 0
@@ -325,7 +325,7 @@ public struct ManifestRestorer {
 extension ManifestRestorer {
     /// `run` in an empty working directory: libarchive's mtree reader looks for each entry's
     /// file relative to the working directory (and follows symlinks there).
-    public func runIsolated(_ manifest: ArchiveReader, onto root: Walker.Location, event: (Event) -> Void) throws -> Summary {
+    public func runIsolated(_ manifest: ArchiveReader, onto root: Walker.Location, event: (Event) -> Void) throws(VirtFSError) -> Summary {
         let saved = try Sys.enterEmptyDirectory()
         defer { Sys.returnToDirectory(saved) }
         return run(manifest, onto: root, event: event)

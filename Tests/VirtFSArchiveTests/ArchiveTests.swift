@@ -1,6 +1,6 @@
 import Glibc
 import Testing
-import VirtFSArchive
+@testable import VirtFSArchive
 import VirtFSCore
 import VirtFSTestSupport
 
@@ -107,7 +107,7 @@ let asRoot = geteuid() == 0
     func hostile(_ members: [ArchiveMember], at file: [UInt8]) throws {
         let writer = try ArchiveWriter(path: file, format: .pax)
         for m in members {
-            try writer.write(m, identity: nil, nlink: 1, data: m.type == .regular ? { try $0.append(Array("pwned\n".utf8)) } : nil)
+            try writer.write(m, identity: nil, nlink: 1, data: m.type == .regular ? { sink throws(VirtFSError) in try sink.append(Array("pwned\n".utf8)) } : nil)
         }
         try writer.close()
     }
