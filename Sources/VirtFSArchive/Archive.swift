@@ -88,7 +88,7 @@ func archiveError(_ archive: OpaquePointer?, _ operation: String, path: [UInt8] 
 /// Reads tar (ustar, pax, GNU), cpio, or an mtree(5) manifest, any compression, through
 /// libarchive. Other formats libarchive knows (zip, iso9660, ...) are not rootfs formats and
 /// are refused rather than guessed at.
-public final class ArchiveReader {
+public final class ArchiveReader: ContentSource, @unchecked Sendable {
     public enum Kind: Sendable {
         case archive
         case manifest
@@ -206,8 +206,9 @@ public final class ArchiveReader {
         }
     }
 
-    /// Streams the current member's data into `fd` (libarchive's own blocks, holes as holes).
-    public func writeData(to fd: Int32, path: [UInt8]) throws(VirtFSError) {
+    /// Streams the current member's data into `fd` (libarchive's own blocks, holes as holes):
+    /// the content of the file an import creates for it.
+    public func write(to fd: Int32, path: [UInt8]) throws(VirtFSError) {
         if archive_read_data_into_fd(archive, fd) < ARCHIVE_WARN { throw archiveError(archive, "archive_read_data", path: path) }
     }
 }

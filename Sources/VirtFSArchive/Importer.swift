@@ -76,7 +76,7 @@ public struct Importer {
 
     /// The export root an import writes into, and what it was before: a failed import removes
     /// what it created and gives an empty directory it was handed back as it found it.
-    public final class Target {
+    public struct Target {
         public let root: Walker.Location
         /// The import made the directory.
         public let created: Bool
@@ -84,15 +84,6 @@ public struct Importer {
         let name: [UInt8]
         let before: HostStat
         let beforeXattrs: [Xattr]
-
-        init(root: Walker.Location, created: Bool, parent: DirectoryContext, name: [UInt8], before: HostStat, beforeXattrs: [Xattr]) {
-            self.root = root
-            self.created = created
-            self.parent = parent
-            self.name = name
-            self.before = before
-            self.beforeXattrs = beforeXattrs
-        }
     }
 
     /// Creates the export root `path` (its parent must exist), or takes an existing empty
@@ -193,17 +184,11 @@ public struct Importer {
     /// An open directory of the current path and what to give back to it when the walk of the
     /// archive leaves it: its times (creating entries changes them) and, for unprivileged
     /// host-inode imports, a mode that did not let its owner write.
-    final class Frame {
+    struct Frame {
         let name: [UInt8]
         let directory: DirectoryContext
         var times: (atime: Timestamp, mtime: Timestamp)?
         var restoreMode: UInt32?
-
-        init(name: [UInt8], directory: DirectoryContext, times: (Timestamp, Timestamp)?) {
-            self.name = name
-            self.directory = directory
-            self.times = times
-        }
 
         func close() {
             let dot = [UInt8(ascii: ".")]
@@ -212,18 +197,11 @@ public struct Importer {
         }
     }
 
-    /// A member's name as components below the root, or why it is refused.
-    static func components(of raw: [UInt8], leadingSlash: inout Bool) throws(VirtFSError) -> [[UInt8]] {
-        var path = raw[...]
-        leadingSlash = false
-        while path.first == UInt8(ascii: "/") {
-            path = path.dropFirst()
-            leadingSlash = true
-        }
-        let parts = Bytes.components(Array(path))
-        if parts.contains(Array("..".utf8)) {
-            throw VirtFSError.refused("import", path: raw, "path contains '..'")
-        }
+    /// A name in `member` (its own, or the target of a hard link: `what`) as components below
+    /// the root (a leading `/` is none), or why it is refused.
+    static func components(of raw: [UInt8], in member: [UInt8], _ what: String = "path") throws(VirtFSError) -> [[UInt8]] {
+        let parts = Bytes.components(raw)
+        if parts.contains(Array("..".utf8)) { throw .refused("import", path: member, "\(what) contains '..'") }
         return parts
     }
 
@@ -234,14 +212,13 @@ public struct Importer {
         let rootTimes = (try? root.entry().stat).map { ($0.atime, $0.mtime) }
         var stack = [Frame(name: [], directory: root.directory, times: rootTimes)]
         defer { while let frame = stack.popLast() { frame.close() } }
-        let data = MemberData(reader: reader)
         let flush = BackgroundFlush(root.directory.fd)
         reader.forEach({ member in
             if let warning = reader.warning {
                 event(.warning(.corrupt("archive_read_next_header", path: member.path, warning)))
             }
             do throws(VirtFSError) {
-                try importMember(member, root: root, stack: &stack, data: data, summary: &summary, event: event)
+                try importMember(member, root: root, stack: &stack, data: reader, summary: &summary, event: event)
             } catch {
                 if case .refused = error.reason {
                     summary.refused += 1
@@ -263,12 +240,11 @@ public struct Importer {
         return summary
     }
 
-    func importMember(_ member: ArchiveMember, root: Walker.Location, stack: inout [Frame], data: MemberData,
+    func importMember(_ member: ArchiveMember, root: Walker.Location, stack: inout [Frame], data: ArchiveReader,
                       summary: inout Summary, event: (Event) -> Void) throws(VirtFSError) {
-        var leadingSlash = false
-        let parts = try Self.components(of: member.path, leadingSlash: &leadingSlash)
+        let parts = try Self.components(of: member.path, in: member.path)
         let display = parts.isEmpty ? [UInt8(ascii: ".")] : parts.dropFirst().reduce(parts[0]) { Bytes.join($0, $1) }
-        if leadingSlash {
+        if member.path.first == UInt8(ascii: "/") {
             event(.warning(.refused("import", path: member.path, "removing leading '/' from member name")))
         }
         if let reserved = parts.first(where: { codec.holdsMetadata($0) }) {
@@ -296,13 +272,7 @@ public struct Importer {
         let parent = try directory(for: Array(parts.dropLast()), root: root, stack: &stack, display: display)
 
         if let target = member.hardlinkTarget {
-            var slash = false
-            let targetParts: [[UInt8]]
-            do {
-                targetParts = try Self.components(of: target, leadingSlash: &slash)
-            } catch {
-                throw VirtFSError.refused("import", path: member.path, "hard link target contains '..'")
-            }
+            let targetParts = try Self.components(of: target, in: member.path, "hard link target")
             guard !targetParts.isEmpty else {
                 throw VirtFSError.refused("import", path: member.path, "hard link to the root of the tree")
             }
@@ -456,7 +426,7 @@ public struct Importer {
                 throw error
             }
             let stat = try Sys.stat(fd: opened.fd)
-            let frame = Frame(name: part, directory: opened, times: (stat.atime, stat.mtime))
+            var frame = Frame(name: part, directory: opened, times: (stat.atime, stat.mtime))
             if !privileged, !options.model.isMapped, stat.permissions & 0o300 != 0o300 {
                 frame.restoreMode = stat.permissions
                 try Sys.chmod(opened.fd, [UInt8(ascii: ".")], mode_t(stat.permissions | 0o700))
@@ -465,13 +435,6 @@ public struct Importer {
         }
         return stack.last!.directory
     }
-}
-
-/// The current member's data, streamed from the archive into the file being created.
-final class MemberData: ContentSource, @unchecked Sendable {
-    let reader: ArchiveReader
-    init(reader: ArchiveReader) { self.reader = reader }
-    func write(to fd: Int32, path: [UInt8]) throws(VirtFSError) { try reader.writeData(to: fd, path: path) }
 }
 
 /// The import's filesystem flushed (syncfs(2)) every half second on another thread while members

@@ -96,8 +96,7 @@ public struct ManifestRestorer {
     func restore(_ member: ArchiveMember, manifest: ArchiveReader, root: Walker.Location, codec: any ModelCodec,
                  outside: [FileIdentity: UInt64], differed: inout Set<[UInt8]>, summary: inout Summary, event: (Event) -> Void) {
         do throws(VirtFSError) {
-            var slash = false
-            let parts = try Importer.components(of: member.path, leadingSlash: &slash)
+            let parts = try Importer.components(of: member.path, in: member.path)
             let location = try Walker.inside(root, relative: parts, path: member.path)
             let entry: HostEntry
             do {
@@ -210,8 +209,7 @@ public struct ManifestRestorer {
     /// when it is neither (reported), or when it has just been linked again (nothing left to do).
     func relink(_ member: ArchiveMember, target: [UInt8], entry: HostEntry, root: Walker.Location, codec: any ModelCodec,
                 summary: inout Summary, event: (Event) -> Void) throws(VirtFSError) -> GuestAttributes? {
-        var slash = false
-        let targetParts = try Importer.components(of: target, leadingSlash: &slash)
+        let targetParts = try Importer.components(of: target, in: member.path, "hard link target")
         let linked: HostEntry
         do {
             linked = try Walker.inside(root, relative: targetParts, path: target).entry()
