@@ -209,7 +209,10 @@ public final class ArchiveReader: ContentSource, @unchecked Sendable {
     /// Streams the current member's data into `fd` (libarchive's own blocks, holes as holes):
     /// the content of the file an import creates for it.
     public func write(to fd: Int32, path: [UInt8]) throws(VirtFSError) {
-        if archive_read_data_into_fd(archive, fd) < ARCHIVE_WARN { throw archiveError(archive, "archive_read_data", path: path) }
+        guard archive_read_data_into_fd(archive, fd) < ARCHIVE_WARN else { return }
+        // libarchive says "Write error" when write(2) failed: the system's reason, at the file.
+        let failedWrite = archive_error_string(archive).map { String(cString: $0) == "Write error" } ?? false
+        throw failedWrite ? .system("write", path: path, errno: archive_errno(archive)) : archiveError(archive, "archive_read_data", path: path)
     }
 }
 
@@ -362,33 +365,16 @@ public final class ArchiveWriter {
     public let format: Format
     let resolver: OpaquePointer
     let name: [UInt8]
-    /// mtree: where the manifest goes (see `ManifestOutput`).
-    let manifest: ManifestOutput?
+    let output: Output
 
     public init(path: [UInt8]?, format: Format) throws(VirtFSError) {
-        guard let resolver = archive_entry_linkresolver_new() else {
-            throw VirtFSError.system("archive_entry_linkresolver_new", errno: ENOMEM)
-        }
         name = path ?? Array("-".utf8)
         self.format = format
-        let toFile = path.flatMap { $0 == Array("-".utf8) ? nil : $0 }
-        do {
-            if format == .mtree {
-                let output = try ManifestOutput(path: toFile)
-                manifest = output
-                archive = try Self.open(format, name: name) { output.open($0) }
-            } else {
-                manifest = nil
-                archive = try Self.open(format, name: name) { archive in
-                    guard let toFile else { return archive_write_open_fd(archive, 1) }
-                    return (toFile + [0]).withUnsafeBufferPointer { p in
-                        p.baseAddress!.withMemoryRebound(to: CChar.self, capacity: p.count) { archive_write_open_filename(archive, $0) }
-                    }
-                }
-            }
-        } catch {
-            archive_entry_linkresolver_free(resolver)
-            throw error
+        output = try Output(path: path.flatMap { $0 == Array("-".utf8) ? nil : $0 })
+        archive = try Self.open(format, name: name, output)
+        guard let resolver = archive_entry_linkresolver_new() else {
+            archive_write_free(archive)
+            throw .system("archive_entry_linkresolver_new", errno: ENOMEM)
         }
         self.resolver = resolver
         archive_entry_linkresolver_set_strategy(resolver, archive_format(archive))
@@ -399,9 +385,9 @@ public final class ArchiveWriter {
         archive_entry_linkresolver_free(resolver)
     }
 
-    /// A libarchive writer of `format`, opened by `open`.
-    static func open(_ format: Format, name: [UInt8], _ open: (OpaquePointer) -> Int32) throws(VirtFSError) -> OpaquePointer {
-        guard let archive = archive_write_new() else { throw VirtFSError.system("archive_write_new", errno: ENOMEM) }
+    /// A libarchive writer of `format` into `output`.
+    static func open(_ format: Format, name: [UInt8], _ output: Output) throws(VirtFSError) -> OpaquePointer {
+        guard let archive = archive_write_new() else { throw .system("archive_write_new", errno: ENOMEM) }
         var status: Int32
         switch format {
         case .tar: status = archive_write_set_format_pax_restricted(archive)
@@ -414,7 +400,11 @@ public final class ArchiveWriter {
             }
         }
         if status == ARCHIVE_OK { archive_write_set_bytes_in_last_block(archive, 1) }
-        if status == ARCHIVE_OK { status = open(archive) }
+        if status == ARCHIVE_OK {
+            status = archive_write_open(archive, Unmanaged.passUnretained(output).toOpaque(), nil, { _, client, buffer, length in
+                Unmanaged<Output>.fromOpaque(client!).takeUnretainedValue().write(buffer, length)
+            }, nil)
+        }
         if status != ARCHIVE_OK {
             let error = archiveError(archive, "archive_write_open", path: name)
             archive_write_free(archive)
@@ -423,39 +413,27 @@ public final class ArchiveWriter {
         return archive
     }
 
-    /// libarchive's mtree writer keeps every entry until it is closed, to list them in its
-    /// order (a directory, its other entries by name, then its subdirectories): memory that
-    /// grows with the tree. Walked in that same order (`Walker.Options.directoriesLast`), the
-    /// manifest is written one directory at a time instead: each directory's member starts a
-    /// new writer, whose output follows the last one's without its own `#mtree` line. The text
-    /// stays libarchive's own, byte for byte.
-    final class ManifestOutput {
+    /// Where the archive goes, written by the toolkit rather than libarchive, because an mtree
+    /// manifest is written in parts: libarchive's mtree writer keeps every entry until it is
+    /// closed, to list them in its order (a directory, its other entries by name, then its
+    /// subdirectories), memory that grows with the tree. Walked in that same order
+    /// (`Walker.Options.directoriesLast`), the manifest is written one directory at a time
+    /// instead: each directory's member starts a new writer, whose output follows the last
+    /// one's without its own `#mtree` line. The text stays libarchive's own, byte for byte.
+    final class Output {
         let fd: Int32
-        let owned: Bool
-        /// Bytes of the current writer's output still to drop (its `#mtree` line).
+        /// Bytes of the current writer's output still to drop (a manifest part's `#mtree` line).
         var skip = 0
         /// The errno of a failed write.
         var failure: Int32 = 0
 
         init(path: [UInt8]?) throws(VirtFSError) {
-            if let path {
-                fd = try Sys.openAt(AT_FDCWD, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode: 0o666)
-                owned = true
-            } else {
-                fd = 1
-                owned = false
-            }
+            fd = try path.map { p throws(VirtFSError) in try Sys.openAt(AT_FDCWD, p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode: 0o666) } ?? 1
         }
 
-        deinit { if owned { Sys.close(fd) } }
+        deinit { if fd != 1 { Sys.close(fd) } }
 
         static let header = Array("#mtree\n".utf8)
-
-        func open(_ archive: OpaquePointer) -> Int32 {
-            archive_write_open(archive, Unmanaged.passUnretained(self).toOpaque(), nil, { _, client, buffer, length in
-                Unmanaged<ManifestOutput>.fromOpaque(client!).takeUnretainedValue().write(buffer, length)
-            }, nil)
-        }
 
         /// The error to report instead of libarchive's, when writing failed.
         func error(_ name: [UInt8]) -> VirtFSError? {
@@ -463,19 +441,17 @@ public final class ArchiveWriter {
         }
 
         func write(_ buffer: UnsafeRawPointer?, _ length: Int) -> Int {
-            let output = self
             var bytes = UnsafeRawBufferPointer(start: buffer, count: length)
-            let dropped = min(output.skip, bytes.count)
-            output.skip -= dropped
+            let dropped = min(skip, bytes.count)
+            skip -= dropped
             bytes = UnsafeRawBufferPointer(rebasing: bytes[dropped...])
             while !bytes.isEmpty {
-                let n = Glibc.write(output.fd, bytes.baseAddress, bytes.count)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    output.failure = errno
+                let n = Glibc.write(fd, bytes.baseAddress, bytes.count)
+                if n < 0 && errno != EINTR {
+                    failure = errno
                     return -1
                 }
-                bytes = UnsafeRawBufferPointer(rebasing: bytes[n...])
+                bytes = UnsafeRawBufferPointer(rebasing: bytes[max(n, 0)...])
             }
             return length
         }
@@ -484,13 +460,13 @@ public final class ArchiveWriter {
     /// mtree: ends the manifest's current part (one directory and its other entries) and
     /// starts the next.
     func nextManifestPart() throws(VirtFSError) {
-        guard let manifest else { return }
+        guard format == .mtree else { return }
         if archive_write_close(archive) != ARCHIVE_OK {
-            throw manifest.error(name) ?? archiveError(archive, "archive_write_close", path: name)
+            throw failure("archive_write_close", name)
         }
         archive_write_free(archive)
-        manifest.skip = ManifestOutput.header.count
-        archive = try Self.open(format, name: name) { manifest.open($0) }
+        output.skip = Output.header.count
+        archive = try Self.open(format, name: name, output)
     }
 
     /// Writes one member. `identity` and `nlink` let hard links become link members;
@@ -498,8 +474,8 @@ public final class ArchiveWriter {
     /// through the given sink.
     public func write(_ member: ArchiveMember, identity: FileIdentity?, nlink: UInt64,
                       data: ((inout DataSink) throws(VirtFSError) -> Void)?) throws(VirtFSError) {
-        // A manifest's output that failed stays failed: each member after says so.
-        if let error = manifest?.error(name) { throw error }
+        // An output that failed stays failed: each member after says so.
+        if let error = output.error(name) { throw error }
         guard let created = archive_entry_new2(archive) else { throw VirtFSError.system("archive_entry_new", errno: ENOMEM) }
         member.fill(created)
         // linkify may hand back another entry, or a spare one: free whatever is left at the end.
@@ -522,39 +498,45 @@ public final class ArchiveWriter {
         if member.type == .directory && member.path != [UInt8(ascii: ".")] { try nextManifestPart() }
         let status = archive_write_header(archive, entry)
         if status == ARCHIVE_FATAL || status == ARCHIVE_FAILED {
-            throw archiveError(archive, "archive_write_header", path: member.path)
+            throw failure("archive_write_header", member.path)
         }
         // A link member (or a format that keeps no data for it) has size 0 now.
         if let data, archive_entry_size(entry) > 0 {
-            var sink = DataSink(archive: archive, path: member.path)
+            var sink = DataSink(writer: self, path: member.path)
             try data(&sink)
         }
         if archive_write_finish_entry(archive) == ARCHIVE_FATAL {
-            throw archiveError(archive, "archive_write_finish_entry", path: member.path)
+            throw failure("archive_write_finish_entry", member.path)
         }
     }
 
     public struct DataSink {
-        let archive: OpaquePointer
+        let writer: ArchiveWriter
         let path: [UInt8]
 
         /// Streams everything readable from `fd` into the current member.
         public mutating func copy(from fd: Int32) throws(VirtFSError) {
             var buffer = [UInt8](repeating: 0, count: 1 << 16)
             while case let n = try readFull(fd, into: &buffer, count: buffer.count, path: path), n > 0 {
-                if archive_write_data(archive, buffer, n) < 0 { throw archiveError(archive, "archive_write_data", path: path) }
+                try write(buffer, n)
             }
         }
 
-        public mutating func append(_ bytes: [UInt8]) throws(VirtFSError) {
-            let written = bytes.withUnsafeBytes { archive_write_data(archive, $0.baseAddress, $0.count) }
-            if written < 0 { throw archiveError(archive, "archive_write_data", path: path) }
+        public mutating func append(_ bytes: [UInt8]) throws(VirtFSError) { try write(bytes, bytes.count) }
+
+        func write(_ bytes: UnsafeRawPointer, _ count: Int) throws(VirtFSError) {
+            if archive_write_data(writer.archive, bytes, count) < 0 { throw writer.failure("archive_write_data", path) }
         }
+    }
+
+    /// Why libarchive failed: the output's own error first (libarchive's text does not say it).
+    func failure(_ operation: String, _ path: [UInt8]) -> VirtFSError {
+        output.error(name) ?? archiveError(archive, operation, path: path)
     }
 
     public func close() throws(VirtFSError) {
         if archive_write_close(archive) != ARCHIVE_OK {
-            throw manifest?.error(name) ?? archiveError(archive, "archive_write_close", path: name)
+            throw failure("archive_write_close", name)
         }
     }
 }
