@@ -234,27 +234,19 @@ extension ArchiveMember {
         symlinkTarget = bytes(archive_entry_symlink(e)) ?? bytes(archive_entry_symlink_utf8(e))
         hardlinkTarget = bytes(archive_entry_hardlink(e)) ?? bytes(archive_entry_hardlink_utf8(e))
         links = archive_entry_nlink(e)
-        if archive_entry_mtime_is_set(e) != 0 {
-            mtime = Timestamp(seconds: Int64(archive_entry_mtime(e)), nanoseconds: UInt32(clamping: archive_entry_mtime_nsec(e)))
+        func time(_ set: Int32, _ seconds: time_t, _ nanoseconds: Int) -> Timestamp? {
+            set == 0 ? nil : Timestamp(seconds: Int64(seconds), nanoseconds: UInt32(clamping: nanoseconds))
         }
-        if archive_entry_atime_is_set(e) != 0 {
-            atime = Timestamp(seconds: Int64(archive_entry_atime(e)), nanoseconds: UInt32(clamping: archive_entry_atime_nsec(e)))
-        }
+        mtime = time(archive_entry_mtime_is_set(e), archive_entry_mtime(e), archive_entry_mtime_nsec(e))
+        atime = time(archive_entry_atime_is_set(e), archive_entry_atime(e), archive_entry_atime_nsec(e))
         var raw: [Xattr] = []
-        if archive_entry_xattr_reset(e) > 0 {
-            var name: UnsafePointer<CChar>?
-            var value: UnsafeRawPointer?
-            var length = 0
-            while archive_entry_xattr_next(e, &name, &value, &length) == ARCHIVE_OK {
-                guard let name else { continue }
-                let v = value.map { Array(UnsafeRawBufferPointer(start: $0, count: length)) } ?? []
-                raw.append(Xattr(name: bytes(name) ?? [], value: v))
-            }
+        var name: UnsafePointer<CChar>?, value: UnsafeRawPointer?, length = 0
+        archive_entry_xattr_reset(e)
+        while archive_entry_xattr_next(e, &name, &value, &length) == ARCHIVE_OK {
+            guard let name else { continue }
+            raw.append(Xattr(name: bytes(name)!, value: value.map { Array(UnsafeRawBufferPointer(start: $0, count: length)) } ?? []))
         }
         xattrs = Self.distinct(raw)
-        accessACL = nil
-        defaultACL = nil
-        sha256 = nil
         // GNU tar --xattrs-include='*' (and bsdtar re-archiving such a member) keeps ACLs as the
         // kernel's xattr blobs, with numeric ids: they are the ACLs, and win over a SCHILY.acl
         // text of the same member, which holds the same ACL with names.

@@ -82,7 +82,8 @@ public struct ImportOptions: ParsableArguments {
             do {
                 try importer.undo(target)
                 undone = true
-                console.error(VirtFSError.refused("import", path: RawArguments.bytes(for: dir), target.undone))
+                console.error(VirtFSError.refused("import", path: RawArguments.bytes(for: dir), "the import failed: " + (target.created
+                    ? "removed the directory it created" : "emptied it and gave it back its owner, mode and xattrs")))
             } catch {
                 console.error(error)
             }
