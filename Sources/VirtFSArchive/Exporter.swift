@@ -71,7 +71,7 @@ public struct Exporter {
                 return event(.warning(.refused("export", path: entry.path, "\(writer.format.rawValue) cannot hold a socket: skipped")))
             }
             var member = ArchiveMember(
-                path: entry.isExportRoot ? [UInt8(ascii: ".")] : Self.memberName(entry.path, rootPrefix: rootPrefix),
+                path: Self.memberName(entry.path, rootPrefix: rootPrefix),
                 type: a.type, permissions: a.permissions, uid: a.uid, gid: a.gid, rdev: a.rdev,
                 size: a.type == .regular ? view.size : 0, symlinkTarget: a.symlinkTarget, mtime: view.mtime,
                 xattrs: a.xattrs, accessACL: a.accessACL, defaultACL: a.defaultACL)
@@ -96,7 +96,7 @@ public struct Exporter {
                 // A directory's link count is the host's business (mapped-file adds one).
                 try writer.write(member, identity: view.identity,
                                  nlink: a.type == .directory ? 2 : view.nlink, data: a.type == .regular ? { sink throws(VirtFSError) in
-                    let fd = try Sys.openAt(entry.directory.fd, entry.isExportRoot ? [UInt8(ascii: ".")] : entry.name, O_RDONLY | O_NONBLOCK)
+                    let fd = try Sys.openAt(entry.directory.fd, entry.name, O_RDONLY | O_NONBLOCK)
                     defer { Sys.close(fd) }
                     // What is read must be what was decoded, not something swapped in since.
                     guard try Sys.stat(fd: fd).identity == view.identity else {

@@ -103,7 +103,6 @@ public struct Importer {
         }
         let root = try Walker.exportRoot(path)
         let directory = root.directory
-        let dot = [UInt8(ascii: ".")]
         let before = try Sys.stat(fd: directory.fd)
         var xattrs: [Xattr] = []
         if !created {
@@ -135,7 +134,6 @@ public struct Importer {
     /// they were). Nothing outside the root is reached: the walk goes by directory fds and
     /// removes symlinks, never follows them.
     public func undo(_ target: Target) throws(VirtFSError) {
-        let dot = [UInt8(ascii: ".")]
         let directory = target.root.directory
         try? Sys.chmod(directory.fd, dot, mode_t(0o700))
         try Self.removeContents(of: directory)
@@ -170,7 +168,7 @@ public struct Importer {
                 let child = try directory.child(name, path: path)
                 // An unprivileged host-inode import keeps the archive's modes: a 0555
                 // directory has to be opened up before its entries can go.
-                if stat.permissions & 0o700 != 0o700 { try Sys.chmod(child.fd, [UInt8(ascii: ".")], mode_t(stat.permissions | 0o700)) }
+                if stat.permissions & 0o700 != 0o700 { try Sys.chmod(child.fd, dot, mode_t(stat.permissions | 0o700)) }
                 try removeContents(of: child)
                 try Sys.unlink(directory.fd, name, directory: true)
             } else {
@@ -191,8 +189,7 @@ public struct Importer {
         var restoreMode: UInt32?
 
         func close() {
-            let dot = [UInt8(ascii: ".")]
-            if let restoreMode { try? Sys.chmod(directory.fd, dot, mode_t(restoreMode)) }
+                if let restoreMode { try? Sys.chmod(directory.fd, dot, mode_t(restoreMode)) }
             if let times { try? Sys.setTimes(directory.fd, dot, atime: times.atime, mtime: times.mtime) }
         }
     }
@@ -243,7 +240,7 @@ public struct Importer {
     func importMember(_ member: ArchiveMember, root: Walker.Location, stack: inout [Frame], data: ArchiveReader,
                       summary: inout Summary, event: (Event) -> Void) throws(VirtFSError) {
         let parts = try Self.components(of: member.path, in: member.path)
-        let display = parts.isEmpty ? [UInt8(ascii: ".")] : parts.dropFirst().reduce(parts[0]) { Bytes.join($0, $1) }
+        let display = parts.isEmpty ? dot : parts.dropFirst().reduce(parts[0]) { Bytes.join($0, $1) }
         if member.path.first == UInt8(ascii: "/") {
             event(.warning(.refused("import", path: member.path, "removing leading '/' from member name")))
         }
@@ -429,13 +426,16 @@ public struct Importer {
             var frame = Frame(name: part, directory: opened, times: (stat.atime, stat.mtime))
             if !privileged, !options.model.isMapped, stat.permissions & 0o300 != 0o300 {
                 frame.restoreMode = stat.permissions
-                try Sys.chmod(opened.fd, [UInt8(ascii: ".")], mode_t(stat.permissions | 0o700))
+                try Sys.chmod(opened.fd, dot, mode_t(stat.permissions | 0o700))
             }
             stack.append(frame)
         }
         return stack.last!.directory
     }
 }
+
+/// A directory's own name, for the *at() calls on its descriptor.
+let dot = [UInt8(ascii: ".")]
 
 /// The import's filesystem flushed (syncfs(2)) every half second on another thread while members
 /// are written, so that the flush an import ends with, which makes it durable, waits only for

@@ -96,17 +96,9 @@ public struct ManifestRestorer {
     func restore(_ member: ArchiveMember, manifest: ArchiveReader, root: Walker.Location, codec: any ModelCodec,
                  outside: [FileIdentity: UInt64], differed: inout Set<[UInt8]>, summary: inout Summary, event: (Event) -> Void) {
         do throws(VirtFSError) {
-            let parts = try Importer.components(of: member.path, in: member.path)
-            let location = try Walker.inside(root, relative: parts, path: member.path)
-            let entry: HostEntry
-            do {
-                entry = try location.entry()
-            } catch let error where error.errno == ENOENT {
+            guard let entry = try Self.entry(member.path, of: member, in: root) else {
                 summary.missing += 1
-                event(.missing(.refused("restore", path: member.path, "in the \(manifest.isManifest ? "manifest" : "archive"), not in the tree")))
-                return
-            } catch {
-                throw error
+                return event(.missing(.refused("restore", path: member.path, "in the \(manifest.isManifest ? "manifest" : "archive"), not in the tree")))
             }
             if entry.stat.fileType != .directory, let names = outside[entry.stat.identity] {
                 summary.linkedOutside += 1
@@ -175,8 +167,7 @@ public struct ManifestRestorer {
                     try codec.update(restored, of: entry, placement: options.placement)
                 }
                 if let mtime {
-                    try Sys.setTimes(entry.directory.fd, entry.isExportRoot ? [UInt8(ascii: ".")] : entry.name,
-                                     atime: current.atime, mtime: mtime)
+                    try Sys.setTimes(entry.directory.fd, entry.name, atime: current.atime, mtime: mtime)
                 }
             }
             summary.restored += 1
@@ -209,16 +200,10 @@ public struct ManifestRestorer {
     /// when it is neither (reported), or when it has just been linked again (nothing left to do).
     func relink(_ member: ArchiveMember, target: [UInt8], entry: HostEntry, root: Walker.Location, codec: any ModelCodec,
                 summary: inout Summary, event: (Event) -> Void) throws(VirtFSError) -> GuestAttributes? {
-        let targetParts = try Importer.components(of: target, in: member.path, "hard link target")
-        let linked: HostEntry
-        do {
-            linked = try Walker.inside(root, relative: targetParts, path: target).entry()
-        } catch let error where error.errno == ENOENT {
+        guard let linked = try Self.entry(target, of: member, in: root) else {
             summary.missing += 1
             event(.missing(.refused("restore", path: member.path, "hard link of \(String(decoding: target, as: UTF8.self)), which is not in the tree")))
             return nil
-        } catch {
-            throw error
         }
         let view = try codec.decode(linked)
         if entry.stat.identity != linked.stat.identity {
@@ -236,6 +221,19 @@ public struct ManifestRestorer {
         return view.attributes
     }
 
+    /// The tree's entry at `path` (the member's name, or the target of the hard link it is),
+    /// nil when the tree has no such name.
+    static func entry(_ path: [UInt8], of member: ArchiveMember, in root: Walker.Location) throws(VirtFSError) -> HostEntry? {
+        let parts = try Importer.components(of: path, in: member.path, path == member.path ? "path" : "hard link target")
+        do {
+            return try Walker.inside(root, relative: parts, path: path).entry()
+        } catch where error.errno == ENOENT {
+            return nil
+        } catch {
+            throw error
+        }
+    }
+
     /// Replaces `entry`'s name by a hard link of `linked` in one rename, so that the name is
     /// always one file or the other; in mapped-file the name's metadata file becomes a link of
     /// the other's first, as QEMU keeps it (a run killed in between leaves a temporary, which
@@ -245,7 +243,7 @@ public struct ManifestRestorer {
         let temporary = TemporaryName.current
         // The directory's mtime, restored before its entries, is the archive's: keep it.
         let times = try Sys.stat(fd: parent.fd)
-        defer { try? Sys.setTimes(parent.fd, [UInt8(ascii: ".")], atime: times.atime, mtime: times.mtime) }
+        defer { try? Sys.setTimes(parent.fd, dot, atime: times.atime, mtime: times.mtime) }
         try codec.link(linked, as: temporary, in: parent, placement: options.placement)
         try codec.commitTemporary(temporary, as: entry.name, in: parent, dataFirst: false)
     }
@@ -280,7 +278,7 @@ public struct ManifestRestorer {
                 return "content differs: sha256 does not match the manifest"
             }
             if let archive {
-                let fd = try Sys.openAt(entry.directory.fd, entry.isExportRoot ? [UInt8(ascii: ".")] : entry.name, O_RDONLY | O_NONBLOCK)
+                let fd = try Sys.openAt(entry.directory.fd, entry.name, O_RDONLY | O_NONBLOCK)
                 defer { Sys.close(fd) }
                 if try !archive.dataEquals(fd, path: entry.path) {
                     return "content differs from the archive's"
@@ -302,7 +300,7 @@ public struct ManifestRestorer {
     }
 
     func sha256(_ entry: HostEntry) throws(VirtFSError) -> [UInt8] {
-        let fd = try Sys.openAt(entry.directory.fd, entry.isExportRoot ? [UInt8(ascii: ".")] : entry.name, O_RDONLY | O_NONBLOCK)
+        let fd = try Sys.openAt(entry.directory.fd, entry.name, O_RDONLY | O_NONBLOCK)
         defer { Sys.close(fd) }
         guard let context = EVP_MD_CTX_new() else { throw VirtFSError.system("EVP_MD_CTX_new", path: entry.path, errno: ENOMEM) }
         defer { EVP_MD_CTX_free(context) }
