@@ -89,23 +89,14 @@ func archiveError(_ archive: OpaquePointer?, _ operation: String, path: [UInt8] 
 /// libarchive. Other formats libarchive knows (zip, iso9660, ...) are not rootfs formats and
 /// are refused rather than guessed at.
 public final class ArchiveReader: ContentSource, @unchecked Sendable {
-    public enum Kind: Sendable {
-        case archive
-        case manifest
-        /// What `--metadata-only` takes: a manifest, or the archive the tree came from.
-        case manifestOrArchive
-    }
-
     let archive: OpaquePointer
     let name: [UInt8]
-    let kind: Kind
     /// The archive file, opened here so that a failure is the system's reason ("open: No such
     /// file or directory"), not libarchive's "Failed to open"; -1 for standard input.
     let fd: Int32
     /// Warnings libarchive raised for the member last read (it still read it).
     public private(set) var warning: String?
 
-    /// Opens `path`, or standard input for nil or `-`.
     /// Bytes of the input read so far (compressed, as they are on disk), for progress.
     public var bytesRead: Int { Int(archive_filter_bytes(archive, -1)) }
 
@@ -115,7 +106,9 @@ public final class ArchiveReader: ContentSource, @unchecked Sendable {
         return Int(st.size)
     }
 
-    public init(path: [UInt8]?, kind: Kind) throws(VirtFSError) {
+    /// Opens `path`, or standard input for nil or `-`. `manifests`: mtree(5) manifests are
+    /// read too (what `--metadata-only` takes: a manifest, or the archive the tree came from).
+    public init(path: [UInt8]?, manifests: Bool = false) throws(VirtFSError) {
         name = path ?? Array("-".utf8)
         if let path, path != Array("-".utf8) {
             // The archive is the user's operand: a symlink to it is followed, as tar does.
@@ -132,14 +125,11 @@ public final class ArchiveReader: ContentSource, @unchecked Sendable {
             throw VirtFSError.system("archive_read_new", errno: ENOMEM)
         }
         self.archive = archive
-        self.kind = kind
         archive_read_support_filter_all(archive)
-        if kind != .manifest {
-            archive_read_support_format_tar(archive)
-            archive_read_support_format_gnutar(archive)
-            archive_read_support_format_cpio(archive)
-        }
-        if kind != .archive { archive_read_support_format_mtree(archive) }
+        archive_read_support_format_tar(archive)
+        archive_read_support_format_gnutar(archive)
+        archive_read_support_format_cpio(archive)
+        if manifests { archive_read_support_format_mtree(archive) }
         let status = archive_read_open_fd(archive, fd >= 0 ? fd : 0, 1 << 16)
         if status != ARCHIVE_OK {
             // deinit frees the archive: every stored property is set.

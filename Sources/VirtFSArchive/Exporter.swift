@@ -70,12 +70,13 @@ public struct Exporter {
                 summary.incomplete += 1
                 return event(.warning(.refused("export", path: entry.path, "\(writer.format.rawValue) cannot hold a socket: skipped")))
             }
-            var member = ArchiveMember(
+            let keeps = writer.format.keepsXattrs
+            let member = ArchiveMember(
                 path: Self.memberName(entry.path, rootPrefix: rootPrefix),
                 type: a.type, permissions: a.permissions, uid: a.uid, gid: a.gid, rdev: a.rdev,
                 size: a.type == .regular ? view.size : 0, symlinkTarget: a.symlinkTarget, mtime: view.mtime,
-                xattrs: a.xattrs, accessACL: a.accessACL, defaultACL: a.defaultACL)
-            if !writer.format.keepsXattrs {
+                xattrs: keeps ? a.xattrs : [], accessACL: keeps ? a.accessACL : nil, defaultACL: keeps ? a.defaultACL : nil)
+            if !keeps {
                 // Neither an mtree manifest nor cpio can hold them: each entry that loses some
                 // is named, with what it loses, and counted.
                 var lost = a.xattrs.map { Bytes.xattrName($0.name) }
@@ -86,9 +87,6 @@ public struct Exporter {
                     let instead = writer.format == .mtree ? " (a pax export records them, and virtfs-import --metadata-only restores them from it)" : ""
                     event(.warning(.refused("export", path: entry.path, "\(writer.format.rawValue) keeps no xattrs or ACLs: not exported: \(lost.joined(separator: ", "))\(instead)")))
                 }
-                member.xattrs = []
-                member.accessACL = nil
-                member.defaultACL = nil
             }
             // Bytes are counted as they go into the output: a hard link's data is written once.
             var written = false

@@ -63,13 +63,12 @@ public struct Importer {
     /// Why this import cannot run into `root`, before anything is written.
     public func refusal(into root: Walker.Location) -> VirtFSError? {
         if let refusal = refusal() { return refusal.at(root.path) }
-        let empty: Bool
         do {
-            empty = try Sys.isEmptyDirectory(root.directory.fd, path: root.path)
-        } catch let error {
+            return try Sys.isEmptyDirectory(root.directory.fd, path: root.path)
+                ? nil : .refused("import", path: root.path, "not empty: import into an empty or new directory")
+        } catch {
             return error
         }
-        return empty ? nil : .refused("import", path: root.path, "not empty: import into an empty or new directory")
     }
 
     // MARK: the export root: made or taken over, and given back when the import fails
