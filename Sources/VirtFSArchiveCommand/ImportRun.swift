@@ -72,6 +72,8 @@ public struct ImportOptions: ParsableArguments {
             if case .imported = event {
                 progress.tick()
                 progress.advance(to: reader.bytesRead)
+                // Said only when asked for: most members are not described at all.
+                if !json && !verbose { return }
             }
             tell(event.report, console)
         }
