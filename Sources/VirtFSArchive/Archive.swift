@@ -10,7 +10,7 @@ public struct ArchiveMember: Sendable {
     public var permissions: UInt32
     public var uid: UInt32
     public var gid: UInt32
-    public var rdev: DeviceNumber
+    public var rdev: DeviceNumber = .zero
     /// nil when the member does not say (an mtree entry without `size=`).
     public var size: UInt64?
     public var symlinkTarget: [UInt8]?
@@ -21,7 +21,7 @@ public struct ArchiveMember: Sendable {
     public var mtime: Timestamp?
     public var atime: Timestamp?
     /// Every xattr the archive carries, in any namespace (ACLs excluded: see below).
-    public var xattrs: [Xattr]
+    public var xattrs: [Xattr] = []
     public var accessACL: ACL?
     public var defaultACL: ACL?
     /// A manifest's `sha256digest=`, raw bytes.
@@ -33,26 +33,6 @@ public struct ArchiveMember: Sendable {
     /// Reading notes a consumer passes on without counting a loss (an ACL name resolved by the
     /// host's user database, as tar does when it extracts).
     public var notes: [String] = []
-
-    public init(path: [UInt8], type: FileType?, permissions: UInt32, uid: UInt32, gid: UInt32, rdev: DeviceNumber = .zero,
-                size: UInt64?, symlinkTarget: [UInt8]? = nil, hardlinkTarget: [UInt8]? = nil, mtime: Timestamp? = nil,
-                atime: Timestamp? = nil, xattrs: [Xattr] = [], accessACL: ACL? = nil, defaultACL: ACL? = nil, sha256: [UInt8]? = nil) {
-        self.path = path
-        self.type = type
-        self.permissions = permissions
-        self.uid = uid
-        self.gid = gid
-        self.rdev = rdev
-        self.size = size
-        self.symlinkTarget = symlinkTarget
-        self.hardlinkTarget = hardlinkTarget
-        self.mtime = mtime
-        self.atime = atime
-        self.xattrs = xattrs
-        self.accessACL = accessACL
-        self.defaultACL = defaultACL
-        self.sha256 = sha256
-    }
 
     /// The guest attributes this member describes, with only `user.*` xattrs: the namespaces a
     /// 9p guest can see.
@@ -77,14 +57,13 @@ let archiveACLPermissions: [(bit: Int32, archive: Int32)] = [
 ]
 
 /// Reads up to `count` bytes of `fd` into `buffer`, short only at the end of the file.
-func readFull(_ fd: Int32, into buffer: inout [UInt8], count: Int, path: [UInt8]) throws -> Int {
+func readFull(_ fd: Int32, into buffer: inout [UInt8], count: Int, path: [UInt8]) throws(VirtFSError) -> Int {
     var total = 0
     while total < count {
-        let n = try buffer.withUnsafeMutableBytes { raw throws(VirtFSError) in
-            try Sys.read(fd, into: UnsafeMutableRawBufferPointer(rebasing: raw[total..<count]), name: path)
-        }
+        let n = buffer.withUnsafeMutableBytes { Glibc.read(fd, $0.baseAddress! + total, count - total) }
+        if n < 0 && errno != EINTR { throw .system("read", path: path, errno: errno) }
         if n == 0 { break }
-        total += n
+        total += max(n, 0)
     }
     return total
 }
@@ -109,25 +88,15 @@ func archiveError(_ archive: OpaquePointer?, _ operation: String, path: [UInt8] 
 /// Reads tar (ustar, pax, GNU), cpio, or an mtree(5) manifest, any compression, through
 /// libarchive. Other formats libarchive knows (zip, iso9660, ...) are not rootfs formats and
 /// are refused rather than guessed at.
-public final class ArchiveReader {
-    public enum Kind: Sendable {
-        case archive
-        case manifest
-        /// What `--metadata-only` takes: a manifest, or the archive the tree came from.
-        case manifestOrArchive
-    }
-
+public final class ArchiveReader: ContentSource, @unchecked Sendable {
     let archive: OpaquePointer
     let name: [UInt8]
-    let kind: Kind
     /// The archive file, opened here so that a failure is the system's reason ("open: No such
     /// file or directory"), not libarchive's "Failed to open"; -1 for standard input.
     let fd: Int32
-    private var entry: OpaquePointer?
     /// Warnings libarchive raised for the member last read (it still read it).
     public private(set) var warning: String?
 
-    /// Opens `path`, or standard input for nil or `-`.
     /// Bytes of the input read so far (compressed, as they are on disk), for progress.
     public var bytesRead: Int { Int(archive_filter_bytes(archive, -1)) }
 
@@ -137,20 +106,17 @@ public final class ArchiveReader {
         return Int(st.size)
     }
 
-    public init(path: [UInt8]?, kind: Kind) throws {
+    /// Opens `path`, or standard input for nil or `-`. `manifests`: mtree(5) manifests are
+    /// read too (what `--metadata-only` takes: a manifest, or the archive the tree came from).
+    public init(path: [UInt8]?, manifests: Bool = false) throws(VirtFSError) {
         name = path ?? Array("-".utf8)
         if let path, path != Array("-".utf8) {
             // The archive is the user's operand: a symlink to it is followed, as tar does.
-            let opened = try Sys.openPath(path, O_RDONLY)
-            do {
-                if try Sys.stat(fd: opened).fileType == .directory {
-                    throw VirtFSError.system("read", path: path, errno: EISDIR)
-                }
-            } catch {
-                Sys.close(opened)
-                throw error
+            fd = try Sys.openPath(path, O_RDONLY)
+            if (try? Sys.stat(fd: fd))?.fileType == .directory {
+                Sys.close(fd)
+                throw .system("read", path: path, errno: EISDIR)
             }
-            fd = opened
         } else {
             fd = -1
         }
@@ -159,14 +125,11 @@ public final class ArchiveReader {
             throw VirtFSError.system("archive_read_new", errno: ENOMEM)
         }
         self.archive = archive
-        self.kind = kind
         archive_read_support_filter_all(archive)
-        if kind != .manifest {
-            archive_read_support_format_tar(archive)
-            archive_read_support_format_gnutar(archive)
-            archive_read_support_format_cpio(archive)
-        }
-        if kind != .archive { archive_read_support_format_mtree(archive) }
+        archive_read_support_format_tar(archive)
+        archive_read_support_format_gnutar(archive)
+        archive_read_support_format_cpio(archive)
+        if manifests { archive_read_support_format_mtree(archive) }
         let status = archive_read_open_fd(archive, fd >= 0 ? fd : 0, 1 << 16)
         if status != ARCHIVE_OK {
             // deinit frees the archive: every stored property is set.
@@ -198,65 +161,48 @@ public final class ArchiveReader {
 
     /// Whether the current member's data is exactly what `fd` holds from its current offset to
     /// its end, compared block by block as the member streams by (no digest, nothing held).
-    public func dataEquals(_ fd: Int32, path: [UInt8]) throws -> Bool {
-        var archived = [UInt8](repeating: 0, count: 1 << 16)
-        var host = [UInt8](repeating: 0, count: 1 << 16)
-        func readHost(_ count: Int) throws -> Int { try readFull(fd, into: &host, count: count, path: path) }
+    public func dataEquals(_ fd: Int32, path: [UInt8]) throws(VirtFSError) -> Bool {
+        var archived = [UInt8](repeating: 0, count: 1 << 16), host = archived
         while true {
             let n = archived.withUnsafeMutableBytes { archive_read_data(archive, $0.baseAddress, $0.count) }
-            if n < 0 {
-                if Int32(n) == ARCHIVE_WARN { continue }
-                throw archiveError(archive, "archive_read_data", path: path)
-            }
-            if n == 0 { return try readHost(1) == 0 }
-            if try readHost(n) != n || memcmp(archived, host, n) != 0 { return false }
+            if n == ARCHIVE_WARN { continue }
+            if n < 0 { throw archiveError(archive, "archive_read_data", path: path) }
+            if n == 0 { return try readFull(fd, into: &host, count: 1, path: path) == 0 }
+            if try readFull(fd, into: &host, count: n, path: path) != n || memcmp(archived, host, n) != 0 { return false }
         }
     }
 
     /// The next member, or nil at the end. A member libarchive could read only in part still
     /// comes back, with `warning` set.
-    public func next() throws -> ArchiveMember? {
+    public func next() throws(VirtFSError) -> ArchiveMember? {
         var e: OpaquePointer?
         warning = nil
         let status = archive_read_next_header(archive, &e)
         if status == ARCHIVE_EOF { return nil }
         if status == ARCHIVE_WARN {
             warning = archive_error_string(archive).map { String(cString: $0) }
-        } else if status != ARCHIVE_OK {
-            throw archiveError(archive, "archive_read_next_header", path: name)
         }
-        guard let e else { throw archiveError(archive, "archive_read_next_header", path: name) }
-        entry = e
+        guard status >= ARCHIVE_WARN, let e else { throw archiveError(archive, "archive_read_next_header", path: name) }
         return ArchiveMember(entry: e, manifest: isManifest)
     }
 
     /// Calls `body` with every member in turn. A member that cannot be read ends the walk (an
     /// archive has no index to resume from) and goes to `failure`.
     public func forEach(_ body: (ArchiveMember) -> Void, failure: (VirtFSError) -> Void) {
-        while true {
-            do {
-                guard let member = try next() else { return }
-                body(member)
-            } catch let error as VirtFSError {
-                return failure(error)
-            } catch {
-                return
-            }
+        do {
+            while let member = try next() { body(member) }
+        } catch {
+            failure(error)
         }
     }
 
-    /// Streams the current member's data into `fd`, holding at most one block in memory.
-    public func writeData(to fd: Int32, path: [UInt8]) throws(VirtFSError) {
-        var buffer = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = buffer.withUnsafeMutableBytes { archive_read_data(archive, $0.baseAddress, $0.count) }
-            if n == 0 { return }
-            if n < 0 {
-                if Int32(n) == ARCHIVE_WARN { continue }
-                throw archiveError(archive, "archive_read_data", path: path)
-            }
-            try Sys.writeAll(fd, Array(buffer[0..<n]), name: path)
-        }
+    /// Streams the current member's data into `fd` (libarchive's own blocks, holes as holes):
+    /// the content of the file an import creates for it.
+    public func write(to fd: Int32, path: [UInt8]) throws(VirtFSError) {
+        guard archive_read_data_into_fd(archive, fd) < ARCHIVE_WARN else { return }
+        // libarchive says "Write error" when write(2) failed: the system's reason, at the file.
+        let failedWrite = archive_error_string(archive).map { String(cString: $0) == "Write error" } ?? false
+        throw failedWrite ? .system("write", path: path, errno: archive_errno(archive)) : archiveError(archive, "archive_read_data", path: path)
     }
 }
 
@@ -278,27 +224,19 @@ extension ArchiveMember {
         symlinkTarget = bytes(archive_entry_symlink(e)) ?? bytes(archive_entry_symlink_utf8(e))
         hardlinkTarget = bytes(archive_entry_hardlink(e)) ?? bytes(archive_entry_hardlink_utf8(e))
         links = archive_entry_nlink(e)
-        if archive_entry_mtime_is_set(e) != 0 {
-            mtime = Timestamp(seconds: Int64(archive_entry_mtime(e)), nanoseconds: UInt32(clamping: archive_entry_mtime_nsec(e)))
+        func time(_ set: Int32, _ seconds: time_t, _ nanoseconds: Int) -> Timestamp? {
+            set == 0 ? nil : Timestamp(seconds: Int64(seconds), nanoseconds: UInt32(clamping: nanoseconds))
         }
-        if archive_entry_atime_is_set(e) != 0 {
-            atime = Timestamp(seconds: Int64(archive_entry_atime(e)), nanoseconds: UInt32(clamping: archive_entry_atime_nsec(e)))
-        }
+        mtime = time(archive_entry_mtime_is_set(e), archive_entry_mtime(e), archive_entry_mtime_nsec(e))
+        atime = time(archive_entry_atime_is_set(e), archive_entry_atime(e), archive_entry_atime_nsec(e))
         var raw: [Xattr] = []
-        if archive_entry_xattr_reset(e) > 0 {
-            var name: UnsafePointer<CChar>?
-            var value: UnsafeRawPointer?
-            var length = 0
-            while archive_entry_xattr_next(e, &name, &value, &length) == ARCHIVE_OK {
-                guard let name else { continue }
-                let v = value.map { Array(UnsafeRawBufferPointer(start: $0, count: length)) } ?? []
-                raw.append(Xattr(name: bytes(name) ?? [], value: v))
-            }
+        var name: UnsafePointer<CChar>?, value: UnsafeRawPointer?, length = 0
+        archive_entry_xattr_reset(e)
+        while archive_entry_xattr_next(e, &name, &value, &length) == ARCHIVE_OK {
+            guard let name else { continue }
+            raw.append(Xattr(name: bytes(name)!, value: value.map { Array(UnsafeRawBufferPointer(start: $0, count: length)) } ?? []))
         }
         xattrs = Self.distinct(raw)
-        accessACL = nil
-        defaultACL = nil
-        sha256 = nil
         // GNU tar --xattrs-include='*' (and bsdtar re-archiving such a member) keeps ACLs as the
         // kernel's xattr blobs, with numeric ids: they are the ACLs, and win over a SCHILY.acl
         // text of the same member, which holds the same ACL with names.
@@ -409,33 +347,16 @@ public final class ArchiveWriter {
     public let format: Format
     let resolver: OpaquePointer
     let name: [UInt8]
-    /// mtree: where the manifest goes (see `ManifestOutput`).
-    let manifest: ManifestOutput?
+    let output: Output
 
-    public init(path: [UInt8]?, format: Format) throws {
-        guard let resolver = archive_entry_linkresolver_new() else {
-            throw VirtFSError.system("archive_entry_linkresolver_new", errno: ENOMEM)
-        }
+    public init(path: [UInt8]?, format: Format) throws(VirtFSError) {
         name = path ?? Array("-".utf8)
         self.format = format
-        let toFile = path.flatMap { $0 == Array("-".utf8) ? nil : $0 }
-        do {
-            if format == .mtree {
-                let output = try ManifestOutput(path: toFile)
-                manifest = output
-                archive = try Self.open(format, name: name) { output.open($0) }
-            } else {
-                manifest = nil
-                archive = try Self.open(format, name: name) { archive in
-                    guard let toFile else { return archive_write_open_fd(archive, 1) }
-                    return (toFile + [0]).withUnsafeBufferPointer { p in
-                        p.baseAddress!.withMemoryRebound(to: CChar.self, capacity: p.count) { archive_write_open_filename(archive, $0) }
-                    }
-                }
-            }
-        } catch {
-            archive_entry_linkresolver_free(resolver)
-            throw error
+        output = try Output(path: path.flatMap { $0 == Array("-".utf8) ? nil : $0 })
+        archive = try Self.open(format, name: name, output)
+        guard let resolver = archive_entry_linkresolver_new() else {
+            archive_write_free(archive)
+            throw .system("archive_entry_linkresolver_new", errno: ENOMEM)
         }
         self.resolver = resolver
         archive_entry_linkresolver_set_strategy(resolver, archive_format(archive))
@@ -446,9 +367,9 @@ public final class ArchiveWriter {
         archive_entry_linkresolver_free(resolver)
     }
 
-    /// A libarchive writer of `format`, opened by `open`.
-    static func open(_ format: Format, name: [UInt8], _ open: (OpaquePointer) -> Int32) throws -> OpaquePointer {
-        guard let archive = archive_write_new() else { throw VirtFSError.system("archive_write_new", errno: ENOMEM) }
+    /// A libarchive writer of `format` into `output`.
+    static func open(_ format: Format, name: [UInt8], _ output: Output) throws(VirtFSError) -> OpaquePointer {
+        guard let archive = archive_write_new() else { throw .system("archive_write_new", errno: ENOMEM) }
         var status: Int32
         switch format {
         case .tar: status = archive_write_set_format_pax_restricted(archive)
@@ -461,7 +382,11 @@ public final class ArchiveWriter {
             }
         }
         if status == ARCHIVE_OK { archive_write_set_bytes_in_last_block(archive, 1) }
-        if status == ARCHIVE_OK { status = open(archive) }
+        if status == ARCHIVE_OK {
+            status = archive_write_open(archive, Unmanaged.passUnretained(output).toOpaque(), nil, { _, client, buffer, length in
+                Unmanaged<Output>.fromOpaque(client!).takeUnretainedValue().write(buffer, length)
+            }, nil)
+        }
         if status != ARCHIVE_OK {
             let error = archiveError(archive, "archive_write_open", path: name)
             archive_write_free(archive)
@@ -470,39 +395,27 @@ public final class ArchiveWriter {
         return archive
     }
 
-    /// libarchive's mtree writer keeps every entry until it is closed, to list them in its
-    /// order (a directory, its other entries by name, then its subdirectories): memory that
-    /// grows with the tree. Walked in that same order (`Walker.Options.directoriesLast`), the
-    /// manifest is written one directory at a time instead: each directory's member starts a
-    /// new writer, whose output follows the last one's without its own `#mtree` line. The text
-    /// stays libarchive's own, byte for byte.
-    final class ManifestOutput {
+    /// Where the archive goes, written by the toolkit rather than libarchive, because an mtree
+    /// manifest is written in parts: libarchive's mtree writer keeps every entry until it is
+    /// closed, to list them in its order (a directory, its other entries by name, then its
+    /// subdirectories), memory that grows with the tree. Walked in that same order
+    /// (`Walker.Options.directoriesLast`), the manifest is written one directory at a time
+    /// instead: each directory's member starts a new writer, whose output follows the last
+    /// one's without its own `#mtree` line. The text stays libarchive's own, byte for byte.
+    final class Output {
         let fd: Int32
-        let owned: Bool
-        /// Bytes of the current writer's output still to drop (its `#mtree` line).
+        /// Bytes of the current writer's output still to drop (a manifest part's `#mtree` line).
         var skip = 0
         /// The errno of a failed write.
         var failure: Int32 = 0
 
-        init(path: [UInt8]?) throws {
-            if let path {
-                fd = try Sys.openAt(AT_FDCWD, path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode: 0o666)
-                owned = true
-            } else {
-                fd = 1
-                owned = false
-            }
+        init(path: [UInt8]?) throws(VirtFSError) {
+            fd = try path.map { p throws(VirtFSError) in try Sys.openAt(AT_FDCWD, p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode: 0o666) } ?? 1
         }
 
-        deinit { if owned { Sys.close(fd) } }
+        deinit { if fd != 1 { Sys.close(fd) } }
 
         static let header = Array("#mtree\n".utf8)
-
-        func open(_ archive: OpaquePointer) -> Int32 {
-            archive_write_open(archive, Unmanaged.passUnretained(self).toOpaque(), nil, { _, client, buffer, length in
-                Unmanaged<ManifestOutput>.fromOpaque(client!).takeUnretainedValue().write(buffer, length)
-            }, nil)
-        }
 
         /// The error to report instead of libarchive's, when writing failed.
         func error(_ name: [UInt8]) -> VirtFSError? {
@@ -510,19 +423,17 @@ public final class ArchiveWriter {
         }
 
         func write(_ buffer: UnsafeRawPointer?, _ length: Int) -> Int {
-            let output = self
             var bytes = UnsafeRawBufferPointer(start: buffer, count: length)
-            let dropped = min(output.skip, bytes.count)
-            output.skip -= dropped
+            let dropped = min(skip, bytes.count)
+            skip -= dropped
             bytes = UnsafeRawBufferPointer(rebasing: bytes[dropped...])
             while !bytes.isEmpty {
-                let n = Glibc.write(output.fd, bytes.baseAddress, bytes.count)
-                if n < 0 {
-                    if errno == EINTR { continue }
-                    output.failure = errno
+                let n = Glibc.write(fd, bytes.baseAddress, bytes.count)
+                if n < 0 && errno != EINTR {
+                    failure = errno
                     return -1
                 }
-                bytes = UnsafeRawBufferPointer(rebasing: bytes[n...])
+                bytes = UnsafeRawBufferPointer(rebasing: bytes[max(n, 0)...])
             }
             return length
         }
@@ -530,23 +441,23 @@ public final class ArchiveWriter {
 
     /// mtree: ends the manifest's current part (one directory and its other entries) and
     /// starts the next.
-    func nextManifestPart() throws {
-        guard let manifest else { return }
+    func nextManifestPart() throws(VirtFSError) {
+        guard format == .mtree else { return }
         if archive_write_close(archive) != ARCHIVE_OK {
-            throw manifest.error(name) ?? archiveError(archive, "archive_write_close", path: name)
+            throw failure("archive_write_close", name)
         }
         archive_write_free(archive)
-        manifest.skip = ManifestOutput.header.count
-        archive = try Self.open(format, name: name) { manifest.open($0) }
+        output.skip = Output.header.count
+        archive = try Self.open(format, name: name, output)
     }
 
     /// Writes one member. `identity` and `nlink` let hard links become link members;
     /// `data(fd)` is called only when the member's data belongs in the archive, and writes it
     /// through the given sink.
     public func write(_ member: ArchiveMember, identity: FileIdentity?, nlink: UInt64,
-                      data: ((inout DataSink) throws -> Void)?) throws {
-        // A manifest's output that failed stays failed: each member after says so.
-        if let error = manifest?.error(name) { throw error }
+                      data: ((inout DataSink) throws(VirtFSError) -> Void)?) throws(VirtFSError) {
+        // An output that failed stays failed: each member after says so.
+        if let error = output.error(name) { throw error }
         guard let created = archive_entry_new2(archive) else { throw VirtFSError.system("archive_entry_new", errno: ENOMEM) }
         member.fill(created)
         // linkify may hand back another entry, or a spare one: free whatever is left at the end.
@@ -569,41 +480,45 @@ public final class ArchiveWriter {
         if member.type == .directory && member.path != [UInt8(ascii: ".")] { try nextManifestPart() }
         let status = archive_write_header(archive, entry)
         if status == ARCHIVE_FATAL || status == ARCHIVE_FAILED {
-            throw archiveError(archive, "archive_write_header", path: member.path)
+            throw failure("archive_write_header", member.path)
         }
         // A link member (or a format that keeps no data for it) has size 0 now.
         if let data, archive_entry_size(entry) > 0 {
-            var sink = DataSink(archive: archive, path: member.path)
+            var sink = DataSink(writer: self, path: member.path)
             try data(&sink)
         }
         if archive_write_finish_entry(archive) == ARCHIVE_FATAL {
-            throw archiveError(archive, "archive_write_finish_entry", path: member.path)
+            throw failure("archive_write_finish_entry", member.path)
         }
     }
 
     public struct DataSink {
-        let archive: OpaquePointer
+        let writer: ArchiveWriter
         let path: [UInt8]
 
         /// Streams everything readable from `fd` into the current member.
-        public mutating func copy(from fd: Int32) throws {
+        public mutating func copy(from fd: Int32) throws(VirtFSError) {
             var buffer = [UInt8](repeating: 0, count: 1 << 16)
-            while true {
-                let n = try buffer.withUnsafeMutableBytes { raw throws(VirtFSError) in try Sys.read(fd, into: raw, name: path) }
-                if n == 0 { return }
-                try append(Array(buffer[0..<n]))
+            while case let n = try readFull(fd, into: &buffer, count: buffer.count, path: path), n > 0 {
+                try write(buffer, n)
             }
         }
 
-        public mutating func append(_ bytes: [UInt8]) throws {
-            let written = bytes.withUnsafeBytes { archive_write_data(archive, $0.baseAddress, $0.count) }
-            if written < 0 { throw archiveError(archive, "archive_write_data", path: path) }
+        public mutating func append(_ bytes: [UInt8]) throws(VirtFSError) { try write(bytes, bytes.count) }
+
+        func write(_ bytes: UnsafeRawPointer, _ count: Int) throws(VirtFSError) {
+            if archive_write_data(writer.archive, bytes, count) < 0 { throw writer.failure("archive_write_data", path) }
         }
     }
 
-    public func close() throws {
+    /// Why libarchive failed: the output's own error first (libarchive's text does not say it).
+    func failure(_ operation: String, _ path: [UInt8]) -> VirtFSError {
+        output.error(name) ?? archiveError(archive, operation, path: path)
+    }
+
+    public func close() throws(VirtFSError) {
         if archive_write_close(archive) != ARCHIVE_OK {
-            throw manifest?.error(name) ?? archiveError(archive, "archive_write_close", path: name)
+            throw failure("archive_write_close", name)
         }
     }
 }

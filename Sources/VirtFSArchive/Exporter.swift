@@ -55,13 +55,11 @@ public struct Exporter {
         let rootPrefix = root.path.count
         Walker(options: walk).walk(root, visit: { entry in
             let view: GuestView
-            do {
+            do throws(VirtFSError) {
                 view = try codec.decode(entry)
-            } catch let error as VirtFSError {
+            } catch {
                 summary.failures += 1
                 return event(.failed(error.at(entry.path)))
-            } catch {
-                return
             }
             if view.type == .symlink && !view.symlinkReadable {
                 event(.warning(.refused("export", path: entry.path, "a host symlink in a mapped export: the guest cannot read it (QEMU < 11), exported with its target")))
@@ -72,12 +70,13 @@ public struct Exporter {
                 summary.incomplete += 1
                 return event(.warning(.refused("export", path: entry.path, "\(writer.format.rawValue) cannot hold a socket: skipped")))
             }
-            var member = ArchiveMember(
-                path: entry.isExportRoot ? [UInt8(ascii: ".")] : Self.memberName(entry.path, rootPrefix: rootPrefix),
+            let keeps = writer.format.keepsXattrs
+            let member = ArchiveMember(
+                path: Self.memberName(entry.path, rootPrefix: rootPrefix),
                 type: a.type, permissions: a.permissions, uid: a.uid, gid: a.gid, rdev: a.rdev,
-                size: a.type == .regular ? view.size : 0, symlinkTarget: a.symlinkTarget, hardlinkTarget: nil,
-                mtime: view.mtime, atime: nil, xattrs: a.xattrs, accessACL: a.accessACL, defaultACL: a.defaultACL, sha256: nil)
-            if !writer.format.keepsXattrs {
+                size: a.type == .regular ? view.size : 0, symlinkTarget: a.symlinkTarget, mtime: view.mtime,
+                xattrs: keeps ? a.xattrs : [], accessACL: keeps ? a.accessACL : nil, defaultACL: keeps ? a.defaultACL : nil)
+            if !keeps {
                 // Neither an mtree manifest nor cpio can hold them: each entry that loses some
                 // is named, with what it loses, and counted.
                 var lost = a.xattrs.map { Bytes.xattrName($0.name) }
@@ -88,17 +87,14 @@ public struct Exporter {
                     let instead = writer.format == .mtree ? " (a pax export records them, and virtfs-import --metadata-only restores them from it)" : ""
                     event(.warning(.refused("export", path: entry.path, "\(writer.format.rawValue) keeps no xattrs or ACLs: not exported: \(lost.joined(separator: ", "))\(instead)")))
                 }
-                member.xattrs = []
-                member.accessACL = nil
-                member.defaultACL = nil
             }
             // Bytes are counted as they go into the output: a hard link's data is written once.
             var written = false
-            do {
+            do throws(VirtFSError) {
                 // A directory's link count is the host's business (mapped-file adds one).
                 try writer.write(member, identity: view.identity,
-                                 nlink: a.type == .directory ? 2 : view.nlink, data: a.type == .regular ? { sink in
-                    let fd = try Sys.openAt(entry.directory.fd, entry.isExportRoot ? [UInt8(ascii: ".")] : entry.name, O_RDONLY | O_NONBLOCK)
+                                 nlink: a.type == .directory ? 2 : view.nlink, data: a.type == .regular ? { sink throws(VirtFSError) in
+                    let fd = try Sys.openAt(entry.directory.fd, entry.name, O_RDONLY | O_NONBLOCK)
                     defer { Sys.close(fd) }
                     // What is read must be what was decoded, not something swapped in since.
                     guard try Sys.stat(fd: fd).identity == view.identity else {
@@ -107,11 +103,9 @@ public struct Exporter {
                     try sink.copy(from: fd)
                     written = true
                 } : nil)
-            } catch let error as VirtFSError {
+            } catch {
                 summary.failures += 1
                 return event(.failed(error.at(entry.path)))
-            } catch {
-                return
             }
             summary.exported[a.type, default: 0] += 1
             if written { summary.bytes += view.size }

@@ -25,13 +25,6 @@ extension Importer.Event {
     }
 }
 
-extension Importer.Target {
-    /// What undoing a failed import into this target did.
-    public var undone: String {
-        created ? "the import failed: removed the directory it created" : "the import failed: emptied it and gave it back its owner, mode and xattrs"
-    }
-}
-
 extension Importer.Summary {
     /// The closing line of an import of `archive`; `undone` when the failed import was removed.
     public func line(archive: String, format: String, model: SecurityModel, undone: Bool, seconds: String) -> String {

@@ -1,3 +1,4 @@
+import Dispatch
 import Glibc
 import VirtFSCore
 
@@ -62,20 +63,19 @@ public struct Importer {
     /// Why this import cannot run into `root`, before anything is written.
     public func refusal(into root: Walker.Location) -> VirtFSError? {
         if let refusal = refusal() { return refusal.at(root.path) }
-        let empty: Bool
         do {
-            empty = try Sys.isEmptyDirectory(root.directory.fd, path: root.path)
-        } catch let error {
+            return try Sys.isEmptyDirectory(root.directory.fd, path: root.path)
+                ? nil : .refused("import", path: root.path, "not empty: import into an empty or new directory")
+        } catch {
             return error
         }
-        return empty ? nil : .refused("import", path: root.path, "not empty: import into an empty or new directory")
     }
 
     // MARK: the export root: made or taken over, and given back when the import fails
 
     /// The export root an import writes into, and what it was before: a failed import removes
     /// what it created and gives an empty directory it was handed back as it found it.
-    public final class Target {
+    public struct Target {
         public let root: Walker.Location
         /// The import made the directory.
         public let created: Bool
@@ -83,22 +83,13 @@ public struct Importer {
         let name: [UInt8]
         let before: HostStat
         let beforeXattrs: [Xattr]
-
-        init(root: Walker.Location, created: Bool, parent: DirectoryContext, name: [UInt8], before: HostStat, beforeXattrs: [Xattr]) {
-            self.root = root
-            self.created = created
-            self.parent = parent
-            self.name = name
-            self.before = before
-            self.beforeXattrs = beforeXattrs
-        }
     }
 
     /// Creates the export root `path` (its parent must exist), or takes an existing empty
     /// directory. In the mapped models the root gets the host owner and directory mode of the
     /// placement, as every directory the import makes does, so that the user QEMU runs as can
     /// serve it (exactly `--dmode`, whatever the umask).
-    public func prepare(_ path: [UInt8]) throws -> Target {
+    public func prepare(_ path: [UInt8]) throws(VirtFSError) -> Target {
         let (parentFD, name) = try Sys.openOperandParent(path)
         let parent = DirectoryContext(fd: parentFD, path: path.contains(UInt8(ascii: "/")) ? Bytes.splitParent(path).parent : [])
         var created = true
@@ -111,7 +102,6 @@ public struct Importer {
         }
         let root = try Walker.exportRoot(path)
         let directory = root.directory
-        let dot = [UInt8(ascii: ".")]
         let before = try Sys.stat(fd: directory.fd)
         var xattrs: [Xattr] = []
         if !created {
@@ -142,8 +132,7 @@ public struct Importer {
     /// metadata it put into the empty directory it was given (owner, mode and xattrs back as
     /// they were). Nothing outside the root is reached: the walk goes by directory fds and
     /// removes symlinks, never follows them.
-    public func undo(_ target: Target) throws {
-        let dot = [UInt8(ascii: ".")]
+    public func undo(_ target: Target) throws(VirtFSError) {
         let directory = target.root.directory
         try? Sys.chmod(directory.fd, dot, mode_t(0o700))
         try Self.removeContents(of: directory)
@@ -164,7 +153,7 @@ public struct Importer {
         try Sys.chmod(directory.fd, dot, mode_t(target.before.permissions))
     }
 
-    static func removeContents(of directory: DirectoryContext) throws {
+    static func removeContents(of directory: DirectoryContext) throws(VirtFSError) {
         // One directory's names at a time: memory follows the widest directory, not the tree.
         var names: [[UInt8]] = []
         try Sys.forEachName(in: directory.fd, path: directory.path) { name, _ in
@@ -178,7 +167,7 @@ public struct Importer {
                 let child = try directory.child(name, path: path)
                 // An unprivileged host-inode import keeps the archive's modes: a 0555
                 // directory has to be opened up before its entries can go.
-                if stat.permissions & 0o700 != 0o700 { try Sys.chmod(child.fd, [UInt8(ascii: ".")], mode_t(stat.permissions | 0o700)) }
+                if stat.permissions & 0o700 != 0o700 { try Sys.chmod(child.fd, dot, mode_t(stat.permissions | 0o700)) }
                 try removeContents(of: child)
                 try Sys.unlink(directory.fd, name, directory: true)
             } else {
@@ -192,37 +181,23 @@ public struct Importer {
     /// An open directory of the current path and what to give back to it when the walk of the
     /// archive leaves it: its times (creating entries changes them) and, for unprivileged
     /// host-inode imports, a mode that did not let its owner write.
-    final class Frame {
+    struct Frame {
         let name: [UInt8]
         let directory: DirectoryContext
         var times: (atime: Timestamp, mtime: Timestamp)?
         var restoreMode: UInt32?
 
-        init(name: [UInt8], directory: DirectoryContext, times: (Timestamp, Timestamp)?) {
-            self.name = name
-            self.directory = directory
-            self.times = times
-        }
-
         func close() {
-            let dot = [UInt8(ascii: ".")]
-            if let restoreMode { try? Sys.chmod(directory.fd, dot, mode_t(restoreMode)) }
+                if let restoreMode { try? Sys.chmod(directory.fd, dot, mode_t(restoreMode)) }
             if let times { try? Sys.setTimes(directory.fd, dot, atime: times.atime, mtime: times.mtime) }
         }
     }
 
-    /// A member's name as components below the root, or why it is refused.
-    static func components(of raw: [UInt8], leadingSlash: inout Bool) throws -> [[UInt8]] {
-        var path = raw[...]
-        leadingSlash = false
-        while path.first == UInt8(ascii: "/") {
-            path = path.dropFirst()
-            leadingSlash = true
-        }
-        let parts = Bytes.components(Array(path))
-        if parts.contains(Array("..".utf8)) {
-            throw VirtFSError.refused("import", path: raw, "path contains '..'")
-        }
+    /// A name in `member` (its own, or the target of a hard link: `what`) as components below
+    /// the root (a leading `/` is none), or why it is refused.
+    static func components(of raw: [UInt8], in member: [UInt8], _ what: String = "path") throws(VirtFSError) -> [[UInt8]] {
+        let parts = Bytes.components(raw)
+        if parts.contains(Array("..".utf8)) { throw .refused("import", path: member, "\(what) contains '..'") }
         return parts
     }
 
@@ -233,15 +208,14 @@ public struct Importer {
         let rootTimes = (try? root.entry().stat).map { ($0.atime, $0.mtime) }
         var stack = [Frame(name: [], directory: root.directory, times: rootTimes)]
         defer { while let frame = stack.popLast() { frame.close() } }
-        let data = MemberData(reader: reader)
-
+        let flush = BackgroundFlush(root.directory.fd)
         reader.forEach({ member in
             if let warning = reader.warning {
                 event(.warning(.corrupt("archive_read_next_header", path: member.path, warning)))
             }
-            do {
-                try importMember(member, root: root, stack: &stack, data: data, summary: &summary, event: event)
-            } catch let error as VirtFSError {
+            do throws(VirtFSError) {
+                try importMember(member, root: root, stack: &stack, data: reader, summary: &summary, event: event)
+            } catch {
                 if case .refused = error.reason {
                     summary.refused += 1
                     event(.refused(error))
@@ -249,11 +223,12 @@ public struct Importer {
                     summary.failures += 1
                     event(.failed(error))
                 }
-            } catch {}
+            }
         }, failure: { error in
             summary.failures += 1
             event(.failed(error))
         })
+        flush.finish()
         do { try Sys.syncFilesystem(root.directory.fd, root.path) } catch let error {
             summary.failures += 1
             event(.failed(error))
@@ -261,12 +236,11 @@ public struct Importer {
         return summary
     }
 
-    func importMember(_ member: ArchiveMember, root: Walker.Location, stack: inout [Frame], data: MemberData,
-                      summary: inout Summary, event: (Event) -> Void) throws {
-        var leadingSlash = false
-        let parts = try Self.components(of: member.path, leadingSlash: &leadingSlash)
-        let display = parts.isEmpty ? [UInt8(ascii: ".")] : parts.dropFirst().reduce(parts[0]) { Bytes.join($0, $1) }
-        if leadingSlash {
+    func importMember(_ member: ArchiveMember, root: Walker.Location, stack: inout [Frame], data: ArchiveReader,
+                      summary: inout Summary, event: (Event) -> Void) throws(VirtFSError) {
+        let parts = try Self.components(of: member.path, in: member.path)
+        let display = parts.isEmpty ? dot : parts.dropFirst().reduce(parts[0]) { Bytes.join($0, $1) }
+        if member.path.first == UInt8(ascii: "/") {
             event(.warning(.refused("import", path: member.path, "removing leading '/' from member name")))
         }
         if let reserved = parts.first(where: { codec.holdsMetadata($0) }) {
@@ -294,13 +268,7 @@ public struct Importer {
         let parent = try directory(for: Array(parts.dropLast()), root: root, stack: &stack, display: display)
 
         if let target = member.hardlinkTarget {
-            var slash = false
-            let targetParts: [[UInt8]]
-            do {
-                targetParts = try Self.components(of: target, leadingSlash: &slash)
-            } catch {
-                throw VirtFSError.refused("import", path: member.path, "hard link target contains '..'")
-            }
+            let targetParts = try Self.components(of: target, in: member.path, "hard link target")
             guard !targetParts.isEmpty else {
                 throw VirtFSError.refused("import", path: member.path, "hard link to the root of the tree")
             }
@@ -317,14 +285,21 @@ public struct Importer {
         }
 
         let attributes = try keepable(member.attributes!, member: member, path: display, summary: &summary, event: event)
-        if try removeExisting(name, in: parent, path: display, replacingWith: attributes.type) {
-            // A directory that is already there (named twice, or made for an earlier member).
-            try codec.update(attributes, of: HostEntry(directory: parent, name: name, path: display), placement: options.placement)
-        } else {
-            // Unprivileged host-inode directories that forbid their owner to write are opened
-            // up while members go into them (see `directory(for:)`).
-            try codec.create(attributes, named: name, in: parent, content: attributes.type == .regular ? .stream(data) : .empty,
-                             placement: options.placement)
+        // Unprivileged host-inode directories that forbid their owner to write are opened up
+        // while members go into them (see `directory(for:)`).
+        let content: Content = attributes.type == .regular ? .stream(data) : .empty
+        do {
+            // Most names are new: only one that is there already is looked at.
+            try codec.create(attributes, named: name, in: parent, content: content, placement: options.placement)
+        } catch where error.errno == EEXIST {
+            if try removeExisting(name, in: parent, path: display, replacingWith: attributes.type) {
+                // A directory that is already there (named twice, or made for an earlier member).
+                try codec.update(attributes, of: HostEntry(directory: parent, name: name, path: display), placement: options.placement)
+            } else {
+                try codec.create(attributes, named: name, in: parent, content: content, placement: options.placement)
+            }
+        } catch {
+            throw error
         }
         if let mtime = member.mtime {
             try Sys.setTimes(parent.fd, name, atime: member.atime ?? mtime, mtime: mtime)
@@ -336,7 +311,7 @@ public struct Importer {
 
     /// The attributes this model can keep, reporting (not failing on) what it drops.
     func keepable(_ attributes: GuestAttributes, member: ArchiveMember, path: [UInt8], summary: inout Summary,
-                  event: (Event) -> Void) throws -> GuestAttributes {
+                  event: (Event) -> Void) throws(VirtFSError) -> GuestAttributes {
         for note in member.notes {
             event(.warning(.refused("import", path: path, note)))
         }
@@ -351,7 +326,7 @@ public struct Importer {
     /// What of a member's attributes `model` can keep, and what it cannot, in words; throws
     /// when the member cannot exist in this model at all.
     static func keepable(_ attributes: GuestAttributes, member: ArchiveMember, model: SecurityModel,
-                         privileged: Bool) throws -> (GuestAttributes, dropped: [String]) {
+                         privileged: Bool) throws(VirtFSError) -> (GuestAttributes, dropped: [String]) {
         var kept = attributes
         var dropped = member.unreadable
         for x in member.xattrs where !x.name.starts(with: Array("user.".utf8)) {
@@ -394,7 +369,7 @@ public struct Importer {
     /// archive may name a path twice; the last one wins, as with tar). Returns true when a
     /// directory is there and the member is a directory too: it is updated, not replaced.
     @discardableResult
-    func removeExisting(_ name: [UInt8], in parent: DirectoryContext, path: [UInt8], replacingWith type: FileType) throws -> Bool {
+    func removeExisting(_ name: [UInt8], in parent: DirectoryContext, path: [UInt8], replacingWith type: FileType) throws(VirtFSError) -> Bool {
         let existing: HostEntry
         do {
             existing = try HostEntry(directory: parent, name: name, path: path)
@@ -421,7 +396,7 @@ public struct Importer {
 
     /// The directory `parts` below the root, opened along the stack of the previous member's
     /// directories; missing ones are created as bsdtar does (0755, owned by root in the guest).
-    func directory(for parts: [[UInt8]], root: Walker.Location, stack: inout [Frame], display: [UInt8]) throws -> DirectoryContext {
+    func directory(for parts: [[UInt8]], root: Walker.Location, stack: inout [Frame], display: [UInt8]) throws(VirtFSError) -> DirectoryContext {
         var common = 0
         while common < parts.count && common + 1 < stack.count && stack[common + 1].name == parts[common] {
             common += 1
@@ -447,10 +422,10 @@ public struct Importer {
                 throw error
             }
             let stat = try Sys.stat(fd: opened.fd)
-            let frame = Frame(name: part, directory: opened, times: (stat.atime, stat.mtime))
+            var frame = Frame(name: part, directory: opened, times: (stat.atime, stat.mtime))
             if !privileged, !options.model.isMapped, stat.permissions & 0o300 != 0o300 {
                 frame.restoreMode = stat.permissions
-                try Sys.chmod(opened.fd, [UInt8(ascii: ".")], mode_t(stat.permissions | 0o700))
+                try Sys.chmod(opened.fd, dot, mode_t(stat.permissions | 0o700))
             }
             stack.append(frame)
         }
@@ -458,9 +433,25 @@ public struct Importer {
     }
 }
 
-/// The current member's data, streamed from the archive into the file being created.
-final class MemberData: ContentSource, @unchecked Sendable {
-    let reader: ArchiveReader
-    init(reader: ArchiveReader) { self.reader = reader }
-    func write(to fd: Int32, path: [UInt8]) throws(VirtFSError) { try reader.writeData(to: fd, path: path) }
+/// A directory's own name, for the *at() calls on its descriptor.
+let dot = [UInt8(ascii: ".")]
+
+/// The import's filesystem flushed (syncfs(2)) every half second on another thread while members
+/// are written, so that the flush an import ends with, which makes it durable, waits only for
+/// the last moments' writes rather than for all of them.
+final class BackgroundFlush: @unchecked Sendable {
+    let stop = DispatchSemaphore(value: 0)
+    let stopped = DispatchSemaphore(value: 0)
+
+    init(_ fd: Int32) {
+        DispatchQueue.global().async { [self] in
+            while stop.wait(timeout: .now() + 0.5) == .timedOut { try? Sys.syncFilesystem(fd, []) }
+            stopped.signal()
+        }
+    }
+
+    func finish() {
+        stop.signal()
+        stopped.wait()
+    }
 }

@@ -95,19 +95,10 @@ public struct ManifestRestorer {
     /// Restores one entry from its member, or says why not.
     func restore(_ member: ArchiveMember, manifest: ArchiveReader, root: Walker.Location, codec: any ModelCodec,
                  outside: [FileIdentity: UInt64], differed: inout Set<[UInt8]>, summary: inout Summary, event: (Event) -> Void) {
-        do {
-            var slash = false
-            let parts = try Importer.components(of: member.path, leadingSlash: &slash)
-            let location = try Walker.inside(root, relative: parts, path: member.path)
-            let entry: HostEntry
-            do {
-                entry = try location.entry()
-            } catch let error where error.errno == ENOENT {
+        do throws(VirtFSError) {
+            guard let entry = try Self.entry(member.path, of: member, in: root) else {
                 summary.missing += 1
-                event(.missing(.refused("restore", path: member.path, "in the \(manifest.isManifest ? "manifest" : "archive"), not in the tree")))
-                return
-            } catch {
-                throw error
+                return event(.missing(.refused("restore", path: member.path, "in the \(manifest.isManifest ? "manifest" : "archive"), not in the tree")))
             }
             if entry.stat.fileType != .directory, let names = outside[entry.stat.identity] {
                 summary.linkedOutside += 1
@@ -176,16 +167,15 @@ public struct ManifestRestorer {
                     try codec.update(restored, of: entry, placement: options.placement)
                 }
                 if let mtime {
-                    try Sys.setTimes(entry.directory.fd, entry.isExportRoot ? [UInt8(ascii: ".")] : entry.name,
-                                     atime: current.atime, mtime: mtime)
+                    try Sys.setTimes(entry.directory.fd, entry.name, atime: current.atime, mtime: mtime)
                 }
             }
             summary.restored += 1
             event(.restored(path: member.path, before: current.attributes, after: restored))
-        } catch let error as VirtFSError {
+        } catch {
             summary.failures += 1
             event(.failed(error.path.isEmpty ? error.at(member.path) : error))
-        } catch {}
+        }
     }
 
     /// The inodes of the tree that have names outside it (a hard link count above the names the
@@ -209,18 +199,11 @@ public struct ManifestRestorer {
     /// broke the link) a file of the same content, which is made a hard link of it again. nil
     /// when it is neither (reported), or when it has just been linked again (nothing left to do).
     func relink(_ member: ArchiveMember, target: [UInt8], entry: HostEntry, root: Walker.Location, codec: any ModelCodec,
-                summary: inout Summary, event: (Event) -> Void) throws -> GuestAttributes? {
-        var slash = false
-        let targetParts = try Importer.components(of: target, leadingSlash: &slash)
-        let linked: HostEntry
-        do {
-            linked = try Walker.inside(root, relative: targetParts, path: target).entry()
-        } catch let error where error.errno == ENOENT {
+                summary: inout Summary, event: (Event) -> Void) throws(VirtFSError) -> GuestAttributes? {
+        guard let linked = try Self.entry(target, of: member, in: root) else {
             summary.missing += 1
             event(.missing(.refused("restore", path: member.path, "hard link of \(String(decoding: target, as: UTF8.self)), which is not in the tree")))
             return nil
-        } catch {
-            throw error
         }
         let view = try codec.decode(linked)
         if entry.stat.identity != linked.stat.identity {
@@ -238,21 +221,34 @@ public struct ManifestRestorer {
         return view.attributes
     }
 
+    /// The tree's entry at `path` (the member's name, or the target of the hard link it is),
+    /// nil when the tree has no such name.
+    static func entry(_ path: [UInt8], of member: ArchiveMember, in root: Walker.Location) throws(VirtFSError) -> HostEntry? {
+        let parts = try Importer.components(of: path, in: member.path, path == member.path ? "path" : "hard link target")
+        do {
+            return try Walker.inside(root, relative: parts, path: path).entry()
+        } catch where error.errno == ENOENT {
+            return nil
+        } catch {
+            throw error
+        }
+    }
+
     /// Replaces `entry`'s name by a hard link of `linked` in one rename, so that the name is
     /// always one file or the other; in mapped-file the name's metadata file becomes a link of
     /// the other's first, as QEMU keeps it (a run killed in between leaves a temporary, which
     /// virtfs-fsck reports, and the name with the metadata it is being given anyway).
-    func link(_ entry: HostEntry, to linked: HostEntry, codec: any ModelCodec) throws {
+    func link(_ entry: HostEntry, to linked: HostEntry, codec: any ModelCodec) throws(VirtFSError) {
         let parent = entry.directory
         let temporary = TemporaryName.current
         // The directory's mtime, restored before its entries, is the archive's: keep it.
         let times = try Sys.stat(fd: parent.fd)
-        defer { try? Sys.setTimes(parent.fd, [UInt8(ascii: ".")], atime: times.atime, mtime: times.mtime) }
+        defer { try? Sys.setTimes(parent.fd, dot, atime: times.atime, mtime: times.mtime) }
         try codec.link(linked, as: temporary, in: parent, placement: options.placement)
         try codec.commitTemporary(temporary, as: entry.name, in: parent, dataFirst: false)
     }
 
-    func sameContent(_ a: HostEntry, _ b: HostEntry) throws -> Bool {
+    func sameContent(_ a: HostEntry, _ b: HostEntry) throws(VirtFSError) -> Bool {
         let fa = try Sys.openAt(a.directory.fd, a.name, O_RDONLY | O_NONBLOCK)
         defer { Sys.close(fa) }
         let fb = try Sys.openAt(b.directory.fd, b.name, O_RDONLY | O_NONBLOCK)
@@ -267,7 +263,7 @@ public struct ManifestRestorer {
 
     /// How the host object differs from what the manifest describes, in the model's storage
     /// terms; nil when it holds the same thing.
-    func difference(_ member: ArchiveMember, _ wanted: GuestAttributes, _ entry: HostEntry, archive: ArchiveReader?) throws -> String? {
+    func difference(_ member: ArchiveMember, _ wanted: GuestAttributes, _ entry: HostEntry, archive: ArchiveReader?) throws(VirtFSError) -> String? {
         guard let host = entry.stat.fileType else { return "unknown host file type" }
         let expectedHost: FileType = options.model.isMapped ? (wanted.type == .directory ? .directory : .regular) : wanted.type
         if host != expectedHost {
@@ -282,7 +278,7 @@ public struct ManifestRestorer {
                 return "content differs: sha256 does not match the manifest"
             }
             if let archive {
-                let fd = try Sys.openAt(entry.directory.fd, entry.isExportRoot ? [UInt8(ascii: ".")] : entry.name, O_RDONLY | O_NONBLOCK)
+                let fd = try Sys.openAt(entry.directory.fd, entry.name, O_RDONLY | O_NONBLOCK)
                 defer { Sys.close(fd) }
                 if try !archive.dataEquals(fd, path: entry.path) {
                     return "content differs from the archive's"
@@ -303,17 +299,17 @@ public struct ManifestRestorer {
         return nil
     }
 
-    func sha256(_ entry: HostEntry) throws -> [UInt8] {
-        let fd = try Sys.openAt(entry.directory.fd, entry.isExportRoot ? [UInt8(ascii: ".")] : entry.name, O_RDONLY | O_NONBLOCK)
+    func sha256(_ entry: HostEntry) throws(VirtFSError) -> [UInt8] {
+        let fd = try Sys.openAt(entry.directory.fd, entry.name, O_RDONLY | O_NONBLOCK)
         defer { Sys.close(fd) }
         guard let context = EVP_MD_CTX_new() else { throw VirtFSError.system("EVP_MD_CTX_new", path: entry.path, errno: ENOMEM) }
         defer { EVP_MD_CTX_free(context) }
         EVP_DigestInit_ex(context, EVP_sha256(), nil)
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         while true {
-            let n = try buffer.withUnsafeMutableBytes { raw throws(VirtFSError) in try Sys.read(fd, into: raw, name: entry.path) }
+            let n = try readFull(fd, into: &buffer, count: buffer.count, path: entry.path)
             if n == 0 { break }
-            buffer.withUnsafeBytes { _ = EVP_DigestUpdate(context, $0.baseAddress, n) }
+            EVP_DigestUpdate(context, buffer, n)
         }
         var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
         var length: UInt32 = 0
@@ -325,7 +321,7 @@ public struct ManifestRestorer {
 extension ManifestRestorer {
     /// `run` in an empty working directory: libarchive's mtree reader looks for each entry's
     /// file relative to the working directory (and follows symlinks there).
-    public func runIsolated(_ manifest: ArchiveReader, onto root: Walker.Location, event: (Event) -> Void) throws -> Summary {
+    public func runIsolated(_ manifest: ArchiveReader, onto root: Walker.Location, event: (Event) -> Void) throws(VirtFSError) -> Summary {
         let saved = try Sys.enterEmptyDirectory()
         defer { Sys.returnToDirectory(saved) }
         return run(manifest, onto: root, event: event)

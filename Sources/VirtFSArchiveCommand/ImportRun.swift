@@ -59,7 +59,7 @@ public struct ImportOptions: ParsableArguments {
         do {
             if let refusal = importer.refusal() { throw refusal }
             // The archive first: one that cannot be read leaves no DIR behind.
-            reader = try ArchiveReader(path: RawArguments.bytes(for: archive), kind: .archive)
+            reader = try ArchiveReader(path: RawArguments.bytes(for: archive))
             target = try importer.prepare(RawArguments.bytes(for: dir))
             lock = try TreeLock(target.root)
         } catch {
@@ -72,6 +72,8 @@ public struct ImportOptions: ParsableArguments {
             if case .imported = event {
                 progress.tick()
                 progress.advance(to: reader.bytesRead)
+                // Said only when asked for: most members are not described at all.
+                if !json && !verbose { return }
             }
             tell(event.report, console)
         }
@@ -82,7 +84,8 @@ public struct ImportOptions: ParsableArguments {
             do {
                 try importer.undo(target)
                 undone = true
-                console.error(VirtFSError.refused("import", path: RawArguments.bytes(for: dir), target.undone))
+                console.error(VirtFSError.refused("import", path: RawArguments.bytes(for: dir), "the import failed: " + (target.created
+                    ? "removed the directory it created" : "emptied it and gave it back its owner, mode and xattrs")))
             } catch {
                 console.error(error)
             }
@@ -95,24 +98,17 @@ public struct ImportOptions: ParsableArguments {
     }
 
     func restore(console: Console, placement: HostPlacement, progress: ProgressCounter, started: Stopwatch) -> Int32 {
-        let root: Walker.Location
+        var options = ManifestRestorer.Options(model: model)
+        options.placement = placement
+        options.dryRun = dryRun
         let reader: ArchiveReader
-        var options: ManifestRestorer.Options
+        let summary: ManifestRestorer.Summary
         var lock: TreeLock?
         defer { withExtendedLifetime(lock) {} }
         do {
-            root = try Walker.exportRoot(RawArguments.bytes(for: dir))
+            let root = try Walker.exportRoot(RawArguments.bytes(for: dir))
             if !dryRun { lock = try TreeLock(root) }
-            options = ManifestRestorer.Options(model: model)
-            reader = try ArchiveReader(path: RawArguments.bytes(for: archive), kind: .manifestOrArchive)
-        } catch {
-            console.error(error)
-            return 1
-        }
-        options.placement = placement
-        options.dryRun = dryRun
-        let summary: ManifestRestorer.Summary
-        do {
+            reader = try ArchiveReader(path: RawArguments.bytes(for: archive), manifests: true)
             summary = try ManifestRestorer(options: options).runIsolated(reader, onto: root) { event in
                 progress.tick()
                 tell(event.report(dryRun: dryRun), console)

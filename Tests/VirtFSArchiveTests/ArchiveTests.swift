@@ -1,6 +1,6 @@
 import Glibc
 import Testing
-import VirtFSArchive
+@testable import VirtFSArchive
 import VirtFSCore
 import VirtFSTestSupport
 
@@ -25,7 +25,7 @@ func importArchive(_ file: [UInt8], into dir: String, model: SecurityModel) thro
     if let refusal = importer.refusal(into: root) { throw refusal }
     var refused: [VirtFSError] = []
     var other: [VirtFSError] = []
-    let summary = importer.run(try ArchiveReader(path: file, kind: .archive), into: root) { event in
+    let summary = importer.run(try ArchiveReader(path: file), into: root) { event in
         switch event {
         case .imported: break
         case .refused(let e): refused.append(e)
@@ -107,7 +107,7 @@ let asRoot = geteuid() == 0
     func hostile(_ members: [ArchiveMember], at file: [UInt8]) throws {
         let writer = try ArchiveWriter(path: file, format: .pax)
         for m in members {
-            try writer.write(m, identity: nil, nlink: 1, data: m.type == .regular ? { try $0.append(Array("pwned\n".utf8)) } : nil)
+            try writer.write(m, identity: nil, nlink: 1, data: m.type == .regular ? { sink throws(VirtFSError) in try sink.append(Array("pwned\n".utf8)) } : nil)
         }
         try writer.close()
     }
@@ -169,7 +169,7 @@ let asRoot = geteuid() == 0
         let copy = scratch.path + "/copy"
         #expect(system("cp -r '\(tree)' '\(copy)' && echo changed > '\(copy)/f' && rm '\(copy)/etc/group'") == 0)
         var differ: [String] = [], missing: [String] = []
-        let summary = try ManifestRestorer(options: .init(model: .mappedXattr)).runIsolated(try ArchiveReader(path: scratch.file("m"), kind: .manifest),
+        let summary = try ManifestRestorer(options: .init(model: .mappedXattr)).runIsolated(try ArchiveReader(path: scratch.file("m"), manifests: true),
                                                                                onto: try Walker.exportRoot(Array(copy.utf8))) { event in
             switch event {
             case .differs(let e): differ.append(String(decoding: e.path, as: UTF8.self))

@@ -62,7 +62,7 @@ func lossyTree(at dir: String) {
         lossyTree(at: source)
         let (exported, problems) = try export(source, model: .passthrough, format: .pax, to: scratch.file("p.tar"))
         #expect(exported.failures == 0 && problems.isEmpty, "\(problems)")
-        let reader = try ArchiveReader(path: scratch.file("p.tar"), kind: .archive)
+        let reader = try ArchiveReader(path: scratch.file("p.tar"))
         var names: [[UInt8]] = []
         while let member = try reader.next() {
             if member.path == Array("./f".utf8) { names = member.xattrs.map(\.name) }
@@ -81,7 +81,7 @@ func lossyTree(at dir: String) {
     }
 
     func run(_ importer: Importer, _ archive: [UInt8], _ target: Importer.Target) throws -> Importer.Summary {
-        importer.run(try ArchiveReader(path: archive, kind: .archive), into: target.root) { _ in }
+        importer.run(try ArchiveReader(path: archive), into: target.root) { _ in }
     }
 
     @Test("a failed import into a directory it made removes it")
@@ -124,10 +124,10 @@ func lossyTree(at dir: String) {
     func openError() throws {
         let scratch = TemporaryDirectory()
         #expect(throws: VirtFSError.system("open", path: scratch.file("none.tar"), errno: ENOENT)) {
-            try ArchiveReader(path: scratch.file("none.tar"), kind: .archive)
+            try ArchiveReader(path: scratch.file("none.tar"))
         }
         #expect(throws: VirtFSError.system("read", path: scratch.bytes, errno: EISDIR)) {
-            try ArchiveReader(path: scratch.bytes, kind: .archive)
+            try ArchiveReader(path: scratch.bytes)
         }
     }
 }
@@ -141,7 +141,7 @@ func lossyTree(at dir: String) {
         let copy = scratch.path + "/copy"
         sh("cp -r '\(tree)' '\(copy)'")
         var problems: [String] = []
-        let summary = try ManifestRestorer(options: .init(model: model)).runIsolated(try ArchiveReader(path: scratch.file("a.tar"), kind: .manifestOrArchive),
+        let summary = try ManifestRestorer(options: .init(model: model)).runIsolated(try ArchiveReader(path: scratch.file("a.tar"), manifests: true),
                                                                          onto: try Walker.exportRoot(Array(copy.utf8))) { event in
             switch event {
             case .differs(let e), .missing(let e), .failed(let e), .incomplete(let e): problems.append(e.description)

@@ -108,24 +108,32 @@ func createMappedHostObject(_ attributes: GuestAttributes, named name: [UInt8], 
                             content: Content, placement: HostPlacement) throws(VirtFSError) -> HostEntry {
     let path = Bytes.join(directory.path, name)
     do {
+        var stat: HostStat
+        let mode = attributes.type == .directory ? placement.directoryMode : placement.fileMode
         if attributes.type == .directory {
-            try Sys.mkdir(directory.fd, name, mode_t(placement.directoryMode & 0o777))
-            try Sys.chmod(directory.fd, name, mode_t(placement.directoryMode))
+            try Sys.mkdir(directory.fd, name, mode_t(mode & 0o777))
+            stat = try Sys.stat(directory.fd, name)
         } else {
-            let fd = try Sys.openAt(directory.fd, name, O_WRONLY | O_CREAT | O_EXCL, mode: mode_t(placement.fileMode & 0o777))
+            let fd = try Sys.openAt(directory.fd, name, O_WRONLY | O_CREAT | O_EXCL, mode: mode_t(mode & 0o777))
             defer { Sys.close(fd) }
             if attributes.type == .symlink {
                 try Sys.writeAll(fd, attributes.symlinkTarget ?? [], name: name)
             } else if attributes.type == .regular {
                 try content.write(to: fd, name: name)
             }
-            // The umask narrowed the mode open() applied; set exactly what was asked.
-            _ = try Sys.retry("fchmod", name) { fchmod(fd, mode_t(placement.fileMode)) }
+            stat = try Sys.stat(fd: fd)
         }
-        if let owner = placement.owner {
+        // The umask, a default ACL or a set-group-ID directory decide what creation gave: only
+        // what differs from the placement is set (most creations need neither call).
+        if stat.permissions != mode {
+            try Sys.chmod(directory.fd, name, mode_t(mode))
+            stat.mode = stat.mode & ~0o7777 | mode
+        }
+        if let owner = placement.owner, stat.uid != owner.uid || stat.gid != owner.gid {
             try Sys.chown(directory.fd, name, owner.uid, owner.gid)
+            (stat.uid, stat.gid) = owner
         }
-        return try HostEntry(directory: directory, name: name, path: path)
+        return HostEntry(directory: directory, name: name, path: path, stat: stat, isExportRoot: false)
     } catch let error {
         throw error.at(path)
     }

@@ -145,7 +145,7 @@ public struct MappedFileCodec: ModelCodec {
     public func create(_ attributes: GuestAttributes, named name: [UInt8], in directory: DirectoryContext,
                        content: Content, placement: HostPlacement) throws(VirtFSError) {
         let entry = try createMappedHostObject(attributes, named: name, in: directory, content: content, placement: placement)
-        try write(attributes, to: entry, placement: placement)
+        try write(attributes, to: entry, placement: placement, fresh: true)
     }
 
     public func update(_ attributes: GuestAttributes, of entry: HostEntry, placement: HostPlacement) throws(VirtFSError) {
@@ -154,12 +154,13 @@ public struct MappedFileCodec: ModelCodec {
 
     /// The metadata file goes last: its presence marks an entry whose metadata is complete,
     /// which is what an interrupted virtfs-convert relies on.
-    func write(_ attributes: GuestAttributes, to entry: HostEntry, placement: HostPlacement) throws(VirtFSError) {
+    func write(_ attributes: GuestAttributes, to entry: HostEntry, placement: HostPlacement, fresh: Bool = false) throws(VirtFSError) {
         // Guest ACLs are host ACLs here; setting one makes the host group bits its mask, as it
-        // does when the guest sets it through QEMU.
+        // does when the guest sets it through QEMU. (Not `fresh`: a new object inherits the
+        // default ACL of its directory, which the guest view may not have.)
         try writeACLs(attributes, to: entry, accessName: HostACLXattr.access, defaultName: HostACLXattr.default)
         try writeUserXattrs(attributes, to: entry, refusingVirtfs: false)
-        try writeMetadataFile(Self.metadata(for: attributes).serialized(), for: entry, placement: placement)
+        try writeMetadataFile(Self.metadata(for: attributes).serialized(), for: entry, placement: placement, fresh: fresh)
     }
 
     /// An id of -1 is no id, and a device number is kept only on the types mknod makes.
@@ -267,30 +268,41 @@ public struct MappedFileCodec: ModelCodec {
     /// a host file) keeps its content there. A metadata file shared by hard links inside the
     /// tree (QEMU links it with the data) gets the new file under each of those names first, so
     /// the names stay one guest inode; that needs the writer's census (`placement.links`).
-    func writeMetadataFile(_ bytes: [UInt8], for entry: HostEntry, placement: HostPlacement) throws(VirtFSError) {
+    func writeMetadataFile(_ bytes: [UInt8], for entry: HostEntry, placement: HostPlacement, fresh: Bool = false) throws(VirtFSError) {
         let dirfd = entry.isExportRoot ? entry.directory.fd : try entry.directory.makeMetadataDirectory(placement: placement)
         let name = entry.isExportRoot ? MappedFileNames.rootMetadata : entry.name
         let temporary = TemporaryName.current
         let path = entry.isExportRoot ? Bytes.join(entry.directory.path, name)
             : Bytes.join(Bytes.join(entry.directory.path, MappedFileNames.metadataDirectory), name)
+        /// Writes and closes `fd`, the file `name` just made (removed again when that fails):
+        /// 0600 and the placement's owner, asked for only when creation gave something else.
+        func fill(_ fd: Int32, _ name: [UInt8]) throws(VirtFSError) {
+            defer { Sys.close(fd) }
+            do {
+                try Sys.writeAll(fd, bytes, name: name)
+                let st = try Sys.stat(fd: fd)
+                if st.permissions != 0o600 { _ = try Sys.retry("fchmod", name) { fchmod(fd, 0o600) } }
+                if let owner = placement.owner, st.uid != owner.uid || st.gid != owner.gid {
+                    _ = try Sys.retry("fchown", name) { fchown(fd, owner.uid, owner.gid) }
+                }
+                if placement.syncEachFile { _ = try Sys.retry("fsync", name) { fsync(fd) } }
+            } catch {
+                try? Sys.unlink(dirfd, name)
+                throw error
+            }
+        }
         do throws(VirtFSError) {
+            // A new object's metadata file is written in place, as QEMU writes it: until it is
+            // whole the object shows its host values, as it did without one. One already there
+            // (left by anyone) is replaced by rename, as every update is.
+            if fresh, let fd = try? Sys.openAt(dirfd, name, O_WRONLY | O_CREAT | O_EXCL, mode: 0o600) {
+                return try fill(fd, name)
+            }
             let existing = try? Sys.stat(dirfd, name)
             // Whatever an earlier run (or anyone) left under the temporary name goes first: an
             // O_EXCL create never writes through a planted link.
             try? Sys.unlink(dirfd, temporary)
-            let fd = try Sys.openAt(dirfd, temporary, O_WRONLY | O_CREAT | O_EXCL, mode: 0o600)
-            do {
-                defer { Sys.close(fd) }
-                try Sys.writeAll(fd, bytes, name: temporary)
-                _ = try Sys.retry("fchmod", temporary) { fchmod(fd, 0o600) }
-                if let owner = placement.owner {
-                    _ = try Sys.retry("fchown", temporary) { fchown(fd, owner.uid, owner.gid) }
-                }
-                if placement.syncEachFile { _ = try Sys.retry("fsync", temporary) { fsync(fd) } }
-            } catch {
-                try? Sys.unlink(dirfd, temporary)
-                throw error
-            }
+            try fill(Sys.openAt(dirfd, temporary, O_WRONLY | O_CREAT | O_EXCL, mode: 0o600), temporary)
             if let existing, existing.fileType == .regular, existing.nlink > 1, let links = placement.links {
                 try replaceOtherNames(of: existing, with: temporary, in: dirfd, name: name, links: links)
             }
