@@ -1,4 +1,3 @@
-import Dispatch
 import Glibc
 
 extension Walker {
@@ -13,8 +12,9 @@ extension Walker {
     /// never entered. `transform` gets each entry once, concurrently with others, and must not
     /// change the tree: this walk is for reading.
     ///
-    /// At most two batches per thread are ahead of `visit`, each with a bounded number of
-    /// entries and directories, so memory and descriptors do not grow with the tree.
+    /// Each batch of entries is stat'ed and transformed by a thread of its own, at most `jobs`
+    /// at a time; a batch holds a bounded number of entries and directories, so memory and
+    /// descriptors do not grow with the tree.
     public func walk<Value>(_ start: Location, jobs: Int, transform: @escaping (HostEntry) -> Value, visit: (Value) -> Void,
                             leave: (DirectoryContext) -> Void = { _ in }, failure: (VirtFSError) -> Void) {
         let visitEntry = { (entry: HostEntry, _: inout Void?) -> Void? in visit(transform(entry)) }
@@ -25,13 +25,10 @@ extension Walker {
         // mapped-file decoding opens a directory's .virtfs_metadata lazily: open it here, on the
         // listing thread, so that the threads only read the cached descriptor.
         let metadataByName = options.hiddenStorage.contains { $0.keepsMetadataByName }
-        let threads = (0..<jobs).map { DispatchQueue(label: "virtfs-walk-\($0)") }
-        let work = UncheckedSendable(transform)
-        var ahead: [Batch<Value>] = []
+        var running: [Batch<Value>] = []
         var batch = Batch<Value>()
-        var sent = 0
         func consume(_ done: Batch<Value>) {
-            done.finished.wait()
+            done.join()
             for (item, result) in zip(done.items, done.results) {
                 switch (item, result) {
                 case (_, .success(let value)?): visit(value)
@@ -46,12 +43,10 @@ extension Walker {
         func add(_ item: Batch<Value>.Item) {
             batch.add(item)
             guard batch.isFull else { return }
-            let full = UncheckedSendable(batch)
-            threads[sent % jobs].async { full.value.run(work.value) }
-            sent += 1
-            ahead.append(batch)
+            if running.count == jobs { consume(running.removeFirst()) }
+            batch.start(transform)
+            running.append(batch)
             batch = Batch()
-            if ahead.count > 2 * jobs { consume(ahead.removeFirst()) }
         }
         traverse(top, state: (), step: { frame, name, type, path in
             var opened: (DirectoryContext, HostStat)?
@@ -71,11 +66,8 @@ extension Walker {
             if metadataByName { _ = try? child.metadataDirectory() }
             return (child, ())
         }, left: { add(.leave($0.directory)) }, failure: { add(.failure($0)) })
-        if !batch.items.isEmpty {
-            batch.run(transform)
-            ahead.append(batch)
-        }
-        ahead.forEach(consume)
+        batch.run(transform)
+        (running + [batch]).forEach(consume)
     }
 
     /// Entries for one thread to stat and transform, in walk order, with the failures and the
@@ -91,13 +83,13 @@ extension Walker {
         private(set) var items: [Item] = []
         /// One per item, nil for the items that are no entry; written by `run` alone.
         private(set) var results: [Result<Value, VirtFSError>?] = []
-        let finished = DispatchSemaphore(value: 0)
+        private var thread: pthread_t?
         /// The directories the items hold open: each entry holds its directory.
         private var directories = 0
         private var last: DirectoryContext?
 
-        /// Enough entries that the threads rarely wait for the listing, few enough (and few
-        /// enough directories, each one or two descriptors) that the batches ahead stay small.
+        /// Enough entries that a thread's start costs little, few enough (and few enough
+        /// directories, each one or two descriptors) that the batches in flight stay small.
         var isFull: Bool { items.count >= 512 || directories >= 64 }
 
         func add(_ item: Item) {
@@ -118,15 +110,29 @@ extension Walker {
                 }
                 return Result { () throws(VirtFSError) in transform(try HostEntry(directory: directory, name: name, path: path)) }
             }
-            finished.signal()
+        }
+
+        /// `run` on a thread of its own (on this one when no thread can be made); `join` waits
+        /// for it, which also makes what it wrote visible here.
+        func start(_ transform: @escaping (HostEntry) -> Value) {
+            var thread = pthread_t()
+            let job = Unmanaged.passRetained(Job { self.run(transform) }).toOpaque()
+            guard pthread_create(&thread, nil, { Unmanaged<Job>.fromOpaque($0!).takeRetainedValue().run(); return nil }, job) == 0 else {
+                Unmanaged<Job>.fromOpaque(job).takeRetainedValue().run()
+                return
+            }
+            self.thread = thread
+        }
+
+        func join() {
+            if let thread { pthread_join(thread, nil) }
         }
     }
 }
 
-/// What the parallel walk hands to its threads: a batch that only one thread runs before the
-/// listing thread reads it again (the semaphore orders the two), and a transform the caller
-/// promises is safe to run concurrently.
-private struct UncheckedSendable<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
+/// What a thread of the parallel walk runs: a batch that no other thread touches until it has
+/// been joined, and a transform the caller promises is safe to run concurrently.
+private final class Job {
+    let run: () -> Void
+    init(_ run: @escaping () -> Void) { self.run = run }
 }
