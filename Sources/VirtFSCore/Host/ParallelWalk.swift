@@ -29,14 +29,14 @@ extension Walker {
         var batch = Batch<Value>()
         func consume(_ done: Batch<Value>) {
             done.join()
-            for (item, result) in zip(done.items, done.results) {
-                switch (item, result) {
-                case (_, .success(let value)?): visit(value)
-                case (_, .failure(let error)?), (.failure(let error), nil): failure(error)
-                case (.leave(let directory), nil):
+            for item in done.items {
+                switch item {
+                case .done(.success(let value)): visit(value)
+                case .done(.failure(let error)), .failure(let error): failure(error)
+                case .leave(let directory):
                     audit(directory, failure: failure)
                     leave(directory)
-                case (.entry, nil): break
+                case .entry: break
                 }
             }
         }
@@ -78,37 +78,32 @@ extension Walker {
             case entry(DirectoryContext, [UInt8], [UInt8], HostStat?)
             case failure(VirtFSError)
             case leave(DirectoryContext)
+            /// An entry as `run` left it.
+            case done(Result<Value, VirtFSError>)
         }
 
         private(set) var items: [Item] = []
-        /// One per item, nil for the items that are no entry; written by `run` alone.
-        private(set) var results: [Result<Value, VirtFSError>?] = []
         private var thread: pthread_t?
-        /// The directories the items hold open: each entry holds its directory.
+        /// The directories opened for the items, which they and the items after them hold open.
         private var directories = 0
-        private var last: DirectoryContext?
 
         /// Enough entries that a thread's start costs little, few enough (and few enough
         /// directories, each one or two descriptors) that the batches in flight stay small.
         var isFull: Bool { items.count >= 512 || directories >= 64 }
 
         func add(_ item: Item) {
-            switch item {
-            case .entry(let directory, _, _, _) where directory !== last, .leave(let directory) where directory !== last:
-                last = directory
-                directories += 1
-            default: break
-            }
+            if case .entry(_, _, _, _?) = item { directories += 1 }
             items.append(item)
         }
 
         func run(_ transform: (HostEntry) -> Value) {
-            results = items.map { item in
-                guard case .entry(let directory, let name, let path, let stat) = item else { return nil }
-                if let stat {
-                    return .success(transform(HostEntry(directory: directory, name: name, path: path, stat: stat, isExportRoot: false)))
-                }
-                return Result { () throws(VirtFSError) in transform(try HostEntry(directory: directory, name: name, path: path)) }
+            for (i, item) in items.enumerated() {
+                guard case .entry(let directory, let name, let path, let stat) = item else { continue }
+                items[i] = .done(Result { () throws(VirtFSError) in
+                    let entry = if let stat { HostEntry(directory: directory, name: name, path: path, stat: stat, isExportRoot: false) }
+                                else { try HostEntry(directory: directory, name: name, path: path) }
+                    return transform(entry)
+                })
             }
         }
 

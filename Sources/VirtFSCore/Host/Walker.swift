@@ -68,25 +68,21 @@ public struct Walker {
     /// A path below an export root, resolved from the root one component at a time without
     /// following symlinks or `..`, so nothing outside the tree is reached.
     public static func inside(_ root: Location, relative components: [[UInt8]], path: [UInt8]) throws(VirtFSError) -> Location {
-        if components.isEmpty {
+        guard let last = components.last else {
             return Location(directory: root.directory, name: root.name, path: path, isExportRoot: true)
+        }
+        if components.contains(Array("..".utf8)) {
+            throw VirtFSError.refused("resolve", path: path, "'..' would leave the export root")
         }
         var directory = root.directory
         var walked = root.directory.path
         for component in components.dropLast() {
-            if component == Array("..".utf8) {
-                throw VirtFSError.refused("resolve", path: path, "'..' would leave the export root")
-            }
             walked = Bytes.join(walked, component)
             do {
                 directory = try directory.child(component, path: walked)
             } catch let error {
                 throw error.at(path)
             }
-        }
-        let last = components.last!
-        if last == Array("..".utf8) {
-            throw VirtFSError.refused("resolve", path: path, "'..' would leave the export root")
         }
         return Location(directory: directory, name: last, path: path, isExportRoot: false)
     }
@@ -163,8 +159,7 @@ public struct Walker {
     final class Frame<State> {
         let directory: DirectoryContext
         let stream: DirectoryStream
-        var names: [[UInt8]]?
-        var next = 0
+        var names: IndexingIterator<[[UInt8]]>?
         var state: State?
 
         init(directory: DirectoryContext, state: State?, options: Options) throws(VirtFSError) {
@@ -172,16 +167,15 @@ public struct Walker {
             self.state = state
             stream = try DirectoryStream(directory.fd, path: directory.path)
             if options.sorted || options.directoriesLast {
-                names = try stream.sortedNames(directoriesLast: options.directoriesLast, directoryFd: directory.fd)
+                names = try stream.sortedNames(directoriesLast: options.directoriesLast, directoryFd: directory.fd).makeIterator()
             }
         }
 
         /// The next name and its d_type (DT_UNKNOWN when sorted), nil at the end; throws when
         /// reading the directory fails.
         func nextName() throws(VirtFSError) -> (name: [UInt8], type: UInt8)? {
-            guard let names else { return try stream.next() }
-            defer { next += 1 }
-            return next < names.count ? (names[next], UInt8(DT_UNKNOWN)) : nil
+            guard names != nil else { return try stream.next() }
+            return names!.next().map { ($0, UInt8(DT_UNKNOWN)) }
         }
     }
 
