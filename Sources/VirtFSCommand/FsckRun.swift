@@ -37,6 +37,9 @@ public struct FsckOptions: ParsableArguments {
     @Flag(name: [.customShort("x"), .long], help: "Do not descend into directories on other filesystems.")
     public var oneFileSystem = false
 
+    @Option(name: [.customShort("j"), .long], help: ArgumentHelp("Stat and decode entries on N threads (default: the online CPUs); the findings and their order do not change.", valueName: "n"))
+    public var jobs = Walker.onlineCPUs
+
     @Flag(name: .long, help: "Print one JSON object per finding, then a summary object.")
     public var json = false
 
@@ -49,6 +52,7 @@ public struct FsckOptions: ParsableArguments {
     public func validate() throws {
         if [noChanges, preen, yes].filter({ $0 }).count > 1 { throw ValidationError("-n, -p and -y exclude each other.") }
         if adoptOwner != nil && adoptFromParent { throw ValidationError("--adopt-owner and --adopt-from-parent exclude each other.") }
+        if jobs < 1 { throw ValidationError("--jobs must be at least 1.") }
         if UInt32(fmode, radix: 8) == nil || UInt32(dmode, radix: 8) == nil { throw ValidationError("--fmode and --dmode take octal modes.") }
         if let qemuUser { _ = try HostUser.parse(qemuUser) }
     }
@@ -90,6 +94,7 @@ public struct FsckOptions: ParsableArguments {
             options.qemuUser = try qemuUser.map(HostUser.parse)
             options.oneFileSystem = oneFileSystem
             options.allowOutsideLinks = allowOutsideLinks
+            options.jobs = jobs
             options.fileMode = UInt32(fmode, radix: 8)!
             options.directoryMode = UInt32(dmode, radix: 8)!
             options.modelDeclared = model != nil

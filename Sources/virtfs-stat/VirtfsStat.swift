@@ -36,7 +36,7 @@ struct VirtfsStat: ParsableCommand {
     @Flag(name: [.customShort("x"), .long], help: "With -R, do not descend into directories on other filesystems.")
     var oneFileSystem = false
 
-    @Option(name: [.customShort("j"), .long], help: ArgumentHelp("With -R, decode entries on N threads (default: the online CPUs); the output order does not change.", valueName: "n"))
+    @Option(name: [.customShort("j"), .long], help: ArgumentHelp("With -R, stat and decode entries on N threads (default: the online CPUs); the output order does not change.", valueName: "n"))
     var jobs = Walker.onlineCPUs
 
     @Flag(name: .long, help: "Print the guest's ACLs as getfacl -n would in the guest (after the --format line, if any).")

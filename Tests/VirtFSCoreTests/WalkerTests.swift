@@ -103,6 +103,44 @@ struct WalkerTests {
         #expect(leaves == 0)
     }
 
+    /// The events of a walk on `jobs` threads: visits (with what the threads saw), failures
+    /// and leaves, in the order the calling thread got them.
+    func parallelEvents(_ walker: Walker, _ tree: TemporaryDirectory, jobs: Int) throws -> [String] {
+        var events: [String] = []
+        walker.walk(try Walker.exportRoot(tree.bytes), jobs: jobs, transform: { entry in
+            "visit \(relative(entry.path, tree)) \(entry.stat.fileType.map { "\($0)" } ?? "?") \(entry.stat.inode)"
+        }, visit: { events.append($0) }, leave: { events.append("leave \(relative($0.path, tree))") },
+        failure: { events.append("failure \(relative($0.path, tree)) \($0.errno)") })
+        return events
+    }
+
+    @Test func aWalkOnSeveralThreadsGivesWhatAPlainWalkGivesInTheSameOrder() throws {
+        // More entries than one batch holds (512) and more directories (64), a symlink to a
+        // directory outside, and metadata of a removed name (the mapped-file audit reports it
+        // when the walk leaves its directory).
+        let (tree, _) = makeTree()
+        _ = tree.sub("many")
+        for d in 0..<100 {
+            _ = tree.sub("many/d\(d)")
+            for f in 0..<(d % 10 == 0 ? 80 : 3) { close(creat(tree.path + "/many/d\(d)/f\(f)", 0o644)) }
+        }
+        _ = tree.sub("many/d7/.virtfs_metadata")
+        close(creat(tree.path + "/many/d7/.virtfs_metadata/gone", 0o600))
+        var options = Walker.Options(recursive: true, model: .mappedFile)
+        options.auditStorage = true
+        let walker = Walker(options: options)
+        let plain = try parallelEvents(walker, tree, jobs: 1)
+        // Visits: the root, a a/b a/b/f a/g c l, many and its 100 directories and their files;
+        // leaves: the root, a, a/b, many and its directories; one failure.
+        #expect(plain.count == (1 + 6 + 1 + 100 + 10 * 80 + 90 * 3) + (4 + 100) + 1)
+        #expect(plain.contains { $0.hasPrefix("visit l symlink") })
+        #expect(!plain.contains { $0.contains("secret") })
+        #expect(plain.filter { $0.hasPrefix("failure many/d7/.virtfs_metadata/gone ") }.count == 1)
+        for jobs in [2, 3, 8] {
+            #expect(try parallelEvents(walker, tree, jobs: jobs) == plain)
+        }
+    }
+
     @Test func aDirectoryStreamListsNamesAsBytesWithoutDotAndDotDot() throws {
         let tree = TemporaryDirectory()
         let odd: [UInt8] = [0x66, 0xff, 0x0a]

@@ -63,6 +63,8 @@ public struct Checker {
         public var lossRule = LossRule()
         /// Repair entries whose host inode has hard links outside the tree too.
         public var allowOutsideLinks = false
+        /// Threads that stat and decode entries while checking (the findings' order stays the walk's).
+        public var jobs = 1
 
         public init(model: SecurityModel) {
             self.model = model
@@ -108,17 +110,19 @@ public struct Checker {
         walkOptions.auditStorage = false
         // Hard links whose metadata has been seen: data identity -> (metadata identity, path).
         var linked: [FileIdentity: (metadata: FileIdentity?, components: [[UInt8]])] = [:]
-        Walker(options: walkOptions).walk(root, visit: { (entry, _: inout Void?) -> Void? in
+        let codec = codec
+        Walker(options: walkOptions).walk(root, jobs: options.jobs, transform: { entry in
             // Nothing changes the tree during the walk (repairs wait for its end): the census
             // reuses what checking the entry read (its xattr names, its metadata file's stat).
             // No check or repair uses a stored symlink's target (repairs rewrite metadata, never
             // the data that holds it): it is not read.
             var entry = entry.remembering()
             entry.readsStoredSymlinkTarget = false
-            checkEntry(entry, linked: &linked, report: report)
-            census?.count(entry, root: root, rule: options.lossRule)
-            return entry.stat.fileType == .directory ? () : nil
-        }, leave: { directory, _ in
+            return (entry, Result { () throws(VirtFSError) in try codec.decode(entry) })
+        }, visit: { decoded in
+            checkEntry(decoded.0, decoded: decoded.1, linked: &linked, report: report)
+            census?.count(decoded.0, root: root, rule: options.lossRule)
+        }, leave: { directory in
             codec.audit(directory) { report(finding(for: $0)) }
         }, failure: { error in
             report(finding(for: error))
@@ -134,7 +138,7 @@ public struct Checker {
         return f
     }
 
-    func checkEntry(_ entry: HostEntry, linked: inout [FileIdentity: (metadata: FileIdentity?, components: [[UInt8]])],
+    func checkEntry(_ entry: HostEntry, decoded: Result<GuestView, VirtFSError>, linked: inout [FileIdentity: (metadata: FileIdentity?, components: [[UInt8]])],
                     report reportAll: (Finding) -> Void) {
         let model = options.model
         // Only a finding or a hard link needs the path's components: split once, when asked.
@@ -160,10 +164,9 @@ public struct Checker {
             return found(.mixedModels, "mapped-file metadata in a mapped-xattr tree")
         }
         let view: GuestView
-        do {
-            view = try codec.decode(entry)
-        } catch let error {
-            return report(finding(for: error))
+        switch decoded {
+        case .success(let decoded): view = decoded
+        case .failure(let error): return report(finding(for: error))
         }
         let hostType = entry.stat.fileType
         // One entry, one outcome: every rewrite of this entry (and the view a host-access repair

@@ -49,18 +49,9 @@ public struct StatFormatter: Sendable {
                 spec.flags.append(flag)
                 j += 1
             }
-            while j < format.count, format[j] >= UInt8(ascii: "0"), format[j] <= UInt8(ascii: "9") {
-                spec.width = spec.width * 10 + Int(format[j] - UInt8(ascii: "0"))
-                j += 1
-            }
+            (spec.width, j) = Self.number(in: format, at: j, radix: 10)
             if j < format.count, format[j] == UInt8(ascii: ".") {
-                j += 1
-                var p = 0
-                while j < format.count, format[j] >= UInt8(ascii: "0"), format[j] <= UInt8(ascii: "9") {
-                    p = p * 10 + Int(format[j] - UInt8(ascii: "0"))
-                    j += 1
-                }
-                spec.precision = p
+                (spec.precision, j) = Self.number(in: format, at: j + 1, radix: 10)
             }
             if j < format.count, format[j] == UInt8(ascii: "H") || format[j] == UInt8(ascii: "L"),
                j + 1 < format.count, format[j + 1] == UInt8(ascii: "d") || format[j + 1] == UInt8(ascii: "r") {
@@ -189,8 +180,7 @@ public struct StatFormatter: Sendable {
     func seconds(_ t: Timestamp, _ spec: Spec) -> [UInt8] {
         var text = String(t.seconds)
         if let p = spec.precision, p > 0 {
-            var frac = String(t.nanoseconds)
-            frac = String(repeating: "0", count: 9 - frac.count) + frac
+            let frac = String(t.nanoseconds).leftPadded(to: 9)
             text += "." + String(frac.prefix(min(p, 9))) + String(repeating: "0", count: max(0, p - 9))
         }
         return pad(Array(text.utf8), Spec(flags: spec.flags, width: spec.width, precision: nil))
@@ -205,8 +195,7 @@ public struct StatFormatter: Sendable {
         let n = strftime(&buf, buf.count, "%Y-%m-%d %H:%M:%S", &parts)
         var zone = [CChar](repeating: 0, count: 16)
         strftime(&zone, zone.count, "%z", &parts)
-        var nanos = String(t.nanoseconds)
-        nanos = String(repeating: "0", count: 9 - nanos.count) + nanos
+        let nanos = String(t.nanoseconds).leftPadded(to: 9)
         let date = String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
         let offset = String(decoding: zone.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
         return "\(date).\(nanos) \(offset)"
@@ -244,9 +233,16 @@ public struct StatFormatter: Sendable {
         Array(Bytes.shellEscaped(bytes, always: true).utf8)
     }
 
-    /// The length of the UTF-8 sequence at `i`, 1 for an invalid byte.
-    static func utf8SequenceLength(_ bytes: [UInt8], at i: Int) -> Int {
-        Bytes.decodeScalar(bytes, at: i).1
+    /// The number in digits of `radix` (at most 16) at `start`, at most `limit` of them, and
+    /// the index after it.
+    static func number(in bytes: [UInt8], at start: Int, radix: Int, limit: Int = .max) -> (value: Int, end: Int) {
+        var value = 0
+        var j = start
+        while j < bytes.count, j - start < limit, let digit = Bytes.nibble(bytes[j]), Int(digit) < radix {
+            value = value * radix + Int(digit)
+            j += 1
+        }
+        return (value, j)
     }
 
     /// `--printf` escapes: \n \t \\ \" \a \b \f \r \v, \ooo octal, \xHH hex.
@@ -264,29 +260,12 @@ public struct StatFormatter: Sendable {
             out.append(s)
             return i + 2
         }
-        if c >= UInt8(ascii: "0") && c <= UInt8(ascii: "7") {
-            var value = 0
-            var j = i + 1
-            while j < format.count && j < i + 4 && format[j] >= UInt8(ascii: "0") && format[j] <= UInt8(ascii: "7") {
-                value = value * 8 + Int(format[j] - UInt8(ascii: "0"))
-                j += 1
-            }
+        // \ooo (one to three octal digits) and \xHH (one or two hex digits); a bare \x is itself.
+        let (value, end) = c == UInt8(ascii: "x") ? number(in: format, at: i + 2, radix: 16, limit: 2)
+            : number(in: format, at: i + 1, radix: 8, limit: 3)
+        if end > i + (c == UInt8(ascii: "x") ? 2 : 1) {
             out.append(UInt8(truncatingIfNeeded: value))
-            return j
-        }
-        if c == UInt8(ascii: "x") {
-            var value = 0
-            var j = i + 2
-            while j < format.count && j < i + 4, let n = Bytes.nibble(format[j]) {
-                value = value * 16 + Int(n)
-                j += 1
-            }
-            if j == i + 2 {
-                out.append(contentsOf: [UInt8(ascii: "\\"), c])
-                return i + 2
-            }
-            out.append(UInt8(truncatingIfNeeded: value))
-            return j
+            return end
         }
         out.append(contentsOf: [UInt8(ascii: "\\"), c])
         return i + 2

@@ -1,95 +1,133 @@
-import Dispatch
 import Glibc
 
 extension Walker {
     /// The online CPUs: how many jobs a parallel walk runs unless told otherwise.
     public static var onlineCPUs: Int { max(1, sysconf(Int32(_SC_NPROCESSORS_ONLN))) }
 
-    /// As `walk`, with the per-entry work (`transform`: decoding, typically) spread over `jobs`
-    /// threads, while `visit` and `failure` are called on the calling thread in exactly the
-    /// order a plain walk would call them. The tree itself is still walked by one thread with
-    /// directory fds, so the walk is as safe against symlink races as `walk`; `transform` gets
-    /// each entry once and must not change the tree.
+    /// As `walk`, with the stat and `transform` (decoding, typically) of each entry done on
+    /// `jobs` threads, while `visit`, `leave` and `failure` are called on the calling thread in
+    /// exactly the order a plain walk calls them. The calling thread lists each directory and
+    /// opens every subdirectory (O_NOFOLLOW, before its entry is visited): the stat its entry
+    /// gets is that of the directory walked, so no swap can redirect the walk and a symlink is
+    /// never entered. `transform` gets each entry once, concurrently with others, and must not
+    /// change the tree: this walk is for reading.
     ///
-    /// Entries are handed out in batches; a batch holds its directories open until it has been
-    /// visited, so memory and descriptors stay bounded by the batch, not the tree.
-    public func walk<Result>(_ start: Location, jobs: Int, transform: (HostEntry) -> Result,
-                             visit: (Result) -> Void, failure: (VirtFSError) -> Void) {
+    /// Each batch of entries is stat'ed and transformed by a thread of its own, at most `jobs`
+    /// at a time; a batch holds a bounded number of entries and directories, so memory and
+    /// descriptors do not grow with the tree.
+    public func walk<Value>(_ start: Location, jobs: Int, transform: @escaping (HostEntry) -> Value, visit: (Value) -> Void,
+                            leave: (DirectoryContext) -> Void = { _ in }, failure: (VirtFSError) -> Void) {
+        let visitEntry = { (entry: HostEntry, _: inout Void?) -> Void? in visit(transform(entry)) }
         guard jobs > 1 else {
-            return walk(start, visit: { visit(transform($0)) }, failure: failure)
+            return walk(start, visit: visitEntry, leave: { directory, _ in leave(directory) }, failure: failure)
         }
-        var batch: [Item] = []
-        var entries = 0
-        var directories = 0
-        var lastDirectory: DirectoryContext?
-        func flush() {
-            let results = Self.transformInParallel(batch, jobs: jobs, transform: transform)
-            for (item, result) in zip(batch, results) {
+        guard let (top, _, device) = enter(start, visit: visitEntry, failure: failure) else { return }
+        // mapped-file decoding opens a directory's .virtfs_metadata lazily: open it here, on the
+        // listing thread, so that the threads only read the cached descriptor.
+        let metadataByName = options.hiddenStorage.contains { $0.keepsMetadataByName }
+        var running: [Batch<Value>] = []
+        var batch = Batch<Value>()
+        func consume(_ done: Batch<Value>) {
+            done.join()
+            for item in done.items {
                 switch item {
-                case .failure(let error): failure(error)
-                case .entry: visit(result!)
-                }
-            }
-            batch.removeAll(keepingCapacity: true)
-            entries = 0
-            directories = 0
-        }
-        walk(start, visit: { entry in
-            // mapped-file decoding opens the directory's .virtfs_metadata lazily: open it here,
-            // on the walking thread, so the transforms only read the cached descriptor.
-            if options.hiddenStorage.contains(where: { $0.keepsMetadataByName }) { _ = try? entry.directory.metadataDirectory() }
-            if entry.directory !== lastDirectory {
-                lastDirectory = entry.directory
-                directories += 1
-            }
-            batch.append(.entry(entry))
-            entries += 1
-            if entries >= Self.batchSize || directories >= Self.batchDirectories { flush() }
-        }, failure: { batch.append(.failure($0)) })
-        flush()
-    }
-
-    /// Enough entries per batch that the threads rarely wait on each other, few enough that the
-    /// open directories and decoded views of one batch stay small.
-    static let batchSize = 1024
-    /// A batch keeps each of its entries' directories open (two descriptors in mapped-file): a
-    /// tree of many small directories flushes on this instead.
-    static let batchDirectories = 64
-
-    enum Item {
-        case entry(HostEntry)
-        case failure(VirtFSError)
-    }
-
-    /// `transform` of every entry of `batch`, in its order (nil for failures); each thread takes
-    /// every `jobs`-th item so no two threads write the same slot.
-    private static func transformInParallel<Result>(_ batch: [Item], jobs: Int, transform: (HostEntry) -> Result) -> [Result?] {
-        var results = [Result?](repeating: nil, count: batch.count)
-        let threads = min(jobs, batch.count)
-        results.withUnsafeMutableBufferPointer { out in
-            let slots = UncheckedSendable(out)
-            let items = UncheckedSendable(batch)
-            withoutActuallyEscaping(transform) { transform in
-                let work = UncheckedSendable(transform)
-                DispatchQueue.concurrentPerform(iterations: threads) { thread in
-                    var i = thread
-                    while i < items.value.count {
-                        if case .entry(let entry) = items.value[i] {
-                            slots.value[i] = work.value(entry)
-                        }
-                        i += threads
-                    }
+                case .done(.success(let value)): visit(value)
+                case .done(.failure(let error)), .failure(let error): failure(error)
+                case .leave(let directory):
+                    audit(directory, failure: failure)
+                    leave(directory)
+                case .entry: break
                 }
             }
         }
-        return results
+        func add(_ item: Batch<Value>.Item) {
+            batch.add(item)
+            guard batch.isFull else { return }
+            if running.count == jobs { consume(running.removeFirst()) }
+            batch.start(transform)
+            running.append(batch)
+            batch = Batch()
+        }
+        traverse(top, state: (), step: { frame, name, type, path in
+            var opened: (DirectoryContext, HostStat)?
+            var openFailure: VirtFSError?
+            if type == DT_DIR || type == DT_UNKNOWN {
+                do throws(VirtFSError) {
+                    let child = try frame.directory.child(name, path: path)
+                    opened = (child, try Sys.stat(fd: child.fd))
+                } catch {
+                    // Not a directory after all (d_type unknown, or replaced since the listing).
+                    if error.errno != ENOTDIR && error.errno != ELOOP { openFailure = error.at(path) }
+                }
+            }
+            add(.entry(frame.directory, name, path, opened?.1))
+            if let openFailure { add(.failure(openFailure)) }
+            guard let (child, stat) = opened, !options.oneFileSystem || stat.device == device else { return nil }
+            if metadataByName { _ = try? child.metadataDirectory() }
+            return (child, ())
+        }, left: { add(.leave($0.directory)) }, failure: { add(.failure($0)) })
+        batch.run(transform)
+        (running + [batch]).forEach(consume)
+    }
+
+    /// Entries for one thread to stat and transform, in walk order, with the failures and the
+    /// directories left between them.
+    final class Batch<Value> {
+        enum Item {
+            /// A name in a directory, with its stat when the listing thread opened it as a directory.
+            case entry(DirectoryContext, [UInt8], [UInt8], HostStat?)
+            case failure(VirtFSError)
+            case leave(DirectoryContext)
+            /// An entry as `run` left it.
+            case done(Result<Value, VirtFSError>)
+        }
+
+        private(set) var items: [Item] = []
+        private var thread: pthread_t?
+        /// The directories opened for the items, which they and the items after them hold open.
+        private var directories = 0
+
+        /// Enough entries that a thread's start costs little, few enough (and few enough
+        /// directories, each one or two descriptors) that the batches in flight stay small.
+        var isFull: Bool { items.count >= 512 || directories >= 64 }
+
+        func add(_ item: Item) {
+            if case .entry(_, _, _, _?) = item { directories += 1 }
+            items.append(item)
+        }
+
+        func run(_ transform: (HostEntry) -> Value) {
+            for (i, item) in items.enumerated() {
+                guard case .entry(let directory, let name, let path, let stat) = item else { continue }
+                items[i] = .done(Result { () throws(VirtFSError) in
+                    let entry = if let stat { HostEntry(directory: directory, name: name, path: path, stat: stat, isExportRoot: false) }
+                                else { try HostEntry(directory: directory, name: name, path: path) }
+                    return transform(entry)
+                })
+            }
+        }
+
+        /// `run` on a thread of its own (on this one when no thread can be made); `join` waits
+        /// for it, which also makes what it wrote visible here.
+        func start(_ transform: @escaping (HostEntry) -> Value) {
+            var thread = pthread_t()
+            let job = Unmanaged.passRetained(Job { self.run(transform) }).toOpaque()
+            guard pthread_create(&thread, nil, { Unmanaged<Job>.fromOpaque($0!).takeRetainedValue().run(); return nil }, job) == 0 else {
+                Unmanaged<Job>.fromOpaque(job).takeRetainedValue().run()
+                return
+            }
+            self.thread = thread
+        }
+
+        func join() {
+            if let thread { pthread_join(thread, nil) }
+        }
     }
 }
 
-/// What the parallel walk hands to its threads: entries of directories the walking thread has
-/// finished preparing, result slots that only one thread writes, and a transform the caller
-/// promises is safe to run concurrently. Nothing here is shared mutably between threads.
-private struct UncheckedSendable<T>: @unchecked Sendable {
-    let value: T
-    init(_ value: T) { self.value = value }
+/// What a thread of the parallel walk runs: a batch that no other thread touches until it has
+/// been joined, and a transform the caller promises is safe to run concurrently.
+private final class Job {
+    let run: () -> Void
+    init(_ run: @escaping () -> Void) { self.run = run }
 }

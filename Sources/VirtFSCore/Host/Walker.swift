@@ -68,25 +68,21 @@ public struct Walker {
     /// A path below an export root, resolved from the root one component at a time without
     /// following symlinks or `..`, so nothing outside the tree is reached.
     public static func inside(_ root: Location, relative components: [[UInt8]], path: [UInt8]) throws(VirtFSError) -> Location {
-        if components.isEmpty {
+        guard let last = components.last else {
             return Location(directory: root.directory, name: root.name, path: path, isExportRoot: true)
+        }
+        if components.contains(Array("..".utf8)) {
+            throw VirtFSError.refused("resolve", path: path, "'..' would leave the export root")
         }
         var directory = root.directory
         var walked = root.directory.path
         for component in components.dropLast() {
-            if component == Array("..".utf8) {
-                throw VirtFSError.refused("resolve", path: path, "'..' would leave the export root")
-            }
             walked = Bytes.join(walked, component)
             do {
                 directory = try directory.child(component, path: walked)
             } catch let error {
                 throw error.at(path)
             }
-        }
-        let last = components.last!
-        if last == Array("..".utf8) {
-            throw VirtFSError.refused("resolve", path: path, "'..' would leave the export root")
         }
         return Location(directory: directory, name: last, path: path, isExportRoot: false)
     }
@@ -105,104 +101,128 @@ public struct Walker {
     /// directory the walk descends into is left, so `leave` sees exactly what `visit` made.
     public func walk<State>(_ start: Location, visit: (HostEntry, inout State?) -> State?,
                             leave: (DirectoryContext, State) -> Void, failure: (VirtFSError) -> Void) {
-        Sys.raiseOpenFileLimit()
+        guard let (top, state, device) = enter(start, visit: visit, failure: failure) else { return }
+        traverse(top, state: state, step: { frame, name, _, path in
+            let entry: HostEntry
+            do throws(VirtFSError) {
+                entry = try HostEntry(directory: frame.directory, name: name, path: path)
+            } catch {
+                failure(error.at(path))
+                return nil
+            }
+            let state = visit(entry, &frame.state)
+            guard entry.stat.fileType == .directory else { return nil }
+            if options.oneFileSystem && entry.stat.device != device { return nil }
+            do throws(VirtFSError) {
+                let child = try frame.directory.child(name, path: path)
+                // The directory we opened must be the one we stat'ed, not a swapped-in other.
+                guard try Sys.stat(fd: child.fd).identity == entry.stat.identity else {
+                    failure(.refused("openat", path: path, "directory changed while walking; skipped"))
+                    return nil
+                }
+                return (child, state)
+            } catch {
+                failure(error.at(path))
+                return nil
+            }
+        }, left: { frame in
+            audit(frame.directory, failure: failure)
+            if let state = frame.state { leave(frame.directory, state) }
+        }, failure: failure)
+    }
+
+    /// Visits the operand; returns, when the walk goes below it, its directory, the state its
+    /// visit made and its device.
+    func enter<State>(_ start: Location, visit: (HostEntry, inout State?) -> State?,
+                      failure: (VirtFSError) -> Void) -> (DirectoryContext, State?, DeviceNumber)? {
         let entry: HostEntry
         do {
             entry = try start.entry()
         } catch let error {
-            return failure(error.at(start.path))
+            failure(error.at(start.path))
+            return nil
         }
         var outside: State?
         let state = visit(entry, &outside)
-        guard options.recursive, entry.stat.fileType == .directory else { return }
-        let top: DirectoryContext
+        guard options.recursive, entry.stat.fileType == .directory else { return nil }
         do {
-            top = start.isExportRoot ? start.directory : try start.directory.child(start.name, path: start.path)
+            let top = start.isExportRoot ? start.directory : try start.directory.child(start.name, path: start.path)
+            return (top, state, entry.stat.device)
         } catch let error {
-            return failure(error.at(start.path))
+            failure(error.at(start.path))
+            return nil
         }
-        walkBelow(top, state: state, device: entry.stat.device, visit: visit, leave: leave, failure: failure)
     }
 
     /// One level of the current path: the directory, its stream (or, sorted, its names) and
     /// the consumer's state for it.
-    private final class Frame<State> {
+    final class Frame<State> {
         let directory: DirectoryContext
         let stream: DirectoryStream
-        var names: [[UInt8]]?
-        var next = 0
+        var names: IndexingIterator<[[UInt8]]>?
         var state: State?
 
-        init(directory: DirectoryContext, state: State?, sorted: Bool, directoriesLast: Bool) throws(VirtFSError) {
+        init(directory: DirectoryContext, state: State?, options: Options) throws(VirtFSError) {
             self.directory = directory
             self.state = state
             stream = try DirectoryStream(directory.fd, path: directory.path)
-            if sorted || directoriesLast {
-                names = try stream.sortedNames(directoriesLast: directoriesLast, directoryFd: directory.fd)
+            if options.sorted || options.directoriesLast {
+                names = try stream.sortedNames(directoriesLast: options.directoriesLast, directoryFd: directory.fd).makeIterator()
             }
         }
 
-        /// The next name, nil at the end; throws when reading the directory fails.
-        func nextName() throws(VirtFSError) -> [UInt8]? {
-            guard let names else { return try stream.next()?.name }
-            defer { next += 1 }
-            return next < names.count ? names[next] : nil
+        /// The next name and its d_type (DT_UNKNOWN when sorted), nil at the end; throws when
+        /// reading the directory fails.
+        func nextName() throws(VirtFSError) -> (name: [UInt8], type: UInt8)? {
+            guard names != nil else { return try stream.next() }
+            return names!.next().map { ($0, UInt8(DT_UNKNOWN)) }
         }
     }
 
-    private func walkBelow<State>(_ top: DirectoryContext, state: State?, device: DeviceNumber,
-                                  visit: (HostEntry, inout State?) -> State?, leave: (DirectoryContext, State) -> Void,
-                                  failure: (VirtFSError) -> Void) {
+    /// The walk below `top`, pre-order, with one frame per level of the current path. `step`
+    /// takes each listed name that is not hidden storage (with the frame of its directory and
+    /// its path) and returns the directory to descend into, if any, with its state; `left`
+    /// gets each frame once everything below it was stepped through.
+    func traverse<State>(_ top: DirectoryContext, state: State?, step: (Frame<State>, _ name: [UInt8], _ type: UInt8, _ path: [UInt8]) -> (DirectoryContext, State?)?,
+                         left: (Frame<State>) -> Void, failure: (VirtFSError) -> Void) {
+        Sys.raiseOpenFileLimit()
         var stack: [Frame<State>] = []
         // A model that keeps metadata by name audits it against the names the walk listed.
         let notesNames = options.hiddenStorage.contains { $0.keepsMetadataByName }
         do {
-            stack.append(try Frame(directory: top, state: state, sorted: options.sorted, directoriesLast: options.directoriesLast))
+            stack.append(try Frame(directory: top, state: state, options: options))
         } catch {
             return failure(error)
         }
         while let frame = stack.last {
-            let next: [UInt8]?
+            let next: (name: [UInt8], type: UInt8)?
             do {
                 next = try frame.nextName()
                 // mapped-file's audit of the directory's metadata then needs no lookup per name.
-                if notesNames, let next { frame.directory.noteListed(next) }
+                if notesNames, let next { frame.directory.noteListed(next.name) }
             } catch {
                 failure(error)
                 next = nil
             }
-            guard let name = next else {
-                if options.auditStorage {
-                    for codec in options.hiddenStorage { codec.audit(frame.directory, report: failure) }
-                }
+            guard let (name, type) = next else {
                 stack.removeLast()
-                if let state = frame.state { leave(frame.directory, state) }
+                left(frame)
                 continue
             }
             if options.hiddenStorage.contains(where: { $0.holdsMetadata(name) }) { continue }
             let path = Bytes.join(frame.directory.path, name)
-            let entry: HostEntry
+            guard let (child, state) = step(frame, name, type, path) else { continue }
             do {
-                entry = try HostEntry(directory: frame.directory, name: name, path: path)
-            } catch let error {
-                failure(error.at(path))
-                continue
-            }
-            let state = visit(entry, &frame.state)
-            guard entry.stat.fileType == .directory else { continue }
-            if options.oneFileSystem && entry.stat.device != device { continue }
-            do {
-                let child = try frame.directory.child(name, path: path)
-                // The directory we opened must be the one we stat'ed, not a swapped-in other.
-                let opened = try Sys.stat(fd: child.fd)
-                guard opened.identity == entry.stat.identity else {
-                    failure(.refused("openat", path: path, "directory changed while walking; skipped"))
-                    continue
-                }
-                stack.append(try Frame(directory: child, state: state, sorted: options.sorted, directoriesLast: options.directoriesLast))
-            } catch let error {
+                stack.append(try Frame(directory: child, state: state, options: options))
+            } catch {
                 failure(error.at(path))
             }
         }
+    }
+
+    /// What the codecs of the hidden storage find wrong with it in a directory the walk has left.
+    func audit(_ directory: DirectoryContext, failure: (VirtFSError) -> Void) {
+        guard options.auditStorage else { return }
+        for codec in options.hiddenStorage { codec.audit(directory, report: failure) }
     }
 }
