@@ -173,6 +173,11 @@ public struct MappedFileCodec: ModelCodec {
 
     public var keepsMetadataByName: Bool { true }
 
+    /// The host ACL is the guest's, so its mask stays the group bits.
+    public func settle(_ entry: HostEntry, names: [[UInt8]], placement: HostPlacement?) throws(VirtFSError) {
+        if let placement { try entry.place(placement, acl: decode(entry).attributes.accessACL) }
+    }
+
     /// mapped-file keeps a root's metadata in the root and anything else's in its parent: a
     /// directory operand is a root when it says so, or when walked recursively from a parent
     /// that is not part of a mapped-file tree.
