@@ -35,7 +35,7 @@ import VirtFSTestSupport
         let converter = Converter(options: options)
         let root = try Walker.exportRoot(Array(source.utf8))
         var messages: [String] = []
-        #expect(converter.preflight(root, inPlace: inPlace) { messages.append($0.description) }, "\(messages)")
+        #expect(converter.preflight(root, inPlace: inPlace) { messages.append($0.description) } != nil, "\(messages)")
         func event(_ e: Converter.Event) {
             switch e {
             case .failed(let error), .dropped(let error): messages.append(error.description)
@@ -73,7 +73,7 @@ import VirtFSTestSupport
         let source = dir.sub("t")
         try TreeSpec(text: spec).materialize(at: Array(source.utf8), model: from, placement: HostPlacement(owner: (65534, 65534)))
         var messages: [String] = []
-        let ok = converter(from, to).preflight(try Walker.exportRoot(Array(source.utf8)), inPlace: inPlace) { messages.append($0.description) }
+        let ok = converter(from, to).preflight(try Walker.exportRoot(Array(source.utf8)), inPlace: inPlace) { messages.append($0.description) } != nil
         #expect(ok == messages.isEmpty)
         return messages.map { $0.replacingOccurrences(source + "/", "") }
     }
@@ -128,9 +128,9 @@ import VirtFSTestSupport
         #expect(link(source + "/f", dir.path + "/outside") == 0)
         let root = try Walker.exportRoot(Array(source.utf8))
         var messages: [String] = []
-        #expect(!converter(.mappedXattr, .mappedFile).preflight(root) { messages.append($0.description) })
+        #expect(converter(.mappedXattr, .mappedFile).preflight(root) { messages.append($0.description) } == nil)
         #expect(messages == ["\(source)/f: convert: hard link with 1 of its 2 names outside the tree: converting it in place would change a file outside the tree (--output converts to a copy)"])
-        #expect(converter(.mappedXattr, .mappedFile).preflight(root, inPlace: false) { _ in })
+        #expect(converter(.mappedXattr, .mappedFile).preflight(root, inPlace: false) { _ in } != nil)
     }
 
     @Test("--output inside the tree, the tree inside --output, and the tree itself are refused; through a symlink too")
@@ -184,7 +184,7 @@ import VirtFSTestSupport
         try f.entry().setXattr(raw: name, [1, 2])
         let root = try Walker.exportRoot(Array(source.utf8))
         let converter = Converter(options: .init(from: from, to: to))
-        #expect(converter.preflight(root, inPlace: inPlace) { _ in })
+        #expect(converter.preflight(root, inPlace: inPlace) { _ in } != nil)
         let result = inPlace ? source : dir.sub("out")
         var failures: [String] = []
         let summary = inPlace ? try converter.inPlace(root) { if case .failed(let e) = $0 { failures.append(e.description) } }

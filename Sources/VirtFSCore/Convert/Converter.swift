@@ -123,24 +123,17 @@ public struct Converter {
     /// Also refused, whatever the target: a value the target model cannot hold (the codec says
     /// which), and, in place, a name virtfs-tools keeps for itself and an inode with names
     /// outside the tree (converting it would change a file outside the tree).
-    public func preflight(_ root: Walker.Location, inPlace: Bool = true, report: (VirtFSError) -> Void) -> Bool {
-        var entries = 0
-        return preflight(root, inPlace: inPlace, report: report, entries: &entries)
-    }
-
-    /// `preflight`, counting the entries the conversion will visit (a progress total).
-    public func preflight(_ root: Walker.Location, inPlace: Bool = true, report: (VirtFSError) -> Void, entries: inout Int) -> Bool {
-        var survey = Survey()
-        return preflight(root, inPlace: inPlace, report: report, entries: &entries, survey: &survey)
-    }
-
+    ///
+    /// Returns what the walk learned (for `inPlace`), or nil when the conversion must not start.
     /// What the preflight's walk learned that an in-place run would otherwise walk the whole
     /// tree again for before it starts: every directory's times, and the entries whose
     /// `user.virtfs.*` a fresh run to mapped-xattr drops as forged. Valid only while no one else
     /// changes the tree (the run holds its lock from before the preflight).
     public struct Survey {
+        /// The entries the conversion will visit (a progress total).
+        public internal(set) var entries = 0
         var times: [String: (Timestamp, Timestamp)] = [:]
-        var forged: [(path: [UInt8], parts: [[UInt8]])] = []
+        var forged: [[UInt8]] = []
         /// False when the in-place run must walk for itself: the preflight was not for a fresh
         /// in-place run, or met more forged entries than are worth keeping in memory.
         var complete = false
@@ -159,10 +152,9 @@ public struct Converter {
     var forgeable: Bool { target.metadataForgeable && options.from != options.to }
     var dropsForged: Bool { forgeable && !options.trustExistingXattrs }
 
-    /// `preflight`, also filling `survey` for `inPlace`.
-    public func preflight(_ root: Walker.Location, inPlace: Bool = true, report: (VirtFSError) -> Void, entries: inout Int,
-                          survey: inout Survey) -> Bool {
+    public func preflight(_ root: Walker.Location, inPlace: Bool = true, report: (VirtFSError) -> Void) -> Survey? {
         var ok = true
+        var entries = 0
         let euid = geteuid()
         let myGroups = Sys.groups()
         let recorded = ConversionRecord.isRecorded(in: root.directory)
@@ -171,7 +163,7 @@ public struct Converter {
         var names: [FileIdentity: (count: UInt64, nlink: UInt64, path: [UInt8])] = [:]
         if inPlace && !recorded, case .mixed(let refusal) = alreadyConverted(root) {
             report(refusal)
-            return false
+            return nil
         }
         var preflightWalk = walkOptions
         // Before a conversion to mapped-file starts, a name it reserves is the guest's data.
@@ -179,7 +171,7 @@ public struct Converter {
         // conversion to mapped-file has begun or is done.)
         let hidesTarget = inPlace && recorded || ((try? root.entry()).map(target.hasMetadata) ?? false)
         preflightWalk.hiddenStorage = hidesTarget ? [source, target] : [source]
-        survey = Survey()
+        var survey = Survey()
         // (This walk hides mapped-file metadata only where the run's own walk does too: it sees
         // every directory that one sees, and perhaps a few more.)
         survey.complete = inPlace && !recorded
@@ -191,7 +183,7 @@ public struct Converter {
                     survey.times[Self.stateKey(entry.path, root: root)] = (entry.stat.atime, entry.stat.mtime)
                 }
                 if dropsForged, let names = try? entry.xattrNames(), names.contains(where: target.holdsMetadata(xattr:)) {
-                    survey.forged.append((entry.path, Bytes.components(Array(entry.path.dropFirst(root.path.count)))))
+                    survey.forged.append(entry.path)
                     if survey.forged.count > Survey.forgedLimit { survey = Survey() }
                 }
             }
@@ -247,7 +239,8 @@ public struct Converter {
             report(.refused("convert", path: seen.path,
                 "hard link with \(seen.nlink - seen.count) of its \(seen.nlink) names outside the tree: converting it in place would change a file outside the tree (--output converts to a copy)"))
         }
-        return ok
+        survey.entries = entries
+        return ok ? survey : nil
     }
 
     /// The state file is the export root's own; a guest file of that name deeper down is data.
@@ -281,7 +274,7 @@ public struct Converter {
                         try Sys.chmod(output.directory.fd, [UInt8(ascii: ".")], mode_t(options.placement.directoryMode))
                     }
                     try target.update(view.attributes, of: output.entry(), placement: options.placement)
-                    summary.converted[view.type, default: 0] += 1
+                    summary.count(view)
                     event(.converted(view))
                     return (output.directory, (view.atime, view.mtime))
                 }
@@ -396,8 +389,8 @@ public struct Converter {
             // directory's times.)
             if survey.complete {
                 if dropsForged {
-                    for (path, parts) in survey.forged {
-                        guard let entry = try? Walker.inside(root, relative: parts, path: path).entry() else { continue }
+                    for path in survey.forged {
+                        guard let entry = try? Walker.inside(root, relative: Bytes.components(Array(path.dropFirst(root.path.count))), path: path).entry() else { continue }
                         dropForgedXattrs(of: entry, summary: &summary, event: event)
                     }
                 }
