@@ -402,7 +402,11 @@ public struct Converter {
             }
         }
         func relative(_ path: [UInt8]) -> String { Self.stateKey(path, root: root) }
-        let rootStat = try root.entry().stat
+        let rootEntry = try root.entry()
+        let rootStat = rootEntry.stat
+        // A fresh run to a model that keeps metadata by name finds none of it (the root's,
+        // written first, would say otherwise), so it does not look for it entry by entry.
+        let unmarked = !resumed && target.keepsMetadataByName && !target.hasMetadata(rootEntry)
         let rootTimes = recordedTimes["."] ?? (rootStat.atime, rootStat.mtime)
         var links: [FileIdentity: [[UInt8]]] = [:]
         // Inodes with several names: how many are in the target form so far (see the top).
@@ -428,7 +432,7 @@ public struct Converter {
                 : entry.isExportRoot ? rootTimes : recordedTimes[relative(entry.path)] ?? (entry.stat.atime, entry.stat.mtime)
             do {
                 let shared = entry.stat.fileType != .directory && entry.stat.nlink > 1
-                var current = form(of: entry)
+                var current = unmarked ? options.from : form(of: entry)
                 var leftoverName = false
                 if current != options.to && current.codec.keepsMetadataByName && target.hasMetadata(entry) {
                     // Its inode was converted through another name (or before an interruption):

@@ -279,11 +279,17 @@ public struct MappedFileCodec: ModelCodec {
         let path = entry.isExportRoot ? Bytes.join(entry.directory.path, name)
             : Bytes.join(Bytes.join(entry.directory.path, MappedFileNames.metadataDirectory), name)
         do throws(VirtFSError) {
-            let existing = try? Sys.stat(dirfd, name)
-            // Whatever an earlier run (or anyone) left under the temporary name goes first: an
-            // O_EXCL create never writes through a planted link.
-            try? Sys.unlink(dirfd, temporary)
-            let fd = try Sys.openAt(dirfd, temporary, O_WRONLY | O_CREAT | O_EXCL, mode: 0o600)
+            // (Only a writer with the census does anything with the file it replaces.)
+            let existing = placement.links == nil ? nil : try? Sys.stat(dirfd, name)
+            let fd: Int32
+            do {
+                fd = try Sys.openAt(dirfd, temporary, O_WRONLY | O_CREAT | O_EXCL, mode: 0o600)
+            } catch where error.errno == EEXIST {
+                // What an earlier run (or anyone) left under the temporary name goes: O_EXCL
+                // never writes through a planted link.
+                try? Sys.unlink(dirfd, temporary)
+                fd = try Sys.openAt(dirfd, temporary, O_WRONLY | O_CREAT | O_EXCL, mode: 0o600)
+            }
             do {
                 defer { Sys.close(fd) }
                 try Sys.writeAll(fd, bytes, name: temporary)
