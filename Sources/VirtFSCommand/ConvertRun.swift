@@ -66,17 +66,15 @@ public struct ConvertOptions: ParsableArguments {
         options.trustExistingXattrs = trustExistingXattrs
         options.oneFileSystem = oneFileSystem
         let converter = Converter(options: options)
-        var entries = 0
-        var survey = Converter.Survey()
         // Refusals of one cause (thousands of "needs root" on a root filesystem) fold into one line.
         var refusals = ErrorDigest(limit: verbose ? Int.max : 3)
-        guard converter.preflight(root, inPlace: output == nil, report: { refusals.add($0, report: console.error) }, entries: &entries, survey: &survey) else {
+        guard let survey = converter.preflight(root, inPlace: output == nil, report: { refusals.add($0, report: console.error) }) else {
             for line in refusals.folded(path: { Bytes.shellEscaped($0) }) { console.writeError(Array("virtfs-convert: \(line)\n".utf8)) }
             console.flush()
             return 1
         }
         let progress = ProgressCounter(enabled: !json, forced: progressOptions.progress)
-        progress.total = entries
+        progress.total = survey.entries
         func event(_ e: Converter.Event) {
             switch e {
             case .converted(let view), .planned(let view):

@@ -35,7 +35,7 @@ import VirtFSTestSupport
         let converter = Converter(options: options)
         let root = try Walker.exportRoot(Array(source.utf8))
         var messages: [String] = []
-        #expect(converter.preflight(root, inPlace: inPlace) { messages.append($0.description) }, "\(messages)")
+        #expect(converter.preflight(root, inPlace: inPlace) { messages.append($0.description) } != nil, "\(messages)")
         func event(_ e: Converter.Event) {
             switch e {
             case .failed(let error), .dropped(let error): messages.append(error.description)
@@ -73,7 +73,7 @@ import VirtFSTestSupport
         let source = dir.sub("t")
         try TreeSpec(text: spec).materialize(at: Array(source.utf8), model: from, placement: HostPlacement(owner: (65534, 65534)))
         var messages: [String] = []
-        let ok = converter(from, to).preflight(try Walker.exportRoot(Array(source.utf8)), inPlace: inPlace) { messages.append($0.description) }
+        let ok = converter(from, to).preflight(try Walker.exportRoot(Array(source.utf8)), inPlace: inPlace) { messages.append($0.description) } != nil
         #expect(ok == messages.isEmpty)
         return messages.map { $0.replacingOccurrences(source + "/", "") }
     }
@@ -128,9 +128,9 @@ import VirtFSTestSupport
         #expect(link(source + "/f", dir.path + "/outside") == 0)
         let root = try Walker.exportRoot(Array(source.utf8))
         var messages: [String] = []
-        #expect(!converter(.mappedXattr, .mappedFile).preflight(root) { messages.append($0.description) })
+        #expect(converter(.mappedXattr, .mappedFile).preflight(root) { messages.append($0.description) } == nil)
         #expect(messages == ["\(source)/f: convert: hard link with 1 of its 2 names outside the tree: converting it in place would change a file outside the tree (--output converts to a copy)"])
-        #expect(converter(.mappedXattr, .mappedFile).preflight(root, inPlace: false) { _ in })
+        #expect(converter(.mappedXattr, .mappedFile).preflight(root, inPlace: false) { _ in } != nil)
     }
 
     @Test("--output inside the tree, the tree inside --output, and the tree itself are refused; through a symlink too")
@@ -174,6 +174,40 @@ import VirtFSTestSupport
         #expect(try decodeTree(output, model: to).views[Array(".".utf8)]?.attributes == decodeTree(source, model: .passthrough).views[Array(".".utf8)]?.attributes)
     }
 
+    /// Leaving passthrough in place, every host inode goes to --owner with fmode/dmode; the
+    /// guest's ACL stays a host ACL in mapped-file (its mask and other entries are then the
+    /// host mode bits) and moves into user.virtfs.system.* in mapped-xattr.
+    @Test("in place from passthrough, host inodes take --owner, fmode, dmode and the host ACLs the target keeps", arguments: [SecurityModel.mappedXattr, .mappedFile])
+    func inPlaceSettlesHostInodes(to: SecurityModel) throws {
+        let dir = TemporaryDirectory()
+        let source = dir.sub("t")
+        try TreeSpec(text: """
+            dir  .     0755 0:0
+            dir  d     0755 1:2
+            file d/f   0644 3:4 content="x"
+            file d/acl 0640 0:0 acl="u::rw-,u:1000:r--,g::r--,m::r--,o::---"
+            """).materialize(at: Array(source.utf8), model: .passthrough, placement: HostPlacement())
+        let before = try decodeTree(source, model: .passthrough).views
+        var options = Converter.Options(from: .passthrough, to: to)
+        options.placement = HostPlacement(fileMode: 0o600, directoryMode: 0o750, owner: (65534, 65534))
+        let summary = try Converter(options: options).inPlace(try Walker.exportRoot(Array(source.utf8))) { _ in }
+        #expect(summary.failures == 0 && summary.total == 4)
+        func host(_ name: String) throws -> (uid: UInt32, gid: UInt32, mode: UInt32, acl: Bool) {
+            let parts = name == "." ? [] : name.split(separator: "/").map { Array($0.utf8) }
+            let entry = try Walker.inside(try Walker.exportRoot(Array(source.utf8)), relative: parts, path: []).entry()
+            return (entry.stat.uid, entry.stat.gid, entry.stat.mode & 0o7777, try entry.xattr(HostACLXattr.access) != nil)
+        }
+        for (name, mode) in [(".", UInt32(0o750)), ("d", 0o750), ("d/f", 0o600)] {
+            let h = try host(name)
+            #expect(h.uid == 65534 && h.gid == 65534 && h.mode == mode && !h.acl, "\(name): \(h)")
+        }
+        let acl = try host("d/acl")
+        #expect(acl.uid == 65534 && acl.gid == 65534)
+        // (In mapped-file the host mode bits are the ACL's owner, mask and other entries.)
+        #expect(to == .mappedFile ? acl.mode == 0o640 && acl.acl : acl.mode == 0o600 && !acl.acl, "\(acl)")
+        #expect(try decodeTree(source, model: to).views.mapValues(\.attributes) == before.mapValues(\.attributes))
+    }
+
     @Test("an xattr name that is not UTF-8 is carried by every conversion", arguments: pairs)
     func nonUTF8XattrName(from: SecurityModel, to: SecurityModel, inPlace: Bool) throws {
         let dir = TemporaryDirectory()
@@ -184,7 +218,7 @@ import VirtFSTestSupport
         try f.entry().setXattr(raw: name, [1, 2])
         let root = try Walker.exportRoot(Array(source.utf8))
         let converter = Converter(options: .init(from: from, to: to))
-        #expect(converter.preflight(root, inPlace: inPlace) { _ in })
+        #expect(converter.preflight(root, inPlace: inPlace) { _ in } != nil)
         let result = inPlace ? source : dir.sub("out")
         var failures: [String] = []
         let summary = inPlace ? try converter.inPlace(root) { if case .failed(let e) = $0 { failures.append(e.description) } }

@@ -56,10 +56,7 @@ import VirtFSTestSupport
         let converter = Converter(options: options)
         let root = try Walker.exportRoot(Array(source.utf8))
         var failures: [String] = []
-        var entries = 0
-        var survey = Converter.Survey()
-        #expect(converter.preflight(root, inPlace: inPlace, report: { failures.append($0.description) }, entries: &entries, survey: &survey),
-                "\(failures)")
+        let survey = try #require(converter.preflight(root, inPlace: inPlace, report: { failures.append($0.description) }), "\(failures)")
         #expect(survey.complete == inPlace, "a fresh in-place run needs no walk of its own before it starts")
         let result: String
         if inPlace {

@@ -83,11 +83,9 @@ public struct Converter {
     /// the one whose metadata it carries. Between the two mapped models, a metadata file wins
     /// (a name converted to mapped-file keeps the inode's xattrs until its last name is done).
     func form(of entry: HostEntry) -> SecurityModel {
-        let (a, b) = (options.from, options.to)
-        for model in [SecurityModel.mappedFile, .mappedXattr] where a == model || b == model {
-            return model.codec.hasMetadata(entry) ? model : (a == model ? b : a)
-        }
-        return a
+        let first = source.keepsMetadataByName || !target.model.isMapped ? source : target
+        guard first.model.isMapped else { return options.from }
+        return first.hasMetadata(entry) ? first.model : first.model == options.from ? options.to : options.from
     }
 
     /// The guest view to carry over: the source's, minus `user.virtfs.*` xattrs a guest could
@@ -125,24 +123,17 @@ public struct Converter {
     /// Also refused, whatever the target: a value the target model cannot hold (the codec says
     /// which), and, in place, a name virtfs-tools keeps for itself and an inode with names
     /// outside the tree (converting it would change a file outside the tree).
-    public func preflight(_ root: Walker.Location, inPlace: Bool = true, report: (VirtFSError) -> Void) -> Bool {
-        var entries = 0
-        return preflight(root, inPlace: inPlace, report: report, entries: &entries)
-    }
-
-    /// `preflight`, counting the entries the conversion will visit (a progress total).
-    public func preflight(_ root: Walker.Location, inPlace: Bool = true, report: (VirtFSError) -> Void, entries: inout Int) -> Bool {
-        var survey = Survey()
-        return preflight(root, inPlace: inPlace, report: report, entries: &entries, survey: &survey)
-    }
-
+    ///
+    /// Returns what the walk learned (for `inPlace`), or nil when the conversion must not start.
     /// What the preflight's walk learned that an in-place run would otherwise walk the whole
     /// tree again for before it starts: every directory's times, and the entries whose
     /// `user.virtfs.*` a fresh run to mapped-xattr drops as forged. Valid only while no one else
     /// changes the tree (the run holds its lock from before the preflight).
     public struct Survey {
+        /// The entries the conversion will visit (a progress total).
+        public internal(set) var entries = 0
         var times: [String: (Timestamp, Timestamp)] = [:]
-        var forged: [(path: [UInt8], parts: [[UInt8]])] = []
+        var forged: [[UInt8]] = []
         /// False when the in-place run must walk for itself: the preflight was not for a fresh
         /// in-place run, or met more forged entries than are worth keeping in memory.
         var complete = false
@@ -157,12 +148,13 @@ public struct Converter {
         return parts.isEmpty ? "." : Bytes.hex(parts.joined(separator: [UInt8(ascii: "/")]).map { $0 })
     }
 
-    var dropsForged: Bool { options.to == .mappedXattr && options.from != .mappedXattr && !options.trustExistingXattrs }
+    /// Whether the target's metadata, found in the source, is what a guest could have forged.
+    var forgeable: Bool { target.metadataForgeable && options.from != options.to }
+    var dropsForged: Bool { forgeable && !options.trustExistingXattrs }
 
-    /// `preflight`, also filling `survey` for `inPlace`.
-    public func preflight(_ root: Walker.Location, inPlace: Bool = true, report: (VirtFSError) -> Void, entries: inout Int,
-                          survey: inout Survey) -> Bool {
+    public func preflight(_ root: Walker.Location, inPlace: Bool = true, report: (VirtFSError) -> Void) -> Survey? {
         var ok = true
+        var entries = 0
         let euid = geteuid()
         let myGroups = Sys.groups()
         let recorded = ConversionRecord.isRecorded(in: root.directory)
@@ -171,16 +163,15 @@ public struct Converter {
         var names: [FileIdentity: (count: UInt64, nlink: UInt64, path: [UInt8])] = [:]
         if inPlace && !recorded, case .mixed(let refusal) = alreadyConverted(root) {
             report(refusal)
-            return false
+            return nil
         }
         var preflightWalk = walkOptions
         // Before a conversion to mapped-file starts, a name it reserves is the guest's data.
         // (Once the export root has its metadata file, which a conversion writes first, the
         // conversion to mapped-file has begun or is done.)
-        let mappedFile = SecurityModel.mappedFile.codec
-        preflightWalk.hiddenStorage = options.from == .mappedFile || (inPlace && recorded)
-            || (options.to == .mappedFile && ((try? root.entry()).map(target.hasMetadata) ?? false)) ? [mappedFile] : []
-        survey = Survey()
+        let hidesTarget = inPlace && recorded || ((try? root.entry()).map(target.hasMetadata) ?? false)
+        preflightWalk.hiddenStorage = hidesTarget ? [source, target] : [source]
+        var survey = Survey()
         // (This walk hides mapped-file metadata only where the run's own walk does too: it sees
         // every directory that one sees, and perhaps a few more.)
         survey.complete = inPlace && !recorded
@@ -192,7 +183,7 @@ public struct Converter {
                     survey.times[Self.stateKey(entry.path, root: root)] = (entry.stat.atime, entry.stat.mtime)
                 }
                 if dropsForged, let names = try? entry.xattrNames(), names.contains(where: target.holdsMetadata(xattr:)) {
-                    survey.forged.append((entry.path, Bytes.components(Array(entry.path.dropFirst(root.path.count)))))
+                    survey.forged.append(entry.path)
                     if survey.forged.count > Survey.forgedLimit { survey = Survey() }
                 }
             }
@@ -208,8 +199,7 @@ public struct Converter {
                 }
                 return
             }
-            if preflightWalk.hiddenStorage.isEmpty && mappedFile.holdsMetadata(entry.name)
-                && options.from == .mappedXattr && !carriesMappedMode(entry) {
+            if !hidesTarget && target.holdsMetadata(entry.name) && source.model.isMapped && !source.hasMetadata(entry) {
                 // No guest made it (a guest's object here carries its metadata): a metadata
                 // directory left by an earlier conversion to mapped-file.
                 return
@@ -249,7 +239,8 @@ public struct Converter {
             report(.refused("convert", path: seen.path,
                 "hard link with \(seen.nlink - seen.count) of its \(seen.nlink) names outside the tree: converting it in place would change a file outside the tree (--output converts to a copy)"))
         }
-        return ok
+        survey.entries = entries
+        return ok ? survey : nil
     }
 
     /// The state file is the export root's own; a guest file of that name deeper down is data.
@@ -272,9 +263,8 @@ public struct Converter {
         Walker(options: walkOptions).walk(root, visit: { (entry, parent: inout Made?) -> Made? in
             do {
                 // Trusted user.virtfs.* values are the metadata: read such entries as mapped-xattr.
-                let trusted = options.trustExistingXattrs && options.to == .mappedXattr && options.from != .mappedXattr
-                    && carriesMappedMode(entry)
-                let view = try self.view(of: entry, in: trusted ? .mappedXattr : options.from, summary: &summary, event: event)
+                let trusted = options.trustExistingXattrs && forgeable && target.hasMetadata(entry)
+                let view = try self.view(of: entry, in: trusted ? options.to : options.from, summary: &summary, event: event)
                 let parts = entry.isExportRoot ? [] : components(entry.path)
                 if parts.isEmpty {
                     if options.to.isMapped {
@@ -284,7 +274,7 @@ public struct Converter {
                         try Sys.chmod(output.directory.fd, [UInt8(ascii: ".")], mode_t(options.placement.directoryMode))
                     }
                     try target.update(view.attributes, of: output.entry(), placement: options.placement)
-                    summary.converted[view.type, default: 0] += 1
+                    summary.count(view)
                     event(.converted(view))
                     return (output.directory, (view.atime, view.mtime))
                 }
@@ -336,11 +326,11 @@ public struct Converter {
         // A fresh run to mapped-xattr first drops user.virtfs.* found elsewhere as forged, so
         // no entry is in the target form then, unless the tree was converted already.
         let recorded = ConversionRecord.isRecorded(in: root.directory)
-        var dropsForged = !recorded && options.to == .mappedXattr && options.from != .mappedXattr && !options.trustExistingXattrs
+        var dropsForged = !recorded && self.dropsForged
         if dropsForged, case .done = alreadyConverted(root) { dropsForged = false }
         Walker(options: walkOptions).walk(root, visit: { entry in
             if TemporaryName.matches(entry.name) || isStateFile(entry, root: root) { return }
-            let current = dropsForged && options.from != .mappedFile ? options.from : form(of: entry)
+            let current = dropsForged && !source.keepsMetadataByName ? options.from : form(of: entry)
             guard let view = try? current.codec.decode(entry) else {
                 summary.failures += 1
                 return
@@ -349,7 +339,7 @@ public struct Converter {
                 summary.alreadyDone += 1
                 return
             }
-            if options.to == .mappedXattr && !options.trustExistingXattrs {
+            if target.metadataForgeable && !options.trustExistingXattrs {
                 // What the run would drop as forged.
                 summary.dropped += view.attributes.xattrs.filter { target.holdsMetadata(xattr: $0.name) }.count
             }
@@ -399,8 +389,8 @@ public struct Converter {
             // directory's times.)
             if survey.complete {
                 if dropsForged {
-                    for (path, parts) in survey.forged {
-                        guard let entry = try? Walker.inside(root, relative: parts, path: path).entry() else { continue }
+                    for path in survey.forged {
+                        guard let entry = try? Walker.inside(root, relative: Bytes.components(Array(path.dropFirst(root.path.count))), path: path).entry() else { continue }
                         dropForgedXattrs(of: entry, summary: &summary, event: event)
                     }
                 }
@@ -412,7 +402,11 @@ public struct Converter {
             }
         }
         func relative(_ path: [UInt8]) -> String { Self.stateKey(path, root: root) }
-        let rootStat = try root.entry().stat
+        let rootEntry = try root.entry()
+        let rootStat = rootEntry.stat
+        // A fresh run to a model that keeps metadata by name finds none of it (the root's,
+        // written first, would say otherwise), so it does not look for it entry by entry.
+        let unmarked = !resumed && target.keepsMetadataByName && !target.hasMetadata(rootEntry)
         let rootTimes = recordedTimes["."] ?? (rootStat.atime, rootStat.mtime)
         var links: [FileIdentity: [[UInt8]]] = [:]
         // Inodes with several names: how many are in the target form so far (see the top).
@@ -438,7 +432,7 @@ public struct Converter {
                 : entry.isExportRoot ? rootTimes : recordedTimes[relative(entry.path)] ?? (entry.stat.atime, entry.stat.mtime)
             do {
                 let shared = entry.stat.fileType != .directory && entry.stat.nlink > 1
-                var current = form(of: entry)
+                var current = unmarked ? options.from : form(of: entry)
                 var leftoverName = false
                 if current != options.to && current.codec.keepsMetadataByName && target.hasMetadata(entry) {
                     // Its inode was converted through another name (or before an interruption):
@@ -634,23 +628,18 @@ public struct Converter {
     }
 
     func alreadyConverted(_ root: Walker.Location) -> Converted {
-        guard options.to == .mappedXattr, options.from != .mappedXattr, !options.trustExistingXattrs,
-              let entry = try? root.entry(), carriesMappedMode(entry),
+        guard dropsForged, let entry = try? root.entry(), target.hasMetadata(entry),
               !source.hasMetadata(entry) else { return .no }
         var entries = 0
         var notConverted: [UInt8]?
         Walker(options: walkOptions).walk(root, visit: { entry in
             if isStateFile(entry, root: root) || TemporaryName.matches(entry.name) { return }
             entries += 1
-            if notConverted == nil && (form(of: entry) != .mappedXattr || !carriesMappedMode(entry)) { notConverted = entry.path }
+            if notConverted == nil && (form(of: entry) != options.to || !target.hasMetadata(entry)) { notConverted = entry.path }
         }, failure: { _ in })
         guard let notConverted else { return .done(entries: entries) }
         return .mixed(VirtFSError.refused("convert", path: root.path,
             "the export root carries user.virtfs.mode as if converted to mapped-xattr, but \(String(decoding: notConverted, as: UTF8.self)) is not; converting from \(options.from.rawValue) would drop every user.virtfs.* value as forged: nothing done (check with virtfs-stat --model mapped-xattr; if a guest set it, remove it with setfattr -x user.virtfs.mode)"))
-    }
-
-    func carriesMappedMode(_ entry: HostEntry) -> Bool {
-        SecurityModel.mappedXattr.codec.hasMetadata(entry)
     }
 
     /// The inode's own part of the conversion, once every name of it is in the target form:
@@ -659,33 +648,13 @@ public struct Converter {
     /// to the user QEMU runs as, with fmode/dmode. Idempotent: an entry found already converted
     /// after an interruption passes here again.
     func finishInode(_ entry: HostEntry) throws(VirtFSError) {
-        let (from, to) = (options.from, options.to)
-        let hostType = entry.stat.fileType
-        guard hostType == .regular || hostType == .directory else { return }
+        guard entry.stat.fileType == .regular || entry.stat.fileType == .directory else { return }
         let names = try entry.xattrNames()
-        if from != to && names.contains(where: source.holdsMetadata(xattr:)) {
+        if options.from != options.to && names.contains(where: source.holdsMetadata(xattr:)) {
             try source.removeMetadata(of: entry)
         }
-        if to == .mappedXattr {
-            if names.contains(Array(HostACLXattr.access.utf8)) { try entry.removeXattr(HostACLXattr.access) }
-            if names.contains(Array(HostACLXattr.default.utf8)) { try entry.removeXattr(HostACLXattr.default) }
-        }
-        if !from.isMapped && to.isMapped {
-            let placement = options.placement
-            // (What the walk saw is still so: nothing before this step changes owner or mode. A
-            // chown that changes nothing is skipped too, so the set-id bits it would clear are
-            // set by the chmod below as asked.)
-            if let owner = placement.owner, entry.stat.uid != owner.uid || entry.stat.gid != owner.gid {
-                try Sys.chown(entry.directory.fd, entry.name, owner.uid, owner.gid)
-            }
-            var mode = hostType == .directory ? placement.directoryMode : placement.fileMode
-            if to == .mappedFile, let acl = try target.decode(entry).attributes.accessACL, !acl.isMinimal {
-                // In mapped-file the host ACL is the guest's, so its mask stays the group bits:
-                // the host mode bits are the ACL's owner, mask and other entries.
-                mode = (mode & 0o7000) | acl.modeBits
-            }
-            if entry.stat.mode & 0o7777 != mode { try Sys.chmod(entry.directory.fd, entry.name, mode_t(mode)) }
-        }
+        // (What the walk saw is still so: nothing before this step changes owner or mode.)
+        try target.settle(entry, names: names, placement: options.from.isMapped ? nil : options.placement)
     }
 
     /// One entry from its current form to the target's, with one commit point (see above); the

@@ -91,6 +91,21 @@ extension HostEntry {
     }
 }
 
+extension HostEntry {
+    /// Gives a host object the owner and mode the mapped models give the objects they create
+    /// (`acl`: the host ACL that is the guest's, whose owner, mask and other entries are then
+    /// the mode bits). A chown that changes nothing is skipped, so the set-id bits it would
+    /// clear are set by the chmod as asked.
+    func place(_ placement: HostPlacement, acl: ACL? = nil) throws(VirtFSError) {
+        if let owner = placement.owner, stat.uid != owner.uid || stat.gid != owner.gid {
+            try Sys.chown(directory.fd, name, owner.uid, owner.gid)
+        }
+        var mode = stat.fileType == .directory ? placement.directoryMode : placement.fileMode
+        if let acl, !acl.isMinimal { mode = (mode & 0o7000) | acl.modeBits }
+        if stat.mode & 0o7777 != mode { try Sys.chmod(directory.fd, name, mode_t(mode)) }
+    }
+}
+
 /// Checks the file type the metadata claims against the host object that carries it. QEMU
 /// believes the metadata; the guest then fails on the object (a "directory" it cannot list).
 func checkTypeAgainstHost(_ view: inout GuestView, host: FileType) {

@@ -174,6 +174,11 @@ public struct MappedFileCodec: ModelCodec {
 
     public var keepsMetadataByName: Bool { true }
 
+    /// The host ACL is the guest's, so its mask stays the group bits.
+    public func settle(_ entry: HostEntry, names: [[UInt8]], placement: HostPlacement?) throws(VirtFSError) {
+        if let placement { try entry.place(placement, acl: decode(entry).attributes.accessACL) }
+    }
+
     /// mapped-file keeps a root's metadata in the root and anything else's in its parent: a
     /// directory operand is a root when it says so, or when walked recursively from a parent
     /// that is not part of a mapped-file tree.
@@ -298,11 +303,18 @@ public struct MappedFileCodec: ModelCodec {
             if fresh, let fd = try? Sys.openAt(dirfd, name, O_WRONLY | O_CREAT | O_EXCL, mode: 0o600) {
                 return try fill(fd, name)
             }
-            let existing = try? Sys.stat(dirfd, name)
-            // Whatever an earlier run (or anyone) left under the temporary name goes first: an
-            // O_EXCL create never writes through a planted link.
-            try? Sys.unlink(dirfd, temporary)
-            try fill(Sys.openAt(dirfd, temporary, O_WRONLY | O_CREAT | O_EXCL, mode: 0o600), temporary)
+            // (Only a writer with the census does anything with the file it replaces.)
+            let existing = placement.links == nil ? nil : try? Sys.stat(dirfd, name)
+            let fd: Int32
+            do {
+                fd = try Sys.openAt(dirfd, temporary, O_WRONLY | O_CREAT | O_EXCL, mode: 0o600)
+            } catch where error.errno == EEXIST {
+                // What an earlier run (or anyone) left under the temporary name goes: O_EXCL
+                // never writes through a planted link.
+                try? Sys.unlink(dirfd, temporary)
+                fd = try Sys.openAt(dirfd, temporary, O_WRONLY | O_CREAT | O_EXCL, mode: 0o600)
+            }
+            try fill(fd, temporary)
             if let existing, existing.fileType == .regular, existing.nlink > 1, let links = placement.links {
                 try replaceOtherNames(of: existing, with: temporary, in: dirfd, name: name, links: links)
             }

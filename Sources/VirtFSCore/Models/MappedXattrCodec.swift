@@ -147,6 +147,7 @@ public struct MappedXattrCodec: ModelCodec {
     }
 
     public func holdsMetadata(xattr name: [UInt8]) -> Bool { name.starts(with: virtfsPrefix) }
+    public var metadataForgeable: Bool { true }
     public func marksMetadata(xattr name: [UInt8]) -> Bool { VirtfsXattr.isOwnerOrMode(name) }
 
     /// A device number is kept only on the types mknod makes.
@@ -159,6 +160,14 @@ public struct MappedXattrCodec: ModelCodec {
     /// The mode is written last: an entry that carries it has all its metadata.
     public func hasMetadata(_ entry: HostEntry) -> Bool {
         ((try? entry.xattrNames()) ?? []).contains(Array(VirtfsXattr.mode.utf8))
+    }
+
+    /// Host ACLs go: the guest's are in `user.virtfs.system.*`.
+    public func settle(_ entry: HostEntry, names: [[UInt8]], placement: HostPlacement?) throws(VirtFSError) {
+        for acl in [HostACLXattr.access, HostACLXattr.default] where names.contains(Array(acl.utf8)) {
+            try entry.removeXattr(acl)
+        }
+        if let placement { try entry.place(placement) }
     }
 
     /// Removes every `user.virtfs.*` field (the mode first, so the entry stops claiming mapped

@@ -141,6 +141,16 @@ public protocol ModelCodec: Sendable {
     /// conversion reads as "already in this model").
     func hasMetadata(_ entry: HostEntry) -> Bool
 
+    /// Whether a guest served in another model can write this model's metadata (it is made of
+    /// `user.*` xattrs every guest may set): found outside this model, it is not to be trusted.
+    var metadataForgeable: Bool { get }
+
+    /// The inode's own part of entering this model, once every name of it is stored in it
+    /// (`names`: its xattr names): drops what the inode holds that the model keeps elsewhere,
+    /// and with `placement` (the inode comes from a model that stores the guest's owner and mode
+    /// in it) gives it the host owner and mode QEMU's user needs.
+    func settle(_ entry: HostEntry, names: [[UInt8]], placement: HostPlacement?) throws(VirtFSError)
+
     /// Removes the entry's metadata of this model, if any; the host object stays.
     func removeMetadata(of entry: HostEntry) throws(VirtFSError)
 
@@ -190,6 +200,8 @@ extension ModelCodec {
     public func holdsMetadata(xattr name: [UInt8]) -> Bool { false }
     public func marksMetadata(xattr name: [UInt8]) -> Bool { false }
     public func hasMetadata(_ entry: HostEntry) -> Bool { false }
+    public var metadataForgeable: Bool { false }
+    public func settle(_ entry: HostEntry, names: [[UInt8]], placement: HostPlacement?) throws(VirtFSError) {}
     public func removeMetadata(of entry: HostEntry) throws(VirtFSError) {}
     public func discardTemporaries(in directory: DirectoryContext) {}
     public func removeStorage(of directory: DirectoryContext) {}
