@@ -15,7 +15,7 @@ import VirtFSTestSupport
         let root = try Walker.exportRoot(Array(scratch.sub("tree").utf8))
         // Creation under it grants the group and others nothing, whatever the umask.
         let acl = ACL(entries: [.init(tag: .userObj, permissions: 7), .init(tag: .groupObj, permissions: 0), .init(tag: .other, permissions: 0)])
-        try Sys.setXattr(root.directory.fd, Array(".".utf8), HostACLXattr.default, acl.xattrValue)
+        try Sys.setXattr(root.directory.fd, Array(".".utf8), raw: Array(HostACLXattr.default.utf8), acl.xattrValue)
         let placement = HostPlacement(fileMode: 0o644, directoryMode: 0o755)
         try model.codec.create(GuestAttributes(type: .regular, permissions: 0o640, uid: 1, gid: 2), named: f, in: root.directory,
                                content: .bytes(Array("x".utf8)), placement: placement)
