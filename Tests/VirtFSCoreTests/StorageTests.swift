@@ -52,6 +52,22 @@ import VirtFSTestSupport
         return (tmp, dir, codec)
     }
 
+    @Test("a metadata file is written past whatever was left under its temporary name, never through it")
+    func metadataPastPlantedTemporary() throws {
+        let (tmp, dir, codec) = try mappedFileTree()
+        let outside = TemporaryDirectory()
+        write(outside.path + "/victim", "keep")
+        let planted = tmp.path + "/.virtfs_metadata/" + String(decoding: TemporaryName.current, as: UTF8.self)
+        #expect(symlink(outside.path + "/victim", planted) == 0)
+        let f = try entry(dir, "f")
+        var a = try codec.decode(f).attributes
+        a.uid = 7
+        try codec.update(a, of: f, placement: HostPlacement())
+        #expect(try codec.decode(entry(dir, "f")).attributes.uid == 7)
+        #expect(try Sys.readFile(AT_FDCWD, Array((outside.path + "/victim").utf8), limit: 16).bytes == Array("keep".utf8))
+        #expect(!exists(planted))
+    }
+
     @Test("commitTemporary puts an object built aside in place of a name, metadata and data, in every model",
           arguments: SecurityModel.allCases)
     func commitReplaces(model: SecurityModel) throws {

@@ -144,8 +144,13 @@ public struct Converter {
 
     /// The key of a directory's times in the state file: its path below the root, in hex.
     static func stateKey(_ path: [UInt8], root: Walker.Location) -> String {
-        let parts = Bytes.components(Array(path.dropFirst(root.path.count)))
+        let parts = components(path, below: root)
         return parts.isEmpty ? "." : Bytes.hex(parts.joined(separator: [UInt8(ascii: "/")]).map { $0 })
+    }
+
+    /// The components of `path` below the export root `root`.
+    static func components(_ path: [UInt8], below root: Walker.Location) -> [[UInt8]] {
+        Bytes.components(Array(path.dropFirst(root.path.count)))
     }
 
     /// Whether the target's metadata, found in the source, is what a guest could have forged.
@@ -254,10 +259,6 @@ public struct Converter {
     public func copy(_ root: Walker.Location, into output: Walker.Location, event: (Event) -> Void) -> Summary {
         var summary = Summary()
         var links: [FileIdentity: [[UInt8]]] = [:]
-        let rootPrefix = root.path
-        func components(_ path: [UInt8]) -> [[UInt8]] {
-            Bytes.components(Array(path.dropFirst(rootPrefix.count)))
-        }
         // Per directory: its copy in the output, and the times to give it when done.
         typealias Made = (directory: DirectoryContext, times: (Timestamp, Timestamp))
         Walker(options: walkOptions).walk(root, visit: { (entry, parent: inout Made?) -> Made? in
@@ -265,7 +266,7 @@ public struct Converter {
                 // Trusted user.virtfs.* values are the metadata: read such entries as mapped-xattr.
                 let trusted = options.trustExistingXattrs && forgeable && target.hasMetadata(entry)
                 let view = try self.view(of: entry, in: trusted ? options.to : options.from, summary: &summary, event: event)
-                let parts = entry.isExportRoot ? [] : components(entry.path)
+                let parts = entry.isExportRoot ? [] : Self.components(entry.path, below: root)
                 if parts.isEmpty {
                     if options.to.isMapped {
                         // The output root is a host object QEMU's user must reach, like any
@@ -390,7 +391,7 @@ public struct Converter {
             if survey.complete {
                 if dropsForged {
                     for path in survey.forged {
-                        guard let entry = try? Walker.inside(root, relative: Bytes.components(Array(path.dropFirst(root.path.count))), path: path).entry() else { continue }
+                        guard let entry = try? Walker.inside(root, relative: Self.components(path, below: root), path: path).entry() else { continue }
                         dropForgedXattrs(of: entry, summary: &summary, event: event)
                     }
                 }
@@ -401,7 +402,6 @@ public struct Converter {
                 }
             }
         }
-        func relative(_ path: [UInt8]) -> String { Self.stateKey(path, root: root) }
         let rootEntry = try root.entry()
         let rootStat = rootEntry.stat
         // A fresh run to a model that keeps metadata by name finds none of it (the root's,
@@ -429,7 +429,7 @@ public struct Converter {
             }
             var attempted = false
             let times = entry.stat.fileType != .directory ? nil
-                : entry.isExportRoot ? rootTimes : recordedTimes[relative(entry.path)] ?? (entry.stat.atime, entry.stat.mtime)
+                : entry.isExportRoot ? rootTimes : recordedTimes[Self.stateKey(entry.path, root: root)] ?? (entry.stat.atime, entry.stat.mtime)
             do {
                 let shared = entry.stat.fileType != .directory && entry.stat.nlink > 1
                 var current = unmarked ? options.from : form(of: entry)
@@ -449,7 +449,7 @@ public struct Converter {
                         summary.alreadyDone += 1
                     }
                     if shared && target.keepsMetadataByName && links[entry.stat.identity] == nil {
-                        links[entry.stat.identity] = Bytes.components(Array(entry.path.dropFirst(root.path.count)))
+                        links[entry.stat.identity] = Self.components(entry.path, below: root)
                     }
                 } else {
                     attempted = true
@@ -671,7 +671,7 @@ public struct Converter {
         let targetIsPlain = to.isMapped || a.type == .regular || a.type == .directory
         let dir = entry.directory
         let placement = options.placement
-        let parts = Bytes.components(Array(entry.path.dropFirst(root.path.count)))
+        let parts = Self.components(entry.path, below: root)
         if !current.isMapped && !to.isMapped {
             return false  // passthrough and none store the same inode
         }
