@@ -25,6 +25,7 @@ extension Walker {
         // mapped-file decoding opens a directory's .virtfs_metadata lazily: open it here, on the
         // listing thread, so that the threads only read the cached descriptor.
         let metadataByName = options.hiddenStorage.contains { $0.keepsMetadataByName }
+        if metadataByName { _ = try? top.metadataDirectory() }
         var running: [Batch<Value>] = []
         var batch = Batch<Value>()
         func consume(_ done: Batch<Value>) {

@@ -117,8 +117,7 @@ public struct Walker {
                 let child = try frame.directory.child(name, path: path)
                 // The directory we opened must be the one we stat'ed, not a swapped-in other.
                 guard try Sys.stat(fd: child.fd).identity == entry.stat.identity else {
-                    failure(.refused("openat", path: path, "directory changed while walking; skipped"))
-                    return nil
+                    throw .refused("openat", path: path, "directory changed while walking; skipped")
                 }
                 return (child, state)
             } catch {
@@ -135,20 +134,14 @@ public struct Walker {
     /// visit made and its device.
     func enter<State>(_ start: Location, visit: (HostEntry, inout State?) -> State?,
                       failure: (VirtFSError) -> Void) -> (DirectoryContext, State?, DeviceNumber)? {
-        let entry: HostEntry
-        do {
-            entry = try start.entry()
-        } catch let error {
-            failure(error.at(start.path))
-            return nil
-        }
-        var outside: State?
-        let state = visit(entry, &outside)
-        guard options.recursive, entry.stat.fileType == .directory else { return nil }
-        do {
+        do throws(VirtFSError) {
+            let entry = try start.entry()
+            var outside: State?
+            let state = visit(entry, &outside)
+            guard options.recursive, entry.stat.fileType == .directory else { return nil }
             let top = start.isExportRoot ? start.directory : try start.directory.child(start.name, path: start.path)
             return (top, state, entry.stat.device)
-        } catch let error {
+        } catch {
             failure(error.at(start.path))
             return nil
         }
