@@ -85,10 +85,10 @@ import VirtFSTestSupport
     func contradiction() {
         var c = TreeCensus()
         c.entries = 10
-        c.xattrCarriers = 9
+        c.carried[.mappedXattr] = 9
         let v = TreeVerdict.judge(c, model: .passthrough, declared: .passthrough, rootOwner: 0, qemuUserGiven: false)
         #expect(v == [.contradicts(declared: .passthrough, carried: .mappedXattr, count: 9, of: 10)])
-        c.xattrCarriers = 1
+        c.carried[.mappedXattr] = 1
         #expect(TreeVerdict.judge(c, model: .passthrough, declared: .passthrough, rootOwner: 0, qemuUserGiven: false).isEmpty)
     }
 

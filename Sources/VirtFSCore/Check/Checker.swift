@@ -160,8 +160,8 @@ public struct Checker {
             return found(.strayTemporary, "temporary file of an interrupted virtfs-tools run",
                          .init(summary: "remove it", safe: false, action: .removeEntry))
         }
-        if SecurityModel.mappedFile.codec.holdsMetadata(entry.name) && !codec.holdsMetadata(entry.name) && model.isMapped {
-            return found(.mixedModels, "mapped-file metadata in a mapped-xattr tree")
+        if model.isMapped, let other = SecurityModel.storing(name: entry.name), other != model {
+            return found(.mixedModels, "\(other.rawValue) metadata in a \(model.rawValue) tree")
         }
         let view: GuestView
         switch decoded {
@@ -246,11 +246,7 @@ public struct Checker {
                 found(.noMetadata, "no VirtFS metadata: the guest sees host owner \(view.uid):\(view.gid) and mode 0\(String(view.attributes.permissions, radix: 8))", repair)
             }
             let showsHost = p.uid == .host || p.gid == .host || p.mode == .host
-            // mapped-file keeps guest ACLs as host ACLs, whose owner entry a host chmod changes,
-            // and hard links there may each have metadata of their own, through which the host
-            // owner of the shared inode shows.
-            let keepsView = (!showsHost || exact)
-                && !(model == .mappedFile && (view.attributes.accessACL != nil || (entry.stat.nlink > 1 && hostType != .directory)))
+            let keepsView = (!showsHost || exact) && !codec.hostShowsThrough(view.attributes, host: entry.stat)
             checkAccess(entry.stat, parts: parts, path: entry.path, pin: showsHost ? merged : nil, keepsView: keepsView, report: report)
             if codec.keepsMetadataByName {
                 // A metadata file with a name outside the tree gets one of its own, by rename: the
@@ -261,7 +257,7 @@ public struct Checker {
             }
         }
         // (A mapped-xattr guest sees none of them.)
-        if view.attributes.xattrs.contains(where: { SecurityModel.mappedXattr.codec.holdsMetadata(xattr: $0.name) }) {
+        if view.attributes.xattrs.contains(where: { x in SecurityModel.mappedCodecs.contains { $0.holdsMetadata(xattr: x.name) } }) {
             found(.untrustedXattr, "carries user.virtfs.* xattrs, which the guest can write in \(model.rawValue)")
         }
         if !model.isMapped {

@@ -148,7 +148,12 @@ public struct MappedXattrCodec: ModelCodec {
 
     public func holdsMetadata(xattr name: [UInt8]) -> Bool { name.starts(with: virtfsPrefix) }
     public var metadataForgeable: Bool { true }
-    public func marksMetadata(xattr name: [UInt8]) -> Bool { VirtfsXattr.isOwnerOrMode(name) }
+    public var storageDescription: String { "user.virtfs.* xattrs" }
+
+    /// Any of the owner and mode fields, which every object the model creates has.
+    public func carriesMetadata(_ entry: HostEntry) -> Bool {
+        ((try? entry.xattrNames()) ?? []).contains(where: VirtfsXattr.isOwnerOrMode)
+    }
 
     /// A device number is kept only on the types mknod makes.
     public func keeps(_ attributes: GuestAttributes, host: HostStat) -> Bool {
