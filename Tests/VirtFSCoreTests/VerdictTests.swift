@@ -30,7 +30,7 @@ import VirtFSTestSupport
         write(dir, "forged", "x\n", xattrs: [VirtfsXattr.uid: [0, 0, 0, 0]])
         var (detection, _) = try census(dir)
         #expect(detection.model == .passthrough)
-        #expect(detection.mappedXattrCount == 1)
+        #expect(detection.evidence[.mappedXattr]?.count == 1)
         for i in 0..<4 { write(dir, "f\(i)", "x\n", xattrs: [VirtfsXattr.mode: [0xa4, 0x81, 0, 0]]) }
         (detection, _) = try census(dir)
         #expect(detection.model == .mappedXattr)
