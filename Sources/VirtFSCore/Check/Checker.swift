@@ -307,8 +307,8 @@ public struct Checker {
     func checkHostTrust(_ a: GuestAttributes, found: Found) {
         let model = options.model
         // (A mapped-xattr guest sees none of them.)
-        if a.xattrs.contains(where: { x in SecurityModel.mappedCodecs.contains { $0.holdsMetadata(xattr: x.name) } }) {
-            found(.untrustedXattr, "carries user.virtfs.* xattrs, which the guest can write in \(model.rawValue)", nil)
+        if let forged = SecurityModel.mappedCodecs.first(where: { codec in a.xattrs.contains { codec.holdsMetadata(xattr: $0.name) } }) {
+            found(.untrustedXattr, "carries \(forged.storageDescription), which the guest can write in \(model.rawValue)", nil)
         }
         guard !model.isMapped else { return }
         if a.type == .regular && ((a.permissions & 0o4000 != 0 && a.uid == 0) || (a.permissions & 0o2000 != 0 && a.gid == 0)) {
