@@ -32,7 +32,7 @@ import VirtFSTestSupport
         let tree = try FixtureTree(model)
         let detection = try detect(tree.root)
         #expect(detection.model == .passthrough)
-        #expect(detection.mappedXattrCount == 0 && detection.mappedFileCount == 0)
+        #expect(detection.evidence.isEmpty)
     }
 
     @Test("a mapped-xattr tree copied with cp -r (which drops xattrs) reads as passthrough, and is judged stripped")

@@ -30,7 +30,7 @@ import VirtFSTestSupport
         write(dir, "forged", "x\n", xattrs: [VirtfsXattr.uid: [0, 0, 0, 0]])
         var (detection, _) = try census(dir)
         #expect(detection.model == .passthrough)
-        #expect(detection.mappedXattrCount == 1)
+        #expect(detection.evidence[.mappedXattr]?.count == 1)
         for i in 0..<4 { write(dir, "f\(i)", "x\n", xattrs: [VirtfsXattr.mode: [0xa4, 0x81, 0, 0]]) }
         (detection, _) = try census(dir)
         #expect(detection.model == .mappedXattr)
@@ -85,10 +85,10 @@ import VirtFSTestSupport
     func contradiction() {
         var c = TreeCensus()
         c.entries = 10
-        c.xattrCarriers = 9
+        c.carried[.mappedXattr] = 9
         let v = TreeVerdict.judge(c, model: .passthrough, declared: .passthrough, rootOwner: 0, qemuUserGiven: false)
         #expect(v == [.contradicts(declared: .passthrough, carried: .mappedXattr, count: 9, of: 10)])
-        c.xattrCarriers = 1
+        c.carried[.mappedXattr] = 1
         #expect(TreeVerdict.judge(c, model: .passthrough, declared: .passthrough, rootOwner: 0, qemuUserGiven: false).isEmpty)
     }
 

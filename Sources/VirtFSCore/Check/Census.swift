@@ -56,10 +56,10 @@ public enum MappedShape: Sendable, Equatable {
         guard let last = parts.last else { return true }
         var directory = root
         for component in parts.dropLast() {
-            guard !SecurityModel.mappedFile.codec.holdsMetadata(component), let child = try? directory.child(component, path: []) else { return false }
+            guard SecurityModel.storing(name: component) == nil, let child = try? directory.child(component, path: []) else { return false }
             directory = child
         }
-        return !SecurityModel.mappedFile.codec.holdsMetadata(last) && (try? Sys.stat(directory.fd, last)) != nil
+        return SecurityModel.storing(name: last) == nil && (try? Sys.stat(directory.fd, last)) != nil
     }
 }
 
@@ -97,9 +97,8 @@ public struct TreeCensus: Sendable {
     public static let examples = 3
 
     public var entries = 0
-    /// Entries carrying `user.virtfs.{uid,gid,mode}`, and entries with a mapped-file metadata file.
-    public var xattrCarriers = 0
-    public var fileCarriers = 0
+    /// Entries carrying (some of) each mapped model's metadata.
+    public var carried: [SecurityModel: Int] = [:]
     public var withoutMetadata = 0
     public var withoutMetadataPaths: [[UInt8]] = []
     /// Entries without metadata that are shaped like a stored symlink or device.
@@ -118,7 +117,7 @@ public struct TreeCensus: Sendable {
     /// the same answer for all its entries, so the path is split once per directory.
     var reservedCheck: (directory: [UInt8], below: Bool)?
 
-    public var carriers: Int { max(xattrCarriers, fileCarriers) }
+    public var carriers: Int { carried.values.max() ?? 0 }
 
     public init() {}
 
@@ -126,7 +125,7 @@ public struct TreeCensus: Sendable {
     public static func take(_ root: Walker.Location, rule: LossRule, oneFileSystem: Bool = false) -> TreeCensus {
         var census = TreeCensus()
         var options = Walker.Options(recursive: true, oneFileSystem: oneFileSystem)
-        options.hiddenStorage = [Self.mappedFile]
+        options.hiddenStorage = SecurityModel.mappedCodecs
         options.auditStorage = false
         Walker(options: options).walk(root, visit: { entry in
             census.count(entry, root: root, rule: rule)
@@ -139,7 +138,7 @@ public struct TreeCensus: Sendable {
     /// walk made for something else (virtfs-fsck's check) takes the census on the way.
     public mutating func count(_ entry: HostEntry, root: Walker.Location, rule: LossRule) {
         if !entry.isExportRoot {
-            if TemporaryName.isReserved(entry.name) || Self.mappedFile.holdsMetadata(entry.name) { return }
+            if TemporaryName.isReserved(entry.name) || SecurityModel.storing(name: entry.name) != nil { return }
             if reservedCheck?.directory != entry.directory.path {
                 reservedCheck = (entry.directory.path, Self.belowReservedName(entry.path, root: root.path))
             }
@@ -149,11 +148,12 @@ public struct TreeCensus: Sendable {
         let st = entry.stat
         if st.uid == 0 { Self.tally(&rootOwned, &rootOwnedPaths, entry.path) }
         if let type = st.fileType, type != .regular && type != .directory { hostSpecial += 1 }
-        let inXattrs = ((try? entry.xattrNames()) ?? []).contains(where: Self.mappedXattr.marksMetadata(xattr:))
-        let inFile = Self.mappedFile.hasMetadata(entry)
-        if inXattrs { xattrCarriers += 1 }
-        if inFile { fileCarriers += 1 }
-        guard !inXattrs && !inFile else { return }
+        var carries = false
+        for codec in SecurityModel.mappedCodecs where codec.carriesMetadata(entry) {
+            carried[codec.model, default: 0] += 1
+            carries = true
+        }
+        guard !carries else { return }
         Self.tally(&withoutMetadata, &withoutMetadataPaths, entry.path)
         let components = Bytes.components(entry.path, below: root.path)
         let shape = entry.isExportRoot ? nil : MappedShape.of(entry, components: components, root: root.directory)
@@ -164,10 +164,10 @@ public struct TreeCensus: Sendable {
         if !entry.isExportRoot || rule.all, rule.lost(entry, shape: shape) { Self.tally(&lost, &lostPaths, entry.path) }
     }
 
-    /// Whether a directory of `path` below the export root holds mapped-file's metadata (a walk
-    /// that shows that metadata goes into it). The entry's own name is checked apart.
+    /// Whether a directory of `path` below the export root is a model's storage (a walk that
+    /// shows that storage goes into it). The entry's own name is checked apart.
     static func belowReservedName(_ path: [UInt8], root: [UInt8]) -> Bool {
-        path.dropFirst(root.count).split(separator: UInt8(ascii: "/")).dropLast().contains { mappedFile.holdsMetadata(Array($0)) }
+        path.dropFirst(root.count).split(separator: UInt8(ascii: "/")).dropLast().contains { SecurityModel.storing(name: Array($0)) != nil }
     }
 
     /// One more entry of a kind, and its path while there are fewer than `examples`.
@@ -175,9 +175,6 @@ public struct TreeCensus: Sendable {
         count += 1
         if paths.count < examples { paths.append(path) }
     }
-
-    static let mappedFile = SecurityModel.mappedFile.codec
-    static let mappedXattr = SecurityModel.mappedXattr.codec
 
     /// Keeps the example a reader recognises best: a symlink's form before a device's, then the
     /// one nearest the root (`/bin` before `/usr/lib/x86_64-linux-gnu/libc.so`).

@@ -109,7 +109,7 @@ public struct Checker {
         // The model audits its own storage in each directory, once its entries are checked.
         walkOptions.auditStorage = false
         // Hard links whose metadata has been seen: data identity -> (metadata identity, path).
-        var linked: [FileIdentity: (metadata: FileIdentity?, components: [[UInt8]])] = [:]
+        var linked: LinkedNames = [:]
         let codec = codec
         Walker(options: walkOptions).walk(root, jobs: options.jobs, transform: { entry in
             // Nothing changes the tree during the walk (repairs wait for its end): the census
@@ -138,9 +138,13 @@ public struct Checker {
         return f
     }
 
-    func checkEntry(_ entry: HostEntry, decoded: Result<GuestView, VirtFSError>, linked: inout [FileIdentity: (metadata: FileIdentity?, components: [[UInt8]])],
+    /// What a walk of the check keeps per hard-linked inode: the first name's metadata identity and components.
+    typealias LinkedNames = [FileIdentity: (metadata: FileIdentity?, components: [[UInt8]])]
+    typealias Found = (Check, String, Finding.Repair?) -> Void
+
+    /// Every check of one entry, in the order its findings are reported.
+    func checkEntry(_ entry: HostEntry, decoded: Result<GuestView, VirtFSError>, linked: inout LinkedNames,
                     report reportAll: (Finding) -> Void) {
-        let model = options.model
         // Only a finding or a hard link needs the path's components: split once, when asked.
         lazy var parts = entry.isExportRoot ? [] : Bytes.components(entry.path, below: root.path)
         let outside = links.namesOutside(entry.stat)
@@ -152,125 +156,165 @@ public struct Checker {
         func report(_ f: Finding) {
             reportAll(withoutOutsideRepairs(f, entry.stat))
         }
-        func found(_ check: Check, _ problem: String, _ repair: Finding.Repair? = nil) {
+        func found(_ check: Check, _ problem: String, _ repair: Finding.Repair?) {
             report(Finding(check: check, path: entry.path, components: parts, problem: problem, repair: repair))
         }
-        if TemporaryName.matches(entry.name) {
-            // Not -p: the guest sees the file until it is removed.
-            return found(.strayTemporary, "temporary file of an interrupted virtfs-tools run",
-                         .init(summary: "remove it", safe: false, action: .removeEntry))
-        }
-        if SecurityModel.mappedFile.codec.holdsMetadata(entry.name) && !codec.holdsMetadata(entry.name) && model.isMapped {
-            return found(.mixedModels, "mapped-file metadata in a mapped-xattr tree")
-        }
+        if checkName(entry, found: found) { return }
         let view: GuestView
         switch decoded {
         case .success(let decoded): view = decoded
         case .failure(let error): return report(finding(for: error))
         }
-        let hostType = entry.stat.fileType
-        // One entry, one outcome: every rewrite of this entry (and the view a host-access repair
-        // pins) writes the same attributes, with every correction applied, so that no repair
-        // undoes an earlier one and -y reaches a fixpoint in one pass. A rewrite is safe (-p)
-        // only when what it writes is exactly the view the guest has now.
-        var merged = view.attributes
-        let typeWrong = view.diagnostics.contains { Check($0) == .modeType }
-        let hostSpecial = hostType.map { $0 != .regular && $0 != .directory } ?? false
-        // The host object is what QEMU can serve: its type wins (a host special is replaced by
-        // the mapped object of its own type, below).
-        if typeWrong, let hostType,
-           hostSpecial ? merged.type != hostType : (hostType == .directory) != (merged.type == .directory) {
-            merged.type = hostType
-            if hostType != .symlink { merged.symlinkTarget = nil }
+        let target = RepairTarget(view, host: entry.stat, codec: codec)
+        let rewrite = checkDiagnostics(view, target, entry: entry, parts: parts, report: report)
+        if options.model.isMapped {
+            checkMappedForm(view, target, entry: entry, rewritten: rewrite != nil, parts: parts, found: found)
+            checkAccess(entry.stat, parts: parts, path: entry.path, pin: target.showsHost ? target.merged : nil,
+                        keepsView: target.keepsView, report: report)
+            if codec.keepsMetadataByName {
+                // A metadata file with a name outside the tree gets one of its own, by rename: the
+                // outside file is not written, and the view does not change when it is exact.
+                let ownFile = Finding.Repair(summary: "give the entry a metadata file of its own (a rename; the outside file is left as it is)",
+                                             safe: target.exact, action: .rewriteMetadata(target.merged))
+                checkMetadataFile(entry, parts: parts, linked: &linked, ownFile: ownFile, report: report)
+            }
         }
-        // A rewrite keeps what the guest sees unless the value it replaces reads as undefined
-        // bytes, or the type or ACL it corrects.
-        func safeDiagnostic(_ d: VirtFSError) -> Bool {
+        checkHostTrust(view.attributes, found: found)
+    }
+
+    /// A temporary an interrupted run left, or another mapped model's storage: the name alone
+    /// is the finding (true), and the entry is not read as an entry.
+    func checkName(_ entry: HostEntry, found: Found) -> Bool {
+        let model = options.model
+        if TemporaryName.matches(entry.name) {
+            // Not -p: the guest sees the file until it is removed.
+            found(.strayTemporary, "temporary file of an interrupted virtfs-tools run",
+                  .init(summary: "remove it", safe: false, action: .removeEntry))
+        } else if model.isMapped, let other = SecurityModel.storing(name: entry.name), other != model {
+            found(.mixedModels, "\(other.rawValue) metadata in a \(model.rawValue) tree", nil)
+        } else {
+            return false
+        }
+        return true
+    }
+
+    /// One entry, one outcome: every rewrite of this entry (and the view a host-access repair
+    /// pins) writes the same attributes, with every correction applied, so that no repair
+    /// undoes an earlier one and -y reaches a fixpoint in one pass. A rewrite is safe (-p)
+    /// only when what it writes is exactly the view the guest has now.
+    struct RepairTarget {
+        var merged: GuestAttributes
+        var exact: Bool
+        /// A host symlink, device, fifo or socket, which holds no metadata of its own.
+        var hostSpecial: Bool
+        /// Host fields show through the view: a host-access repair pins it first.
+        var showsHost: Bool
+        /// A host-access repair leaves the guest's view as it is.
+        var keepsView: Bool
+
+        init(_ view: GuestView, host: HostStat, codec: any ModelCodec) {
+            merged = view.attributes
+            let hostType = host.fileType
+            hostSpecial = hostType.map { $0 != .regular && $0 != .directory } ?? false
+            // The host object is what QEMU can serve: its type wins (a host special is replaced
+            // by the mapped object of its own type).
+            if view.diagnostics.contains(where: { Check($0) == .modeType }), let hostType,
+               hostSpecial ? merged.type != hostType : (hostType == .directory) != (merged.type == .directory) {
+                merged.type = hostType
+                if hostType != .symlink { merged.symlinkTarget = nil }
+            }
+            exact = merged == view.attributes && codec.keeps(merged, host: host) && view.diagnostics.allSatisfy(Self.safe)
+            let p = view.provenance
+            showsHost = p.uid == .host || p.gid == .host || p.mode == .host
+            keepsView = (!showsHost || exact) && !codec.hostShowsThrough(view.attributes, host: host)
+        }
+
+        /// A rewrite keeps what the guest sees unless the value it replaces reads as undefined
+        /// bytes, or the type or ACL it corrects.
+        static func safe(_ d: VirtFSError) -> Bool {
             switch d.finding {
             case .valueUndefined?, .modeWithoutType?, .typeContradictsHost?, .aclRejected?: return false
             default: return true
             }
         }
-        let exact = merged == view.attributes && codec.keeps(merged, host: entry.stat) && view.diagnostics.allSatisfy(safeDiagnostic)
+    }
+
+    /// A finding per diagnostic the codec reported while decoding, and the rewrite that repairs
+    /// the entry's metadata, if one does.
+    func checkDiagnostics(_ view: GuestView, _ target: RepairTarget, entry: HostEntry, parts: @autoclosure () -> [[UInt8]],
+                          report: (Finding) -> Void) -> Finding.Repair? {
         var rewrite: Finding.Repair?
         for d in view.diagnostics {
             let check = Check(d)
-            let safe = safeDiagnostic(d) && exact
             let repair: Finding.Repair? = switch check {
             // Metadata cannot be written on a host special (no user xattrs on Linux); its
             // replacement carries the repaired metadata, made once for all its findings.
             case .xattrLength, .metadataSyntax, .modeType, .badACL:
-                hostSpecial ? .init(summary: "replace it by the mapped \(merged.type.keyword) QEMU would have made", safe: false, action: .replaceWithMapped(merged))
-                    : .init(summary: "rewrite the metadata as QEMU writes it", safe: safe, action: .rewriteMetadata(merged))
+                target.hostSpecial ? .init(summary: "replace it by the mapped \(target.merged.type.keyword) QEMU would have made", safe: false, action: .replaceWithMapped(target.merged))
+                    : .init(summary: "rewrite the metadata as QEMU writes it", safe: RepairTarget.safe(d) && target.exact, action: .rewriteMetadata(target.merged))
             case .metadataObject:
                 .init(summary: "remove what stands in place of the metadata file", safe: false, action: .removeMetadataObject)
             default: nil
             }
             if check != .metadataObject, let repair { rewrite = repair }
-            var f = Finding(check: check, path: entry.path, components: parts, problem: d.detail, repair: repair)
-            if check == .metadataObject {
-                // The object to remove is the metadata file, not the entry.
-                f.components = metadataComponents(of: entry, parts: parts)
-            }
-            report(f)
+            // The object a metadata-object repair removes is the metadata file, not the entry.
+            report(Finding(check: check, path: entry.path, components: check == .metadataObject ? metadataComponents(of: entry, parts: parts()) : parts(),
+                           problem: d.detail, repair: repair))
         }
-        if model.isMapped {
-            let p = view.provenance
-            if p.mode == .xattrMacOS || p.rdev == .xattrMacOS {
-                found(.macosLayout, "user.virtfs.\(p.mode == .xattrMacOS ? "mode" : "rdev") in the macOS layout",
-                      .init(summary: "rewrite in the Linux layout", safe: false, action: .rewriteMetadata(merged)))
-            }
-            if hostSpecial, let hostType {
-                var attributes = merged
-                if view.hostFallback, case .owner(let uid, let gid)? = options.adoption {
-                    attributes = merged.changingOwnerOnly(uid: uid, gid: gid)
-                }
-                // Replacing host objects on a guessed model could turn a whole passthrough tree's
-                // symlinks into files.
-                found(.hostSpecial, "host \(hostType.keyword) in a \(model.rawValue) export"
-                      + (options.modelDeclared ? "" : " (the model was detected: repairing it needs --model \(model.rawValue))"),
-                      options.modelDeclared ? .init(summary: "replace it by the mapped \(hostType.keyword) QEMU would have made", safe: false,
-                                                    action: .replaceWithMapped(attributes)) : nil)
-            } else if view.hostFallback && rewrite == nil && view.diagnostics.isEmpty,
-                      let reason = lossReason(entry, parts: parts) {
-                found(.metadataLost, "no VirtFS metadata, lost (\(reason)): the guest sees a host \(hostType?.keyword ?? "object") owned by \(view.uid):\(view.gid) with mode 0\(String(view.attributes.permissions, radix: 8))")
-            } else if view.hostFallback && rewrite == nil {
-                let repair: Finding.Repair? = switch options.adoption {
-                case .owner(let uid, let gid)?:
-                    .init(summary: "give it metadata owned by \(uid):\(gid)", safe: true,
-                          action: .rewriteMetadata(view.attributes.changingOwnerOnly(uid: uid, gid: gid)))
-                case .fromParent? where !entry.isExportRoot:
-                    .init(summary: "give it metadata owned like its parent directory", safe: true, action: .adoptFromParent(view.attributes))
-                default: nil
-                }
-                found(.noMetadata, "no VirtFS metadata: the guest sees host owner \(view.uid):\(view.gid) and mode 0\(String(view.attributes.permissions, radix: 8))", repair)
-            }
-            let showsHost = p.uid == .host || p.gid == .host || p.mode == .host
-            // mapped-file keeps guest ACLs as host ACLs, whose owner entry a host chmod changes,
-            // and hard links there may each have metadata of their own, through which the host
-            // owner of the shared inode shows.
-            let keepsView = (!showsHost || exact)
-                && !(model == .mappedFile && (view.attributes.accessACL != nil || (entry.stat.nlink > 1 && hostType != .directory)))
-            checkAccess(entry.stat, parts: parts, path: entry.path, pin: showsHost ? merged : nil, keepsView: keepsView, report: report)
-            if codec.keepsMetadataByName {
-                // A metadata file with a name outside the tree gets one of its own, by rename: the
-                // outside file is not written, and the view does not change when it is exact.
-                let ownFile = Finding.Repair(summary: "give the entry a metadata file of its own (a rename; the outside file is left as it is)",
-                                             safe: exact, action: .rewriteMetadata(merged))
-                checkMetadataFile(entry, parts: parts, linked: &linked, ownFile: ownFile, report: report)
-            }
+        return rewrite
+    }
+
+    /// Whether a mapped entry is stored as the model stores it: the Linux layout, no host
+    /// special, and metadata (lost, or never given when the host added the entry).
+    func checkMappedForm(_ view: GuestView, _ target: RepairTarget, entry: HostEntry, rewritten: Bool,
+                         parts: @autoclosure () -> [[UInt8]], found: Found) {
+        let model = options.model
+        let p = view.provenance
+        let hostType = entry.stat.fileType
+        if p.mode == .xattrMacOS || p.rdev == .xattrMacOS {
+            found(.macosLayout, "user.virtfs.\(p.mode == .xattrMacOS ? "mode" : "rdev") in the macOS layout",
+                  .init(summary: "rewrite in the Linux layout", safe: false, action: .rewriteMetadata(target.merged)))
         }
+        if target.hostSpecial, let hostType {
+            var attributes = target.merged
+            if view.hostFallback, case .owner(let uid, let gid)? = options.adoption {
+                attributes = target.merged.changingOwnerOnly(uid: uid, gid: gid)
+            }
+            // Replacing host objects on a guessed model could turn a whole passthrough tree's
+            // symlinks into files.
+            found(.hostSpecial, "host \(hostType.keyword) in a \(model.rawValue) export"
+                  + (options.modelDeclared ? "" : " (the model was detected: repairing it needs --model \(model.rawValue))"),
+                  options.modelDeclared ? .init(summary: "replace it by the mapped \(hostType.keyword) QEMU would have made", safe: false,
+                                                action: .replaceWithMapped(attributes)) : nil)
+        } else if view.hostFallback && !rewritten && view.diagnostics.isEmpty,
+                  let reason = lossReason(entry, parts: parts()) {
+            found(.metadataLost, "no VirtFS metadata, lost (\(reason)): the guest sees a host \(hostType?.keyword ?? "object") owned by \(view.uid):\(view.gid) with mode 0\(String(view.attributes.permissions, radix: 8))", nil)
+        } else if view.hostFallback && !rewritten {
+            let repair: Finding.Repair? = switch options.adoption {
+            case .owner(let uid, let gid)?:
+                .init(summary: "give it metadata owned by \(uid):\(gid)", safe: true,
+                      action: .rewriteMetadata(view.attributes.changingOwnerOnly(uid: uid, gid: gid)))
+            case .fromParent? where !entry.isExportRoot:
+                .init(summary: "give it metadata owned like its parent directory", safe: true, action: .adoptFromParent(view.attributes))
+            default: nil
+            }
+            found(.noMetadata, "no VirtFS metadata: the guest sees host owner \(view.uid):\(view.gid) and mode 0\(String(view.attributes.permissions, radix: 8))", repair)
+        }
+    }
+
+    /// What the host trusts the guest with: another model's metadata the guest can write, and
+    /// (outside the mapped models) set-id root files and devices served as the host's own.
+    func checkHostTrust(_ a: GuestAttributes, found: Found) {
+        let model = options.model
         // (A mapped-xattr guest sees none of them.)
-        if view.attributes.xattrs.contains(where: { SecurityModel.mappedXattr.codec.holdsMetadata(xattr: $0.name) }) {
-            found(.untrustedXattr, "carries user.virtfs.* xattrs, which the guest can write in \(model.rawValue)")
+        if let forged = SecurityModel.mappedCodecs.first(where: { codec in a.xattrs.contains { codec.holdsMetadata(xattr: $0.name) } }) {
+            found(.untrustedXattr, "carries \(forged.storageDescription), which the guest can write in \(model.rawValue)", nil)
         }
-        if !model.isMapped {
-            let a = view.attributes
-            if a.type == .regular && ((a.permissions & 0o4000 != 0 && a.uid == 0) || (a.permissions & 0o2000 != 0 && a.gid == 0)) {
-                found(.privileged, "set-id root file served as a real host file")
-            } else if a.type.hasDeviceNumber && a.rdev != .zero {
-                found(.privileged, "device node \(a.rdev) served as a real host device")
-            }
+        guard !model.isMapped else { return }
+        if a.type == .regular && ((a.permissions & 0o4000 != 0 && a.uid == 0) || (a.permissions & 0o2000 != 0 && a.gid == 0)) {
+            found(.privileged, "set-id root file served as a real host file", nil)
+        } else if a.type.hasDeviceNumber && a.rdev != .zero {
+            found(.privileged, "device node \(a.rdev) served as a real host device", nil)
         }
     }
 
@@ -320,7 +364,7 @@ public struct Checker {
                                      action: .hostAccess(uid: qemuUser.uid, gid: qemuUser.gid, addBits: need << 6, pin: pin))))
     }
 
-    func checkMetadataFile(_ entry: HostEntry, parts: [[UInt8]], linked: inout [FileIdentity: (metadata: FileIdentity?, components: [[UInt8]])],
+    func checkMetadataFile(_ entry: HostEntry, parts: [[UInt8]], linked: inout LinkedNames,
                            ownFile: Finding.Repair? = nil, report: (Finding) -> Void) {
         let metadata = codec.metadataStat(of: entry)
         if entry.stat.fileType == .directory, let (name, st) = codec.storageStat(inside: entry) {

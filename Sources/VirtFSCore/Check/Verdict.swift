@@ -30,10 +30,9 @@ public enum TreeVerdict: Sendable, Equatable {
         let m = census.entries
         let covered = { (n: Int) in n >= 2 && ModelDetection.covers(n, of: m) }
         if let declared {
-            if declared != .mappedXattr, covered(census.xattrCarriers) {
-                verdicts.append(.contradicts(declared: declared, carried: .mappedXattr, count: census.xattrCarriers, of: m))
-            } else if declared != .mappedFile, covered(census.fileCarriers) {
-                verdicts.append(.contradicts(declared: declared, carried: .mappedFile, count: census.fileCarriers, of: m))
+            if let (carried, count) = SecurityModel.mappedCodecs.lazy.map({ ($0.model, census.carried[$0.model] ?? 0) })
+                .first(where: { $0.0 != declared && covered($0.1) }) {
+                verdicts.append(.contradicts(declared: declared, carried: carried, count: count, of: m))
             } else if declared.isMapped, census.carriers == 0, census.hostSpecial >= 2, census.shaped < census.hostSpecial {
                 // Real symlinks and devices and no metadata anywhere: a passthrough tree.
                 verdicts.append(.contradicts(declared: declared, carried: .passthrough, count: census.hostSpecial, of: m))
@@ -67,8 +66,7 @@ public enum TreeVerdict: Sendable, Equatable {
             if carried == .passthrough {
                 return "--model \(declared.rawValue) contradicts the tree: no entry carries VirtFS metadata and \(Self.number(count)) of \(Self.number(of)) entries are host symlinks, devices or fifos (a passthrough tree)"
             }
-            let what = carried == .mappedXattr ? "user.virtfs.* xattrs" : "a .virtfs_metadata file"
-            return "--model \(declared.rawValue) contradicts the tree: \(Self.number(count)) of \(Self.number(of)) entries carry \(what) (a \(carried.rawValue) tree)"
+            return "--model \(declared.rawValue) contradicts the tree: \(Self.number(count)) of \(Self.number(of)) entries carry \(carried.codec.storageDescription) (a \(carried.rawValue) tree)"
         case .metadataLost(let count, let of, let example, _):
             return "metadata lost on \(Self.number(count)) of \(Self.number(of)) entries" + (example.map { "; the guest would see \($0)" } ?? "")
         case .rootOwned(let count, let of, _):

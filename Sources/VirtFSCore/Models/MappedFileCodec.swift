@@ -173,6 +173,13 @@ public struct MappedFileCodec: ModelCodec {
     }
 
     public var keepsMetadataByName: Bool { true }
+    public var storageDescription: String { "a .virtfs_metadata file" }
+
+    /// Guest ACLs are host ACLs, whose owner entry a host chmod changes, and each name of a
+    /// hard-linked inode may have metadata of its own, through which the shared host owner shows.
+    public func hostShowsThrough(_ attributes: GuestAttributes, host: HostStat) -> Bool {
+        attributes.accessACL != nil || (host.nlink > 1 && host.fileType != .directory)
+    }
 
     /// The host ACL is the guest's, so its mask stays the group bits.
     public func settle(_ entry: HostEntry, names: [[UInt8]], placement: HostPlacement?) throws(VirtFSError) {

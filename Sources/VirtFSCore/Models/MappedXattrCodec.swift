@@ -7,12 +7,6 @@ public enum VirtfsXattr {
     public static let rdev = "user.virtfs.rdev"
     public static let aclAccess = "user.virtfs.system.posix_acl_access"
     public static let aclDefault = "user.virtfs.system.posix_acl_default"
-
-    /// Whether an xattr name is one QEMU writes for every object it creates in mapped-xattr
-    /// (uid, gid, mode): what tells an entry that carries mapped-xattr metadata.
-    public static func isOwnerOrMode(_ name: [UInt8]) -> Bool {
-        name == Array(uid.utf8) || name == Array(gid.utf8) || name == Array(mode.utf8)
-    }
 }
 
 let virtfsPrefix = Array(VirtfsXattr.prefix.utf8)
@@ -148,7 +142,13 @@ public struct MappedXattrCodec: ModelCodec {
 
     public func holdsMetadata(xattr name: [UInt8]) -> Bool { name.starts(with: virtfsPrefix) }
     public var metadataForgeable: Bool { true }
-    public func marksMetadata(xattr name: [UInt8]) -> Bool { VirtfsXattr.isOwnerOrMode(name) }
+    public var storageDescription: String { "user.virtfs.* xattrs" }
+
+    /// Any of the owner and mode fields, which QEMU writes on every object it creates.
+    public func carriesMetadata(_ entry: HostEntry) -> Bool {
+        ((try? entry.xattrNames()) ?? []).contains(where: Self.ownerAndMode.contains)
+    }
+    static let ownerAndMode = [VirtfsXattr.uid, VirtfsXattr.gid, VirtfsXattr.mode].map { Array($0.utf8) }
 
     /// A device number is kept only on the types mknod makes.
     public func keeps(_ attributes: GuestAttributes, host: HostStat) -> Bool {

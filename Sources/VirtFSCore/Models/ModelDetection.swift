@@ -51,13 +51,20 @@ public struct ModelDetection: Sendable, Equatable {
         case interrupted(ConversionRecord)
     }
 
+    /// How many entries of the sample showed a model's storage, and the first paths that did.
+    public struct Evidence: Sendable, Equatable {
+        public var count = 0
+        public var paths: [[UInt8]] = []
+
+        mutating func add(_ path: [UInt8]) {
+            count += 1
+            if paths.count < ModelDetection.evidencePaths { paths.append(path) }
+        }
+    }
+
     public var outcome: Outcome
-    /// The first paths that showed mapped-file metadata, and how many entries did.
-    public var mappedFileEvidence: [[UInt8]] = []
-    public var mappedFileCount = 0
-    /// The first paths that carried `user.virtfs.*` xattrs, and how many entries did.
-    public var mappedXattrEvidence: [[UInt8]] = []
-    public var mappedXattrCount = 0
+    /// What each mapped model left in the sample.
+    public var evidence: [SecurityModel: Evidence] = [:]
     /// Entries examined, the mapped-file names themselves not included.
     public var entriesExamined = 0
     /// How the examined entries that carry metadata are owned and protected on the host (at
@@ -76,16 +83,16 @@ public struct ModelDetection: Sendable, Equatable {
 
     /// The reason, for messages: `mixed models: mapped-file (.virtfs_metadata in ./a), mapped-xattr (user.virtfs.* on ./b)`.
     public var explanation: String {
-        func first(_ paths: [[UInt8]]) -> String { paths.first.map { String(decoding: $0, as: UTF8.self) } ?? "?" }
+        func first(_ model: SecurityModel) -> String { evidence[model]?.paths.first.map { String(decoding: $0, as: UTF8.self) } ?? "?" }
         switch outcome {
         case .mixed:
-            return "tree mixes models: mapped-file metadata at \(first(mappedFileEvidence)) and user.virtfs.* xattrs on \(first(mappedXattrEvidence)); name one with --model"
+            return "tree mixes models: mapped-file metadata at \(first(.mappedFile)) and user.virtfs.* xattrs on \(first(.mappedXattr)); name one with --model"
         case .interrupted(let record):
             return VirtFSError.interruptedConversion(record, path: []).detail
         case .detected(.mappedFile):
-            return "mapped-file (metadata at \(first(mappedFileEvidence)))"
+            return "mapped-file (metadata at \(first(.mappedFile)))"
         case .detected(.mappedXattr):
-            return "mapped-xattr (user.virtfs.* on \(first(mappedXattrEvidence)))"
+            return "mapped-xattr (user.virtfs.* on \(first(.mappedXattr)))"
         case .detected(let m):
             return "\(m.rawValue) (no VirtFS metadata found; passthrough and none look alike on the host)"
         }
@@ -106,27 +113,22 @@ public struct ModelDetection: Sendable, Equatable {
             result.outcome = .interrupted(record)
             return result
         }
-        func fileEvidence(_ path: [UInt8]) {
-            result.mappedFileCount += 1
-            if result.mappedFileEvidence.count < evidencePaths { result.mappedFileEvidence.append(path) }
-        }
         var queue: [DirectoryContext] = [directory]
-        let mappedFile = SecurityModel.mappedFile.codec
         func examine(_ dir: DirectoryContext, _ name: [UInt8], _ path: [UInt8], isRoot: Bool = false) {
-            if mappedFile.holdsMetadata(name) {
-                fileEvidence(path)
+            if let model = SecurityModel.storing(name: name) {
+                result.evidence[model, default: .init()].add(path)
                 return
             }
             result.entriesExamined += 1
             guard let examined = try? HostEntry(directory: dir, name: name, path: path, isExportRoot: isRoot) else { return }
-            let inFile = mappedFile.hasMetadata(examined)
-            if inFile, !isRoot, let file = mappedFile.metadataFile(of: examined) { fileEvidence(file.reduce(dir.path) { Bytes.join($0, $1) }) }
-            let inXattrs = (try? examined.xattrNames())?.contains(where: VirtfsXattr.isOwnerOrMode) ?? false
-            if inXattrs {
-                result.mappedXattrCount += 1
-                if result.mappedXattrEvidence.count < evidencePaths { result.mappedXattrEvidence.append(path) }
+            var carries = false
+            for codec in SecurityModel.mappedCodecs where codec.carriesMetadata(examined) {
+                carries = true
+                // Storage by name is evidence where it lies; the root's is listed in the root.
+                let file = codec.metadataFile(of: examined)
+                if file == nil || !isRoot { result.evidence[codec.model, default: .init()].add(file.map { $0.reduce(dir.path) { Bytes.join($0, $1) } } ?? path) }
             }
-            if inFile || inXattrs {
+            if carries {
                 let profile = HostProfile(examined.stat)
                 if result.profiles[profile] != nil || result.profiles.count < profileLimit { result.profiles[profile, default: 0] += 1 }
             }
@@ -147,19 +149,15 @@ public struct ModelDetection: Sendable, Equatable {
                 inDirectory += 1
                 let path = Bytes.join(dir.path, name)
                 examine(dir, name, path)
-                if type == UInt8(DT_DIR), !mappedFile.holdsMetadata(name), queue.count < 64,
+                if type == UInt8(DT_DIR), SecurityModel.storing(name: name) == nil, queue.count < 64,
                    let child = try? dir.child(name, path: path) {
                     queue.append(child)
                 }
                 return true
             }
         }
-        switch (covers(result.mappedFileCount, of: result.entriesExamined), covers(result.mappedXattrCount, of: result.entriesExamined)) {
-        case (true, true): result.outcome = .mixed
-        case (true, false): result.outcome = .detected(.mappedFile)
-        case (false, true): result.outcome = .detected(.mappedXattr)
-        case (false, false): result.outcome = .detected(.passthrough)
-        }
+        let seen = result.evidence.filter { covers($0.value.count, of: result.entriesExamined) }.keys
+        result.outcome = seen.count > 1 ? .mixed : .detected(seen.first ?? .passthrough)
         return result
     }
 }

@@ -13,6 +13,12 @@ public enum SecurityModel: String, Sendable, CaseIterable, Codable {
     /// Models that keep guest metadata beside the host object rather than in it.
     public var isMapped: Bool { self == .mappedXattr || self == .mappedFile }
 
+    /// The codecs of the models that keep metadata beside the host object.
+    static let mappedCodecs: [any ModelCodec] = allCases.filter(\.isMapped).map(\.codec)
+
+    /// The mapped model whose storage a directory entry named `name` is, if any.
+    static func storing(name: [UInt8]) -> SecurityModel? { mappedCodecs.first { $0.holdsMetadata(name) }?.model }
+
     /// The one codec for this model.
     public var codec: any ModelCodec { codec(lenient: false) }
 
@@ -133,9 +139,16 @@ public protocol ModelCodec: Sendable {
     /// can neither see nor set.
     func holdsMetadata(xattr name: [UInt8]) -> Bool
 
-    /// Whether an xattr named `name` is one this model writes on every object it creates: an
-    /// entry with one carries (some of) the model's metadata.
-    func marksMetadata(xattr name: [UInt8]) -> Bool
+    /// Whether the entry carries (some of) this model's metadata: what a census counts, where
+    /// `hasMetadata` asks for all of it.
+    func carriesMetadata(_ entry: HostEntry) -> Bool
+
+    /// How a user recognises this model's storage on the host ("user.virtfs.* xattrs").
+    var storageDescription: String { get }
+
+    /// Whether host fields show through a view stored as `attributes` on the host object
+    /// `host` even when the metadata is complete, so that a host chown or chmod changes it.
+    func hostShowsThrough(_ attributes: GuestAttributes, host: HostStat) -> Bool
 
     /// Whether the entry carries this model's metadata, complete (what an interrupted
     /// conversion reads as "already in this model").
@@ -198,8 +211,10 @@ extension ModelCodec {
     public var keepsMetadataByName: Bool { false }
     public func holdsMetadata(_ name: [UInt8]) -> Bool { false }
     public func holdsMetadata(xattr name: [UInt8]) -> Bool { false }
-    public func marksMetadata(xattr name: [UInt8]) -> Bool { false }
     public func hasMetadata(_ entry: HostEntry) -> Bool { false }
+    public func carriesMetadata(_ entry: HostEntry) -> Bool { hasMetadata(entry) }
+    public var storageDescription: String { "VirtFS metadata" }
+    public func hostShowsThrough(_ attributes: GuestAttributes, host: HostStat) -> Bool { false }
     public var metadataForgeable: Bool { false }
     public func settle(_ entry: HostEntry, names: [[UInt8]], placement: HostPlacement?) throws(VirtFSError) {}
     public func removeMetadata(of entry: HostEntry) throws(VirtFSError) {}
