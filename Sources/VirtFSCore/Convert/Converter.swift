@@ -28,6 +28,8 @@ public struct Converter {
         public var allowSetuid = false
         public var trustExistingXattrs = false
         public var oneFileSystem = false
+        /// Threads the preflight reads and decodes the tree on; nothing it finds depends on it.
+        public var jobs = 1
 
         public init(from: SecurityModel, to: SecurityModel) {
             self.from = from
@@ -180,7 +182,11 @@ public struct Converter {
         // (This walk hides mapped-file metadata only where the run's own walk does too: it sees
         // every directory that one sees, and perhaps a few more.)
         survey.complete = inPlace && !recorded
-        Walker(options: preflightWalk).walk(root, visit: { entry in
+        // Reading only: each entry's form and decoding on `jobs` threads, the checks in walk order.
+        Walker(options: preflightWalk).walk(root, jobs: options.jobs, transform: { entry in
+            let current = form(of: entry)
+            return (entry, current, Result { () throws(VirtFSError) in try current.codec.decode(entry) })
+        }, visit: { (entry: HostEntry, current: SecurityModel, decoded: Result<GuestView, VirtFSError>) in
             entries += 1
             if survey.complete {
                 // As the state's own walk would record them (see writeState).
@@ -212,12 +218,10 @@ public struct Converter {
             if inPlace && changesInodes && entry.stat.fileType != .directory && entry.stat.nlink > 1 {
                 names[entry.stat.identity, default: (0, entry.stat.nlink, entry.path)].count += 1
             }
-            let current = form(of: entry)
             let view: GuestView
-            do {
-                view = try current.codec.decode(entry)
-            } catch {
-                return report((error as? VirtFSError) ?? .refused("decode", path: entry.path, "\(error)"))
+            switch decoded {
+            case .success(let decoded): view = decoded
+            case .failure(let error): return report(error)
             }
             let a = view.attributes
             if !(inPlace && current == options.to) {
