@@ -128,7 +128,7 @@ extension Walker {
 
 /// What a thread of the parallel walk runs: a batch that no other thread touches until it has
 /// been joined, and a transform the caller promises is safe to run concurrently.
-final class Job {
+private final class Job {
     let run: () -> Void
     init(_ run: @escaping () -> Void) { self.run = run }
 }
