@@ -435,23 +435,3 @@ public struct Importer {
 
 /// A directory's own name, for the *at() calls on its descriptor.
 let dot = [UInt8(ascii: ".")]
-
-/// The import's filesystem flushed (syncfs(2)) every half second on another thread while members
-/// are written, so that the flush an import ends with, which makes it durable, waits only for
-/// the last moments' writes rather than for all of them.
-final class BackgroundFlush: @unchecked Sendable {
-    let stop = DispatchSemaphore(value: 0)
-    let stopped = DispatchSemaphore(value: 0)
-
-    init(_ fd: Int32) {
-        DispatchQueue.global().async { [self] in
-            while stop.wait(timeout: .now() + 0.5) == .timedOut { try? Sys.syncFilesystem(fd, []) }
-            stopped.signal()
-        }
-    }
-
-    func finish() {
-        stop.signal()
-        stopped.wait()
-    }
-}

@@ -28,6 +28,8 @@ public struct Converter {
         public var allowSetuid = false
         public var trustExistingXattrs = false
         public var oneFileSystem = false
+        /// Threads the preflight reads and decodes the tree on; nothing it finds depends on it.
+        public var jobs = 1
 
         public init(from: SecurityModel, to: SecurityModel) {
             self.from = from
@@ -63,7 +65,7 @@ public struct Converter {
 
     public init(options: Options) {
         var options = options
-        // Durability comes in batches (see `Checkpoints`), not a flush per metadata file.
+        // Durability comes in batches (see `inPlace`'s flush), not a flush per metadata file.
         options.placement.syncEachFile = false
         self.options = options
         source = options.from.codec
@@ -180,7 +182,11 @@ public struct Converter {
         // (This walk hides mapped-file metadata only where the run's own walk does too: it sees
         // every directory that one sees, and perhaps a few more.)
         survey.complete = inPlace && !recorded
-        Walker(options: preflightWalk).walk(root, visit: { entry in
+        // Reading only: each entry's form and decoding on `jobs` threads, the checks in walk order.
+        Walker(options: preflightWalk).walk(root, jobs: options.jobs, transform: { entry in
+            let current = form(of: entry)
+            return (entry, current, Result { () throws(VirtFSError) in try current.codec.decode(entry) })
+        }, visit: { (entry: HostEntry, current: SecurityModel, decoded: Result<GuestView, VirtFSError>) in
             entries += 1
             if survey.complete {
                 // As the state's own walk would record them (see writeState).
@@ -212,12 +218,10 @@ public struct Converter {
             if inPlace && changesInodes && entry.stat.fileType != .directory && entry.stat.nlink > 1 {
                 names[entry.stat.identity, default: (0, entry.stat.nlink, entry.path)].count += 1
             }
-            let current = form(of: entry)
             let view: GuestView
-            do {
-                view = try current.codec.decode(entry)
-            } catch {
-                return report((error as? VirtFSError) ?? .refused("decode", path: entry.path, "\(error)"))
+            switch decoded {
+            case .success(let decoded): view = decoded
+            case .failure(let error): return report(error)
             }
             let a = view.attributes
             if !(inPlace && current == options.to) {
@@ -261,6 +265,7 @@ public struct Converter {
         var links: [FileIdentity: [[UInt8]]] = [:]
         // Per directory: its copy in the output, and the times to give it when done.
         typealias Made = (directory: DirectoryContext, times: (Timestamp, Timestamp))
+        let flush = BackgroundFlush(output.directory.fd)
         Walker(options: walkOptions).walk(root, visit: { (entry, parent: inout Made?) -> Made? in
             do {
                 // Trusted user.virtfs.* values are the metadata: read such entries as mapped-xattr.
@@ -313,7 +318,9 @@ public struct Converter {
         if let rootTimes = try? root.entry().stat {
             try? Sys.setTimes(output.directory.fd, [UInt8(ascii: ".")], atime: rootTimes.atime, mtime: rootTimes.mtime)
         }
-        // The copy is on disk when the run ends, as cp's is not: one flush for the whole tree.
+        // The copy is on disk when the run ends, as cp's is not: flushed while it was made, and
+        // once more for what the last flush missed.
+        flush.finish()
         do { try Sys.syncFilesystem(output.directory.fd, output.path) } catch let error {
             summary.failures += 1
             event(.failed(error))
@@ -414,14 +421,18 @@ public struct Converter {
         // Inodes with several names converted by this run through one of them: the others
         // are found in the target form, but this run converted them.
         var convertedInodes: Set<FileIdentity> = []
-        var checkpoints = Checkpoints()
+        // Durability in batches, as dpkg and git do it: the steps of each entry are ordered so
+        // that a run killed anywhere loses nothing (see the top); for a power loss, what is done
+        // is flushed on another thread every half second and at the end, before the state file
+        // goes. What changed after the last flush may come back in an earlier form after a power
+        // loss; the state file, flushed before anything changes, makes a re-run finish it.
+        let flush = BackgroundFlush(rootDir.fd)
         var cleaned: DirectoryContext?
         // Per directory: its times as recorded with the state, before anything changed (writing
         // the state changed the root's), given back when it is left.
         typealias Times = (Timestamp, Timestamp)
         Walker(options: walkOptions).walk(root, visit: { (entry, _: inout Times?) -> Times? in
             if isStateFile(entry, root: root) { return nil }
-            checkpoints.entry(rootDir.fd)
             if TemporaryName.matches(entry.name) {
                 // Half-built by an interrupted run, never renamed into place.
                 target.discardTemporary(entry)
@@ -495,40 +506,13 @@ public struct Converter {
         }
         // Everything converted is on disk before the state file goes: until then a re-run after
         // a power loss knows there is a conversion to finish.
+        flush.finish()
         try Sys.syncFilesystem(rootDir.fd, root.path)
         if summary.failures == 0 {
             try Sys.unlink(rootDir.fd, ConversionRecord.fileName)
             try? Sys.setTimes(rootDir.fd, [UInt8(ascii: ".")], atime: rootTimes.0, mtime: rootTimes.1)
         }
         return summary
-    }
-
-    /// Durability in batches, as dpkg and git do it: the steps of each entry are ordered so that
-    /// a run killed anywhere loses nothing (see the top); for a power loss or a crash of the
-    /// system, everything done is flushed (syncfs) every `entries` entries or `seconds`, and at
-    /// the end. What changed after the last flush may come back in an earlier form after a
-    /// power loss; the state file, flushed before anything changes, makes a re-run finish it.
-    struct Checkpoints {
-        static let entries = 4096
-        static let seconds = 2
-        var count = 0
-        var last = Checkpoints.now()
-
-        static func now() -> Int {
-            var ts = timespec()
-            clock_gettime(CLOCK_MONOTONIC, &ts)
-            return ts.tv_sec
-        }
-
-        /// Counts an entry about to change; flushes when the batch is full or old enough. A
-        /// flush that fails here is retried by the last one, which does not ignore failure.
-        mutating func entry(_ fd: Int32) {
-            count += 1
-            guard count >= Self.entries || (count % 64 == 0 && Self.now() - last >= Self.seconds) else { return }
-            try? Sys.syncFilesystem(fd, [])
-            count = 0
-            last = Self.now()
-        }
     }
 
     static let stateLimit = 1 << 30
