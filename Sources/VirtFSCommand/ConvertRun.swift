@@ -30,6 +30,9 @@ public struct ConvertOptions: ParsableArguments {
     @Flag(name: [.customShort("x"), .long], help: "Do not descend into directories on other filesystems.")
     public var oneFileSystem = false
 
+    @Option(name: [.customShort("j"), .long], help: ArgumentHelp("Convert in place on N threads (default: the online CPUs); the result and the output do not change.", valueName: "n"))
+    public var jobs = Walker.onlineCPUs
+
     @Flag(name: [.customShort("v"), .long], help: "Name every entry a refusal concerns, also when many have one cause.")
     public var verbose = false
 
@@ -42,6 +45,10 @@ public struct ConvertOptions: ParsableArguments {
     public var tree: String
 
     public init() {}
+
+    public func validate() throws {
+        if jobs < 1 { throw ValidationError("--jobs must be at least 1.") }
+    }
 
     /// Converts; returns the exit status.
     public func run() throws -> Int32 {
@@ -65,6 +72,7 @@ public struct ConvertOptions: ParsableArguments {
         options.allowSetuid = allowSetuid
         options.trustExistingXattrs = trustExistingXattrs
         options.oneFileSystem = oneFileSystem
+        options.jobs = jobs
         let converter = Converter(options: options)
         // Refusals of one cause (thousands of "needs root" on a root filesystem) fold into one line.
         var refusals = ErrorDigest(limit: verbose ? Int.max : 3)
