@@ -30,7 +30,7 @@ public struct ConvertOptions: ParsableArguments {
     @Flag(name: [.customShort("x"), .long], help: "Do not descend into directories on other filesystems.")
     public var oneFileSystem = false
 
-    @Option(name: [.customShort("j"), .long], help: ArgumentHelp("Read and decode the tree before converting it on N threads (default: the online CPUs); the result does not change.", valueName: "n"))
+    @Option(name: [.customShort("j"), .long], help: ArgumentHelp("Check and convert in place on N threads (default: the online CPUs); the result and the output do not change.", valueName: "n"))
     public var jobs = Walker.onlineCPUs
 
     @Flag(name: [.customShort("v"), .long], help: "Name every entry a refusal concerns, also when many have one cause.")

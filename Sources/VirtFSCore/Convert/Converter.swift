@@ -28,7 +28,8 @@ public struct Converter {
         public var allowSetuid = false
         public var trustExistingXattrs = false
         public var oneFileSystem = false
-        /// Threads the preflight reads and decodes the tree on; nothing it finds depends on it.
+        /// Threads the preflight reads and decodes on, and that convert in place (see `alone`);
+        /// nothing found or done, and no event's order, depends on it.
         public var jobs = 1
 
         public init(from: SecurityModel, to: SecurityModel) {
@@ -431,7 +432,7 @@ public struct Converter {
         // Per directory: its times as recorded with the state, before anything changed (writing
         // the state changed the root's), given back when it is left.
         typealias Times = (Timestamp, Timestamp)
-        Walker(options: walkOptions).walk(root, visit: { (entry, _: inout Times?) -> Times? in
+        func step(_ entry: HostEntry, _ alone: Alone) -> Times? {
             if isStateFile(entry, root: root) { return nil }
             if TemporaryName.matches(entry.name) {
                 // Half-built by an interrupted run, never renamed into place.
@@ -441,6 +442,21 @@ public struct Converter {
             var attempted = false
             let times = entry.stat.fileType != .directory ? nil
                 : entry.isExportRoot ? rootTimes : recordedTimes[Self.stateKey(entry.path, root: root)] ?? (entry.stat.atime, entry.stat.mtime)
+            switch alone {
+            case .sequential: break
+            case .alreadyDone(let failure), .converted(_, let failure):
+                if case .converted(let view?, _) = alone {
+                    summary.count(view)
+                    event(.converted(view))
+                } else if case .alreadyDone = alone {
+                    summary.alreadyDone += 1
+                }
+                if let failure {
+                    summary.failures += 1
+                    event(.failed(failure))
+                }
+                return times
+            }
             do {
                 let shared = entry.stat.fileType != .directory && entry.stat.nlink > 1
                 var current = unmarked ? options.from : form(of: entry)
@@ -490,15 +506,31 @@ public struct Converter {
                 cleaned = nil
             } catch { cleaned = nil }
             return times
-        }, leave: { directory, times in
+        }
+        func leave(_ directory: DirectoryContext, _ times: Times) {
             target.discardTemporaries(in: directory)
             source.discardTemporaries(in: directory)
             if options.from != options.to { source.removeStorage(of: directory) }
             try? Sys.setTimes(directory.fd, [UInt8(ascii: ".")], atime: times.0, mtime: times.1)
-        }, failure: { error in
+        }
+        func failure(_ error: VirtFSError) {
             summary.failures += 1
             event(.failed(error))
-        })
+        }
+        if options.jobs > 1 {
+            // Directories visited and not yet left, with the times they get back when left.
+            var open: [[UInt8]: Times] = [:]
+            Walker(options: walkOptions).walk(root, jobs: options.jobs, transform: { entry in
+                (entry, alone(entry, root: root, unmarked: unmarked, resumed: resumed))
+            }, visit: { entry, alone in
+                if let times = step(entry, alone) { open[entry.isExportRoot ? root.path : entry.path] = times }
+            }, leave: { directory in
+                if let times = open.removeValue(forKey: directory.path) { leave(directory, times) }
+            }, failure: failure)
+        } else {
+            Walker(options: walkOptions).walk(root, visit: { (entry, _: inout Times?) -> Times? in step(entry, .sequential) },
+                                              leave: leave, failure: failure)
+        }
         for (_, left) in namesDone.sorted(by: { $0.value.path.lexicographicallyPrecedes($1.value.path) }) {
             summary.failures += 1
             event(.failed(.refused("convert", path: left.path,
@@ -624,6 +656,59 @@ public struct Converter {
         guard let notConverted else { return .done(entries: entries) }
         return .mixed(VirtFSError.refused("convert", path: root.path,
             "the export root carries user.virtfs.mode as if converted to mapped-xattr, but \(String(decoding: notConverted, as: UTF8.self)) is not; converting from \(options.from.rawValue) would drop every user.virtfs.* value as forged: nothing done (check with virtfs-stat --model mapped-xattr; if a guest set it, remove it with setfattr -x user.virtfs.mode)"))
+    }
+
+    /// Whether a thread of a parallel conversion converted an entry by itself, and how it went.
+    enum Alone {
+        /// Left to the walking thread, in walk order, as a conversion on one thread does it.
+        case sequential
+        /// Found in the target form already, then perhaps failed to finish.
+        case alreadyDone(VirtFSError?)
+        /// Converted, with the view carried over (nil: it failed before), then perhaps failed.
+        case converted(GuestView?, VirtFSError?)
+    }
+
+    /// Converts an entry on a thread of a parallel walk, or leaves it to the walking thread: what
+    /// a thread does alone is what needs no other entry's state (an inode with one name) and
+    /// adds or removes no name in a directory being listed (its host object keeps its kind; a
+    /// model's storage, which the walk hides, may change). Rebuilt objects, hard links, leftover
+    /// names and the run's own files go back to the walking thread.
+    func alone(_ entry: HostEntry, root: Walker.Location, unmarked: Bool, resumed: Bool) -> Alone {
+        guard !entry.isExportRoot, !TemporaryName.matches(entry.name), !isStateFile(entry, root: root),
+              entry.stat.fileType == .directory || entry.stat.nlink == 1 else { return .sequential }
+        let current = unmarked ? options.from : form(of: entry)
+        if current != options.to && current.codec.keepsMetadataByName && target.hasMetadata(entry) { return .sequential }
+        if current == options.to {
+            do throws(VirtFSError) {
+                if resumed { try finishInode(entry) }
+                return .alreadyDone(nil)
+            } catch {
+                return .alreadyDone(error.at(entry.path))
+            }
+        }
+        var view: GuestView
+        do throws(VirtFSError) {
+            var unused = Summary()
+            view = try self.view(of: entry, in: current, ours: true, summary: &unused, event: { _ in })
+        } catch {
+            return .converted(nil, error.at(entry.path))
+        }
+        let hostType = entry.stat.fileType ?? .regular
+        let targetIsPlain = options.to.isMapped || view.type == .regular || view.type == .directory
+        guard (hostType == .regular || hostType == .directory) && targetIsPlain else { return .sequential }
+        var links: [FileIdentity: [[UInt8]]] = [:]
+        var cleaned: DirectoryContext?
+        do throws(VirtFSError) {
+            _ = try convert(entry, view: view, from: current, root: root, links: &links, cleaned: &cleaned)
+        } catch {
+            return .converted(nil, error.at(entry.path))
+        }
+        do throws(VirtFSError) {
+            try finishInode(entry)
+            return .converted(view, nil)
+        } catch {
+            return .converted(view, error.at(entry.path))
+        }
     }
 
     /// The inode's own part of the conversion, once every name of it is in the target form:

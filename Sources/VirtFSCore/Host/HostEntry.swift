@@ -1,5 +1,6 @@
 import CVirtFS
 import Glibc
+import Synchronization
 
 /// An open host directory, and (lazily) the directory a model keeps its children's metadata in.
 /// Closes what it owns when released, so a walk holds descriptors only along its current path.
@@ -14,6 +15,9 @@ public final class DirectoryContext {
         case open(Int32)
     }
     var metadata: Metadata = .unknown
+    /// Held while `metadata` is looked up or made: the threads of a parallel conversion write
+    /// metadata files into one directory's `.virtfs_metadata` at once.
+    let metadataLock = Mutex(())
     /// Hashes of the names a walk read from this directory (mapped-file walks only), so that
     /// the audit of `.virtfs_metadata` asks the kernel only about names the walk did not see.
     private var listed: Set<Int>?

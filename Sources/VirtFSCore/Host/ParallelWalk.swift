@@ -9,8 +9,9 @@ extension Walker {
     /// exactly the order a plain walk calls them. The calling thread lists each directory and
     /// opens every subdirectory (O_NOFOLLOW, before its entry is visited): the stat its entry
     /// gets is that of the directory walked, so no swap can redirect the walk and a symlink is
-    /// never entered. `transform` gets each entry once, concurrently with others, and must not
-    /// change the tree: this walk is for reading.
+    /// never entered. `transform` gets each entry once, concurrently with others; it may change
+    /// the entry (its metadata, a model's storage the walk hides) but must add or remove no name
+    /// in a directory the walk lists: that is left to `visit`, on the listing thread.
     ///
     /// Each batch of entries is stat'ed and transformed by a thread of its own, at most `jobs`
     /// at a time; a batch holds a bounded number of entries and directories, so memory and

@@ -222,7 +222,9 @@ extension HostEntry: @unchecked Sendable {}
 public enum TemporaryName {
     /// (A process's id does not change; asking the kernel for it per entry cost a system call.)
     static let pid = getpid()
-    public static var current: [UInt8] { Array(".virtfs-tools.\(pid).tmp".utf8) }
+    /// Per thread: threads of one run that write beside each other never share a temporary.
+    /// (The thread's handle is unique among the live threads of the process, and costs no call.)
+    public static var current: [UInt8] { Array(".virtfs-tools.\(pid).\(String(UInt(bitPattern: Int(bitPattern: pthread_self())), radix: 16)).tmp".utf8) }
 
     /// A second temporary name of this run, for a step that needs two at once.
     public static func named(_ purpose: String) -> [UInt8] { Array(".virtfs-tools.\(pid).\(purpose).tmp".utf8) }

@@ -420,6 +420,10 @@ extension DirectoryContext {
     /// The `.virtfs_metadata` directory below this one, or nil when there is none. Like QEMU,
     /// a symlink in its place is not followed (and so is not metadata).
     public func metadataDirectory() throws(VirtFSError) -> Int32? {
+        try metadataLock.withLock { _ throws(VirtFSError) in try openMetadataDirectory() }
+    }
+
+    private func openMetadataDirectory() throws(VirtFSError) -> Int32? {
         switch metadata {
         case .open(let mfd): return mfd
         case .absent: return nil
@@ -439,7 +443,11 @@ extension DirectoryContext {
 
     /// The `.virtfs_metadata` directory, created (0700, like QEMU) when missing.
     public func makeMetadataDirectory(placement: HostPlacement) throws(VirtFSError) -> Int32 {
-        if let mfd = try metadataDirectory() { return mfd }
+        try metadataLock.withLock { _ throws(VirtFSError) in try makeMetadataDirectoryLocked(placement: placement) }
+    }
+
+    private func makeMetadataDirectoryLocked(placement: HostPlacement) throws(VirtFSError) -> Int32 {
+        if let mfd = try openMetadataDirectory() { return mfd }
         do {
             try Sys.mkdir(fd, MappedFileNames.metadataDirectory, 0o700)
             try Sys.chmod(fd, MappedFileNames.metadataDirectory, 0o700)
@@ -451,7 +459,7 @@ extension DirectoryContext {
             guard error.errno == EEXIST else { throw error }
         }
         metadata = .unknown
-        guard let mfd = try metadataDirectory() else {
+        guard let mfd = try openMetadataDirectory() else {
             throw VirtFSError.system("mkdirat", path: Bytes.join(path, MappedFileNames.metadataDirectory), errno: ENOENT)
         }
         return mfd
