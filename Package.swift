@@ -60,7 +60,15 @@ let package = Package(
         .target(name: "VirtFSArchiveCommand", dependencies: ["VirtFSCommand", "VirtFSArchive"]),
         .executableTarget(name: "virtfs-import", dependencies: ["VirtFSArchiveCommand"]),
         .executableTarget(name: "virtfs-export", dependencies: ["VirtFSArchiveCommand"]),
-        .executableTarget(name: "virtfs-qemu", dependencies: ["VirtFSCommand"]),
+        // libxml2, for libvirt domain XML.
+        .systemLibrary(
+            name: "CXML",
+            pkgConfig: "libxml-2.0",
+            providers: [.apt(["libxml2-dev"])]
+        ),
+        // QEMU command lines and libvirt domains, both ways: virtfs-qemu.
+        .target(name: "VirtFSQemu", dependencies: ["VirtFSCore", "CXML"]),
+        .executableTarget(name: "virtfs-qemu", dependencies: ["VirtFSCommand", "VirtFSQemu"]),
         // libfuse3's high-level API, for the guest view mounted on the host.
         .systemLibrary(
             name: "CFuse",
@@ -73,7 +81,7 @@ let package = Package(
         // Test support: materialises a text tree spec (testdata/trees/*.tree) in any model.
         .target(name: "VirtFSTestSupport", dependencies: ["VirtFSCore"]),
         .executableTarget(name: "vt-mktree", dependencies: ["VirtFSCommand", "VirtFSTestSupport"]),
-        .testTarget(name: "VirtFSCoreTests", dependencies: ["VirtFSCore", "VirtFSTestSupport", "CVirtFS"]),
+        .testTarget(name: "VirtFSCoreTests", dependencies: ["VirtFSCore", "VirtFSQemu", "VirtFSTestSupport", "CVirtFS"]),
         .testTarget(name: "VirtFSCommandTests", dependencies: ["VirtFSCommand"]),
         .testTarget(name: "VirtFSMountTests", dependencies: ["VirtFSMount", "VirtFSCore", "VirtFSTestSupport"]),
         .testTarget(name: "VirtFSArchiveTests", dependencies: ["VirtFSArchive", "VirtFSCore", "VirtFSTestSupport"]),

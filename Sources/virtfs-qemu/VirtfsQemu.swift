@@ -2,6 +2,7 @@ import ArgumentParser
 import Glibc
 import VirtFSCommand
 import VirtFSCore
+import VirtFSQemu
 
 @main
 struct VirtfsQemu: ParsableCommand {

@@ -1,6 +1,7 @@
 import Glibc
 import Testing
 import VirtFSCore
+import VirtFSQemu
 import VirtFSTestSupport
 
 /// A tree written in `model`, as QEMU leaves one: mapped-xattr's user.virtfs.* on an entry,
@@ -137,9 +138,10 @@ func qemuTree(_ t: TemporaryDirectory, _ name: String, _ model: SecurityModel, o
         #expect(checks("local,path=\(dir),mount_tag=r,security_model=mapped-xattr,readonly=on").isEmpty)
     }
 
-    @Test("libvirt domains: comments skipped, either quote, entities, accessmode names, the DAC label, virtio-fs left out")
+    @Test("libvirt domains: an XML declaration, comments skipped, either quote, entities and character references, accessmode names, the DAC label, virtio-fs left out")
     func libvirtDomain() throws {
         let xml = """
+            <?xml version="1.0" encoding="UTF-8"?>
             <domain type='kvm' xmlns:qemu='http://libvirt.org/schemas/domain/qemu/1.0'>
               <!-- <filesystem type='mount' accessmode='passthrough'><source dir='/commented'/></filesystem> -->
               <devices>
@@ -148,7 +150,7 @@ func qemuTree(_ t: TemporaryDirectory, _ name: String, _ model: SecurityModel, o
                   <source dir="/srv/a&amp;b"/>
                   <target dir="root"/>
                 </filesystem>
-                <filesystem type='mount'><source dir='/srv/default'/><target dir='d'/></filesystem>
+                <filesystem type='mount'><source dir='/srv/&#x64;efault'/><target dir='d'/></filesystem>
                 <filesystem type='mount' accessmode='squash'><source dir='/srv/s'/><target dir='s'/><readonly/></filesystem>
                 <filesystem type='mount' accessmode='passthrough'><driver type='virtiofs'/><source dir='/srv/vfs'/><target dir='v'/></filesystem>
               </devices>

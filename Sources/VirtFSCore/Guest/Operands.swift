@@ -67,7 +67,7 @@ public struct OperandResolver {
         root?.directory ?? (location.isExportRoot ? location.directory : nil)
     }
 
-    static func realPath(_ path: [UInt8]) throws(VirtFSError) -> [UInt8] {
+    public static func realPath(_ path: [UInt8]) throws(VirtFSError) -> [UInt8] {
         guard let resolved = Sys.withCString(path, { realpath($0, nil) }) else {
             throw VirtFSError.system("realpath", path: path, errno: errno)
         }

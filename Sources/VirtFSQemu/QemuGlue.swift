@@ -1,4 +1,6 @@
+import CXML
 import Glibc
+import VirtFSCore
 
 /// A host user and group, as QEMU runs.
 public struct HostID: Sendable, Equatable, CustomStringConvertible {
@@ -102,8 +104,10 @@ public enum QemuGlue {
         [SecurityModel.passthrough: "passthrough", .mappedXattr: "mapped", .none: "squash"][model]
     }
 
+    /// XML's five predefined entities, for the quote-agnostic attribute values written here.
     static func xmlEscape(_ bytes: [UInt8]) -> [UInt8] {
-        bytes.flatMap { b in XMLScan.entities.first { $0.byte == b }?.entity ?? [b] }
+        let entities: [UInt8: String] = [UInt8(ascii: "&"): "&amp;", UInt8(ascii: "<"): "&lt;", UInt8(ascii: ">"): "&gt;", UInt8(ascii: "'"): "&apos;", UInt8(ascii: "\""): "&quot;"]
+        return bytes.flatMap { entities[$0].map { Array($0.utf8) } ?? [$0] }
     }
 
     /// The libvirt `<filesystem>` element (or, for mapped-file, which libvirt cannot express, the
@@ -211,41 +215,30 @@ public enum QemuGlue {
     }
 
     /// A libvirt domain's 9p shares (`<filesystem type='mount'>`, and `-fsdev`/`-virtfs` in
-    /// `<qemu:commandline>`) and the user its `<seclabel model='dac'>` runs QEMU as. Not a
-    /// general XML parser: elements, attributes in either quote, comments, the five entities.
+    /// `<qemu:commandline>`) and the user its `<seclabel model='dac'>` runs QEMU as.
     public static func shares(libvirt xml: [UInt8]) -> (shares: [Share], user: HostID?) {
-        let elements = XMLScan.elements(xml)
         var shares: [Share] = []
         var passthrough: [[UInt8]] = []
         var user: HostID?
-        var index = 0
-        while index < elements.count {
-            let e = elements[index]
-            index += 1
+        XMLElement.parse(xml) { e in
             switch e.name {
-            case "filesystem" where !e.closing:
-                var source: [UInt8]?, target: [UInt8]?, driver: String?, readonly = false
-                while index < elements.count && !(elements[index].name == "filesystem" && elements[index].closing) {
-                    let child = elements[index]
-                    index += 1
-                    if child.closing { continue }
-                    if child.name == "source" { source = child.attributes["dir"] ?? source }
-                    if child.name == "target" { target = child.attributes["dir"] ?? target }
-                    if child.name == "readonly" { readonly = true }
-                    if child.name == "driver" { driver = child.string("type") }
-                }
-                guard e.string("type") ?? "mount" == "mount", driver != "virtiofs" else { continue }
+            case "filesystem":
+                let children = e.children
+                func child(_ name: String) -> XMLElement? { children.last { $0.name == name } }
+                guard e.string("type") ?? "mount" == "mount", child("driver")?.string("type") != "virtiofs" else { return }
                 let mode = e.string("accessmode") ?? "passthrough"
                 // libvirt's names for the models (accessMode), back to QEMU's; others as written.
                 let model = SecurityModel.allCases.first { accessMode($0) == mode }?.rawValue ?? mode
+                let target = child("target")?.attribute("dir")
                 shares.append(Share(origin: "<filesystem> \(target.map { String(decoding: $0, as: UTF8.self) } ?? "(no target)")",
-                                    driver: "local", path: source, model: model, id: nil, tag: target, hasDevice: true, readonly: readonly))
+                                    driver: "local", path: child("source")?.attribute("dir"), model: model, id: nil, tag: target,
+                                    hasDevice: true, readonly: child("readonly") != nil))
             case "qemu:arg":
-                if let value = e.attributes["value"] { passthrough.append(value) }
-            case "seclabel" where !e.closing:
-                guard e.string("model") == "dac", index < elements.count, elements[index].name == "label" else { break }
+                if let value = e.attribute("value") { passthrough.append(value) }
+            case "seclabel" where e.string("model") == "dac":
                 // `+UID:+GID` (numbers) or `USER:GROUP` (names).
-                let parts = String(decoding: elements[index].text, as: UTF8.self).split(separator: ":")
+                guard let label = e.children.first(where: { $0.name == "label" }) else { return }
+                let parts = String(decoding: label.text, as: UTF8.self).split(separator: ":")
                     .map { $0.hasPrefix("+") ? String($0.dropFirst()) : String($0) }
                 if parts.count == 2, let uid = UInt32(parts[0]) ?? getpwnam(parts[0])?.pointee.pw_uid,
                    let gid = UInt32(parts[1]) ?? getgrnam(parts[1])?.pointee.gr_gid {
@@ -373,84 +366,60 @@ public enum QemuGlue {
     }
 }
 
-/// Just enough of XML for libvirt domain files: element names, attributes, the text right after
-/// a start tag; comments, processing instructions and CDATA are skipped.
-enum XMLScan {
-    struct Element {
-        var name: String
-        var closing: Bool
-        var attributes: [String: [UInt8]]
-        var text: [UInt8]
+/// An element of an XML document as libxml2 reads it (recovering from what it can, never
+/// fetching anything from the network), for libvirt domain files.
+struct XMLElement {
+    let node: xmlNodePtr
 
-        func string(_ attribute: String) -> String? { attributes[attribute].map { String(decoding: $0, as: UTF8.self) } }
+    /// Calls `body` with every element of a document or of a fragment (such as what `virtfs-qemu
+    /// options --libvirt` prints), in document order.
+    static func parse(_ xml: [UInt8], _ body: (XMLElement) -> Void) {
+        // Read inside one more element, so that several top-level elements are one document;
+        // an XML declaration, which only the start of a document may hold, goes first.
+        var content = xml[...]
+        if content.drop(while: { $0 == 0x20 || $0 == 0x09 || $0 == 0x0a || $0 == 0x0d }).starts(with: Array("<?xml".utf8)),
+           let end = content.firstRange(of: Array("?>".utf8)) { content = content[end.upperBound...] }
+        let wrapped = Array("<virtfs-tools>".utf8) + content + Array("</virtfs-tools>".utf8)
+        let options = Int32(XML_PARSE_RECOVER.rawValue | XML_PARSE_NONET.rawValue | XML_PARSE_NOERROR.rawValue | XML_PARSE_NOWARNING.rawValue)
+        guard let document = wrapped.withUnsafeBytes({ xmlReadMemory($0.baseAddress, Int32(clamping: $0.count), nil, nil, options) }) else { return }
+        defer { xmlFreeDoc(document) }
+        func visit(_ e: XMLElement) {
+            body(e)
+            e.children.forEach(visit)
+        }
+        xmlDocGetRootElement(document).map { visit(XMLElement(node: $0)) }
     }
 
-    /// XML's five predefined entities.
-    static let entities: [(byte: UInt8, entity: [UInt8])] = [("&", "&amp;"), ("<", "&lt;"), (">", "&gt;"), ("'", "&apos;"), ("\"", "&quot;")]
-        .map { (UInt8(ascii: $0.0), Array($0.1.utf8)) }
-
-    static func decode(_ bytes: ArraySlice<UInt8>) -> [UInt8] {
-        var out: [UInt8] = []
-        var i = bytes.startIndex
-        while i < bytes.endIndex {
-            let known = bytes[i] == UInt8(ascii: "&") ? entities.first { bytes[i...].starts(with: $0.entity) } : nil
-            out.append(known?.byte ?? bytes[i])
-            i += known?.entity.count ?? 1
-        }
-        return out
+    /// The name as written, prefix included (`qemu:arg`), whether or not the prefix is declared.
+    var name: String {
+        let local = String(cString: node.pointee.name)
+        return node.pointee.ns?.pointee.prefix.map { String(cString: $0) + ":" + local } ?? local
     }
 
-    static func elements(_ xml: [UInt8]) -> [Element] {
-        var out: [Element] = []
-        var i = 0
-        func skip(past end: String) {
-            let e = Array(end.utf8)
-            while i < xml.count && !xml[i...].starts(with: e) { i += 1 }
-            i = min(xml.count, i + e.count)
+    var children: [XMLElement] {
+        var elements: [XMLElement] = []
+        var next = node.pointee.children as xmlNodePtr?
+        while let child = next {
+            if child.pointee.type == XML_ELEMENT_NODE { elements.append(XMLElement(node: child)) }
+            next = child.pointee.next
         }
-        /// Moves past the bytes that `keep` accepts and returns them.
-        func take(while keep: (UInt8) -> Bool) -> ArraySlice<UInt8> {
-            i = min(i, xml.count)
-            let start = i
-            while i < xml.count && keep(xml[i]) { i += 1 }
-            return xml[start..<i]
-        }
-        func isSpace(_ b: UInt8) -> Bool { b == 0x20 || b == 0x09 || b == 0x0a || b == 0x0d }
-        func at(_ c: Character) -> Bool { i < xml.count && xml[i] == c.asciiValue! }
-        while i < xml.count {
-            guard at("<") else { i += 1; continue }
-            let rest = xml[i...]
-            if rest.starts(with: Array("<!--".utf8)) { skip(past: "-->"); continue }
-            if rest.starts(with: Array("<![CDATA[".utf8)) { skip(past: "]]>"); continue }
-            if rest.starts(with: Array("<?".utf8)) || rest.starts(with: Array("<!".utf8)) { skip(past: ">"); continue }
-            i += 1
-            var element = Element(name: "", closing: at("/"), attributes: [:], text: [])
-            if element.closing { i += 1 }
-            element.name = String(decoding: take { !isSpace($0) && $0 != UInt8(ascii: ">") && $0 != UInt8(ascii: "/") }, as: UTF8.self)
-            var selfClosing = false
-            while i < xml.count && !at(">") {
-                if isSpace(xml[i]) || at("/") {
-                    selfClosing = selfClosing || at("/")
-                    i += 1
-                    continue
-                }
-                let key = String(decoding: take { $0 != UInt8(ascii: "=") && !isSpace($0) && $0 != UInt8(ascii: ">") }, as: UTF8.self)
-                _ = take(while: isSpace)
-                guard at("=") else { continue }
-                i += 1
-                _ = take(while: isSpace)
-                guard at("'") || at("\"") else { continue }
-                let quote = xml[i]
-                i += 1
-                element.attributes[key] = decode(take { $0 != quote })
-                i += 1
-            }
-            i += 1
-            // The text up to the next tag, which the scan would skip anyway.
-            if !element.closing && !selfClosing { element.text = decode(take { $0 != UInt8(ascii: "<") }) }
-            out.append(element)
-            if selfClosing { out.append(Element(name: element.name, closing: true, attributes: [:], text: [])) }
-        }
-        return out
+        return elements
+    }
+
+    /// An attribute's value, entities decoded.
+    func attribute(_ name: String) -> [UInt8]? {
+        owned(xmlGetProp(node, Array(name.utf8) + [0]))
+    }
+
+    func string(_ name: String) -> String? { attribute(name).map { String(decoding: $0, as: UTF8.self) } }
+
+    /// The text inside the element.
+    var text: [UInt8] { owned(xmlNodeGetContent(node)) ?? [] }
+
+    /// The bytes of a string libxml2 made for the caller, which frees it.
+    private func owned(_ string: UnsafeMutablePointer<xmlChar>?) -> [UInt8]? {
+        guard let string else { return nil }
+        defer { virtfs_xml_free(string) }
+        return Array(UnsafeBufferPointer(start: string, count: strlen(UnsafeRawPointer(string).assumingMemoryBound(to: CChar.self))))
     }
 }
