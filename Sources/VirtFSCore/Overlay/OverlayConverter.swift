@@ -333,7 +333,7 @@ public struct OverlayConverter {
             return .name(target.prefix + String(decoding: key, as: UTF8.self))
         }
         guard let map = options.xattrMap else { return nil }
-        let mapped = options.xattrMapToServer ? map.toServer(text) : map.toClient(text)
+        let mapped = map.map(text, toServer: options.xattrMapToServer)
         if case .name(let n) = mapped, n == text { return nil }
         return mapped
     }
