@@ -62,9 +62,9 @@ public enum Sys {
     /// Opens a path the user named (an operand): only its last component is protected from
     /// symlinks, like stat(1) and QEMU's own `path=` option.
     public static func openOperandParent(_ path: [UInt8]) throws(VirtFSError) -> (dirfd: Int32, name: [UInt8]) {
-        var trimmed = path
-        while trimmed.count > 1 && trimmed.last == UInt8(ascii: "/") { trimmed.removeLast() }
-        let (parent, name) = trimmed == [UInt8(ascii: "/")] ? (trimmed, [UInt8(ascii: ".")]) : Bytes.splitParent(trimmed)
+        var (parent, name) = Bytes.splitParent(path)
+        // `/` itself (the only path without a last component but the empty one, which fails).
+        if name.isEmpty && parent == [UInt8(ascii: "/")] { name = [UInt8(ascii: ".")] }
         let fd = try openPath(parent, O_RDONLY | VIRTFS_O_DIRECTORY)
         if name == Array("..".utf8) {
             // `..` as the last component has to be resolved, not looked up as a name.
