@@ -23,16 +23,14 @@ public final class Console {
     }
 
     public func flush() {
-        var offset = 0
-        while offset < buffer.count {
-            let n = buffer.withUnsafeBytes { Glibc.write(1, $0.baseAddress! + offset, buffer.count - offset) }
-            if n < 0 {
-                if errno == EINTR { continue }
-                break
-            }
-            offset += n
-        }
+        // A closed or full standard output loses the data, as it would for cat; the run goes on.
+        try? Sys.writeAll(1, buffer, name: [])
         buffer.removeAll(keepingCapacity: true)
+    }
+
+    /// One record of a run: with `json` the fields as a JSON line, else the text as it is.
+    public func write(json: Bool, _ fields: @autoclosure () -> [String: Any], or text: @autoclosure () -> String) {
+        if json { writeJSON(fields()) } else { write(text()) }
     }
 
     /// Reports one failed entry and counts it.

@@ -70,8 +70,7 @@ public struct EditRun {
             var after = view.attributes.changingOwner(uid: target.uid, gid: target.gid)
             if preserveSetid { after.permissions = view.attributes.permissions }
             return after
-        }, describe: { before, after, _ in
-            let path = Bytes.shellEscaped(before.path, always: true)
+        }, describe: { path, before, after, _ in
             let owner = before.uid != after.uid || before.gid != after.gid
                 ? "changed ownership of \(path) from \(name(before.attributes)) to \(name(after))"
                 : "ownership of \(path) retained as \(name(after))"
@@ -90,9 +89,8 @@ public struct EditRun {
         }
         try run(files, skipSymlinks: true, transform: { view in
             view.attributes.changingPermissions(change.apply(to: view.attributes.permissions, isDirectory: view.type == .directory, umask: UInt32(mask)))
-        }, describe: { before, after, changed in
-            let path = Bytes.shellEscaped(before.path, always: true)
-            return changed
+        }, describe: { path, before, after, changed in
+            changed
                 ? "mode of \(path) changed from \(shown(before.attributes.permissions, before.type)) to \(shown(after.permissions, after.type))"
                 : "mode of \(path) retained as \(shown(after.permissions, after.type))"
         })
@@ -116,10 +114,11 @@ public struct EditRun {
     }
 
     /// Runs `transform` over every operand (and, with -R, everything below), reporting with
-    /// `describe(before, after, changed)`. Returns normally or throws the exit status.
+    /// `describe(path, before, after, changed)`, the path quoted as coreutils quotes it in
+    /// -v lines. Returns normally or throws the exit status.
     public func run(_ files: [String], skipSymlinks: Bool,
                     transform: (GuestView) -> GuestAttributes?,
-                    describe: (GuestView, GuestAttributes, Bool) -> String) throws {
+                    describe: (String, GuestView, GuestAttributes, Bool) -> String) throws {
         let resolver = try usage { () throws(VirtFSError) in try OperandResolver(root: tree.rootBytes) }
         for file in files {
             guard let (location, model) = console.attempt({
@@ -147,7 +146,7 @@ public struct EditRun {
                         return transform(view)
                     }
                     if let change, verbosity == .verbose || (verbosity == .changes && change.changed) {
-                        console.write((edit.dryRun ? "would: " : "") + describe(change.before, change.after, change.changed) + "\n")
+                        console.write((edit.dryRun ? "would: " : "") + describe(Bytes.shellEscaped(change.before.path, always: true), change.before, change.after, change.changed) + "\n")
                     }
                 } catch {
                     console.error(error)

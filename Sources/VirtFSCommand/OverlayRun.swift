@@ -108,11 +108,8 @@ public struct OverlayOptions: ParsableArguments {
         func event(_ e: OverlayConverter.Event) {
             switch e {
             case .change(let c):
-                if json {
-                    console.writeJSON(["kind": c.kind.rawValue, "from": c.from, "to": c.to, "dry_run": dryRun, "path": c.path])
-                } else {
-                    console.write("\(Bytes.shellEscaped(c.path)): \(dryRun ? "would change" : "changed") \(c.kind.rawValue): \(c.from) -> \(c.to)\n")
-                }
+                console.write(json: json, ["kind": c.kind.rawValue, "from": c.from, "to": c.to, "dry_run": dryRun, "path": c.path],
+                              or: "\(Bytes.shellEscaped(c.path)): \(dryRun ? "would change" : "changed") \(c.kind.rawValue): \(c.from) -> \(c.to)\n")
             case .stale(let path, let attribute):
                 if json {
                     console.writeJSON(["kind": "stale", "attribute": attribute, "path": path])
@@ -183,24 +180,17 @@ public struct OverlayOptions: ParsableArguments {
         let findings = OverlayCheck.findings(layerList, target: target)
         let mount = target.summary
         for layer in layerList {
-            if json {
-                console.writeJSON(["layer_summary": OverlayCheck.describe(layer), "upper": layer.isUpper, "entries": layer.scan.entries,
-                                   "dialects": Dictionary(uniqueKeysWithValues: layer.scan.dialects.map { ($0.key.rawValue, $0.value) }),
-                                   "whiteouts": Dictionary(uniqueKeysWithValues: layer.scan.whiteouts.map { ($0.key.rawValue, $0.value) }),
-                                   "opaque_xattr": layer.scan.opaqueXattr, "opaque_markers": layer.scan.opaqueMarkers, "keys": layer.scan.keys,
-                                   "path": layer.path])
-            } else {
-                console.write("\(Bytes.shellEscaped(layer.path)): \(OverlayCheck.describe(layer))\n")
-            }
+            console.write(json: json, ["layer_summary": OverlayCheck.describe(layer), "upper": layer.isUpper, "entries": layer.scan.entries,
+                                       "dialects": Dictionary(uniqueKeysWithValues: layer.scan.dialects.map { ($0.key.rawValue, $0.value) }),
+                                       "whiteouts": Dictionary(uniqueKeysWithValues: layer.scan.whiteouts.map { ($0.key.rawValue, $0.value) }),
+                                       "opaque_xattr": layer.scan.opaqueXattr, "opaque_markers": layer.scan.opaqueMarkers, "keys": layer.scan.keys,
+                                       "path": layer.path],
+                          or: "\(Bytes.shellEscaped(layer.path)): \(OverlayCheck.describe(layer))\n")
         }
         for f in findings {
-            if json {
-                var object: [String: Any] = ["severity": f.severity.rawValue, "finding": f.text, "mount": mount, "path": f.layer]
-                object["xattrmap"] = f.xattrmap
-                console.writeJSON(object)
-            } else {
-                console.write("\(Bytes.shellEscaped(f.layer)): \(f.severity.rawValue): \(f.text)\n")
-            }
+            var object: [String: Any] = ["severity": f.severity.rawValue, "finding": f.text, "mount": mount, "path": f.layer]
+            object["xattrmap"] = f.xattrmap
+            console.write(json: json, object, or: "\(Bytes.shellEscaped(f.layer)): \(f.severity.rawValue): \(f.text)\n")
         }
         let blockers = findings.filter { $0.severity == .blocker }.count
         let limits = findings.filter { $0.severity == .limit }.count

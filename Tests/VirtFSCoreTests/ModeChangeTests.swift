@@ -7,7 +7,8 @@ import VirtFSTestSupport
 /// file or directory and compares with `ModeChange.apply`.
 @Suite struct ModeChanges {
     static let modes = ["755", "0644", "00755", "4755", "u+s", "g+s", "g-s", "o+t", "+t", "a=rX", "u=rwx,go=rx", "go-w",
-                        "+x", "-w", "=r", "g=u", "o=g", "u+X", "a-x,u+x", "ug=rw,o=", "g+w,u-s", "=", "1777", "2750", "+rwx"]
+                        "+x", "-w", "=r", "g=u", "o=g", "u+X", "a-x,u+x", "ug=rw,o=", "g+w,u-s", "=", "1777", "2750", "+rwx",
+                        "=755", "+1000", "-022", "=0", "+0", "=644,u+x"]
     static let starts: [UInt32] = [0o644, 0o4755, 0o2755, 0o1777, 0o600, 0o000, 0o6711]
 
     func realChmod(_ mode: String, start: UInt32, directory: Bool, in dir: TemporaryDirectory) -> UInt32? {
@@ -37,7 +38,7 @@ import VirtFSTestSupport
         }
     }
 
-    @Test("invalid modes are refused", arguments: ["", "8", "u+q", "u", "x+r", "777777", "u+r,"])
+    @Test("invalid modes are refused", arguments: ["", "8", "u+q", "u", "x+r", "777777", "u+r,", "u=755", "=77777", "=7a"])
     func invalid(mode: String) {
         #expect(throws: VirtFSError.self) { try ModeChange(mode) }
     }

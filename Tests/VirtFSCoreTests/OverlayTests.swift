@@ -130,24 +130,24 @@ func kernelLayers(_ t: TemporaryDirectory) throws -> [String] {
     func mapRule() throws {
         let map = try XattrMap(":map:trusted.:user.virtiofs.:")
         #expect(map.rules.count == 4)
-        #expect(map.toServer("trusted.overlay.opaque") == .name("user.virtiofs.trusted.overlay.opaque"))
-        #expect(map.toServer("user.comment") == .name("user.comment"))
-        #expect(map.toServer("security.selinux") == .name("security.selinux"))
-        if case .name = map.toServer("user.virtiofs.trusted.x") { Issue.record("a client may not name the prefix directly") }
-        #expect(map.toClient("user.virtiofs.trusted.overlay.opaque") == .name("trusted.overlay.opaque"))
-        if case .name = map.toClient("trusted.overlay.opaque") { Issue.record("an unprefixed host trusted.* is hidden") }
-        #expect(map.toClient("user.comment") == .name("user.comment"))
+        #expect(map.map("trusted.overlay.opaque", toServer: true) == .name("user.virtiofs.trusted.overlay.opaque"))
+        #expect(map.map("user.comment", toServer: true) == .name("user.comment"))
+        #expect(map.map("security.selinux", toServer: true) == .name("security.selinux"))
+        if case .name = map.map("user.virtiofs.trusted.x", toServer: true) { Issue.record("a client may not name the prefix directly") }
+        #expect(map.map("user.virtiofs.trusted.overlay.opaque", toServer: false) == .name("trusted.overlay.opaque"))
+        if case .name = map.map("trusted.overlay.opaque", toServer: false) { Issue.record("an unprefixed host trusted.* is hidden") }
+        #expect(map.map("user.comment", toServer: false) == .name("user.comment"))
     }
 
     @Test("virtiofsd rules with other separators, several rules, and the prefix-everything example")
     func rules() throws {
         let all = try XattrMap(":prefix:all::user.virtiofs.::bad:all:::")
-        #expect(all.toServer("security.selinux") == .name("user.virtiofs.security.selinux"))
-        if case .name = all.toClient("user.foo") { Issue.record("unprefixed host names are hidden") }
+        #expect(all.map("security.selinux", toServer: true) == .name("user.virtiofs.security.selinux"))
+        if case .name = all.map("user.foo", toServer: false) { Issue.record("unprefixed host names are hidden") }
         let slashes = try XattrMap("/prefix/all/trusted./user.virtiofs./\n /bad/server//trusted./ /bad/client/user.virtiofs.// /ok/all///")
         #expect(slashes.rules.count == 4)
-        #expect(slashes.toServer("trusted.a") == .name("user.virtiofs.trusted.a"))
-        #expect(slashes.toClient("user.virtiofs.trusted.a") == .name("trusted.a"))
+        #expect(slashes.map("trusted.a", toServer: true) == .name("user.virtiofs.trusted.a"))
+        #expect(slashes.map("user.virtiofs.trusted.a", toServer: false) == .name("trusted.a"))
     }
 
     @Test("malformed virtiofsd rules are refused", arguments: [":prefix:all:x", ":frob:all:::", ":prefix:nowhere:::", ":map:a.:b.::ok:all:::", ""])

@@ -88,3 +88,35 @@ extension XattrAccessTests {
         }
     }
 }
+
+extension XattrAccessTests {
+    /// Every wrapper that takes a name checks it (`Sys.retry`): without the check the kernel
+    /// would act on the entry the name up to the NUL spells, here `f` and `d`.
+    @Test("a name with a NUL byte is refused by every call that changes an entry, and the entry it would reach is untouched")
+    func nulNamesNeverReachTheKernel() throws {
+        let tmp = TemporaryDirectory()
+        close(open(tmp.path + "/f", O_CREAT | O_WRONLY, 0o644))
+        mkdir(tmp.path + "/d", 0o755)
+        let dir = DirectoryContext(fd: open(tmp.path, O_RDONLY | O_DIRECTORY), path: Array(tmp.path.utf8))
+        let f0 = [UInt8(ascii: "f"), 0, UInt8(ascii: "x")], d0 = [UInt8(ascii: "d"), 0]
+        func refused(_ body: () throws(VirtFSError) -> Void) {
+            do { try body(); Issue.record("a NUL name was not refused") } catch {
+                #expect(error.errno == nil && error.detail.contains("NUL byte"), "\(error)")
+            }
+        }
+        refused { () throws(VirtFSError) in try Sys.unlink(dir.fd, f0) }
+        refused { () throws(VirtFSError) in try Sys.unlink(dir.fd, d0, directory: true) }
+        refused { () throws(VirtFSError) in try Sys.rename(dir.fd, Array("f".utf8), dir.fd, d0) }
+        refused { () throws(VirtFSError) in try Sys.rename(dir.fd, Array("f".utf8), dir.fd, d0, mode: .replace) }
+        refused { () throws(VirtFSError) in try Sys.chown(dir.fd, f0, 65534, 65534) }
+        refused { () throws(VirtFSError) in try Sys.setTimes(dir.fd, f0, atime: Timestamp(seconds: 1, nanoseconds: 0), mtime: Timestamp(seconds: 1, nanoseconds: 0)) }
+        refused { () throws(VirtFSError) in try Sys.setXattr(dir.fd, f0, raw: Array("user.a".utf8), [1]) }
+        refused { () throws(VirtFSError) in try Sys.setXattr(dir.fd, Array("f".utf8), raw: Array("user.a\0b".utf8), [1]) }
+        refused { () throws(VirtFSError) in try Sys.removeXattr(dir.fd, f0, raw: Array("user.a".utf8)) }
+        refused { () throws(VirtFSError) in _ = try Sys.listXattrs(dir.fd, f0) }
+        var st = Glibc.stat()
+        #expect(lstat(tmp.path + "/f", &st) == 0 && st.st_uid == getuid() && st.st_mtim.tv_sec > 1, "f was changed")
+        #expect(lstat(tmp.path + "/d", &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR, "d was removed or replaced")
+        #expect(raw(tmp.path + "/f", "user.a") == nil)
+    }
+}

@@ -50,13 +50,10 @@ public struct ModeChange: Sendable, Equatable {
                 var kind = Kind.copyExisting
                 var mentioned: UInt32 = 0
                 if i < chars.count, chars[i] >= "0" && chars[i] <= "7" {
-                    var octal: UInt32 = 0
-                    while i < chars.count, chars[i] >= "0" && chars[i] <= "7" {
-                        octal = octal * 8 + UInt32(String(chars[i]))!
-                        guard octal <= Self.allBits else { throw invalid() }
-                        i += 1
-                    }
-                    guard affected == 0, i == chars.count || chars[i] == "," else { throw invalid() }
+                    let digits = chars[i...].prefix { $0 >= "0" && $0 <= "7" }
+                    i += digits.count
+                    guard let octal = UInt32(String(digits), radix: 8), octal <= Self.allBits,
+                          affected == 0, i == chars.count || chars[i] == "," else { throw invalid() }
                     affected = Self.allBits
                     mentioned = Self.allBits
                     value = octal

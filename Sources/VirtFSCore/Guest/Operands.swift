@@ -48,9 +48,7 @@ public struct OperandResolver {
         if let explicit { return (explicit, nil) }
         let detection = rootDirectory.map { ModelDetection.detect(in: $0) }
             ?? ModelDetection.detect(in: location.directory, entry: try? location.entry(), limit: 64, exportRoot: false)
-        if case .interrupted(let record) = detection.outcome {
-            throw VirtFSError.interruptedConversion(record, path: root?.path ?? location.path)
-        }
+        // The record was read above: only an export root's detection reads it, and it found none.
         guard let model = detection.model else {
             throw VirtFSError.refused("detect", path: location.path, detection.explanation)
         }

@@ -99,17 +99,11 @@ public enum Bytes {
     /// format characters (which ls(1) may show as they are) go in `$'...'` escapes: `'new'$'\n''line'`, `'bad'$'\377'`.
     /// JSON output keeps the raw bytes instead (`path`, or `path_hex`).
     public static func shellEscaped(_ bytes: [UInt8], always: Bool = false) -> String {
-        enum Run { case literal(String), escaped(String) }
-        var runs: [Run] = []
+        // Runs of shown characters and of `$'...'` escapes, each quoted as a whole.
+        var runs: [(escaped: Bool, text: String)] = []
         var needsQuotes = always || bytes.isEmpty
-        func add(literal c: Character) {
-            if case .literal(let s)? = runs.last { runs[runs.count - 1] = .literal(s + String(c)) } else { runs.append(.literal(String(c))) }
-        }
-        func add(escaped byte: UInt8) {
-            // C's named escapes for BEL through CR, octal for the rest.
-            let text = (7...13).contains(byte) ? "\\" + String(Array("abtnvfr")[Int(byte) - 7]) : octalEscape(byte)
-            needsQuotes = true
-            if case .escaped(let s)? = runs.last { runs[runs.count - 1] = .escaped(s + text) } else { runs.append(.escaped(text)) }
+        func add(_ text: String, escaped: Bool) {
+            if runs.last?.escaped == escaped { runs[runs.count - 1].text += text } else { runs.append((escaped, text)) }
         }
         let special = Set(" \t!\"#$&'()*;<=>?[\\]^`{|}~".unicodeScalars)
         var i = 0
@@ -117,25 +111,23 @@ public enum Bytes {
             let (scalar, length) = decodeScalar(bytes, at: i)
             if let scalar, isPrintable(scalar) {
                 if special.contains(scalar) { needsQuotes = true }
-                add(literal: Character(scalar))
+                add(String(Character(scalar)), escaped: false)
             } else {
-                for b in bytes[i..<(i + length)] { add(escaped: b) }
+                needsQuotes = true
+                // C's named escapes for BEL through CR, octal for the rest.
+                for b in bytes[i..<(i + length)] { add((7...13).contains(b) ? "\\" + String(Array("abtnvfr")[Int(b) - 7]) : octalEscape(b), escaped: true) }
             }
             i += length
         }
-        guard needsQuotes else {
-            return runs.map { if case .literal(let s) = $0 { return s } else { return "" } }.joined()
-        }
+        // Without quotes there is no escape: the name is one run of shown characters.
+        guard needsQuotes else { return runs.map(\.text).joined() }
         // As coreutils: a name whose only trouble is a single quote reads best double-quoted.
-        if runs.count == 1, case .literal(let s) = runs[0], s.contains("'"),
-           !s.contains(where: { "\"$`\\!".contains($0) }) {
-            return "\"" + s + "\""
+        if runs.count == 1, !runs[0].escaped, runs[0].text.contains("'"),
+           !runs[0].text.contains(where: { "\"$`\\!".contains($0) }) {
+            return "\"" + runs[0].text + "\""
         }
-        return runs.map { run -> String in
-            switch run {
-            case .literal(let s): return "'" + s.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "'\\''") + "'"
-            case .escaped(let s): return "$'" + s + "'"
-            }
+        return runs.map { run in
+            run.escaped ? "$'" + run.text + "'" : "'" + run.text.split(separator: "'", omittingEmptySubsequences: false).joined(separator: "'\\''") + "'"
         }.joined()
     }
 

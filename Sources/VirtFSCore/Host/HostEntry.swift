@@ -81,7 +81,7 @@ public struct HostEntry {
     public var readsStoredSymlinkTarget = true
     /// What reading the entry learned, so that its next reader (a codec's decode, fsck's
     /// census, a conversion's last step) does not ask the kernel again. Shared by copies of the
-    /// entry; `refreshed()` starts anew.
+    /// entry.
     let learned: Learned
 
     final class Learned {
@@ -127,11 +127,6 @@ public struct HostEntry {
     /// changes nothing in the tree while it holds the entry.
     public func remembering() -> HostEntry {
         HostEntry(directory: directory, name: name, path: path, stat: stat, isExportRoot: isExportRoot, remembering: true)
-    }
-
-    /// Re-reads the host inode after a change.
-    public func refreshed() throws(VirtFSError) -> HostEntry {
-        try HostEntry(directory: directory, name: name, path: path, isExportRoot: isExportRoot)
     }
 
     public func xattrNames() throws(VirtFSError) -> [[UInt8]] {

@@ -5,14 +5,20 @@ import Synchronization
 /// One thin wrapper per system call, relative to directory fds and never following symlinks.
 /// Every wrapper retries on EINTR and throws `VirtFSError.system` naming the call.
 public enum Sys {
-    /// Runs `body` until it stops failing with EINTR; returns its result or throws errno.
+    /// Runs `body` until it stops failing with EINTR; returns its result, the negative result
+    /// when it fails with an errno in `tolerated` (errno left set), or throws errno. Refuses a
+    /// name or attribute with a NUL byte first: the kernel would act on a shorter one.
     @inline(__always)
-    static func retry<T: BinaryInteger>(_ op: String, _ name: [UInt8], attribute: [UInt8]? = nil, _ body: () -> T) throws(VirtFSError) -> T {
+    static func retry<T: BinaryInteger>(_ op: String, _ name: [UInt8], attribute: [UInt8]? = nil, tolerating tolerated: [Int32] = [],
+                                        _ body: () -> T) throws(VirtFSError) -> T {
+        try checkName(name, op)
+        if let attribute { try checkName(attribute, op) }
         while true {
             let r = body()
             if r >= 0 { return r }
             let e = virtfs_errno()
             if e == EINTR { continue }
+            if tolerated.contains(e) { return r }
             throw VirtFSError.system(op, path: name, attribute: attribute, errno: e)
         }
     }
@@ -39,7 +45,6 @@ public enum Sys {
 
     /// openat(2) with O_NOFOLLOW and O_CLOEXEC always added.
     public static func openAt(_ dirfd: Int32, _ name: [UInt8], _ flags: Int32, mode: mode_t = 0) throws(VirtFSError) -> Int32 {
-        try checkName(name, "openat")
         let all = flags | VIRTFS_O_NOFOLLOW | VIRTFS_O_CLOEXEC | VIRTFS_O_NOCTTY
         return try retry("openat", name) { withCString(name) { Glibc.openat(dirfd, $0, all, mode) } }
     }
@@ -51,21 +56,15 @@ public enum Sys {
 
     /// flock(2) without waiting: false when another open file holds a conflicting lock.
     public static func tryLock(_ fd: Int32, exclusive: Bool, path: [UInt8]) throws(VirtFSError) -> Bool {
-        while virtfs_flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) != 0 {
-            let e = virtfs_errno()
-            if e == EINTR { continue }
-            if e == EWOULDBLOCK { return false }
-            throw VirtFSError.system("flock", path: path, errno: e)
-        }
-        return true
+        try retry("flock", path, tolerating: [EWOULDBLOCK]) { virtfs_flock(fd, (exclusive ? LOCK_EX : LOCK_SH) | LOCK_NB) } == 0
     }
 
     /// Opens a path the user named (an operand): only its last component is protected from
     /// symlinks, like stat(1) and QEMU's own `path=` option.
     public static func openOperandParent(_ path: [UInt8]) throws(VirtFSError) -> (dirfd: Int32, name: [UInt8]) {
-        var trimmed = path
-        while trimmed.count > 1 && trimmed.last == UInt8(ascii: "/") { trimmed.removeLast() }
-        let (parent, name) = trimmed == [UInt8(ascii: "/")] ? (trimmed, [UInt8(ascii: ".")]) : Bytes.splitParent(trimmed)
+        var (parent, name) = Bytes.splitParent(path)
+        // `/` itself (the only path without a last component but the empty one, which fails).
+        if name.isEmpty && parent == [UInt8(ascii: "/")] { name = [UInt8(ascii: ".")] }
         let fd = try openPath(parent, O_RDONLY | VIRTFS_O_DIRECTORY)
         if name == Array("..".utf8) {
             // `..` as the last component has to be resolved, not looked up as a name.
@@ -129,7 +128,6 @@ public enum Sys {
 
     /// statx(2) of `name` below `dirfd`, never following a final symlink.
     public static func stat(_ dirfd: Int32, _ name: [UInt8]) throws(VirtFSError) -> HostStat {
-        try checkName(name, "statx")
         var sx = virtfs_statx()
         _ = try retry("statx", name) { withCString(name) { virtfs_statx(dirfd, $0, 0, &sx) } }
         return HostStat(sx)
@@ -159,7 +157,6 @@ public enum Sys {
 
     /// readlinkat(2), growing the buffer until the target fits.
     public static func readLink(_ dirfd: Int32, _ name: [UInt8]) throws(VirtFSError) -> [UInt8] {
-        try checkName(name, "readlinkat")
         var size = 256
         while true {
             var buf = [UInt8](repeating: 0, count: size)
@@ -177,11 +174,6 @@ public enum Sys {
         let fd = try openAt(dirfd, name, O_RDONLY | VIRTFS_O_NONBLOCK)
         defer { close(fd) }
         return try readAll(fd, name: name, limit: limit, regularSize: regularSize)
-    }
-
-    /// read(2) into `buffer`: the number of bytes read, 0 at the end of the file.
-    public static func read(_ fd: Int32, into buffer: UnsafeMutableRawBufferPointer, name: [UInt8]) throws(VirtFSError) -> Int {
-        try retry("read", name) { Glibc.read(fd, buffer.baseAddress, buffer.count) }
     }
 
     /// syncfs(2): writes out everything cached for the filesystem holding `fd`.
@@ -217,15 +209,11 @@ public enum Sys {
     /// Copies all data from one descriptor to another, in the kernel where it can
     /// (copy_file_range: reflinks on filesystems that share extents), else through a buffer.
     public static func copyData(from input: Int32, to output: Int32, name: [UInt8]) throws(VirtFSError) {
-        while true {
-            let n = virtfs_copy_file_range(input, output, 1 << 30)
-            if n > 0 { continue }
-            if n == 0 { return }
-            let e = virtfs_errno()
-            if e == EINTR { continue }
-            if e == EXDEV || e == EINVAL || e == ENOSYS || e == EOPNOTSUPP { break }
-            throw VirtFSError.system("copy_file_range", path: name, errno: e)
+        var copied = 1
+        while copied > 0 {
+            copied = try retry("copy_file_range", name, tolerating: [EXDEV, EINVAL, ENOSYS, EOPNOTSUPP]) { virtfs_copy_file_range(input, output, 1 << 30) }
         }
+        if copied == 0 { return }
         var chunk = [UInt8](repeating: 0, count: 1 << 20)
         while true {
             let n = try retry("read", name) { chunk.withUnsafeMutableBytes { Glibc.read(input, $0.baseAddress, $0.count) } }
@@ -278,7 +266,6 @@ public enum Sys {
 
     /// `getXattr` for an attribute name as raw bytes: a guest can set names that are not UTF-8.
     public static func getXattr(_ dirfd: Int32, _ name: [UInt8], raw rawAttr: [UInt8]) throws(VirtFSError) -> [UInt8]? {
-        try checkName(name, "lgetxattr")
         return try withCString(rawAttr) { a throws(VirtFSError) in
             try sizedRead(256, "lgetxattr", name, attribute: rawAttr, absent: ENODATA) { buffer, size in
                 xattrCall(dirfd, name, at: { virtfs_getxattrat(dirfd, $0, a, buffer, size) }, legacy: { lgetxattr($0, a, buffer, size) })
@@ -288,7 +275,6 @@ public enum Sys {
 
     /// llistxattr(2) as a list of names (raw bytes); sized by `sizedRead`.
     public static func listXattrs(_ dirfd: Int32, _ name: [UInt8]) throws(VirtFSError) -> [[UInt8]] {
-        try checkName(name, "llistxattr")
         guard let buf = try sizedRead(1024, "llistxattr", name, absent: ENOTSUP, { buffer, size in
             let list = buffer?.assumingMemoryBound(to: CChar.self)
             return xattrCall(dirfd, name, at: { virtfs_listxattrat(dirfd, $0, list, size) }, legacy: { llistxattr($0, list, size) })
@@ -310,6 +296,8 @@ public enum Sys {
     /// array's own storage: no zeroing, no copy, no trimming. Nil when it fails with `absent`.
     static func sizedRead(_ size: Int, _ op: String, _ name: [UInt8], attribute: [UInt8]? = nil, absent: Int32,
                           _ call: (UnsafeMutableRawPointer?, Int) -> Int) throws(VirtFSError) -> [UInt8]? {
+        try checkName(name, op)
+        if let attribute { try checkName(attribute, op) }
         var size = size
         while true {
             var n = 0, e: Int32 = 0
@@ -334,8 +322,6 @@ public enum Sys {
 
     /// lsetxattr(2), the attribute name as raw bytes.
     public static func setXattr(_ dirfd: Int32, _ name: [UInt8], raw rawAttr: [UInt8], _ value: [UInt8]) throws(VirtFSError) {
-        try checkName(name, "lsetxattr")
-        try checkName(rawAttr, "lsetxattr")
         _ = try retry("lsetxattr", name, attribute: rawAttr) {
             withCString(rawAttr) { a in
                 value.withUnsafeBytes { v in
@@ -348,40 +334,30 @@ public enum Sys {
 
     /// lremovexattr(2), the attribute name as raw bytes; a missing attribute is not an error.
     public static func removeXattr(_ dirfd: Int32, _ name: [UInt8], raw rawAttr: [UInt8]) throws(VirtFSError) {
-        try checkName(name, "lremovexattr")
-        while true {
-            let r = withCString(rawAttr) { a in
+        _ = try retry("lremovexattr", name, attribute: rawAttr, tolerating: [ENODATA]) {
+            withCString(rawAttr) { a in
                 xattrCall(dirfd, name, at: { virtfs_removexattrat(dirfd, $0, a) }, legacy: { Int(lremovexattr($0, a)) })
             }
-            if r == 0 { return }
-            let e = virtfs_errno()
-            if e == EINTR { continue }
-            if e == ENODATA { return }
-            throw VirtFSError.system("lremovexattr", path: name, attribute: rawAttr, errno: e)
         }
     }
 
     // MARK: creating and changing entries
 
     public static func mkdir(_ dirfd: Int32, _ name: [UInt8], _ mode: mode_t) throws(VirtFSError) {
-        try checkName(name, "mkdirat")
         _ = try retry("mkdirat", name) { withCString(name) { mkdirat(dirfd, $0, mode) } }
     }
 
     public static func mknod(_ dirfd: Int32, _ name: [UInt8], _ mode: mode_t, _ dev: UInt64) throws(VirtFSError) {
-        try checkName(name, "mknodat")
         _ = try retry("mknodat", name) { withCString(name) { mknodat(dirfd, $0, mode, dev_t(dev)) } }
     }
 
     public static func symlink(_ target: [UInt8], _ dirfd: Int32, _ name: [UInt8]) throws(VirtFSError) {
-        try checkName(name, "symlinkat")
         try checkName(target, "symlinkat")
         _ = try retry("symlinkat", name) { withCString(target) { t in withCString(name) { symlinkat(t, dirfd, $0) } } }
     }
 
     /// linkat(2) without following a symlink source.
     public static func link(_ olddirfd: Int32, _ oldname: [UInt8], _ newdirfd: Int32, _ newname: [UInt8]) throws(VirtFSError) {
-        try checkName(newname, "linkat")
         _ = try retry("linkat", newname) {
             withCString(oldname) { o in withCString(newname) { linkat(olddirfd, o, newdirfd, $0, 0) } }
         }
@@ -399,7 +375,6 @@ public enum Sys {
     /// linkat(2) of an open file to `name`, through its /proc/self/fd link (AT_SYMLINK_FOLLOW),
     /// which needs no privilege; fails with EEXIST when the name is taken.
     public static func linkOpenFile(_ fd: Int32, _ dirfd: Int32, _ name: [UInt8]) throws(VirtFSError) {
-        try checkName(name, "linkat")
         let path = Array("/proc/self/fd/\(fd)".utf8)
         _ = try retry("linkat", name) {
             withCString(path) { p in withCString(name) { linkat(AT_FDCWD, p, dirfd, $0, 0x400 /* AT_SYMLINK_FOLLOW */) } }
@@ -432,15 +407,10 @@ public enum Sys {
     /// its /proc/self/fd link.
     public static func chmod(_ dirfd: Int32, _ name: [UInt8], _ mode: mode_t) throws(VirtFSError) {
         if !name.isEmpty && !fchmodat2Unusable.load(ordering: .relaxed) {
-            while true {
-                if withCString(name, { virtfs_fchmodat_nofollow(dirfd, $0, mode) }) == 0 { return }
-                let e = virtfs_errno()
-                if e == EINTR { continue }
-                if e == ENOSYS { fchmodat2Unusable.store(true, ordering: .relaxed) }
-                // A symlink (EOPNOTSUPP), a refusal, or a seccomp filter's EPERM: the pinned path
-                // below gives the answer.
-                break
-            }
+            if withCString(name, { virtfs_fchmodat_nofollow(dirfd, $0, mode) }) == 0 { return }
+            if virtfs_errno() == ENOSYS { fchmodat2Unusable.store(true, ordering: .relaxed) }
+            // A symlink (EOPNOTSUPP), a refusal, a seccomp filter's EPERM or an interruption:
+            // the pinned path below gives the answer.
         }
         let fd = try openAt(dirfd, name, VIRTFS_O_PATH)
         defer { close(fd) }

@@ -20,7 +20,6 @@ extension Sys {
         case .noReplace: flags = VIRTFS_RENAME_NOREPLACE
         case .exchange: flags = VIRTFS_RENAME_EXCHANGE
         }
-        try checkName(newname, "renameat2")
         _ = try retry("renameat2", newname) {
             withCString(oldname) { o in withCString(newname) { virtfs_renameat2(olddirfd, o, newdirfd, $0, flags) } }
         }

@@ -174,14 +174,12 @@ public struct OverlayConverter {
     func convertDirectory(_ state: DirectoryState, context: DirectoryContext, target: OverlayDialect, dryRun: Bool,
                           emit: (Event) -> Void) {
         let dir = state.entry
-        func attempt(_ path: [UInt8], _ body: () throws(VirtFSError) -> Void) {
-            do { try body() } catch { emit(.failed(error.at(path))) }
-        }
+        /// A change done (or, in a dry run, only planned) and reported; a failure is reported instead.
         func change(_ kind: Change.Kind, _ path: [UInt8], _ from: String, _ to: String, _ body: () throws(VirtFSError) -> Void) {
-            attempt(path) { () throws(VirtFSError) in
+            do throws(VirtFSError) {
                 if !dryRun { try body() }
                 emit(.change(Change(kind: kind, path: path, from: from, to: to)))
-            }
+            } catch { emit(.failed(error.at(path))) }
         }
         let dot = [UInt8(ascii: ".")]
         /// Sets overlay key `key` of the directory itself, in the target dialect.
@@ -315,11 +313,9 @@ public struct OverlayConverter {
                          skip: droppedFromChild[child.entry.name] ?? [], emit: emit)
         }
         renameXattrs(of: dir, dir: context, name: dot, target: target, dryRun: dryRun, skip: dropped, emit: emit)
-        if !dryRun {
-            attempt(dir.entry.path) { () throws(VirtFSError) in
-                try Sys.setTimes(context.fd, dot, atime: dir.entry.stat.atime, mtime: dir.entry.stat.mtime)
-            }
-        }
+        do throws(VirtFSError) {
+            if !dryRun { try Sys.setTimes(context.fd, dot, atime: dir.entry.stat.atime, mtime: dir.entry.stat.mtime) }
+        } catch { emit(.failed(error.at(dir.entry.path))) }
     }
 
     // MARK: xattr names
@@ -333,7 +329,7 @@ public struct OverlayConverter {
             return .name(target.prefix + String(decoding: key, as: UTF8.self))
         }
         guard let map = options.xattrMap else { return nil }
-        let mapped = options.xattrMapToServer ? map.toServer(text) : map.toClient(text)
+        let mapped = map.map(text, toServer: options.xattrMapToServer)
         if case .name(let n) = mapped, n == text { return nil }
         return mapped
     }

@@ -155,25 +155,15 @@ public struct XattrMap: Sendable, Equatable {
         self.rules = rules
     }
 
-    /// The host name virtiofsd stores for a guest's `name`.
-    public func toServer(_ name: String) -> Mapped {
-        for rule in rules where rule.scope.contains(.client) && name.hasPrefix(rule.key) {
+    /// `toServer`: the host name virtiofsd stores for a guest's `name`; else the name a guest
+    /// sees for a host `name`. Client names match a rule's key, server names its prepend.
+    public func map(_ name: String, toServer: Bool) -> Mapped {
+        for rule in rules where rule.scope.contains(toServer ? .client : .server) && name.hasPrefix(toServer ? rule.key : rule.prepend) {
             switch rule.type {
-            case .prefix: return .name(rule.prepend + name)
+            case .prefix: return .name(toServer ? rule.prepend + name : String(name.dropFirst(rule.prepend.count)))
             case .ok: return .name(name)
-            case .bad, .unsupported: return .refused("refused by rule :\(rule.type.rawValue):client:\(rule.key):")
-            }
-        }
-        return .refused("no rule matches")
-    }
-
-    /// The name a guest sees for a host `name`.
-    public func toClient(_ name: String) -> Mapped {
-        for rule in rules where rule.scope.contains(.server) && name.hasPrefix(rule.prepend) {
-            switch rule.type {
-            case .prefix: return .name(String(name.dropFirst(rule.prepend.count)))
-            case .ok: return .name(name)
-            case .bad, .unsupported: return .refused("hidden by rule :\(rule.type.rawValue):server::\(rule.prepend):")
+            case .bad, .unsupported:
+                return .refused(toServer ? "refused by rule :\(rule.type.rawValue):client:\(rule.key):" : "hidden by rule :\(rule.type.rawValue):server::\(rule.prepend):")
             }
         }
         return .refused("no rule matches")
