@@ -274,8 +274,9 @@ public struct MappedFileCodec: ModelCodec {
         for name in names { try? Sys.unlink(mfd, name) }
     }
 
-    /// Replaces the metadata file atomically, always by rename: written under a temporary name in
-    /// the same directory, then renamed over (QEMU itself rewrites in place). The old inode is
+    /// Replaces the metadata file atomically: written whole before it gets the name, unnamed
+    /// (O_TMPFILE) or under a temporary name in the same directory, then linked or renamed over
+    /// (QEMU itself rewrites in place). The old inode is
     /// never written, so a metadata file that also has a name outside the tree (a hard link to
     /// a host file) keeps its content there. A metadata file shared by hard links inside the
     /// tree (QEMU links it with the data) gets the new file under each of those names first, so
@@ -286,19 +287,21 @@ public struct MappedFileCodec: ModelCodec {
         let temporary = TemporaryName.current
         let path = entry.isExportRoot ? Bytes.join(entry.directory.path, name)
             : Bytes.join(Bytes.join(entry.directory.path, MappedFileNames.metadataDirectory), name)
-        /// Writes and closes `fd`, the file `name` just made (removed again when that fails):
-        /// 0600 and the placement's owner, asked for only when creation gave something else.
+        /// Writes `fd`, a metadata file just made (named `name`, or unnamed): 0600 and the
+        /// placement's owner, asked for only when creation gave something else.
         func fill(_ fd: Int32, _ name: [UInt8]) throws(VirtFSError) {
+            try Sys.writeAll(fd, bytes, name: name)
+            let st = try Sys.stat(fd: fd)
+            if st.permissions != 0o600 { _ = try Sys.retry("fchmod", name) { fchmod(fd, 0o600) } }
+            if let owner = placement.owner, st.uid != owner.uid || st.gid != owner.gid {
+                _ = try Sys.retry("fchown", name) { fchown(fd, owner.uid, owner.gid) }
+            }
+            if placement.syncEachFile { _ = try Sys.retry("fsync", name) { fsync(fd) } }
+        }
+        /// `fill`s and closes `fd`, the file `name` just made, removed again when that fails.
+        func fillNamed(_ fd: Int32, _ name: [UInt8]) throws(VirtFSError) {
             defer { Sys.close(fd) }
-            do {
-                try Sys.writeAll(fd, bytes, name: name)
-                let st = try Sys.stat(fd: fd)
-                if st.permissions != 0o600 { _ = try Sys.retry("fchmod", name) { fchmod(fd, 0o600) } }
-                if let owner = placement.owner, st.uid != owner.uid || st.gid != owner.gid {
-                    _ = try Sys.retry("fchown", name) { fchown(fd, owner.uid, owner.gid) }
-                }
-                if placement.syncEachFile { _ = try Sys.retry("fsync", name) { fsync(fd) } }
-            } catch {
+            do { try fill(fd, name) } catch {
                 try? Sys.unlink(dirfd, name)
                 throw error
             }
@@ -308,7 +311,20 @@ public struct MappedFileCodec: ModelCodec {
             // whole the object shows its host values, as it did without one. One already there
             // (left by anyone) is replaced by rename, as every update is.
             if fresh, let fd = try? Sys.openAt(dirfd, name, O_WRONLY | O_CREAT | O_EXCL, mode: 0o600) {
-                return try fill(fd, name)
+                return try fillNamed(fd, name)
+            }
+            // Where the filesystem allows it, the file is written unnamed and appears whole by
+            // one link when the name is free (one change to the directory, where a temporary
+            // name costs three); a name taken is replaced through the temporary name.
+            if placement.links == nil, let fd = try? Sys.openUnnamed(in: dirfd, mode: 0o600) {
+                defer { Sys.close(fd) }
+                try fill(fd, name)
+                do {
+                    return try Sys.linkOpenFile(fd, dirfd, name)
+                } catch where error.errno == EEXIST {}
+                try? Sys.unlink(dirfd, temporary)
+                try Sys.linkOpenFile(fd, dirfd, temporary)
+                return try Sys.rename(dirfd, temporary, dirfd, name)
             }
             // (Only a writer with the census does anything with the file it replaces.)
             let existing = placement.links == nil ? nil : try? Sys.stat(dirfd, name)
@@ -321,7 +337,7 @@ public struct MappedFileCodec: ModelCodec {
                 try? Sys.unlink(dirfd, temporary)
                 fd = try Sys.openAt(dirfd, temporary, O_WRONLY | O_CREAT | O_EXCL, mode: 0o600)
             }
-            try fill(fd, temporary)
+            try fillNamed(fd, temporary)
             if let existing, existing.fileType == .regular, existing.nlink > 1, let links = placement.links {
                 try replaceOtherNames(of: existing, with: temporary, in: dirfd, name: name, links: links)
             }
