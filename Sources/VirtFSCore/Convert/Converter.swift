@@ -92,23 +92,19 @@ public struct Converter {
     }
 
     /// The guest view to carry over: the source's, minus `user.virtfs.*` xattrs a guest could
-    /// have forged where the target would make them authoritative. In place, once the state
-    /// file is written, the forged ones are gone and any left are this conversion's own
-    /// (written through another name of a hard link, or before an interruption): `ours`
-    /// strips those without a word.
-    func view(of entry: HostEntry, in model: SecurityModel, ours: Bool = false, summary: inout Summary,
-              event: (Event) -> Void) throws(VirtFSError) -> GuestView {
+    /// have forged where the target would make them authoritative, and the names of those it
+    /// dropped. In place, once the state file is written, the forged ones are gone and any left
+    /// are this conversion's own (written through another name of a hard link, or before an
+    /// interruption): `ours` strips those as well, and they are not forged.
+    func view(of entry: HostEntry, in model: SecurityModel, ours: Bool = false) throws(VirtFSError) -> (GuestView, forged: [[UInt8]]) {
         var view = try model.codec.decode(entry)
         // (A guest of the target's own model sees none of them.)
-        let forged = view.attributes.xattrs.filter { target.holdsMetadata(xattr: $0.name) }
+        let forged = view.attributes.xattrs.filter { target.holdsMetadata(xattr: $0.name) }.map(\.name)
         if !forged.isEmpty && (ours || !options.trustExistingXattrs) {
             view.attributes.xattrs.removeAll { target.holdsMetadata(xattr: $0.name) }
-            if !ours {
-                summary.dropped += forged.count
-                event(.dropped(Self.droppedForged(entry.path, forged.map(\.name))))
-            }
+            return (view, ours ? [] : forged)
         }
-        return view
+        return (view, [])
     }
 
     static func droppedForged(_ path: [UInt8], _ names: [[UInt8]]) -> VirtFSError {
@@ -261,57 +257,92 @@ public struct Converter {
     // MARK: copying
 
     /// Writes the converted tree into `output`, an empty directory; the source is only read.
+    /// Entries are decoded and made on `jobs` threads, each directory's copy by the thread that
+    /// copies the directory and waited for by those that copy what is in it (which never run
+    /// ahead of it: see `DirectoryCopies`); later names of an inode are linked to its first one
+    /// in walk order, and every event comes in walk order.
     public func copy(_ root: Walker.Location, into output: Walker.Location, event: (Event) -> Void) -> Summary {
         var summary = Summary()
         var links: [FileIdentity: [[UInt8]]] = [:]
-        // Per directory: its copy in the output, and the times to give it when done.
-        typealias Made = (directory: DirectoryContext, times: (Timestamp, Timestamp))
+        let copies = DirectoryCopies()
+        // The times to give each directory's copy when the walk leaves it.
+        var times: [[UInt8]: (Timestamp, Timestamp)] = [:]
         let flush = BackgroundFlush(output.directory.fd)
-        Walker(options: walkOptions).walk(root, visit: { (entry, parent: inout Made?) -> Made? in
-            do {
+        /// Makes the copy of `entry` (a link to `first` when that is its inode's first name);
+        /// returns the copy of a directory.
+        func make(_ entry: HostEntry, _ view: GuestView, linking first: [[UInt8]]?) throws(VirtFSError) -> DirectoryContext? {
+            if entry.isExportRoot {
+                if options.to.isMapped {
+                    // The output root is a host object QEMU's user must reach, like any
+                    // directory the mapped models create.
+                    if let owner = options.placement.owner { try Sys.chown(output.directory.fd, [UInt8(ascii: ".")], owner.uid, owner.gid) }
+                    try Sys.chmod(output.directory.fd, [UInt8(ascii: ".")], mode_t(options.placement.directoryMode))
+                }
+                try target.update(view.attributes, of: output.entry(), placement: options.placement)
+                return output.directory
+            }
+            guard let parent = copies.copy(of: entry.directory.path) else {
+                throw VirtFSError.refused("convert", path: entry.path, "parent directory was not converted")
+            }
+            if let first {
+                try target.link(Walker.inside(output, relative: first, path: []).entry(), as: entry.name, in: parent, placement: options.placement)
+                return nil
+            }
+            try target.create(view.attributes, named: entry.name, in: parent,
+                              content: view.type == .regular ? .copy(of: entry) : .empty, placement: options.placement)
+            if view.type == .directory { return try parent.child(entry.name, path: Bytes.join(parent.path, entry.name)) }
+            try Sys.setTimes(parent.fd, entry.name, atime: view.atime, mtime: view.mtime)
+            return nil
+        }
+        /// A directory's key among the copies: the path of its directory as the walk lists it.
+        func key(_ entry: HostEntry) -> [UInt8] { entry.isExportRoot ? entry.directory.path : entry.path }
+        typealias Copied = (entry: HostEntry, view: Result<(GuestView, forged: [[UInt8]]), VirtFSError>, made: VirtFSError??)
+        Walker(options: walkOptions).walk(root, jobs: options.jobs, transform: { entry -> Copied in
+            let view = Result { () throws(VirtFSError) in
                 // Trusted user.virtfs.* values are the metadata: read such entries as mapped-xattr.
                 let trusted = options.trustExistingXattrs && forgeable && target.hasMetadata(entry)
-                let view = try self.view(of: entry, in: trusted ? options.to : options.from, summary: &summary, event: event)
-                let parts = entry.isExportRoot ? [] : Self.components(entry.path, below: root)
-                if parts.isEmpty {
-                    if options.to.isMapped {
-                        // The output root is a host object QEMU's user must reach, like any
-                        // directory the mapped models create.
-                        if let owner = options.placement.owner { try Sys.chown(output.directory.fd, [UInt8(ascii: ".")], owner.uid, owner.gid) }
-                        try Sys.chmod(output.directory.fd, [UInt8(ascii: ".")], mode_t(options.placement.directoryMode))
-                    }
-                    try target.update(view.attributes, of: output.entry(), placement: options.placement)
-                    summary.count(view)
-                    event(.converted(view))
-                    return (output.directory, (view.atime, view.mtime))
+                return try self.view(of: entry, in: trusted ? options.to : options.from)
+            }
+            // Later names of an inode wait for the walk's order (a directory has one name).
+            var made: VirtFSError?? = nil
+            var copy: DirectoryContext?
+            if entry.stat.fileType == .directory || entry.stat.nlink == 1, case .success(let (view, _)) = view {
+                do throws(VirtFSError) {
+                    copy = try make(entry, view, linking: nil)
+                    made = .some(nil)
+                } catch {
+                    made = error
                 }
-                guard let parent = parent?.directory else {
-                    throw VirtFSError.refused("convert", path: entry.path, "parent directory was not converted")
+            }
+            // (What is in a directory that has no copy fails, rather than waits.)
+            if entry.stat.fileType == .directory { copies.made(key(entry), copy) }
+            return (entry, view, made)
+        }, visit: { copied in
+            let entry = copied.entry
+            do throws(VirtFSError) {
+                let (view, forged) = try copied.view.get()
+                if !forged.isEmpty {
+                    summary.dropped += forged.count
+                    event(.dropped(Self.droppedForged(entry.path, forged)))
                 }
-                let name = parts.last!
-                let outPath = Bytes.join(parent.path, name)
-                if view.type != .directory, entry.stat.nlink > 1, let first = links[entry.stat.identity] {
-                    let firstLocation = try Walker.inside(output, relative: first, path: [])
-                    try target.link(firstLocation.entry(), as: name, in: parent, placement: options.placement)
+                if let made = copied.made {
+                    if let made { throw made }
                 } else {
-                    try target.create(view.attributes, named: name, in: parent,
-                                      content: view.type == .regular ? .copy(of: entry) : .empty, placement: options.placement)
-                    if view.type != .directory {
-                        try Sys.setTimes(parent.fd, name, atime: view.atime, mtime: view.mtime)
-                    }
-                    if view.type != .directory && entry.stat.nlink > 1 { links[entry.stat.identity] = parts }
+                    _ = try make(entry, view, linking: links[entry.stat.identity])
+                    if links[entry.stat.identity] == nil { links[entry.stat.identity] = Self.components(entry.path, below: root) }
                 }
-                let made = view.type == .directory ? (try parent.child(name, path: outPath), (view.atime, view.mtime)) : nil
+                if view.type == .directory { times[key(entry)] = (view.atime, view.mtime) }
                 summary.count(view)
                 event(.converted(view))
-                return made
-            } catch let error as VirtFSError {
+            } catch {
                 summary.failures += 1
                 event(.failed(error.at(entry.path)))
-            } catch {}
-            return nil
-        }, leave: { _, made in
-            try? Sys.setTimes(made.directory.fd, [UInt8(ascii: ".")], atime: made.times.0, mtime: made.times.1)
+            }
+        }, leave: { directory in
+            let copy = copies.left(directory.path)
+            if let copy, let (atime, mtime) = times.removeValue(forKey: directory.path) {
+                try? Sys.setTimes(copy.fd, [UInt8(ascii: ".")], atime: atime, mtime: mtime)
+            }
         }, failure: { error in
             summary.failures += 1
             event(.failed(error))
@@ -480,7 +511,7 @@ public struct Converter {
                     }
                 } else {
                     attempted = true
-                    let view = try self.view(of: entry, in: current, ours: true, summary: &summary, event: event)
+                    let (view, _) = try self.view(of: entry, in: current, ours: true)
                     let rebuilt = try convert(entry, view: view, from: current, root: root, links: &links, cleaned: &cleaned)
                     summary.count(view)
                     event(.converted(view))
@@ -583,22 +614,13 @@ public struct Converter {
         for (key, (atime, mtime)) in times { text += Array("times \(key) \(t(atime)) \(t(mtime))\n".utf8) }
         // Unnamed until complete where the filesystem allows it: the root's times change only
         // when the file holding them is in place.
-        if let fd = try? Sys.openUnnamed(in: root.directory.fd, mode: 0o600) {
-            defer { Sys.close(fd) }
-            try Sys.writeAll(fd, text, name: ConversionRecord.fileName)
-            _ = try Sys.retry("fsync", ConversionRecord.fileName) { fsync(fd) }
-            try Sys.linkOpenFile(fd, root.directory.fd, ConversionRecord.fileName)
-            try? Sys.unlink(root.directory.fd, temporary)
-            return times
-        }
-        let fd = try Sys.openAt(root.directory.fd, temporary, O_WRONLY | O_CREAT | O_TRUNC, mode: 0o600)
         do {
-            defer { Sys.close(fd) }
-            try Sys.writeAll(fd, text, name: temporary)
-            _ = try Sys.retry("fsync", temporary) { fsync(fd) }
-            try Sys.rename(root.directory.fd, temporary, root.directory.fd, ConversionRecord.fileName)
-        } catch {
+            try Sys.writeWhole(root.directory.fd, ConversionRecord.fileName, via: temporary) { fd throws(VirtFSError) in
+                try Sys.writeAll(fd, text, name: ConversionRecord.fileName)
+                _ = try Sys.retry("fsync", ConversionRecord.fileName) { fsync(fd) }
+            }
             try? Sys.unlink(root.directory.fd, temporary)
+        } catch {
             if let (atime, mtime) = times["."] { try? Sys.setTimes(root.directory.fd, [UInt8(ascii: ".")], atime: atime, mtime: mtime) }
             throw error
         }
@@ -688,8 +710,7 @@ public struct Converter {
         }
         var view: GuestView
         do throws(VirtFSError) {
-            var unused = Summary()
-            view = try self.view(of: entry, in: current, ours: true, summary: &unused, event: { _ in })
+            (view, _) = try self.view(of: entry, in: current, ours: true)
         } catch {
             return .converted(nil, error.at(entry.path))
         }
