@@ -51,6 +51,17 @@ public struct Converter {
             converted[view.type, default: 0] += 1
             if view.type == .regular { bytes += view.size }
         }
+
+        /// Counts what an event reports (a dropped xattr is counted where it is dropped), then
+        /// reports it.
+        mutating func note(_ event: Event, _ report: (Event) -> Void) {
+            switch event {
+            case .converted(let view): count(view)
+            case .failed: failures += 1
+            case .planned, .dropped: break
+            }
+            report(event)
+        }
     }
 
     public enum Event {
@@ -332,21 +343,15 @@ public struct Converter {
                     if links[entry.stat.identity] == nil { links[entry.stat.identity] = Self.components(entry.path, below: root) }
                 }
                 if view.type == .directory { times[key(entry)] = (view.atime, view.mtime) }
-                summary.count(view)
-                event(.converted(view))
+                summary.note(.converted(view), event)
             } catch {
-                summary.failures += 1
-                event(.failed(error.at(entry.path)))
+                summary.note(.failed(error.at(entry.path)), event)
             }
         }, leave: { directory in
-            let copy = copies.left(directory.path)
-            if let copy, let (atime, mtime) = times.removeValue(forKey: directory.path) {
+            if let copy = copies.left(directory.path), let (atime, mtime) = times.removeValue(forKey: directory.path) {
                 try? Sys.setTimes(copy.fd, [UInt8(ascii: ".")], atime: atime, mtime: mtime)
             }
-        }, failure: { error in
-            summary.failures += 1
-            event(.failed(error))
-        })
+        }, failure: { summary.note(.failed($0), event) })
         if let rootTimes = try? root.entry().stat {
             try? Sys.setTimes(output.directory.fd, [UInt8(ascii: ".")], atime: rootTimes.atime, mtime: rootTimes.mtime)
         }
@@ -354,8 +359,7 @@ public struct Converter {
         // once more for what the last flush missed.
         flush.finish()
         do { try Sys.syncFilesystem(output.directory.fd, output.path) } catch let error {
-            summary.failures += 1
-            event(.failed(error))
+            summary.note(.failed(error), event)
         }
         return summary
     }
@@ -477,14 +481,12 @@ public struct Converter {
             case .sequential: break
             case .alreadyDone(let failure), .converted(_, let failure):
                 if case .converted(let view?, _) = alone {
-                    summary.count(view)
-                    event(.converted(view))
+                    summary.note(.converted(view), event)
                 } else if case .alreadyDone = alone {
                     summary.alreadyDone += 1
                 }
                 if let failure {
-                    summary.failures += 1
-                    event(.failed(failure))
+                    summary.note(.failed(failure), event)
                 }
                 return times
             }
@@ -501,8 +503,7 @@ public struct Converter {
                 if current == options.to && !leftoverName {
                     if shared && convertedInodes.contains(entry.stat.identity) {
                         let view = try target.decode(entry)
-                        summary.count(view)
-                        event(.converted(view))
+                        summary.note(.converted(view), event)
                     } else {
                         summary.alreadyDone += 1
                     }
@@ -513,8 +514,7 @@ public struct Converter {
                     attempted = true
                     let (view, _) = try self.view(of: entry, in: current, ours: true)
                     let rebuilt = try convert(entry, view: view, from: current, root: root, links: &links, cleaned: &cleaned)
-                    summary.count(view)
-                    event(.converted(view))
+                    summary.note(.converted(view), event)
                     if shared && !rebuilt { convertedInodes.insert(entry.stat.identity) }
                     // A rebuilt object is new, made in its final form, with this one name.
                     if rebuilt { return times }
@@ -532,8 +532,7 @@ public struct Converter {
                     try finishInode(entry)
                 }
             } catch let error as VirtFSError {
-                summary.failures += 1
-                event(.failed(error.at(entry.path)))
+                summary.note(.failed(error.at(entry.path)), event)
                 cleaned = nil
             } catch { cleaned = nil }
             return times
@@ -544,28 +543,20 @@ public struct Converter {
             if options.from != options.to { source.removeStorage(of: directory) }
             try? Sys.setTimes(directory.fd, [UInt8(ascii: ".")], atime: times.0, mtime: times.1)
         }
-        func failure(_ error: VirtFSError) {
-            summary.failures += 1
-            event(.failed(error))
-        }
-        if options.jobs > 1 {
-            // Directories visited and not yet left, with the times they get back when left.
-            var open: [[UInt8]: Times] = [:]
-            Walker(options: walkOptions).walk(root, jobs: options.jobs, transform: { entry in
-                (entry, alone(entry, root: root, unmarked: unmarked, resumed: resumed))
-            }, visit: { entry, alone in
-                if let times = step(entry, alone) { open[entry.isExportRoot ? root.path : entry.path] = times }
-            }, leave: { directory in
-                if let times = open.removeValue(forKey: directory.path) { leave(directory, times) }
-            }, failure: failure)
-        } else {
-            Walker(options: walkOptions).walk(root, visit: { (entry, _: inout Times?) -> Times? in step(entry, .sequential) },
-                                              leave: leave, failure: failure)
-        }
+        // Directories visited and not yet left, with the times they get back when left.
+        var open: [[UInt8]: Times] = [:]
+        var walk = walkOptions
+        if !resumed { walk.inFlight = Array(".virtfs-tools.\(TemporaryName.pid).".utf8) }
+        Walker(options: walk).walk(root, jobs: options.jobs, transform: { entry in
+            (entry, alone(entry, root: root, unmarked: unmarked, resumed: resumed))
+        }, visit: { entry, alone in
+            if let times = step(entry, alone) { open[entry.isExportRoot ? root.path : entry.path] = times }
+        }, leave: { directory in
+            if let times = open.removeValue(forKey: directory.path) { leave(directory, times) }
+        }, failure: { summary.note(.failed($0), event) })
         for (_, left) in namesDone.sorted(by: { $0.value.path.lexicographicallyPrecedes($1.value.path) }) {
-            summary.failures += 1
-            event(.failed(.refused("convert", path: left.path,
-                "hard link whose other names were not all converted (outside the tree, or failed): its inode keeps its \(options.from.rawValue) form until they are")))
+            summary.note(.failed(.refused("convert", path: left.path,
+                "hard link whose other names were not all converted (outside the tree, or failed): its inode keeps its \(options.from.rawValue) form until they are")), event)
         }
         // Everything converted is on disk before the state file goes: until then a re-run after
         // a power loss knows there is a conversion to finish.
@@ -691,9 +682,9 @@ public struct Converter {
     }
 
     /// Converts an entry on a thread of a parallel walk, or leaves it to the walking thread: what
-    /// a thread does alone is what needs no other entry's state (an inode with one name) and
-    /// adds or removes no name in a directory being listed (its host object keeps its kind; a
-    /// model's storage, which the walk hides, may change). Rebuilt objects, hard links, leftover
+    /// a thread does alone is what needs no other entry's state (an inode with one name). In a
+    /// fresh run, an object rebuilt as another kind is built under the thread's temporary name,
+    /// which the walk does not list (`inFlight`), and renamed over its old name. Hard links, leftover
     /// names and the run's own files go back to the walking thread.
     func alone(_ entry: HostEntry, root: Walker.Location, unmarked: Bool, resumed: Bool) -> Alone {
         guard !entry.isExportRoot, !TemporaryName.matches(entry.name), !isStateFile(entry, root: root),
@@ -714,13 +705,16 @@ public struct Converter {
         } catch {
             return .converted(nil, error.at(entry.path))
         }
+        // Resumed, the walk lists temporary names (an interrupted run's are removed in walk
+        // order), so objects are rebuilt by the walking thread; a fresh run has none (see preflight).
         let hostType = entry.stat.fileType ?? .regular
         let targetIsPlain = options.to.isMapped || view.type == .regular || view.type == .directory
-        guard (hostType == .regular || hostType == .directory) && targetIsPlain else { return .sequential }
+        guard !resumed || (hostType == .regular || hostType == .directory) && targetIsPlain else { return .sequential }
         var links: [FileIdentity: [[UInt8]]] = [:]
         var cleaned: DirectoryContext?
         do throws(VirtFSError) {
-            _ = try convert(entry, view: view, from: current, root: root, links: &links, cleaned: &cleaned)
+            // A rebuilt object is new, made in its final form.
+            if try convert(entry, view: view, from: current, root: root, links: &links, cleaned: &cleaned) { return .converted(view, nil) }
         } catch {
             return .converted(nil, error.at(entry.path))
         }
