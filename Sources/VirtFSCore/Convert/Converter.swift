@@ -276,8 +276,6 @@ public struct Converter {
         var summary = Summary()
         var links: [FileIdentity: [[UInt8]]] = [:]
         let copies = DirectoryCopies()
-        // The times to give each directory's copy when the walk leaves it.
-        var times: [[UInt8]: (Timestamp, Timestamp)] = [:]
         let flush = BackgroundFlush(output.directory.fd)
         /// Makes the copy of `entry` (a link to `first` when that is its inode's first name);
         /// returns the copy of a directory.
@@ -307,7 +305,7 @@ public struct Converter {
         }
         /// A directory's key among the copies: the path of its directory as the walk lists it.
         func key(_ entry: HostEntry) -> [UInt8] { entry.isExportRoot ? entry.directory.path : entry.path }
-        typealias Copied = (entry: HostEntry, view: Result<(GuestView, forged: [[UInt8]]), VirtFSError>, made: VirtFSError??)
+        typealias Copied = (entry: HostEntry, view: Result<(GuestView, forged: [[UInt8]]), VirtFSError>, made: Result<Void, VirtFSError>?)
         Walker(options: walkOptions).walk(root, jobs: options.jobs, transform: { entry -> Copied in
             let view = Result { () throws(VirtFSError) in
                 // Trusted user.virtfs.* values are the metadata: read such entries as mapped-xattr.
@@ -315,18 +313,14 @@ public struct Converter {
                 return try self.view(of: entry, in: trusted ? options.to : options.from)
             }
             // Later names of an inode wait for the walk's order (a directory has one name).
-            var made: VirtFSError?? = nil
+            var made: Result<Void, VirtFSError>?
             var copy: DirectoryContext?
             if entry.stat.fileType == .directory || entry.stat.nlink == 1, case .success(let (view, _)) = view {
-                do throws(VirtFSError) {
-                    copy = try make(entry, view, linking: nil)
-                    made = .some(nil)
-                } catch {
-                    made = error
-                }
+                made = Result { () throws(VirtFSError) in copy = try make(entry, view, linking: nil) }
             }
-            // (What is in a directory that has no copy fails, rather than waits.)
-            if entry.stat.fileType == .directory { copies.made(key(entry), copy) }
+            // (What is in a directory that has no copy fails, rather than waits.) Its times
+            // are given back when the walk leaves it.
+            if entry.stat.fileType == .directory { copies.made(key(entry), copy, times: (try? view.get()).map { ($0.0.atime, $0.0.mtime) }) }
             return (entry, view, made)
         }, visit: { copied in
             let entry = copied.entry
@@ -337,18 +331,17 @@ public struct Converter {
                     event(.dropped(Self.droppedForged(entry.path, forged)))
                 }
                 if let made = copied.made {
-                    if let made { throw made }
+                    try made.get()
                 } else {
                     _ = try make(entry, view, linking: links[entry.stat.identity])
                     if links[entry.stat.identity] == nil { links[entry.stat.identity] = Self.components(entry.path, below: root) }
                 }
-                if view.type == .directory { times[key(entry)] = (view.atime, view.mtime) }
                 summary.note(.converted(view), event)
             } catch {
                 summary.note(.failed(error.at(entry.path)), event)
             }
         }, leave: { directory in
-            if let copy = copies.left(directory.path), let (atime, mtime) = times.removeValue(forKey: directory.path) {
+            if let (copy, times) = copies.left(directory.path), let copy, let (atime, mtime) = times {
                 try? Sys.setTimes(copy.fd, [UInt8(ascii: ".")], atime: atime, mtime: mtime)
             }
         }, failure: { summary.note(.failed($0), event) })
@@ -415,7 +408,7 @@ public struct Converter {
                     throw VirtFSError.interruptedConversion(record, path: root.path)
                 }
                 throw VirtFSError.refused("convert", path: root.path,
-                    "an unfinished conversion (\(String(decoding: header, as: UTF8.self).trimmingNewline)) is recorded in .virtfs-convert-state: run it again to finish it first")
+                    "an unfinished conversion (\(String(decoding: header.dropLast(), as: UTF8.self))) is recorded in .virtfs-convert-state: run it again to finish it first")
             }
             recordedTimes = times
         } else {
@@ -432,11 +425,10 @@ public struct Converter {
             // then on user.virtfs.mode marks converted entries. (Removing an xattr changes no
             // directory's times.)
             if survey.complete {
-                if dropsForged {
-                    for path in survey.forged {
-                        guard let entry = try? Walker.inside(root, relative: Self.components(path, below: root), path: path).entry() else { continue }
-                        dropForgedXattrs(of: entry, summary: &summary, event: event)
-                    }
+                // (Only a run that drops them finds them.)
+                for path in survey.forged {
+                    guard let entry = try? Walker.inside(root, relative: Self.components(path, below: root), path: path).entry() else { continue }
+                    dropForgedXattrs(of: entry, summary: &summary, event: event)
                 }
                 recordedTimes = try writeState(root, times: survey.times)
             } else {
@@ -477,17 +469,10 @@ public struct Converter {
             var attempted = false
             let times = entry.stat.fileType != .directory ? nil
                 : entry.isExportRoot ? rootTimes : recordedTimes[Self.stateKey(entry.path, root: root)] ?? (entry.stat.atime, entry.stat.mtime)
-            switch alone {
-            case .sequential: break
-            case .alreadyDone(let failure), .converted(_, let failure):
-                if case .converted(let view?, _) = alone {
-                    summary.note(.converted(view), event)
-                } else if case .alreadyDone = alone {
-                    summary.alreadyDone += 1
-                }
-                if let failure {
-                    summary.note(.failed(failure), event)
-                }
+            if let (alreadyDone, view, failure) = alone {
+                if alreadyDone { summary.alreadyDone += 1 }
+                if let view { summary.note(.converted(view), event) }
+                if let failure { summary.note(.failed(failure), event) }
                 return times
             }
             do {
@@ -671,15 +656,10 @@ public struct Converter {
             "the export root carries user.virtfs.mode as if converted to mapped-xattr, but \(String(decoding: notConverted, as: UTF8.self)) is not; converting from \(options.from.rawValue) would drop every user.virtfs.* value as forged: nothing done (check with virtfs-stat --model mapped-xattr; if a guest set it, remove it with setfattr -x user.virtfs.mode)"))
     }
 
-    /// Whether a thread of a parallel conversion converted an entry by itself, and how it went.
-    enum Alone {
-        /// Left to the walking thread, in walk order, as a conversion on one thread does it.
-        case sequential
-        /// Found in the target form already, then perhaps failed to finish.
-        case alreadyDone(VirtFSError?)
-        /// Converted, with the view carried over (nil: it failed before), then perhaps failed.
-        case converted(GuestView?, VirtFSError?)
-    }
+    /// How a thread of a parallel conversion converted an entry by itself (nil: it left it to
+    /// the walking thread, in walk order): found in the target form already, or converted with
+    /// the view carried over (nil: it failed before); then perhaps failed.
+    typealias Alone = (alreadyDone: Bool, view: GuestView?, failure: VirtFSError?)?
 
     /// Converts an entry on a thread of a parallel walk, or leaves it to the walking thread: what
     /// a thread does alone is what needs no other entry's state (an inode with one name). In a
@@ -688,41 +668,35 @@ public struct Converter {
     /// names and the run's own files go back to the walking thread.
     func alone(_ entry: HostEntry, root: Walker.Location, unmarked: Bool, resumed: Bool) -> Alone {
         guard !entry.isExportRoot, !TemporaryName.matches(entry.name), !isStateFile(entry, root: root),
-              entry.stat.fileType == .directory || entry.stat.nlink == 1 else { return .sequential }
+              entry.stat.fileType == .directory || entry.stat.nlink == 1 else { return nil }
         let current = unmarked ? options.from : form(of: entry)
-        if current != options.to && current.codec.keepsMetadataByName && target.hasMetadata(entry) { return .sequential }
+        if current != options.to && current.codec.keepsMetadataByName && target.hasMetadata(entry) { return nil }
         if current == options.to {
             do throws(VirtFSError) {
                 if resumed { try finishInode(entry) }
-                return .alreadyDone(nil)
+                return (true, nil, nil)
             } catch {
-                return .alreadyDone(error.at(entry.path))
+                return (true, nil, error.at(entry.path))
             }
         }
-        var view: GuestView
+        // The view once the entry is converted (then only its inode's part can fail).
+        var converted: GuestView?
         do throws(VirtFSError) {
-            (view, _) = try self.view(of: entry, in: current, ours: true)
-        } catch {
-            return .converted(nil, error.at(entry.path))
-        }
-        // Resumed, the walk lists temporary names (an interrupted run's are removed in walk
-        // order), so objects are rebuilt by the walking thread; a fresh run has none (see preflight).
-        let hostType = entry.stat.fileType ?? .regular
-        let targetIsPlain = options.to.isMapped || view.type == .regular || view.type == .directory
-        guard !resumed || (hostType == .regular || hostType == .directory) && targetIsPlain else { return .sequential }
-        var links: [FileIdentity: [[UInt8]]] = [:]
-        var cleaned: DirectoryContext?
-        do throws(VirtFSError) {
+            let (view, _) = try self.view(of: entry, in: current, ours: true)
+            // Resumed, the walk lists temporary names (an interrupted run's are removed in walk
+            // order), so objects are rebuilt by the walking thread; a fresh run has none (see preflight).
+            let hostType = entry.stat.fileType ?? .regular
+            let targetIsPlain = options.to.isMapped || view.type == .regular || view.type == .directory
+            guard !resumed || (hostType == .regular || hostType == .directory) && targetIsPlain else { return nil }
+            var links: [FileIdentity: [[UInt8]]] = [:]
+            var cleaned: DirectoryContext?
+            let rebuilt = try convert(entry, view: view, from: current, root: root, links: &links, cleaned: &cleaned)
+            converted = view
             // A rebuilt object is new, made in its final form.
-            if try convert(entry, view: view, from: current, root: root, links: &links, cleaned: &cleaned) { return .converted(view, nil) }
+            if !rebuilt { try finishInode(entry) }
+            return (false, view, nil)
         } catch {
-            return .converted(nil, error.at(entry.path))
-        }
-        do throws(VirtFSError) {
-            try finishInode(entry)
-            return .converted(view, nil)
-        } catch {
-            return .converted(view, error.at(entry.path))
+            return (false, converted, error.at(entry.path))
         }
     }
 
@@ -818,8 +792,4 @@ public struct Converter {
         }
         return false
     }
-}
-
-extension String {
-    var trimmingNewline: String { hasSuffix("\n") ? String(dropLast()) : self }
 }

@@ -74,23 +74,23 @@ final class DirectoryCopies: @unchecked Sendable {
     final class Slot: @unchecked Sendable {
         let ready = DispatchSemaphore(value: 0)
         var copy: DirectoryContext?
+        var times: (atime: Timestamp, mtime: Timestamp)?
     }
 
     private let slots = Mutex<[[UInt8]: Slot]>([:])
 
     private func slot(_ path: [UInt8]) -> Slot {
         slots.withLock { slots in
-            if let slot = slots[path] { return slot }
-            let slot = Slot()
-            slots[path] = slot
-            return slot
+            if slots[path] == nil { slots[path] = Slot() }
+            return slots[path]!
         }
     }
 
-    /// The directory at `path` is copied to `copy` (nil: it has none).
-    func made(_ path: [UInt8], _ copy: DirectoryContext?) {
+    /// The directory at `path` is copied to `copy` (nil: it has none), which gets `times` when
+    /// the walk leaves it.
+    func made(_ path: [UInt8], _ copy: DirectoryContext?, times: (atime: Timestamp, mtime: Timestamp)?) {
         let slot = slot(path)
-        slot.copy = copy
+        (slot.copy, slot.times) = (copy, times)
         slot.ready.signal()
     }
 
@@ -103,8 +103,8 @@ final class DirectoryCopies: @unchecked Sendable {
         return slot.copy
     }
 
-    /// Forgets the directory at `path`, which the walk has left, and returns its copy.
-    func left(_ path: [UInt8]) -> DirectoryContext? {
-        slots.withLock { $0.removeValue(forKey: path) }?.copy
+    /// Forgets the directory at `path`, which the walk has left, and returns its copy and times.
+    func left(_ path: [UInt8]) -> (DirectoryContext?, (atime: Timestamp, mtime: Timestamp)?)? {
+        slots.withLock { $0.removeValue(forKey: path) }.map { ($0.copy, $0.times) }
     }
 }
