@@ -689,7 +689,8 @@ public struct Converter {
             let targetIsPlain = options.to.isMapped || view.type == .regular || view.type == .directory
             guard !resumed || (hostType == .regular || hostType == .directory) && targetIsPlain else { return nil }
             var links: [FileIdentity: [[UInt8]]] = [:]
-            var cleaned: DirectoryContext?
+            // (A fresh run's temporary names are its own.)
+            var cleaned: DirectoryContext? = entry.directory
             let rebuilt = try convert(entry, view: view, from: current, root: root, links: &links, cleaned: &cleaned)
             converted = view
             // A rebuilt object is new, made in its final form.
