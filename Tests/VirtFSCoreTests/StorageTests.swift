@@ -68,6 +68,21 @@ import VirtFSTestSupport
         #expect(!exists(planted))
     }
 
+    @Test("metadata written for a name without any appears whole under that name, and no other name is left")
+    func metadataForANameWithoutAny() throws {
+        let (tmp, dir, codec) = try mappedFileTree()
+        write(tmp.path + "/g", "data")
+        var a = GuestAttributes(type: .regular, permissions: 0o4755, uid: 7, gid: 8)
+        try codec.update(a, of: entry(dir, "g"), placement: HostPlacement())
+        #expect(try codec.decode(entry(dir, "g")).attributes == a)
+        #expect(names(tmp) == ["f", "g", ".virtfs_metadata", ".virtfs_metadata/f", ".virtfs_metadata/g"])
+        // Written again: replaced, with nothing left beside it.
+        a.uid = 9
+        try codec.update(a, of: entry(dir, "g"), placement: HostPlacement())
+        #expect(try codec.decode(entry(dir, "g")).attributes.uid == 9)
+        #expect(names(tmp) == ["f", "g", ".virtfs_metadata", ".virtfs_metadata/f", ".virtfs_metadata/g"])
+    }
+
     @Test("commitTemporary puts an object built aside in place of a name, metadata and data, in every model",
           arguments: SecurityModel.allCases)
     func commitReplaces(model: SecurityModel) throws {

@@ -51,6 +51,17 @@ public struct Converter {
             converted[view.type, default: 0] += 1
             if view.type == .regular { bytes += view.size }
         }
+
+        /// Counts what an event reports (a dropped xattr is counted where it is dropped), then
+        /// reports it.
+        mutating func note(_ event: Event, _ report: (Event) -> Void) {
+            switch event {
+            case .converted(let view): count(view)
+            case .failed: failures += 1
+            case .planned, .dropped: break
+            }
+            report(event)
+        }
     }
 
     public enum Event {
@@ -92,23 +103,19 @@ public struct Converter {
     }
 
     /// The guest view to carry over: the source's, minus `user.virtfs.*` xattrs a guest could
-    /// have forged where the target would make them authoritative. In place, once the state
-    /// file is written, the forged ones are gone and any left are this conversion's own
-    /// (written through another name of a hard link, or before an interruption): `ours`
-    /// strips those without a word.
-    func view(of entry: HostEntry, in model: SecurityModel, ours: Bool = false, summary: inout Summary,
-              event: (Event) -> Void) throws(VirtFSError) -> GuestView {
+    /// have forged where the target would make them authoritative, and the names of those it
+    /// dropped. In place, once the state file is written, the forged ones are gone and any left
+    /// are this conversion's own (written through another name of a hard link, or before an
+    /// interruption): `ours` strips those as well, and they are not forged.
+    func view(of entry: HostEntry, in model: SecurityModel, ours: Bool = false) throws(VirtFSError) -> (GuestView, forged: [[UInt8]]) {
         var view = try model.codec.decode(entry)
         // (A guest of the target's own model sees none of them.)
-        let forged = view.attributes.xattrs.filter { target.holdsMetadata(xattr: $0.name) }
+        let forged = view.attributes.xattrs.filter { target.holdsMetadata(xattr: $0.name) }.map(\.name)
         if !forged.isEmpty && (ours || !options.trustExistingXattrs) {
             view.attributes.xattrs.removeAll { target.holdsMetadata(xattr: $0.name) }
-            if !ours {
-                summary.dropped += forged.count
-                event(.dropped(Self.droppedForged(entry.path, forged.map(\.name))))
-            }
+            return (view, ours ? [] : forged)
         }
-        return view
+        return (view, [])
     }
 
     static func droppedForged(_ path: [UInt8], _ names: [[UInt8]]) -> VirtFSError {
@@ -261,61 +268,83 @@ public struct Converter {
     // MARK: copying
 
     /// Writes the converted tree into `output`, an empty directory; the source is only read.
+    /// Entries are decoded and made on `jobs` threads, each directory's copy by the thread that
+    /// copies the directory and waited for by those that copy what is in it (which never run
+    /// ahead of it: see `DirectoryCopies`); later names of an inode are linked to its first one
+    /// in walk order, and every event comes in walk order.
     public func copy(_ root: Walker.Location, into output: Walker.Location, event: (Event) -> Void) -> Summary {
         var summary = Summary()
         var links: [FileIdentity: [[UInt8]]] = [:]
-        // Per directory: its copy in the output, and the times to give it when done.
-        typealias Made = (directory: DirectoryContext, times: (Timestamp, Timestamp))
+        let copies = DirectoryCopies()
         let flush = BackgroundFlush(output.directory.fd)
-        Walker(options: walkOptions).walk(root, visit: { (entry, parent: inout Made?) -> Made? in
-            do {
+        /// Makes the copy of `entry` (a link to `first` when that is its inode's first name);
+        /// returns the copy of a directory.
+        func make(_ entry: HostEntry, _ view: GuestView, linking first: [[UInt8]]?) throws(VirtFSError) -> DirectoryContext? {
+            if entry.isExportRoot {
+                if options.to.isMapped {
+                    // The output root is a host object QEMU's user must reach, like any
+                    // directory the mapped models create.
+                    if let owner = options.placement.owner { try Sys.chown(output.directory.fd, [UInt8(ascii: ".")], owner.uid, owner.gid) }
+                    try Sys.chmod(output.directory.fd, [UInt8(ascii: ".")], mode_t(options.placement.directoryMode))
+                }
+                try target.update(view.attributes, of: output.entry(), placement: options.placement)
+                return output.directory
+            }
+            guard let parent = copies.copy(of: entry.directory.path) else {
+                throw VirtFSError.refused("convert", path: entry.path, "parent directory was not converted")
+            }
+            if let first {
+                try target.link(Walker.inside(output, relative: first, path: []).entry(), as: entry.name, in: parent, placement: options.placement)
+                return nil
+            }
+            try target.create(view.attributes, named: entry.name, in: parent,
+                              content: view.type == .regular ? .copy(of: entry) : .empty, placement: options.placement)
+            if view.type == .directory { return try parent.child(entry.name, path: Bytes.join(parent.path, entry.name)) }
+            try Sys.setTimes(parent.fd, entry.name, atime: view.atime, mtime: view.mtime)
+            return nil
+        }
+        /// A directory's key among the copies: the path of its directory as the walk lists it.
+        func key(_ entry: HostEntry) -> [UInt8] { entry.isExportRoot ? entry.directory.path : entry.path }
+        typealias Copied = (entry: HostEntry, view: Result<(GuestView, forged: [[UInt8]]), VirtFSError>, made: Result<Void, VirtFSError>?)
+        Walker(options: walkOptions).walk(root, jobs: options.jobs, transform: { entry -> Copied in
+            let view = Result { () throws(VirtFSError) in
                 // Trusted user.virtfs.* values are the metadata: read such entries as mapped-xattr.
                 let trusted = options.trustExistingXattrs && forgeable && target.hasMetadata(entry)
-                let view = try self.view(of: entry, in: trusted ? options.to : options.from, summary: &summary, event: event)
-                let parts = entry.isExportRoot ? [] : Self.components(entry.path, below: root)
-                if parts.isEmpty {
-                    if options.to.isMapped {
-                        // The output root is a host object QEMU's user must reach, like any
-                        // directory the mapped models create.
-                        if let owner = options.placement.owner { try Sys.chown(output.directory.fd, [UInt8(ascii: ".")], owner.uid, owner.gid) }
-                        try Sys.chmod(output.directory.fd, [UInt8(ascii: ".")], mode_t(options.placement.directoryMode))
-                    }
-                    try target.update(view.attributes, of: output.entry(), placement: options.placement)
-                    summary.count(view)
-                    event(.converted(view))
-                    return (output.directory, (view.atime, view.mtime))
+                return try self.view(of: entry, in: trusted ? options.to : options.from)
+            }
+            // Later names of an inode wait for the walk's order (a directory has one name).
+            var made: Result<Void, VirtFSError>?
+            var copy: DirectoryContext?
+            if entry.stat.fileType == .directory || entry.stat.nlink == 1, case .success(let (view, _)) = view {
+                made = Result { () throws(VirtFSError) in copy = try make(entry, view, linking: nil) }
+            }
+            // (What is in a directory that has no copy fails, rather than waits.) Its times
+            // are given back when the walk leaves it.
+            if entry.stat.fileType == .directory { copies.made(key(entry), copy, times: (try? view.get()).map { ($0.0.atime, $0.0.mtime) }) }
+            return (entry, view, made)
+        }, visit: { copied in
+            let entry = copied.entry
+            do throws(VirtFSError) {
+                let (view, forged) = try copied.view.get()
+                if !forged.isEmpty {
+                    summary.dropped += forged.count
+                    event(.dropped(Self.droppedForged(entry.path, forged)))
                 }
-                guard let parent = parent?.directory else {
-                    throw VirtFSError.refused("convert", path: entry.path, "parent directory was not converted")
-                }
-                let name = parts.last!
-                let outPath = Bytes.join(parent.path, name)
-                if view.type != .directory, entry.stat.nlink > 1, let first = links[entry.stat.identity] {
-                    let firstLocation = try Walker.inside(output, relative: first, path: [])
-                    try target.link(firstLocation.entry(), as: name, in: parent, placement: options.placement)
+                if let made = copied.made {
+                    try made.get()
                 } else {
-                    try target.create(view.attributes, named: name, in: parent,
-                                      content: view.type == .regular ? .copy(of: entry) : .empty, placement: options.placement)
-                    if view.type != .directory {
-                        try Sys.setTimes(parent.fd, name, atime: view.atime, mtime: view.mtime)
-                    }
-                    if view.type != .directory && entry.stat.nlink > 1 { links[entry.stat.identity] = parts }
+                    _ = try make(entry, view, linking: links[entry.stat.identity])
+                    if links[entry.stat.identity] == nil { links[entry.stat.identity] = Self.components(entry.path, below: root) }
                 }
-                let made = view.type == .directory ? (try parent.child(name, path: outPath), (view.atime, view.mtime)) : nil
-                summary.count(view)
-                event(.converted(view))
-                return made
-            } catch let error as VirtFSError {
-                summary.failures += 1
-                event(.failed(error.at(entry.path)))
-            } catch {}
-            return nil
-        }, leave: { _, made in
-            try? Sys.setTimes(made.directory.fd, [UInt8(ascii: ".")], atime: made.times.0, mtime: made.times.1)
-        }, failure: { error in
-            summary.failures += 1
-            event(.failed(error))
-        })
+                summary.note(.converted(view), event)
+            } catch {
+                summary.note(.failed(error.at(entry.path)), event)
+            }
+        }, leave: { directory in
+            if let (copy, times) = copies.left(directory.path), let copy, let (atime, mtime) = times {
+                try? Sys.setTimes(copy.fd, [UInt8(ascii: ".")], atime: atime, mtime: mtime)
+            }
+        }, failure: { summary.note(.failed($0), event) })
         if let rootTimes = try? root.entry().stat {
             try? Sys.setTimes(output.directory.fd, [UInt8(ascii: ".")], atime: rootTimes.atime, mtime: rootTimes.mtime)
         }
@@ -323,8 +352,7 @@ public struct Converter {
         // once more for what the last flush missed.
         flush.finish()
         do { try Sys.syncFilesystem(output.directory.fd, output.path) } catch let error {
-            summary.failures += 1
-            event(.failed(error))
+            summary.note(.failed(error), event)
         }
         return summary
     }
@@ -380,7 +408,7 @@ public struct Converter {
                     throw VirtFSError.interruptedConversion(record, path: root.path)
                 }
                 throw VirtFSError.refused("convert", path: root.path,
-                    "an unfinished conversion (\(String(decoding: header, as: UTF8.self).trimmingNewline)) is recorded in .virtfs-convert-state: run it again to finish it first")
+                    "an unfinished conversion (\(String(decoding: header.dropLast(), as: UTF8.self))) is recorded in .virtfs-convert-state: run it again to finish it first")
             }
             recordedTimes = times
         } else {
@@ -397,11 +425,10 @@ public struct Converter {
             // then on user.virtfs.mode marks converted entries. (Removing an xattr changes no
             // directory's times.)
             if survey.complete {
-                if dropsForged {
-                    for path in survey.forged {
-                        guard let entry = try? Walker.inside(root, relative: Self.components(path, below: root), path: path).entry() else { continue }
-                        dropForgedXattrs(of: entry, summary: &summary, event: event)
-                    }
+                // (Only a run that drops them finds them.)
+                for path in survey.forged {
+                    guard let entry = try? Walker.inside(root, relative: Self.components(path, below: root), path: path).entry() else { continue }
+                    dropForgedXattrs(of: entry, summary: &summary, event: event)
                 }
                 recordedTimes = try writeState(root, times: survey.times)
             } else {
@@ -442,19 +469,10 @@ public struct Converter {
             var attempted = false
             let times = entry.stat.fileType != .directory ? nil
                 : entry.isExportRoot ? rootTimes : recordedTimes[Self.stateKey(entry.path, root: root)] ?? (entry.stat.atime, entry.stat.mtime)
-            switch alone {
-            case .sequential: break
-            case .alreadyDone(let failure), .converted(_, let failure):
-                if case .converted(let view?, _) = alone {
-                    summary.count(view)
-                    event(.converted(view))
-                } else if case .alreadyDone = alone {
-                    summary.alreadyDone += 1
-                }
-                if let failure {
-                    summary.failures += 1
-                    event(.failed(failure))
-                }
+            if let (alreadyDone, view, failure) = alone {
+                if alreadyDone { summary.alreadyDone += 1 }
+                if let view { summary.note(.converted(view), event) }
+                if let failure { summary.note(.failed(failure), event) }
                 return times
             }
             do {
@@ -470,8 +488,7 @@ public struct Converter {
                 if current == options.to && !leftoverName {
                     if shared && convertedInodes.contains(entry.stat.identity) {
                         let view = try target.decode(entry)
-                        summary.count(view)
-                        event(.converted(view))
+                        summary.note(.converted(view), event)
                     } else {
                         summary.alreadyDone += 1
                     }
@@ -480,10 +497,9 @@ public struct Converter {
                     }
                 } else {
                     attempted = true
-                    let view = try self.view(of: entry, in: current, ours: true, summary: &summary, event: event)
+                    let (view, _) = try self.view(of: entry, in: current, ours: true)
                     let rebuilt = try convert(entry, view: view, from: current, root: root, links: &links, cleaned: &cleaned)
-                    summary.count(view)
-                    event(.converted(view))
+                    summary.note(.converted(view), event)
                     if shared && !rebuilt { convertedInodes.insert(entry.stat.identity) }
                     // A rebuilt object is new, made in its final form, with this one name.
                     if rebuilt { return times }
@@ -501,8 +517,7 @@ public struct Converter {
                     try finishInode(entry)
                 }
             } catch let error as VirtFSError {
-                summary.failures += 1
-                event(.failed(error.at(entry.path)))
+                summary.note(.failed(error.at(entry.path)), event)
                 cleaned = nil
             } catch { cleaned = nil }
             return times
@@ -513,28 +528,20 @@ public struct Converter {
             if options.from != options.to { source.removeStorage(of: directory) }
             try? Sys.setTimes(directory.fd, [UInt8(ascii: ".")], atime: times.0, mtime: times.1)
         }
-        func failure(_ error: VirtFSError) {
-            summary.failures += 1
-            event(.failed(error))
-        }
-        if options.jobs > 1 {
-            // Directories visited and not yet left, with the times they get back when left.
-            var open: [[UInt8]: Times] = [:]
-            Walker(options: walkOptions).walk(root, jobs: options.jobs, transform: { entry in
-                (entry, alone(entry, root: root, unmarked: unmarked, resumed: resumed))
-            }, visit: { entry, alone in
-                if let times = step(entry, alone) { open[entry.isExportRoot ? root.path : entry.path] = times }
-            }, leave: { directory in
-                if let times = open.removeValue(forKey: directory.path) { leave(directory, times) }
-            }, failure: failure)
-        } else {
-            Walker(options: walkOptions).walk(root, visit: { (entry, _: inout Times?) -> Times? in step(entry, .sequential) },
-                                              leave: leave, failure: failure)
-        }
+        // Directories visited and not yet left, with the times they get back when left.
+        var open: [[UInt8]: Times] = [:]
+        var walk = walkOptions
+        if !resumed { walk.inFlight = Array(".virtfs-tools.\(TemporaryName.pid).".utf8) }
+        Walker(options: walk).walk(root, jobs: options.jobs, transform: { entry in
+            (entry, alone(entry, root: root, unmarked: unmarked, resumed: resumed))
+        }, visit: { entry, alone in
+            if let times = step(entry, alone) { open[entry.isExportRoot ? root.path : entry.path] = times }
+        }, leave: { directory in
+            if let times = open.removeValue(forKey: directory.path) { leave(directory, times) }
+        }, failure: { summary.note(.failed($0), event) })
         for (_, left) in namesDone.sorted(by: { $0.value.path.lexicographicallyPrecedes($1.value.path) }) {
-            summary.failures += 1
-            event(.failed(.refused("convert", path: left.path,
-                "hard link whose other names were not all converted (outside the tree, or failed): its inode keeps its \(options.from.rawValue) form until they are")))
+            summary.note(.failed(.refused("convert", path: left.path,
+                "hard link whose other names were not all converted (outside the tree, or failed): its inode keeps its \(options.from.rawValue) form until they are")), event)
         }
         // Everything converted is on disk before the state file goes: until then a re-run after
         // a power loss knows there is a conversion to finish.
@@ -583,22 +590,13 @@ public struct Converter {
         for (key, (atime, mtime)) in times { text += Array("times \(key) \(t(atime)) \(t(mtime))\n".utf8) }
         // Unnamed until complete where the filesystem allows it: the root's times change only
         // when the file holding them is in place.
-        if let fd = try? Sys.openUnnamed(in: root.directory.fd, mode: 0o600) {
-            defer { Sys.close(fd) }
-            try Sys.writeAll(fd, text, name: ConversionRecord.fileName)
-            _ = try Sys.retry("fsync", ConversionRecord.fileName) { fsync(fd) }
-            try Sys.linkOpenFile(fd, root.directory.fd, ConversionRecord.fileName)
-            try? Sys.unlink(root.directory.fd, temporary)
-            return times
-        }
-        let fd = try Sys.openAt(root.directory.fd, temporary, O_WRONLY | O_CREAT | O_TRUNC, mode: 0o600)
         do {
-            defer { Sys.close(fd) }
-            try Sys.writeAll(fd, text, name: temporary)
-            _ = try Sys.retry("fsync", temporary) { fsync(fd) }
-            try Sys.rename(root.directory.fd, temporary, root.directory.fd, ConversionRecord.fileName)
-        } catch {
+            try Sys.writeWhole(root.directory.fd, ConversionRecord.fileName, via: temporary) { fd throws(VirtFSError) in
+                try Sys.writeAll(fd, text, name: ConversionRecord.fileName)
+                _ = try Sys.retry("fsync", ConversionRecord.fileName) { fsync(fd) }
+            }
             try? Sys.unlink(root.directory.fd, temporary)
+        } catch {
             if let (atime, mtime) = times["."] { try? Sys.setTimes(root.directory.fd, [UInt8(ascii: ".")], atime: atime, mtime: mtime) }
             throw error
         }
@@ -658,56 +656,48 @@ public struct Converter {
             "the export root carries user.virtfs.mode as if converted to mapped-xattr, but \(String(decoding: notConverted, as: UTF8.self)) is not; converting from \(options.from.rawValue) would drop every user.virtfs.* value as forged: nothing done (check with virtfs-stat --model mapped-xattr; if a guest set it, remove it with setfattr -x user.virtfs.mode)"))
     }
 
-    /// Whether a thread of a parallel conversion converted an entry by itself, and how it went.
-    enum Alone {
-        /// Left to the walking thread, in walk order, as a conversion on one thread does it.
-        case sequential
-        /// Found in the target form already, then perhaps failed to finish.
-        case alreadyDone(VirtFSError?)
-        /// Converted, with the view carried over (nil: it failed before), then perhaps failed.
-        case converted(GuestView?, VirtFSError?)
-    }
+    /// How a thread of a parallel conversion converted an entry by itself (nil: it left it to
+    /// the walking thread, in walk order): found in the target form already, or converted with
+    /// the view carried over (nil: it failed before); then perhaps failed.
+    typealias Alone = (alreadyDone: Bool, view: GuestView?, failure: VirtFSError?)?
 
     /// Converts an entry on a thread of a parallel walk, or leaves it to the walking thread: what
-    /// a thread does alone is what needs no other entry's state (an inode with one name) and
-    /// adds or removes no name in a directory being listed (its host object keeps its kind; a
-    /// model's storage, which the walk hides, may change). Rebuilt objects, hard links, leftover
+    /// a thread does alone is what needs no other entry's state (an inode with one name). In a
+    /// fresh run, an object rebuilt as another kind is built under the thread's temporary name,
+    /// which the walk does not list (`inFlight`), and renamed over its old name. Hard links, leftover
     /// names and the run's own files go back to the walking thread.
     func alone(_ entry: HostEntry, root: Walker.Location, unmarked: Bool, resumed: Bool) -> Alone {
         guard !entry.isExportRoot, !TemporaryName.matches(entry.name), !isStateFile(entry, root: root),
-              entry.stat.fileType == .directory || entry.stat.nlink == 1 else { return .sequential }
+              entry.stat.fileType == .directory || entry.stat.nlink == 1 else { return nil }
         let current = unmarked ? options.from : form(of: entry)
-        if current != options.to && current.codec.keepsMetadataByName && target.hasMetadata(entry) { return .sequential }
+        if current != options.to && current.codec.keepsMetadataByName && target.hasMetadata(entry) { return nil }
         if current == options.to {
             do throws(VirtFSError) {
                 if resumed { try finishInode(entry) }
-                return .alreadyDone(nil)
+                return (true, nil, nil)
             } catch {
-                return .alreadyDone(error.at(entry.path))
+                return (true, nil, error.at(entry.path))
             }
         }
-        var view: GuestView
+        // The view once the entry is converted (then only its inode's part can fail).
+        var converted: GuestView?
         do throws(VirtFSError) {
-            var unused = Summary()
-            view = try self.view(of: entry, in: current, ours: true, summary: &unused, event: { _ in })
+            let (view, _) = try self.view(of: entry, in: current, ours: true)
+            // Resumed, the walk lists temporary names (an interrupted run's are removed in walk
+            // order), so objects are rebuilt by the walking thread; a fresh run has none (see preflight).
+            let hostType = entry.stat.fileType ?? .regular
+            let targetIsPlain = options.to.isMapped || view.type == .regular || view.type == .directory
+            guard !resumed || (hostType == .regular || hostType == .directory) && targetIsPlain else { return nil }
+            var links: [FileIdentity: [[UInt8]]] = [:]
+            // (A fresh run's temporary names are its own.)
+            var cleaned: DirectoryContext? = entry.directory
+            let rebuilt = try convert(entry, view: view, from: current, root: root, links: &links, cleaned: &cleaned)
+            converted = view
+            // A rebuilt object is new, made in its final form.
+            if !rebuilt { try finishInode(entry) }
+            return (false, view, nil)
         } catch {
-            return .converted(nil, error.at(entry.path))
-        }
-        let hostType = entry.stat.fileType ?? .regular
-        let targetIsPlain = options.to.isMapped || view.type == .regular || view.type == .directory
-        guard (hostType == .regular || hostType == .directory) && targetIsPlain else { return .sequential }
-        var links: [FileIdentity: [[UInt8]]] = [:]
-        var cleaned: DirectoryContext?
-        do throws(VirtFSError) {
-            _ = try convert(entry, view: view, from: current, root: root, links: &links, cleaned: &cleaned)
-        } catch {
-            return .converted(nil, error.at(entry.path))
-        }
-        do throws(VirtFSError) {
-            try finishInode(entry)
-            return .converted(view, nil)
-        } catch {
-            return .converted(view, error.at(entry.path))
+            return (false, converted, error.at(entry.path))
         }
     }
 
@@ -803,8 +793,4 @@ public struct Converter {
         }
         return false
     }
-}
-
-extension String {
-    var trimmingNewline: String { hasSuffix("\n") ? String(dropLast()) : self }
 }

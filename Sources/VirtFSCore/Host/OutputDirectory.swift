@@ -1,4 +1,6 @@
+import Dispatch
 import Glibc
+import Synchronization
 
 /// The directory a tool writes a converted copy into (`--output`): new or empty, and neither
 /// inside the tree it copies nor holding it, either of which would copy without end. As with
@@ -60,5 +62,49 @@ public enum OutputDirectory {
             Sys.close(current)
             current = up
         }
+    }
+}
+
+/// The copies of the directories a parallel copy walks, by the path of the source directory as
+/// the walk lists it: made by the thread that copies the directory, waited for by the threads
+/// that copy what is in it. The walk starts a batch of entries only after the batches before
+/// it, and a directory comes before what is in it, so the thread it waits for is never waiting
+/// for it in turn.
+final class DirectoryCopies: @unchecked Sendable {
+    final class Slot: @unchecked Sendable {
+        let ready = DispatchSemaphore(value: 0)
+        var copy: DirectoryContext?
+        var times: (atime: Timestamp, mtime: Timestamp)?
+    }
+
+    private let slots = Mutex<[[UInt8]: Slot]>([:])
+
+    private func slot(_ path: [UInt8]) -> Slot {
+        slots.withLock { slots in
+            if slots[path] == nil { slots[path] = Slot() }
+            return slots[path]!
+        }
+    }
+
+    /// The directory at `path` is copied to `copy` (nil: it has none), which gets `times` when
+    /// the walk leaves it.
+    func made(_ path: [UInt8], _ copy: DirectoryContext?, times: (atime: Timestamp, mtime: Timestamp)?) {
+        let slot = slot(path)
+        (slot.copy, slot.times) = (copy, times)
+        slot.ready.signal()
+    }
+
+    /// The copy of the directory at `path`, once it is made; nil when it has none.
+    func copy(of path: [UInt8]) -> DirectoryContext? {
+        let slot = slot(path)
+        slot.ready.wait()
+        // (For the next thread that waits for it.)
+        slot.ready.signal()
+        return slot.copy
+    }
+
+    /// Forgets the directory at `path`, which the walk has left, and returns its copy and times.
+    func left(_ path: [UInt8]) -> (DirectoryContext?, (atime: Timestamp, mtime: Timestamp)?)? {
+        slots.withLock { $0.removeValue(forKey: path) }.map { ($0.copy, $0.times) }
     }
 }

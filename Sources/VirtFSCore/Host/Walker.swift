@@ -22,6 +22,9 @@ public struct Walker {
         /// Sorted, with each directory's subdirectories after its other entries: the order
         /// libarchive's mtree writer lists a manifest in, so that it can be written as it is walked.
         public var directoriesLast = false
+        /// Names starting with these bytes are not walked: what a writer on another thread
+        /// makes and renames away in a directory being listed.
+        public var inFlight: [UInt8]?
 
         public init(recursive: Bool = false, oneFileSystem: Bool = false, model: SecurityModel? = nil) {
             self.recursive = recursive
@@ -203,6 +206,7 @@ public struct Walker {
                 continue
             }
             if options.hiddenStorage.contains(where: { $0.holdsMetadata(name) }) { continue }
+            if let inFlight = options.inFlight, name.starts(with: inFlight) { continue }
             let path = Bytes.join(frame.directory.path, name)
             guard let (child, state) = step(frame, name, type, path) else { continue }
             do {

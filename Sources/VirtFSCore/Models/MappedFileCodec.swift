@@ -274,10 +274,10 @@ public struct MappedFileCodec: ModelCodec {
         for name in names { try? Sys.unlink(mfd, name) }
     }
 
-    /// Replaces the metadata file atomically, always by rename: written under a temporary name in
-    /// the same directory, then renamed over (QEMU itself rewrites in place). The old inode is
-    /// never written, so a metadata file that also has a name outside the tree (a hard link to
-    /// a host file) keeps its content there. A metadata file shared by hard links inside the
+    /// Replaces the metadata file atomically, written whole before it has the name
+    /// (`Sys.writeWhole`; QEMU itself rewrites in place). The old inode is never written, so a
+    /// metadata file that also has a name outside the tree (a hard link to a host file) keeps
+    /// its content there. A metadata file shared by hard links inside the
     /// tree (QEMU links it with the data) gets the new file under each of those names first, so
     /// the names stay one guest inode; that needs the writer's census (`placement.links`).
     func writeMetadataFile(_ bytes: [UInt8], for entry: HostEntry, placement: HostPlacement, fresh: Bool = false) throws(VirtFSError) {
@@ -286,49 +286,37 @@ public struct MappedFileCodec: ModelCodec {
         let temporary = TemporaryName.current
         let path = entry.isExportRoot ? Bytes.join(entry.directory.path, name)
             : Bytes.join(Bytes.join(entry.directory.path, MappedFileNames.metadataDirectory), name)
-        /// Writes and closes `fd`, the file `name` just made (removed again when that fails):
         /// 0600 and the placement's owner, asked for only when creation gave something else.
-        func fill(_ fd: Int32, _ name: [UInt8]) throws(VirtFSError) {
-            defer { Sys.close(fd) }
-            do {
-                try Sys.writeAll(fd, bytes, name: name)
-                let st = try Sys.stat(fd: fd)
-                if st.permissions != 0o600 { _ = try Sys.retry("fchmod", name) { fchmod(fd, 0o600) } }
-                if let owner = placement.owner, st.uid != owner.uid || st.gid != owner.gid {
-                    _ = try Sys.retry("fchown", name) { fchown(fd, owner.uid, owner.gid) }
-                }
-                if placement.syncEachFile { _ = try Sys.retry("fsync", name) { fsync(fd) } }
-            } catch {
-                try? Sys.unlink(dirfd, name)
-                throw error
+        func fill(_ fd: Int32) throws(VirtFSError) {
+            try Sys.writeAll(fd, bytes, name: name)
+            let st = try Sys.stat(fd: fd)
+            if st.permissions != 0o600 { _ = try Sys.retry("fchmod", name) { fchmod(fd, 0o600) } }
+            if let owner = placement.owner, st.uid != owner.uid || st.gid != owner.gid {
+                _ = try Sys.retry("fchown", name) { fchown(fd, owner.uid, owner.gid) }
             }
+            if placement.syncEachFile { _ = try Sys.retry("fsync", name) { fsync(fd) } }
         }
         do throws(VirtFSError) {
             // A new object's metadata file is written in place, as QEMU writes it: until it is
             // whole the object shows its host values, as it did without one. One already there
-            // (left by anyone) is replaced by rename, as every update is.
+            // (left by anyone) is replaced whole, as every update is.
             if fresh, let fd = try? Sys.openAt(dirfd, name, O_WRONLY | O_CREAT | O_EXCL, mode: 0o600) {
-                return try fill(fd, name)
+                defer { Sys.close(fd) }
+                do { return try fill(fd) } catch {
+                    try? Sys.unlink(dirfd, name)
+                    throw error
+                }
             }
             // (Only a writer with the census does anything with the file it replaces.)
-            let existing = placement.links == nil ? nil : try? Sys.stat(dirfd, name)
-            let fd: Int32
-            do {
-                fd = try Sys.openAt(dirfd, temporary, O_WRONLY | O_CREAT | O_EXCL, mode: 0o600)
-            } catch where error.errno == EEXIST {
-                // What an earlier run (or anyone) left under the temporary name goes: O_EXCL
-                // never writes through a planted link.
-                try? Sys.unlink(dirfd, temporary)
-                fd = try Sys.openAt(dirfd, temporary, O_WRONLY | O_CREAT | O_EXCL, mode: 0o600)
+            guard let links = placement.links, let existing = try? Sys.stat(dirfd, name) else {
+                return try Sys.writeWhole(dirfd, name, via: temporary, fill: fill)
             }
-            try fill(fd, temporary)
-            if let existing, existing.fileType == .regular, existing.nlink > 1, let links = placement.links {
-                try replaceOtherNames(of: existing, with: temporary, in: dirfd, name: name, links: links)
+            try Sys.writeWhole(dirfd, name, via: temporary, fill: fill) { () throws(VirtFSError) in
+                if existing.fileType == .regular && existing.nlink > 1 {
+                    try replaceOtherNames(of: existing, with: temporary, in: dirfd, name: name, links: links)
+                }
             }
-            try Sys.rename(dirfd, temporary, dirfd, name)
-            if let existing, let links = placement.links, let written = try? Sys.stat(dirfd, name) {
-                links.moved(existing.identity, to: written.identity)
-            }
+            if let written = try? Sys.stat(dirfd, name) { links.moved(existing.identity, to: written.identity) }
         } catch let error {
             throw error.at(path)
         }
