@@ -149,15 +149,9 @@ public final class ArchiveReader: ContentSource, @unchecked Sendable {
     }
 
     /// Whether what is being read is an mtree(5) manifest (digests, no data, no xattrs or ACLs)
-    /// rather than an archive, known once the first member has been read.
-    public var isManifest: Bool {
-        archive_format(archive) & ARCHIVE_FORMAT_BASE_MASK == ARCHIVE_FORMAT_MTREE
-    }
-
-    /// Whether what is being read is a cpio archive, known once the first member has been read.
-    public var isCpio: Bool {
-        archive_format(archive) & ARCHIVE_FORMAT_BASE_MASK == ARCHIVE_FORMAT_CPIO
-    }
+    /// rather than an archive, or a cpio archive: known once the first member has been read.
+    public var isManifest: Bool { archive_format(archive) & ARCHIVE_FORMAT_BASE_MASK == ARCHIVE_FORMAT_MTREE }
+    public var isCpio: Bool { archive_format(archive) & ARCHIVE_FORMAT_BASE_MASK == ARCHIVE_FORMAT_CPIO }
 
     /// Whether the current member's data is exactly what `fd` holds from its current offset to
     /// its end, compared block by block as the member streams by (no digest, nothing held).
@@ -202,9 +196,7 @@ public final class ArchiveReader: ContentSource, @unchecked Sendable {
     /// what this one always is.)
     public func write(to fd: Int32, path: [UInt8]) throws(VirtFSError) {
         var block: UnsafeRawPointer?, size = 0, offset: Int64 = 0, end: Int64 = 0
-        while true {
-            let status = archive_read_data_block(archive, &block, &size, &offset)
-            if status == ARCHIVE_EOF { break }
+        while case let status = archive_read_data_block(archive, &block, &size, &offset), status != ARCHIVE_EOF {
             // A warning ends the data as it always has: what was read stays.
             if status == ARCHIVE_WARN { return }
             if status < ARCHIVE_WARN { throw archiveError(archive, "archive_read_data", path: path) }

@@ -188,7 +188,7 @@ public struct Importer {
         var restoreMode: UInt32?
 
         func close() {
-                if let restoreMode { try? Sys.chmod(directory.fd, dot, mode_t(restoreMode)) }
+            if let restoreMode { try? Sys.chmod(directory.fd, dot, mode_t(restoreMode)) }
             if let times { try? Sys.setTimes(directory.fd, dot, atime: times.atime, mtime: times.mtime) }
         }
     }
