@@ -210,9 +210,11 @@ public struct Importer {
         defer { while let frame = stack.popLast() { frame.close() } }
         let flush = BackgroundFlush(root.directory.fd)
         // Until a directory with a default ACL is there, nothing the import makes inherits an
-        // ACL that would have to be removed again.
+        // ACL that would have to be removed again. (Unreadable: removed, as always.)
         var placement = options.placement
-        placement.inheritsNoACL = (try? Sys.getXattr(root.directory.fd, dot, raw: Array(HostACLXattr.default.utf8))).map { $0 == nil } ?? false
+        do throws(VirtFSError) {
+            placement.inheritsNoACL = try Sys.getXattr(root.directory.fd, dot, raw: Array(HostACLXattr.default.utf8)) == nil
+        } catch {}
         reader.forEach({ member in
             if let warning = reader.warning {
                 event(.warning(.corrupt("archive_read_next_header", path: member.path, warning)))
