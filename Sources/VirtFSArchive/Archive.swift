@@ -149,15 +149,9 @@ public final class ArchiveReader: ContentSource, @unchecked Sendable {
     }
 
     /// Whether what is being read is an mtree(5) manifest (digests, no data, no xattrs or ACLs)
-    /// rather than an archive, known once the first member has been read.
-    public var isManifest: Bool {
-        archive_format(archive) & ARCHIVE_FORMAT_BASE_MASK == ARCHIVE_FORMAT_MTREE
-    }
-
-    /// Whether what is being read is a cpio archive, known once the first member has been read.
-    public var isCpio: Bool {
-        archive_format(archive) & ARCHIVE_FORMAT_BASE_MASK == ARCHIVE_FORMAT_CPIO
-    }
+    /// rather than an archive, or a cpio archive: known once the first member has been read.
+    public var isManifest: Bool { archive_format(archive) & ARCHIVE_FORMAT_BASE_MASK == ARCHIVE_FORMAT_MTREE }
+    public var isCpio: Bool { archive_format(archive) & ARCHIVE_FORMAT_BASE_MASK == ARCHIVE_FORMAT_CPIO }
 
     /// Whether the current member's data is exactly what `fd` holds from its current offset to
     /// its end, compared block by block as the member streams by (no digest, nothing held).
@@ -196,13 +190,28 @@ public final class ArchiveReader: ContentSource, @unchecked Sendable {
         }
     }
 
-    /// Streams the current member's data into `fd` (libarchive's own blocks, holes as holes):
-    /// the content of the file an import creates for it.
+    /// Streams the current member's data into `fd`, the new, empty regular file an import
+    /// creates for it: libarchive's own blocks, each written at its offset, so that holes stay
+    /// holes. (Not `archive_read_data_into_fd`, which fstat()s the file for every member to learn
+    /// what this one always is.)
     public func write(to fd: Int32, path: [UInt8]) throws(VirtFSError) {
-        guard archive_read_data_into_fd(archive, fd) < ARCHIVE_WARN else { return }
-        // libarchive says "Write error" when write(2) failed: the system's reason, at the file.
-        let failedWrite = archive_error_string(archive).map { String(cString: $0) == "Write error" } ?? false
-        throw failedWrite ? .system("write", path: path, errno: archive_errno(archive)) : archiveError(archive, "archive_read_data", path: path)
+        var block: UnsafeRawPointer?, size = 0, offset: Int64 = 0, end: Int64 = 0
+        while case let status = archive_read_data_block(archive, &block, &size, &offset), status != ARCHIVE_EOF {
+            // A warning ends the data as it always has: what was read stays.
+            if status == ARCHIVE_WARN { return }
+            if status < ARCHIVE_WARN { throw archiveError(archive, "archive_read_data", path: path) }
+            var done = 0
+            while done < size, let block {
+                let n = pwrite(fd, block + done, size - done, off_t(offset) + off_t(done))
+                if n < 0 && errno != EINTR { throw .system("write", path: path, errno: errno) }
+                done += max(n, 0)
+            }
+            end = max(end, offset + Int64(size))
+        }
+        // At the end libarchive gives the member's size: a hole at the end is a hole too.
+        while offset > end && ftruncate(fd, off_t(offset)) != 0 {
+            if errno != EINTR { throw .system("ftruncate", path: path, errno: errno) }
+        }
     }
 }
 

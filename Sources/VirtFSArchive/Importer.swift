@@ -188,7 +188,7 @@ public struct Importer {
         var restoreMode: UInt32?
 
         func close() {
-                if let restoreMode { try? Sys.chmod(directory.fd, dot, mode_t(restoreMode)) }
+            if let restoreMode { try? Sys.chmod(directory.fd, dot, mode_t(restoreMode)) }
             if let times { try? Sys.setTimes(directory.fd, dot, atime: times.atime, mtime: times.mtime) }
         }
     }
@@ -209,12 +209,18 @@ public struct Importer {
         var stack = [Frame(name: [], directory: root.directory, times: rootTimes)]
         defer { while let frame = stack.popLast() { frame.close() } }
         let flush = BackgroundFlush(root.directory.fd)
+        // Until a directory with a default ACL is there, nothing the import makes inherits an
+        // ACL that would have to be removed again. (Unreadable: removed, as always.)
+        var placement = options.placement
+        do throws(VirtFSError) {
+            placement.inheritsNoACL = try Sys.getXattr(root.directory.fd, dot, raw: Array(HostACLXattr.default.utf8)) == nil
+        } catch {}
         reader.forEach({ member in
             if let warning = reader.warning {
                 event(.warning(.corrupt("archive_read_next_header", path: member.path, warning)))
             }
             do throws(VirtFSError) {
-                try importMember(member, root: root, stack: &stack, data: reader, summary: &summary, event: event)
+                try importMember(member, root: root, stack: &stack, data: reader, placement: &placement, summary: &summary, event: event)
             } catch {
                 if case .refused = error.reason {
                     summary.refused += 1
@@ -237,7 +243,8 @@ public struct Importer {
     }
 
     func importMember(_ member: ArchiveMember, root: Walker.Location, stack: inout [Frame], data: ArchiveReader,
-                      summary: inout Summary, event: (Event) -> Void) throws(VirtFSError) {
+                      placement: inout HostPlacement, summary: inout Summary, event: (Event) -> Void) throws(VirtFSError) {
+        if member.defaultACL != nil { placement.inheritsNoACL = false }
         let parts = try Self.components(of: member.path, in: member.path)
         let display = parts.isEmpty ? dot : parts.dropFirst().reduce(parts[0]) { Bytes.join($0, $1) }
         if member.path.first == UInt8(ascii: "/") {
@@ -259,13 +266,13 @@ public struct Importer {
             }
             let attributes = try keepable(member.attributes!, member: member, path: display, summary: &summary, event: event)
             while stack.count > 1 { stack.removeLast().close() }
-            try codec.update(attributes, of: root.entry(), placement: options.placement)
+            try codec.update(attributes, of: root.entry(), placement: placement)
             if let mtime = member.mtime { stack[0].times = (member.atime ?? mtime, mtime) }
             summary.imported[.directory, default: 0] += 1
             return event(.imported(path: display, attributes))
         }
 
-        let parent = try directory(for: Array(parts.dropLast()), root: root, stack: &stack, display: display)
+        let parent = try directory(for: Array(parts.dropLast()), root: root, stack: &stack, placement: placement, display: display)
 
         if let target = member.hardlinkTarget {
             let targetParts = try Self.components(of: target, in: member.path, "hard link target")
@@ -278,7 +285,7 @@ public struct Importer {
                 throw VirtFSError.refused("import", path: member.path, "hard link to a directory")
             }
             try removeExisting(name, in: parent, path: display, replacingWith: .regular)
-            try codec.link(existing, as: name, in: parent, placement: options.placement)
+            try codec.link(existing, as: name, in: parent, placement: placement)
             let linked = try codec.decode(HostEntry(directory: parent, name: name, path: display))
             summary.imported[linked.type, default: 0] += 1
             return event(.imported(path: display, linked.attributes))
@@ -290,13 +297,13 @@ public struct Importer {
         let content: Content = attributes.type == .regular ? .stream(data) : .empty
         do {
             // Most names are new: only one that is there already is looked at.
-            try codec.create(attributes, named: name, in: parent, content: content, placement: options.placement)
+            try codec.create(attributes, named: name, in: parent, content: content, placement: placement)
         } catch where error.errno == EEXIST {
             if try removeExisting(name, in: parent, path: display, replacingWith: attributes.type) {
                 // A directory that is already there (named twice, or made for an earlier member).
-                try codec.update(attributes, of: HostEntry(directory: parent, name: name, path: display), placement: options.placement)
+                try codec.update(attributes, of: HostEntry(directory: parent, name: name, path: display), placement: placement)
             } else {
-                try codec.create(attributes, named: name, in: parent, content: content, placement: options.placement)
+                try codec.create(attributes, named: name, in: parent, content: content, placement: placement)
             }
         } catch {
             throw error
@@ -396,7 +403,8 @@ public struct Importer {
 
     /// The directory `parts` below the root, opened along the stack of the previous member's
     /// directories; missing ones are created as bsdtar does (0755, owned by root in the guest).
-    func directory(for parts: [[UInt8]], root: Walker.Location, stack: inout [Frame], display: [UInt8]) throws(VirtFSError) -> DirectoryContext {
+    func directory(for parts: [[UInt8]], root: Walker.Location, stack: inout [Frame], placement: HostPlacement,
+                   display: [UInt8]) throws(VirtFSError) -> DirectoryContext {
         var common = 0
         while common < parts.count && common + 1 < stack.count && stack[common + 1].name == parts[common] {
             common += 1
@@ -411,7 +419,7 @@ public struct Importer {
             } catch let error where error.errno == ENOENT {
                 let owner: (UInt32, UInt32) = options.model.isMapped || privileged ? (0, 0) : (geteuid(), getegid())
                 try codec.create(GuestAttributes(type: .directory, permissions: 0o755, uid: owner.0, gid: owner.1),
-                                 named: part, in: parent, content: .empty, placement: options.placement)
+                                 named: part, in: parent, content: .empty, placement: placement)
                 opened = try parent.child(part, path: path)
             } catch let error where error.errno == ENOTDIR || error.errno == ELOOP {
                 let type = (try? codec.decode(HostEntry(directory: parent, name: part, path: path)))?.type

@@ -156,9 +156,10 @@ public struct MappedFileCodec: ModelCodec {
     /// which is what an interrupted virtfs-convert relies on.
     func write(_ attributes: GuestAttributes, to entry: HostEntry, placement: HostPlacement, fresh: Bool = false) throws(VirtFSError) {
         // Guest ACLs are host ACLs here; setting one makes the host group bits its mask, as it
-        // does when the guest sets it through QEMU. (Not `fresh`: a new object inherits the
-        // default ACL of its directory, which the guest view may not have.)
-        try writeACLs(attributes, to: entry, accessName: HostACLXattr.access, defaultName: HostACLXattr.default)
+        // does when the guest sets it through QEMU. (`fresh` only where nothing is inherited: a
+        // new object takes the default ACL of its directory, which the guest view may not have.)
+        try writeACLs(attributes, to: entry, accessName: HostACLXattr.access, defaultName: HostACLXattr.default,
+                      fresh: fresh && placement.inheritsNoACL)
         try writeUserXattrs(attributes, to: entry, refusingVirtfs: false)
         try writeMetadataFile(Self.metadata(for: attributes).serialized(), for: entry, placement: placement, fresh: fresh)
     }

@@ -48,6 +48,9 @@ public struct HostPlacement: Sendable, Equatable {
     /// makes its work durable in batches (virtfs-convert: syncfs at checkpoints) turns it off;
     /// the order of the steps, which is what an interrupted run relies on, is the same.
     public var syncEachFile = true
+    /// No directory of the tree has a default ACL, so an object made in it inherits no ACL: a
+    /// writer that knows it (an import that saw none) removes none from what it creates.
+    public var inheritsNoACL = false
 
     public init(fileMode: UInt32 = 0o600, directoryMode: UInt32 = 0o700, owner: (uid: UInt32, gid: UInt32)? = nil,
                 links: LinkCensus? = nil) {
