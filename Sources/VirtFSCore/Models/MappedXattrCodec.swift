@@ -99,10 +99,8 @@ public struct MappedXattrCodec: ModelCodec {
                                       to: &view, hostType: hostType, lenient: lenient)
         }
         try entry.finishMappedView(&view, hostType: hostType)
-        view.attributes.accessACL = try entry.acl(VirtfsXattr.aclAccess, present: names, into: &view.diagnostics)
-        view.attributes.defaultACL = try entry.acl(VirtfsXattr.aclDefault, present: names, into: &view.diagnostics)
+        try entry.applyXattrs(names, acls: (VirtfsXattr.aclAccess, VirtfsXattr.aclDefault), hidingVirtfs: true, to: &view)
         if view.attributes.accessACL != nil || view.attributes.defaultACL != nil { view.provenance.acl = .xattr }
-        view.attributes.xattrs = try entry.guestVisibleUserXattrs(names, hideVirtfs: true)
         return view
     }
 
