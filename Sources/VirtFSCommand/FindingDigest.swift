@@ -5,38 +5,31 @@ import VirtFSCore
 /// block with the count and the first paths. Holds at most `limit` findings per group, so
 /// memory does not grow with the number of entries.
 public struct FindingDigest {
-    public struct Group {
-        public var check: Check
-        public var state: String
-        public var count = 0
-        public var first: [(finding: Finding, state: String)] = []
-    }
-
     public let limit: Int
-    public private(set) var groups: [Group] = []
-    private var index = GroupIndex()
+    private var folding: Folding<String, (finding: Finding, state: String)>
 
     /// `limit`: how many findings of a group are kept whole (`Int.max`: never fold).
     public init(limit: Int = 3) {
         self.limit = limit
+        folding = Folding(keep: limit)
     }
 
     public mutating func add(_ finding: Finding, state: String) {
         // Repairs name owners and bits; fold by what was done, not by its detail.
-        let outcome = String(state.prefix { $0 != ":" })
-        let i = index.slot(finding.check.rawValue + "\u{0}" + outcome, in: &groups) { Group(check: finding.check, state: outcome) }
-        groups[i].count += 1
-        if groups[i].first.count < max(limit, 1) { groups[i].first.append((finding, state)) }
+        folding.add((finding, state), key: finding.check.rawValue + "\u{0}" + state.prefix { $0 != ":" })
+    }
+
+    /// One finding as the text output prints it.
+    public static func block(_ f: Finding, state: String, path render: ([UInt8]) -> String) -> String {
+        "\(render(f.path)): \(f.severity.rawValue) \(f.check.rawValue): \(f.problem)\n    guest: \(f.guestSees)\n    \(state)\n"
     }
 
     /// The text blocks, in the order the groups first appeared.
     public func text(path render: ([UInt8]) -> String) -> String {
         var out = ""
-        for g in groups {
+        for g in folding.groups {
             if g.count <= limit {
-                for (f, state) in g.first {
-                    out += "\(render(f.path)): \(f.severity.rawValue) \(f.check.rawValue): \(f.problem)\n    guest: \(f.guestSees)\n    \(state)\n"
-                }
+                out += g.first.map { Self.block($0.finding, state: $0.state, path: render) }.joined()
                 continue
             }
             let (f, state) = g.first[0]
@@ -52,46 +45,55 @@ public struct FindingDigest {
 /// count and the first paths: `needs root: 8,475 entries (etc, etc/passwd, …)`. The first
 /// `limit` errors of a cause are reported whole as they come; later ones are only counted.
 public struct ErrorDigest {
-    struct Group {
-        var detail: String
-        var count = 0
-        var first: [[UInt8]] = []
-    }
-
     public let limit: Int
-    private var groups: [Group] = []
-    private var index = GroupIndex()
+    private var folding: Folding<String, [UInt8]>
 
     /// `limit`: how many errors of one cause are reported whole (`Int.max`: never fold).
     public init(limit: Int = 3) {
         self.limit = limit
+        folding = Folding(keep: limit)
     }
 
     /// Counts `error`; reports it whole through `report` while its cause has not reached `limit`.
     public mutating func add(_ error: VirtFSError, report: (VirtFSError) -> Void) {
-        let i = index.slot(error.detail, in: &groups) { Group(detail: error.detail) }
-        groups[i].count += 1
-        if groups[i].first.count < max(limit, 1) { groups[i].first.append(error.path) }
-        if groups[i].count <= limit { report(error) }
+        if folding.add(error.path, key: error.detail) <= limit { report(error) }
     }
 
     /// One line per cause that went past `limit`: its count and first paths.
     public func folded(path render: ([UInt8]) -> String) -> [String] {
-        groups.filter { $0.count > limit }.map { g in
-            "\(g.detail): \(TreeVerdict.number(g.count)) entries in all (\(g.first.map(render).joined(separator: ", ")), …; -v lists every one)"
+        folding.groups.filter { $0.count > limit }.map { g in
+            "\(g.key): \(TreeVerdict.number(g.count)) entries in all (\(g.first.map(render).joined(separator: ", ")), …; -v lists every one)"
         }
     }
 }
 
-/// Where each group of a digest is, by its key, in the order groups first appeared.
-struct GroupIndex {
-    private var positions: [String: Int] = [:]
+/// Items grouped by a key, in the order groups first appeared: each group's count and its
+/// first `keep` items (at least one), so memory does not grow with the items.
+struct Folding<Key: Hashable, Item> {
+    struct Group {
+        var key: Key
+        var count = 0
+        var first: [Item] = []
+    }
 
-    /// The index of `key`'s group in `groups`, appending `make()` for a new key.
-    mutating func slot<G>(_ key: String, in groups: inout [G], make: () -> G) -> Int {
-        if let known = positions[key] { return known }
-        positions[key] = groups.count
-        groups.append(make())
-        return groups.count - 1
+    let keep: Int
+    private(set) var groups: [Group] = []
+    private var positions: [Key: Int] = [:]
+
+    init(keep: Int) {
+        self.keep = max(keep, 1)
+    }
+
+    /// Counts `item` in `key`'s group; returns how many the group holds now.
+    @discardableResult
+    mutating func add(_ item: Item, key: Key) -> Int {
+        let i = positions[key] ?? groups.count
+        if i == groups.count {
+            positions[key] = i
+            groups.append(Group(key: key))
+        }
+        groups[i].count += 1
+        if groups[i].first.count < keep { groups[i].first.append(item) }
+        return groups[i].count
     }
 }

@@ -221,7 +221,7 @@ public struct FsckOptions: ParsableArguments {
             if let repair = f.repair { object["repair"] = repair.summary; object["safe"] = repair.safe }
             console.writeJSON(object)
         } else {
-            console.write("\(Bytes.shellEscaped(f.path)): \(f.severity.rawValue) \(f.check.rawValue): \(f.problem)\n    guest: \(f.guestSees)\n    \(state)\n")
+            console.write(FindingDigest.block(f, state: state) { Bytes.shellEscaped($0) })
         }
     }
 }

@@ -102,6 +102,10 @@ import Testing
         ("virtfs.uid=42abc\n", 42), ("virtfs.uid=abc\n", 0), ("virtfs.uid=\n", 0),
         ("virtfs.uid=99999999999999999999\n", -1), ("virtfs.uid=4294967296\n", 0),
         ("virtfs.uidX5\n", 5), ("virtfs.uid\n", 0),
+        // glibc's atoi on each: strtol clamps to LONG_MIN/LONG_MAX, then int keeps the low 32 bits.
+        ("virtfs.uid=-4294967297\n", -1), ("virtfs.uid=-9223372036854775807\n", 1),
+        ("virtfs.uid=-99999999999999999999\n", 0), ("virtfs.uid=9223372036854775807\n", -1),
+        ("virtfs.uid=18446744073709551617\n", -1),
     ])
     func atoi(line: String, expected: Int32) {
         #expect(MappedFileMetadata.parse(Array(line.utf8)).uid == expected)

@@ -99,16 +99,13 @@ public struct TreeCensus: Sendable {
     public var entries = 0
     /// Entries carrying (some of) each mapped model's metadata.
     public var carried: [SecurityModel: Int] = [:]
-    public var withoutMetadata = 0
-    public var withoutMetadataPaths: [[UInt8]] = []
+    public var withoutMetadata = ModelDetection.Evidence(limit: examples)
     /// Entries without metadata that are shaped like a stored symlink or device.
     public var shaped = 0
     /// Entries without metadata the loss rule says lost it.
-    public var lost = 0
-    public var lostPaths: [[UInt8]] = []
+    public var lost = ModelDetection.Evidence(limit: examples)
     public var hostSpecial = 0
-    public var rootOwned = 0
-    public var rootOwnedPaths: [[UInt8]] = []
+    public var rootOwned = ModelDetection.Evidence(limit: examples)
     /// The first shaped entry (a symlink's form preferred), as the guest would see it now.
     public var example: String?
     var exampleIsSymlink = false
@@ -146,7 +143,7 @@ public struct TreeCensus: Sendable {
         }
         entries += 1
         let st = entry.stat
-        if st.uid == 0 { Self.tally(&rootOwned, &rootOwnedPaths, entry.path) }
+        if st.uid == 0 { rootOwned.add(entry.path) }
         if let type = st.fileType, type != .regular && type != .directory { hostSpecial += 1 }
         var carries = false
         for codec in SecurityModel.mappedCodecs where codec.carriesMetadata(entry) {
@@ -154,26 +151,20 @@ public struct TreeCensus: Sendable {
             carries = true
         }
         guard !carries else { return }
-        Self.tally(&withoutMetadata, &withoutMetadataPaths, entry.path)
+        withoutMetadata.add(entry.path)
         let components = Bytes.components(entry.path, below: root.path)
         let shape = entry.isExportRoot ? nil : MappedShape.of(entry, components: components, root: root.directory)
         if let shape {
             shaped += 1
             note(shape, entry, components: components)
         }
-        if !entry.isExportRoot || rule.all, rule.lost(entry, shape: shape) { Self.tally(&lost, &lostPaths, entry.path) }
+        if !entry.isExportRoot || rule.all, rule.lost(entry, shape: shape) { lost.add(entry.path) }
     }
 
     /// Whether a directory of `path` below the export root is a model's storage (a walk that
     /// shows that storage goes into it). The entry's own name is checked apart.
     static func belowReservedName(_ path: [UInt8], root: [UInt8]) -> Bool {
         path.dropFirst(root.count).split(separator: UInt8(ascii: "/")).dropLast().contains { SecurityModel.storing(name: Array($0)) != nil }
-    }
-
-    /// One more entry of a kind, and its path while there are fewer than `examples`.
-    static func tally(_ count: inout Int, _ paths: inout [[UInt8]], _ path: [UInt8]) {
-        count += 1
-        if paths.count < examples { paths.append(path) }
     }
 
     /// Keeps the example a reader recognises best: a symlink's form before a device's, then the

@@ -41,12 +41,12 @@ public enum TreeVerdict: Sendable, Equatable {
         }
         // Outside the mapped models a metadata-less entry is normal: only a stripped tree is damage.
         if stripped(census) {
-            verdicts.append(.metadataLost(count: census.withoutMetadata, of: m, example: census.example, paths: census.withoutMetadataPaths))
-        } else if model.isMapped, census.lost > 0 {
-            verdicts.append(.metadataLost(count: census.lost, of: m, example: census.example, paths: census.lostPaths))
+            verdicts.append(.metadataLost(count: census.withoutMetadata.count, of: m, example: census.example, paths: census.withoutMetadata.paths))
+        } else if model.isMapped, census.lost.count > 0 {
+            verdicts.append(.metadataLost(count: census.lost.count, of: m, example: census.example, paths: census.lost.paths))
         }
         if model.isMapped || stripped(census), !qemuUserGiven, rootOwner == 0 {
-            verdicts.append(.rootOwned(count: census.rootOwned, of: m, paths: census.rootOwnedPaths))
+            verdicts.append(.rootOwned(count: census.rootOwned.count, of: m, paths: census.rootOwned.paths))
         }
         return verdicts
     }

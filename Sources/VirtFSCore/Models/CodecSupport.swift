@@ -4,6 +4,7 @@ import Glibc
 public enum HostACLXattr {
     public static let access = "system.posix_acl_access"
     public static let `default` = "system.posix_acl_default"
+    static let names = (access: access, default: `default`)
 }
 
 let userPrefix = Array("user.".utf8)
@@ -28,18 +29,22 @@ extension HostEntry {
         }
     }
 
-    /// The `user.*` xattrs the guest can list and read, in host order. In mapped-xattr QEMU
-    /// hides the whole `user.virtfs.` namespace; elsewhere the guest sees every `user.*`.
-    func guestVisibleUserXattrs(_ names: [[UInt8]], hideVirtfs: Bool) throws(VirtFSError) -> [Xattr] {
-        var out: [Xattr] = []
-        for name in names where name.starts(with: userPrefix) {
-            if hideVirtfs && name.starts(with: virtfsPrefix) { continue }
+    /// The view's ACLs, from the xattrs `acls` names (nil: the model keeps none), and the
+    /// `user.*` xattrs the guest can list and read, in host order. In mapped-xattr QEMU hides
+    /// the whole `user.virtfs.` namespace (`hidingVirtfs`); elsewhere the guest sees every `user.*`.
+    func applyXattrs(_ names: [[UInt8]], acls: (access: String, default: String)?, hidingVirtfs: Bool = false,
+                     to view: inout GuestView) throws(VirtFSError) {
+        if let acls {
+            view.attributes.accessACL = try acl(acls.access, present: names, into: &view.diagnostics)
+            view.attributes.defaultACL = try acl(acls.default, present: names, into: &view.diagnostics)
+        }
+        view.attributes.xattrs = []
+        for name in names where name.starts(with: userPrefix) && !(hidingVirtfs && name.starts(with: virtfsPrefix)) {
             // Read by its raw bytes: a guest can set names that are not UTF-8.
             if let value = try xattr(raw: name) {
-                out.append(Xattr(name: name, value: value))
+                view.attributes.xattrs.append(Xattr(name: name, value: value))
             }
         }
-        return out
     }
 
     /// The host object's own symlink, as a guest of a mapped export sees it: a symlink whose

@@ -20,12 +20,7 @@ public struct HostInodeCodec: ModelCodec {
         if type == .symlink {
             try entry.applyHostSymlink(to: &view, readable: true)
         }
-        let names = try entry.xattrNames()
-        if keepsACLs {
-            view.attributes.accessACL = try entry.acl(HostACLXattr.access, present: names, into: &view.diagnostics)
-            view.attributes.defaultACL = try entry.acl(HostACLXattr.default, present: names, into: &view.diagnostics)
-        }
-        view.attributes.xattrs = try entry.guestVisibleUserXattrs(names, hideVirtfs: false)
+        try entry.applyXattrs(try entry.xattrNames(), acls: keepsACLs ? HostACLXattr.names : nil, to: &view)
         return view
     }
 

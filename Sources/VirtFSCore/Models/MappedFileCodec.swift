@@ -100,10 +100,7 @@ public struct MappedFileCodec: ModelCodec {
             }
         }
         try entry.finishMappedView(&view, hostType: hostType)
-        let names = try entry.xattrNames()
-        view.attributes.accessACL = try entry.acl(HostACLXattr.access, present: names, into: &view.diagnostics)
-        view.attributes.defaultACL = try entry.acl(HostACLXattr.default, present: names, into: &view.diagnostics)
-        view.attributes.xattrs = try entry.guestVisibleUserXattrs(names, hideVirtfs: false)
+        try entry.applyXattrs(try entry.xattrNames(), acls: HostACLXattr.names, to: &view)
         return view
     }
 

@@ -113,21 +113,15 @@ public struct MappedFileMetadata: Sendable, Equatable {
             negative = at(i) == UInt8(ascii: "-")
             i += 1
         }
+        // Saturates: once past UInt64, the value clamps to strtol's LONG_MIN or LONG_MAX below.
         var magnitude: UInt64 = 0
-        var overflow = false
         while at(i) >= UInt8(ascii: "0") && at(i) <= UInt8(ascii: "9") {
             let (m1, o1) = magnitude.multipliedReportingOverflow(by: 10)
             let (m2, o2) = m1.addingReportingOverflow(UInt64(at(i) - UInt8(ascii: "0")))
-            if o1 || o2 { overflow = true }
-            magnitude = m2
+            magnitude = o1 || o2 ? .max : m2
             i += 1
         }
-        let long: Int64
-        if negative {
-            long = (overflow || magnitude > 1 << 63) ? Int64.min : Int64(bitPattern: 0 &- magnitude)
-        } else {
-            long = (overflow || magnitude > UInt64(Int64.max)) ? Int64.max : Int64(magnitude)
-        }
+        let long = negative ? (magnitude > 1 << 63 ? Int64.min : Int64(bitPattern: 0 &- magnitude)) : Int64(clamping: magnitude)
         return Int32(truncatingIfNeeded: long)
     }
 

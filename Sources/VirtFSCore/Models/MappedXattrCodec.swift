@@ -39,38 +39,31 @@ public struct MappedXattrCodec: ModelCodec {
 
     /// `user.virtfs.uid` / `.gid`: 4 bytes little-endian on every host.
     public static func decodeID(_ bytes: [UInt8]?) -> Field<UInt32> {
-        guard let bytes else { return .absent }
-        switch bytes.count {
-        case 4: return .value(Bytes.readLittle(bytes[...], as: UInt32.self), .xattr)
-        case 0: return .ignored("empty value; QEMU uses the host's")
-        case 1...3: return .undefined("value is \(bytes.count) bytes; expected 4 (QEMU reads undefined high bytes)")
-        default: return .ignored("value is \(bytes.count) bytes; expected 4 (QEMU ignores it and uses the host's)")
-        }
+        decodeField(bytes, linux: 4) { .value(Bytes.readLittle($0[...], as: UInt32.self), .xattr) }
     }
 
-    /// `user.virtfs.mode`: the full st_mode, 4 bytes on Linux hosts, 2 on macOS hosts.
     public static func decodeMode(_ bytes: [UInt8]?) -> Field<UInt32> {
-        guard let bytes else { return .absent }
-        switch bytes.count {
-        case 4: return .value(Bytes.readLittle(bytes[...], as: UInt32.self), .xattr)
-        case 2: return .value(UInt32(Bytes.readLittle(bytes[...], as: UInt16.self)), .xattrMacOS)
-        case 0: return .ignored("empty value; QEMU uses the host's")
-        case 1, 3: return .undefined("value is \(bytes.count) bytes; expected 4 (Linux) or 2 (macOS) (QEMU reads undefined high bytes)")
-        default: return .ignored("value is \(bytes.count) bytes; expected 4 (QEMU ignores it and uses the host's)")
+        decodeField(bytes, linux: 4, macOS: 2) {
+            $0.count == 4 ? .value(Bytes.readLittle($0[...], as: UInt32.self), .xattr) : .value(UInt32(Bytes.readLittle($0[...], as: UInt16.self)), .xattrMacOS)
         }
     }
 
-    /// `user.virtfs.rdev`: glibc `makedev()` in 8 bytes on Linux hosts; Darwin `maj<<24|min` in
-    /// 4 bytes on macOS hosts. A Linux guest keeps the low 32 bits.
     public static func decodeRdev(_ bytes: [UInt8]?) -> Field<DeviceNumber> {
-        guard let bytes else { return .absent }
-        switch bytes.count {
-        case 8: return .value(DeviceNumber(guestKernel: Bytes.readLittle(bytes[...], as: UInt64.self)), .xattr)
-        case 4: return .value(DeviceNumber(darwin: Bytes.readLittle(bytes[...], as: UInt32.self)), .xattrMacOS)
-        case 0: return .ignored("empty value; QEMU uses the host's")
-        case 1...7: return .undefined("value is \(bytes.count) bytes; expected 8 (Linux) or 4 (macOS) (QEMU reads undefined high bytes)")
-        default: return .ignored("value is \(bytes.count) bytes; expected 8 (QEMU ignores it and uses the host's)")
+        decodeField(bytes, linux: 8, macOS: 4) {
+            $0.count == 8 ? .value(DeviceNumber(guestKernel: Bytes.readLittle($0[...], as: UInt64.self)), .xattr)
+                : .value(DeviceNumber(darwin: Bytes.readLittle($0[...], as: UInt32.self)), .xattrMacOS)
         }
+    }
+
+    /// What QEMU makes of a value it reads as `linux` bytes (or as `macOS` bytes in that layout):
+    /// shorter values leave high bytes undefined, empty and longer ones are ignored.
+    static func decodeField<V>(_ bytes: [UInt8]?, linux: Int, macOS: Int? = nil, value: ([UInt8]) -> Field<V>) -> Field<V> {
+        guard let bytes else { return .absent }
+        if bytes.count == linux || bytes.count == macOS { return value(bytes) }
+        if bytes.isEmpty { return .ignored("empty value; QEMU uses the host's") }
+        let expected = "expected \(linux)" + (macOS.map { " (Linux) or \($0) (macOS)" } ?? "")
+        return bytes.count < linux ? .undefined("value is \(bytes.count) bytes; \(expected) (QEMU reads undefined high bytes)")
+            : .ignored("value is \(bytes.count) bytes; expected \(linux) (QEMU ignores it and uses the host's)")
     }
 
     public static func encodeID(_ id: UInt32) -> [UInt8] { Bytes.little32(id) }
@@ -106,10 +99,8 @@ public struct MappedXattrCodec: ModelCodec {
                                       to: &view, hostType: hostType, lenient: lenient)
         }
         try entry.finishMappedView(&view, hostType: hostType)
-        view.attributes.accessACL = try entry.acl(VirtfsXattr.aclAccess, present: names, into: &view.diagnostics)
-        view.attributes.defaultACL = try entry.acl(VirtfsXattr.aclDefault, present: names, into: &view.diagnostics)
+        try entry.applyXattrs(names, acls: (VirtfsXattr.aclAccess, VirtfsXattr.aclDefault), hidingVirtfs: true, to: &view)
         if view.attributes.accessACL != nil || view.attributes.defaultACL != nil { view.provenance.acl = .xattr }
-        view.attributes.xattrs = try entry.guestVisibleUserXattrs(names, hideVirtfs: true)
         return view
     }
 

@@ -55,10 +55,12 @@ public struct ModelDetection: Sendable, Equatable {
     public struct Evidence: Sendable, Equatable {
         public var count = 0
         public var paths: [[UInt8]] = []
+        /// How many paths are kept: memory does not grow with the count.
+        var limit = ModelDetection.evidencePaths
 
         mutating func add(_ path: [UInt8]) {
             count += 1
-            if paths.count < ModelDetection.evidencePaths { paths.append(path) }
+            if paths.count < limit { paths.append(path) }
         }
     }
 
