@@ -204,13 +204,11 @@ public struct StatFormatter: Sendable {
     /// ls-style mode string: `-rwsr-xr-t` and friends.
     public static func modeString(_ mode: UInt32) -> String {
         var s = String(FileType(mode: mode)?.letter ?? "?")
-        let bits: [(UInt32, Character)] = [(0o400, "r"), (0o200, "w"), (0o100, "x"), (0o040, "r"), (0o020, "w"), (0o010, "x"), (0o004, "r"), (0o002, "w"), (0o001, "x")]
-        for (index, (bit, letter)) in bits.enumerated() {
-            var ch: Character = mode & bit != 0 ? letter : "-"
-            if index == 2 && mode & 0o4000 != 0 { ch = mode & bit != 0 ? "s" : "S" }
-            if index == 5 && mode & 0o2000 != 0 { ch = mode & bit != 0 ? "s" : "S" }
-            if index == 8 && mode & 0o1000 != 0 { ch = mode & bit != 0 ? "t" : "T" }
-            s.append(ch)
+        // Owner, group, other: each class's set-id or sticky bit shows in its x column.
+        for (shift, special, mark) in [(6, 0o4000, "s"), (3, 0o2000, "s"), (0, 0o1000, "t")] as [(UInt32, UInt32, String)] {
+            let bits = mode >> shift
+            let x = mode & special == 0 ? (bits & 1 != 0 ? "x" : "-") : (bits & 1 != 0 ? mark : mark.uppercased())
+            s += (bits & 4 != 0 ? "r" : "-") + (bits & 2 != 0 ? "w" : "-") + x
         }
         return s
     }
@@ -261,9 +259,9 @@ public struct StatFormatter: Sendable {
             return i + 2
         }
         // \ooo (one to three octal digits) and \xHH (one or two hex digits); a bare \x is itself.
-        let (value, end) = c == UInt8(ascii: "x") ? number(in: format, at: i + 2, radix: 16, limit: 2)
-            : number(in: format, at: i + 1, radix: 8, limit: 3)
-        if end > i + (c == UInt8(ascii: "x") ? 2 : 1) {
+        let hex = c == UInt8(ascii: "x")
+        let (value, end) = number(in: format, at: hex ? i + 2 : i + 1, radix: hex ? 16 : 8, limit: hex ? 2 : 3)
+        if end > (hex ? i + 2 : i + 1) {
             out.append(UInt8(truncatingIfNeeded: value))
             return end
         }
