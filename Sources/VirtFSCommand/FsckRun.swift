@@ -193,18 +193,14 @@ public struct FsckOptions: ParsableArguments {
     func reportVerdicts(_ verdicts: [TreeVerdict], model: SecurityModel?, console: Console) {
         for v in verdicts {
             let advice = v.advice(tree: tree, model: model)
-            if json {
-                var object: [String: Any] = ["verdict": v.name, "severity": "error", "problem": v.summary, "advice": advice]
-                switch v {
-                case .metadataLost(let count, let of, _, _), .rootOwned(let count, let of, _), .contradicts(_, _, let count, let of):
-                    object["count"] = count
-                    object["entries"] = of
-                case .interrupted: break
-                }
-                console.writeJSON(object)
-            } else {
-                console.write("\(tree): error \(v.name): \(v.summary)\n" + advice.map { "    \($0)\n" }.joined())
+            var object: [String: Any] = ["verdict": v.name, "severity": "error", "problem": v.summary, "advice": advice]
+            switch v {
+            case .metadataLost(let count, let of, _, _), .rootOwned(let count, let of, _), .contradicts(_, _, let count, let of):
+                object["count"] = count
+                object["entries"] = of
+            case .interrupted: break
             }
+            console.write(json: json, object, or: "\(tree): error \(v.name): \(v.summary)\n" + advice.map { "    \($0)\n" }.joined())
         }
     }
 
@@ -215,13 +211,9 @@ public struct FsckOptions: ParsableArguments {
     }
 
     func report(_ f: Finding, state: String, fixed: Bool, console: Console) {
-        if json {
-            var object: [String: Any] = ["check": f.check.rawValue, "severity": f.severity.rawValue, "problem": f.problem,
-                                         "guest": f.guestSees, "repaired": fixed, "path": f.path]
-            if let repair = f.repair { object["repair"] = repair.summary; object["safe"] = repair.safe }
-            console.writeJSON(object)
-        } else {
-            console.write(FindingDigest.block(f, state: state) { Bytes.shellEscaped($0) })
-        }
+        var object: [String: Any] = ["check": f.check.rawValue, "severity": f.severity.rawValue, "problem": f.problem,
+                                     "guest": f.guestSees, "repaired": fixed, "path": f.path]
+        if let repair = f.repair { object["repair"] = repair.summary; object["safe"] = repair.safe }
+        console.write(json: json, object, or: FindingDigest.block(f, state: state) { Bytes.shellEscaped($0) })
     }
 }
