@@ -126,8 +126,8 @@ public final class ArchiveReader: ContentSource, @unchecked Sendable {
         }
         self.archive = archive
         archive_read_support_filter_all(archive)
+        // GNU tar's formats too: libarchive's gnutar support is this one.
         archive_read_support_format_tar(archive)
-        archive_read_support_format_gnutar(archive)
         archive_read_support_format_cpio(archive)
         if manifests { archive_read_support_format_mtree(archive) }
         let status = archive_read_open_fd(archive, fd >= 0 ? fd : 0, 1 << 16)
@@ -196,13 +196,24 @@ public final class ArchiveReader: ContentSource, @unchecked Sendable {
         }
     }
 
-    /// Streams the current member's data into `fd` (libarchive's own blocks, holes as holes):
-    /// the content of the file an import creates for it.
+    /// Streams the current member's data into `fd`, a new empty file: libarchive's own blocks,
+    /// each written at its offset, so that holes stay holes (a trailing one by the file's
+    /// size). Not `archive_read_data_into_fd`, which stats the fd of every member first.
     public func write(to fd: Int32, path: [UInt8]) throws(VirtFSError) {
-        guard archive_read_data_into_fd(archive, fd) < ARCHIVE_WARN else { return }
-        // libarchive says "Write error" when write(2) failed: the system's reason, at the file.
-        let failedWrite = archive_error_string(archive).map { String(cString: $0) == "Write error" } ?? false
-        throw failedWrite ? .system("write", path: path, errno: archive_errno(archive)) : archiveError(archive, "archive_read_data", path: path)
+        var block: UnsafeRawPointer?, count = 0, offset: Int64 = 0, end: Int64 = 0
+        while case let status = archive_read_data_block(archive, &block, &count, &offset), status != ARCHIVE_EOF {
+            // A warning ends the member's data, as it ends archive_read_data_into_fd's copy.
+            if status == ARCHIVE_WARN { return }
+            if status < ARCHIVE_WARN { throw archiveError(archive, "archive_read_data", path: path) }
+            var written = 0
+            while written < count {
+                let n = pwrite(fd, block! + written, count - written, Int(offset) + written)
+                if n < 0 && errno != EINTR { throw .system("write", path: path, errno: errno) }
+                written += max(n, 0)
+            }
+            end = offset + Int64(count)
+        }
+        if offset > end && ftruncate(fd, Int(offset)) != 0 { throw .system("ftruncate", path: path, errno: errno) }
     }
 }
 

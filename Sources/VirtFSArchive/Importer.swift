@@ -188,7 +188,7 @@ public struct Importer {
         var restoreMode: UInt32?
 
         func close() {
-                if let restoreMode { try? Sys.chmod(directory.fd, dot, mode_t(restoreMode)) }
+            if let restoreMode { try? Sys.chmod(directory.fd, dot, mode_t(restoreMode)) }
             if let times { try? Sys.setTimes(directory.fd, dot, atime: times.atime, mtime: times.mtime) }
         }
     }
@@ -243,11 +243,9 @@ public struct Importer {
         if member.path.first == UInt8(ascii: "/") {
             event(.warning(.refused("import", path: member.path, "removing leading '/' from member name")))
         }
-        if let reserved = parts.first(where: { codec.holdsMetadata($0) }) {
-            throw VirtFSError.refused("import", path: member.path, "\(String(decoding: reserved, as: UTF8.self)) is reserved by the mapped-file model")
-        }
-        if let reserved = parts.first(where: TemporaryName.isReserved) {
-            throw VirtFSError.refused("import", path: member.path, "\(String(decoding: reserved, as: UTF8.self)) is a name virtfs-tools reserves")
+        if let reserved = parts.first(where: { codec.holdsMetadata($0) || TemporaryName.isReserved($0) }) {
+            let whose = codec.holdsMetadata(reserved) ? "is reserved by the mapped-file model" : "is a name virtfs-tools reserves"
+            throw VirtFSError.refused("import", path: member.path, "\(String(decoding: reserved, as: UTF8.self)) \(whose)")
         }
         if member.hardlinkTarget == nil, member.type == nil {
             throw VirtFSError.refused("import", path: member.path, "unknown member type")
