@@ -209,6 +209,10 @@ public struct Importer {
         var stack = [Frame(name: [], directory: root.directory, times: rootTimes)]
         defer { while let frame = stack.popLast() { frame.close() } }
         let flush = BackgroundFlush(root.directory.fd)
+        func failed(_ error: VirtFSError) {
+            summary.failures += 1
+            event(.failed(error))
+        }
         reader.forEach({ member in
             if let warning = reader.warning {
                 event(.warning(.corrupt("archive_read_next_header", path: member.path, warning)))
@@ -216,23 +220,13 @@ public struct Importer {
             do throws(VirtFSError) {
                 try importMember(member, root: root, stack: &stack, data: reader, summary: &summary, event: event)
             } catch {
-                if case .refused = error.reason {
-                    summary.refused += 1
-                    event(.refused(error))
-                } else {
-                    summary.failures += 1
-                    event(.failed(error))
-                }
+                guard case .refused = error.reason else { return failed(error) }
+                summary.refused += 1
+                event(.refused(error))
             }
-        }, failure: { error in
-            summary.failures += 1
-            event(.failed(error))
-        })
+        }, failure: failed)
         flush.finish()
-        do { try Sys.syncFilesystem(root.directory.fd, root.path) } catch let error {
-            summary.failures += 1
-            event(.failed(error))
-        }
+        do { try Sys.syncFilesystem(root.directory.fd, root.path) } catch { failed(error) }
         return summary
     }
 
