@@ -215,6 +215,10 @@ public struct Importer {
         do throws(VirtFSError) {
             placement.inheritsNoACL = try Sys.getXattr(root.directory.fd, dot, raw: Array(HostACLXattr.default.utf8)) == nil
         } catch {}
+        func failed(_ error: VirtFSError) {
+            summary.failures += 1
+            event(.failed(error))
+        }
         reader.forEach({ member in
             if let warning = reader.warning {
                 event(.warning(.corrupt("archive_read_next_header", path: member.path, warning)))
@@ -222,23 +226,13 @@ public struct Importer {
             do throws(VirtFSError) {
                 try importMember(member, root: root, stack: &stack, data: reader, placement: &placement, summary: &summary, event: event)
             } catch {
-                if case .refused = error.reason {
-                    summary.refused += 1
-                    event(.refused(error))
-                } else {
-                    summary.failures += 1
-                    event(.failed(error))
-                }
+                guard case .refused = error.reason else { return failed(error) }
+                summary.refused += 1
+                event(.refused(error))
             }
-        }, failure: { error in
-            summary.failures += 1
-            event(.failed(error))
-        })
+        }, failure: failed)
         flush.finish()
-        do { try Sys.syncFilesystem(root.directory.fd, root.path) } catch let error {
-            summary.failures += 1
-            event(.failed(error))
-        }
+        do { try Sys.syncFilesystem(root.directory.fd, root.path) } catch { failed(error) }
         return summary
     }
 
@@ -250,11 +244,9 @@ public struct Importer {
         if member.path.first == UInt8(ascii: "/") {
             event(.warning(.refused("import", path: member.path, "removing leading '/' from member name")))
         }
-        if let reserved = parts.first(where: { codec.holdsMetadata($0) }) {
-            throw VirtFSError.refused("import", path: member.path, "\(String(decoding: reserved, as: UTF8.self)) is reserved by the mapped-file model")
-        }
-        if let reserved = parts.first(where: TemporaryName.isReserved) {
-            throw VirtFSError.refused("import", path: member.path, "\(String(decoding: reserved, as: UTF8.self)) is a name virtfs-tools reserves")
+        if let reserved = parts.first(where: { codec.holdsMetadata($0) || TemporaryName.isReserved($0) }) {
+            let whose = codec.holdsMetadata(reserved) ? "is reserved by the mapped-file model" : "is a name virtfs-tools reserves"
+            throw VirtFSError.refused("import", path: member.path, "\(String(decoding: reserved, as: UTF8.self)) \(whose)")
         }
         if member.hardlinkTarget == nil, member.type == nil {
             throw VirtFSError.refused("import", path: member.path, "unknown member type")

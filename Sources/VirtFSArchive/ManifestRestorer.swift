@@ -306,9 +306,7 @@ public struct ManifestRestorer {
         defer { EVP_MD_CTX_free(context) }
         EVP_DigestInit_ex(context, EVP_sha256(), nil)
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
-        while true {
-            let n = try readFull(fd, into: &buffer, count: buffer.count, path: entry.path)
-            if n == 0 { break }
+        while case let n = try readFull(fd, into: &buffer, count: buffer.count, path: entry.path), n > 0 {
             EVP_DigestUpdate(context, buffer, n)
         }
         var digest = [UInt8](repeating: 0, count: Int(EVP_MAX_MD_SIZE))
