@@ -149,8 +149,9 @@ public final class ArchiveReader: ContentSource, @unchecked Sendable {
     }
 
     /// Whether what is being read is an mtree(5) manifest (digests, no data, no xattrs or ACLs)
-    /// rather than an archive, or a cpio archive: known once the first member has been read.
+    /// rather than an archive, known once the first member has been read.
     public var isManifest: Bool { archive_format(archive) & ARCHIVE_FORMAT_BASE_MASK == ARCHIVE_FORMAT_MTREE }
+    /// Whether what is being read is a cpio archive, known once the first member has been read.
     public var isCpio: Bool { archive_format(archive) & ARCHIVE_FORMAT_BASE_MASK == ARCHIVE_FORMAT_CPIO }
 
     /// Whether the current member's data is exactly what `fd` holds from its current offset to

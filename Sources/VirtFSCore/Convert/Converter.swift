@@ -697,6 +697,10 @@ public struct Converter {
             if !rebuilt { try finishInode(entry) }
             return (false, view, nil)
         } catch {
+            // A failed rebuild may leave this thread's temporary name behind: it goes now, as the
+            // walking thread clears its own after a failure, so the next rebuild here starts clean.
+            options.to.codec.discardTemporary(TemporaryName.current, in: entry.directory)
+            current.codec.discardTemporary(TemporaryName.current, in: entry.directory)
             return (false, converted, error.at(entry.path))
         }
     }

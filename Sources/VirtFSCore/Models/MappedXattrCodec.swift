@@ -42,12 +42,15 @@ public struct MappedXattrCodec: ModelCodec {
         decodeField(bytes, linux: 4) { .value(Bytes.readLittle($0[...], as: UInt32.self), .xattr) }
     }
 
+    /// `user.virtfs.mode`: the full st_mode, 4 bytes on Linux hosts, 2 on macOS hosts.
     public static func decodeMode(_ bytes: [UInt8]?) -> Field<UInt32> {
         decodeField(bytes, linux: 4, macOS: 2) {
             $0.count == 4 ? .value(Bytes.readLittle($0[...], as: UInt32.self), .xattr) : .value(UInt32(Bytes.readLittle($0[...], as: UInt16.self)), .xattrMacOS)
         }
     }
 
+    /// `user.virtfs.rdev`: glibc `makedev()` in 8 bytes on Linux hosts; Darwin `maj<<24|min` in
+    /// 4 bytes on macOS hosts. A Linux guest keeps the low 32 bits.
     public static func decodeRdev(_ bytes: [UInt8]?) -> Field<DeviceNumber> {
         decodeField(bytes, linux: 8, macOS: 4) {
             $0.count == 8 ? .value(DeviceNumber(guestKernel: Bytes.readLittle($0[...], as: UInt64.self)), .xattr)
