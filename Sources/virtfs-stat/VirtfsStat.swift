@@ -52,29 +52,17 @@ struct VirtfsStat: ParsableCommand {
     var files: [String]
 
     func validate() throws {
-        if format != nil && printf != nil {
-            throw ValidationError("--format and --printf cannot be used together.")
-        }
+        if format != nil && printf != nil { throw ValidationError("--format and --printf cannot be used together.") }
         if json && (format != nil || printf != nil || acl || xattrs) {
             throw ValidationError("--json cannot be combined with --format, --printf, --acl or --xattrs.")
         }
-        if jobs < 1 {
-            throw ValidationError("--jobs must be at least 1.")
-        }
-        if files.isEmpty {
-            throw ValidationError("missing operand")
-        }
+        if jobs < 1 { throw ValidationError("--jobs must be at least 1.") }
+        if files.isEmpty { throw ValidationError("missing operand") }
     }
 
     func run() throws {
         let console = Console(tool: "virtfs-stat")
-        let resolver: OperandResolver
-        do {
-            resolver = try OperandResolver(root: tree.rootBytes)
-        } catch {
-            console.error(error)
-            throw ExitCode(1)
-        }
+        guard let resolver = console.attempt({ try OperandResolver(root: tree.rootBytes) }) else { throw ExitCode(1) }
         for file in files {
             show(RawArguments.bytes(for: file), resolver: resolver, console: console)
         }

@@ -147,17 +147,16 @@ public struct Checker {
                     report reportAll: (Finding) -> Void) {
         // Only a finding or a hard link needs the path's components: split once, when asked.
         lazy var parts = entry.isExportRoot ? [] : Bytes.components(entry.path, below: root.path)
-        let outside = links.namesOutside(entry.stat)
-        if outside > 0 {
-            reportAll(Finding(check: .outsideLink, path: entry.path, components: parts,
-                              problem: LinkCensus.explanation(entry.stat, outside: outside, allowed: options.allowOutsideLinks)))
-        }
         // No repair of this entry may change its inode: only removing a name stays possible.
         func report(_ f: Finding) {
             reportAll(withoutOutsideRepairs(f, entry.stat))
         }
         func found(_ check: Check, _ problem: String, _ repair: Finding.Repair?) {
             report(Finding(check: check, path: entry.path, components: parts, problem: problem, repair: repair))
+        }
+        let outside = links.namesOutside(entry.stat)
+        if outside > 0 {
+            found(.outsideLink, LinkCensus.explanation(entry.stat, outside: outside, allowed: options.allowOutsideLinks), nil)
         }
         if checkName(entry, found: found) { return }
         let view: GuestView
@@ -176,7 +175,7 @@ public struct Checker {
                 // outside file is not written, and the view does not change when it is exact.
                 let ownFile = Finding.Repair(summary: "give the entry a metadata file of its own (a rename; the outside file is left as it is)",
                                              safe: target.exact, action: .rewriteMetadata(target.merged))
-                checkMetadataFile(entry, parts: parts, linked: &linked, ownFile: ownFile, report: report)
+                checkMetadataFile(entry, parts: parts, linked: &linked, ownFile: ownFile, report: report, found: found)
             }
         }
         checkHostTrust(view.attributes, found: found)
@@ -272,7 +271,7 @@ public struct Checker {
         let p = view.provenance
         let hostType = entry.stat.fileType
         if p.mode == .xattrMacOS || p.rdev == .xattrMacOS {
-            found(.macosLayout, "user.virtfs.\(p.mode == .xattrMacOS ? "mode" : "rdev") in the macOS layout",
+            found(.macosLayout, "\(p.mode == .xattrMacOS ? VirtfsXattr.mode : VirtfsXattr.rdev) in the macOS layout",
                   .init(summary: "rewrite in the Linux layout", safe: false, action: .rewriteMetadata(target.merged)))
         }
         if target.hostSpecial, let hostType {
@@ -365,7 +364,7 @@ public struct Checker {
     }
 
     func checkMetadataFile(_ entry: HostEntry, parts: [[UInt8]], linked: inout LinkedNames,
-                           ownFile: Finding.Repair? = nil, report: (Finding) -> Void) {
+                           ownFile: Finding.Repair?, report: (Finding) -> Void, found: Found) {
         let metadata = codec.metadataStat(of: entry)
         if entry.stat.fileType == .directory, let (name, st) = codec.storageStat(inside: entry) {
             checkAccess(st, parts: parts + [name], path: Bytes.join(entry.path, name), report: report)
@@ -384,10 +383,9 @@ public struct Checker {
         guard entry.stat.nlink > 1, entry.stat.fileType != .directory, !entry.isExportRoot else { return }
         if let first = linked[entry.stat.identity] {
             if first.metadata != metadata?.identity {
-                report(Finding(check: .metadataLinks, path: entry.path, components: parts,
-                               problem: "hard link of \(Bytes.shellEscaped(first.components.reduce([]) { Bytes.join($0, $1) })) with a metadata file of its own",
-                               repair: .init(summary: "hard-link its metadata to the first name's, as QEMU's link does", safe: false,
-                                             action: .relinkMetadata(source: first.components))))
+                found(.metadataLinks, "hard link of \(Bytes.shellEscaped(first.components.reduce([]) { Bytes.join($0, $1) })) with a metadata file of its own",
+                      .init(summary: "hard-link its metadata to the first name's, as QEMU's link does", safe: false,
+                            action: .relinkMetadata(source: first.components)))
             }
         } else {
             linked[entry.stat.identity] = (metadata?.identity, parts)

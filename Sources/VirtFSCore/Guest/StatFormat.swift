@@ -191,14 +191,10 @@ public struct StatFormatter: Sendable {
         var seconds = time_t(t.seconds)
         var parts = tm()
         localtime_r(&seconds, &parts)
-        var buf = [CChar](repeating: 0, count: 64)
-        let n = strftime(&buf, buf.count, "%Y-%m-%d %H:%M:%S", &parts)
-        var zone = [CChar](repeating: 0, count: 16)
-        strftime(&zone, zone.count, "%z", &parts)
-        let nanos = String(t.nanoseconds).leftPadded(to: 9)
-        let date = String(decoding: buf[0..<n].map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        let offset = String(decoding: zone.prefix(while: { $0 != 0 }).map { UInt8(bitPattern: $0) }, as: UTF8.self)
-        return "\(date).\(nanos) \(offset)"
+        var buf = [CChar](repeating: 0, count: 80)
+        // The nanoseconds go into the format itself: digits are no strftime directive.
+        strftime(&buf, buf.count, "%Y-%m-%d %H:%M:%S.\(String(t.nanoseconds).leftPadded(to: 9)) %z", &parts)
+        return buf.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
     }
 
     /// ls-style mode string: `-rwsr-xr-t` and friends.

@@ -32,8 +32,7 @@ public enum Bytes {
 
     /// `\ooo`: a byte as a three-digit octal escape, as getfattr, ls and stat write one.
     public static func octalEscape(_ byte: UInt8) -> String {
-        let octal = String(byte, radix: 8)
-        return "\\" + String(repeating: "0", count: 3 - octal.count) + octal
+        "\\" + String(byte, radix: 8).leftPadded(to: 3)
     }
 
     /// Joins a directory path and a name with one `/`.
@@ -68,11 +67,8 @@ public enum Bytes {
         String(validating: bytes, as: UTF8.self) != nil
     }
 
-    public static func little32(_ value: UInt32) -> [UInt8] {
-        withUnsafeBytes(of: value.littleEndian, Array.init)
-    }
-
-    public static func little64(_ value: UInt64) -> [UInt8] {
+    /// The value's bytes, least significant first (the kernel's and QEMU's xattr layouts).
+    public static func little<T: FixedWidthInteger>(_ value: T) -> [UInt8] {
         withUnsafeBytes(of: value.littleEndian, Array.init)
     }
 

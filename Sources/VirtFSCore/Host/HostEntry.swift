@@ -102,16 +102,9 @@ public struct HostEntry {
     var facts: Learned? { learned.remembers ? learned : nil }
 
     public init(directory: DirectoryContext, name: [UInt8], path: [UInt8], isExportRoot: Bool = false) throws(VirtFSError) {
-        self.directory = directory
-        self.name = name
-        self.path = path
-        self.isExportRoot = isExportRoot
-        learned = Learned()
-        do {
-            stat = try Sys.stat(directory.fd, name)
-        } catch let error {
-            throw error.at(path)
-        }
+        let stat: HostStat
+        do { stat = try Sys.stat(directory.fd, name) } catch { throw error.at(path) }
+        self.init(directory: directory, name: name, path: path, stat: stat, isExportRoot: isExportRoot)
     }
 
     init(directory: DirectoryContext, name: [UInt8], path: [UInt8], stat: HostStat, isExportRoot: Bool, remembering: Bool = false) {

@@ -63,11 +63,9 @@ public struct ACL: Sendable, Equatable, Hashable, Codable {
 
     /// The kernel's xattr blob, the exact inverse of `init(xattr:)` for canonical input.
     public var xattrValue: [UInt8] {
-        var out = Bytes.little32(ACL.xattrVersion)
+        var out = Bytes.little(ACL.xattrVersion)
         for e in entries {
-            out += withUnsafeBytes(of: e.tag.rawValue.littleEndian, Array.init)
-            out += withUnsafeBytes(of: e.permissions.littleEndian, Array.init)
-            out += Bytes.little32(e.qualifier ?? ACL.undefinedID)
+            out += Bytes.little(e.tag.rawValue) + Bytes.little(e.permissions) + Bytes.little(e.qualifier ?? ACL.undefinedID)
         }
         return out
     }

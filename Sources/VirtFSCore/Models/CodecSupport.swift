@@ -163,19 +163,12 @@ func createMappedHostObject(_ attributes: GuestAttributes, named name: [UInt8], 
 /// xattrs, which every model but none keeps on the host object as they are. `fresh`: the host
 /// object was just made, so it has no xattr of these (user) names to remove.
 func writeACLs(_ attributes: GuestAttributes, to entry: HostEntry, accessName: String, defaultName: String, fresh: Bool = false) throws(VirtFSError) {
-    if let acl = attributes.accessACL {
-        try entry.setXattr(accessName, acl.xattrValue)
-    } else if !fresh {
-        try entry.removeXattr(accessName)
-    }
-    if attributes.type == .directory {
-        if let acl = attributes.defaultACL {
-            try entry.setXattr(defaultName, acl.xattrValue)
-        } else if !fresh {
-            try entry.removeXattr(defaultName)
-        }
-    } else if attributes.defaultACL != nil {
+    let directory = attributes.type == .directory
+    if !directory && attributes.defaultACL != nil {
         throw VirtFSError.refused("setxattr", path: entry.path, "only directories have default ACLs")
+    }
+    for (name, acl) in [(accessName, attributes.accessACL)] + (directory ? [(defaultName, attributes.defaultACL)] : []) {
+        if let acl { try entry.setXattr(name, acl.xattrValue) } else if !fresh { try entry.removeXattr(name) }
     }
 }
 

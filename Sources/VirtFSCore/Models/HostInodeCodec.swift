@@ -28,11 +28,8 @@ public struct HostInodeCodec: ModelCodec {
     /// and Linux keeps no ACLs or user xattrs on a symlink.
     public func cannotHold(_ attributes: GuestAttributes, name: [UInt8]?) -> [String] {
         var why: [String] = []
-        if attributes.uid == UInt32.max {
-            why.append("uid 4294967295 is -1, which chown(2) reads as \"leave the owner unchanged\"")
-        }
-        if attributes.gid == UInt32.max {
-            why.append("gid 4294967295 is -1, which chown(2) reads as \"leave the group unchanged\"")
+        for (field, id, host) in [("uid", attributes.uid, "owner"), ("gid", attributes.gid, "group")] where id == UInt32.max {
+            why.append("\(field) 4294967295 is -1, which chown(2) reads as \"leave the \(host) unchanged\"")
         }
         if attributes.type == .symlink && (attributes.accessACL != nil || attributes.defaultACL != nil || !attributes.xattrs.isEmpty) {
             why.append("a symlink with ACLs or user xattrs: Linux keeps neither on a symlink")

@@ -119,11 +119,8 @@ public struct MappedFileCodec: ModelCodec {
     /// field that is -1 (its "unset"), so the guest would see the host object's value instead.
     public func cannotHold(_ attributes: GuestAttributes, name: [UInt8]?) -> [String] {
         var why: [String] = []
-        if attributes.uid == UInt32.max {
-            why.append("uid 4294967295 is -1 in a metadata file, which QEMU reads as no uid: the guest would see the host owner's")
-        }
-        if attributes.gid == UInt32.max {
-            why.append("gid 4294967295 is -1 in a metadata file, which QEMU reads as no gid: the guest would see the host group's")
+        for (field, id, host) in [("uid", attributes.uid, "owner's"), ("gid", attributes.gid, "group's")] where id == UInt32.max {
+            why.append("\(field) 4294967295 is -1 in a metadata file, which QEMU reads as no \(field): the guest would see the host \(host)")
         }
         if attributes.type.hasDeviceNumber {
             let dev = attributes.rdev.glibc
@@ -218,12 +215,22 @@ public struct MappedFileCodec: ModelCodec {
     public func shareMetadata(of sourceName: [UInt8], in sourceDirectory: DirectoryContext, with name: [UInt8],
                               in directory: DirectoryContext, placement: HostPlacement) throws(VirtFSError) -> Bool {
         guard let source = try sourceDirectory.metadataDirectory() else { return false }
+        try linkMetadata(source, sourceName, as: name, in: directory, placement: placement)
+        return true
+    }
+
+    /// Links the metadata file `sourceName` of `source` (a `.virtfs_metadata` fd) as `name`'s
+    /// in `directory`: under a temporary name first, then renamed over whatever had the name.
+    /// Returns the `.virtfs_metadata` it is linked into.
+    @discardableResult
+    func linkMetadata(_ source: Int32, _ sourceName: [UInt8], as name: [UInt8], in directory: DirectoryContext,
+                      placement: HostPlacement) throws(VirtFSError) -> Int32 {
         let target = try directory.makeMetadataDirectory(placement: placement)
-        let temporary = TemporaryName.current
+        let temporary = TemporaryName.named("link")
         try? Sys.unlink(target, temporary)
         try Sys.link(source, sourceName, target, temporary)
         try Sys.rename(target, temporary, target, name)
-        return true
+        return target
     }
 
     /// Removes the entry's metadata file, if any.
@@ -341,14 +348,8 @@ public struct MappedFileCodec: ModelCodec {
     /// the guest from removing the directory.
     public func audit(_ directory: DirectoryContext, report failure: (VirtFSError) -> Void) {
         let metadataPath = Bytes.join(directory.path, MappedFileNames.metadataDirectory)
-        let mfd: Int32?
         do {
-            mfd = try directory.metadataDirectory()
-        } catch let error {
-            return failure(error)
-        }
-        guard let mfd else { return }
-        do {
+            guard let mfd = try directory.metadataDirectory() else { return }
             try Sys.forEachName(in: mfd, path: metadataPath) { name, _ in
                 if holdsMetadata(name) {
                     failure(VirtFSError.corrupt("lookup", path: Bytes.join(metadataPath, name), "metadata for a reserved name, which the guest can never use").found(.metadataForReservedName))
@@ -379,13 +380,8 @@ public struct MappedFileCodec: ModelCodec {
             if (try? Sys.stat(newDirectory.fd, newName)) != nil { throw Self.failure("linkat", newPath, EEXIST) }
             var linked: Int32?
             if let source = try metadataFile(entry.name, in: entry.directory) {
-                let target = try newDirectory.makeMetadataDirectory(placement: placement)
-                let temporary = TemporaryName.named("link")
-                try? Sys.unlink(target, temporary)
-                try Sys.link(source, entry.name, target, temporary)
                 // Over whatever orphan had the name.
-                try Sys.rename(target, temporary, target, newName)
-                linked = target
+                linked = try linkMetadata(source, entry.name, as: newName, in: newDirectory, placement: placement)
             } else if let stale = try metadataFile(newName, in: newDirectory) {
                 // An orphan of that name would become the new link's metadata: the source has none.
                 try Sys.unlink(stale, newName)

@@ -69,9 +69,9 @@ public struct MappedXattrCodec: ModelCodec {
             : .ignored("value is \(bytes.count) bytes; expected \(linux) (QEMU ignores it and uses the host's)")
     }
 
-    public static func encodeID(_ id: UInt32) -> [UInt8] { Bytes.little32(id) }
-    public static func encodeMode(_ mode: UInt32) -> [UInt8] { Bytes.little32(mode) }
-    public static func encodeRdev(_ dev: DeviceNumber) -> [UInt8] { Bytes.little64(dev.glibc) }
+    public static func encodeID(_ id: UInt32) -> [UInt8] { Bytes.little(id) }
+    public static func encodeMode(_ mode: UInt32) -> [UInt8] { Bytes.little(mode) }
+    public static func encodeRdev(_ dev: DeviceNumber) -> [UInt8] { Bytes.little(dev.glibc) }
 
     public func decode(_ entry: HostEntry) throws(VirtFSError) -> GuestView {
         let hostType = try entry.fileType()

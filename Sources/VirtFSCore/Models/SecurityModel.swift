@@ -36,7 +36,7 @@ public enum SecurityModel: String, Sendable, CaseIterable, Codable {
 
 /// How host objects created for a mapped model are owned and protected, so that the user QEMU
 /// runs as can reach them (QEMU's own `fmode=`/`dmode=` defaults are 0600/0700).
-public struct HostPlacement: Sendable, Equatable {
+public struct HostPlacement: Sendable {
     public var fileMode: UInt32
     public var directoryMode: UInt32
     /// Host owner to give created objects; nil leaves them owned by the invoking user.
@@ -60,9 +60,6 @@ public struct HostPlacement: Sendable, Equatable {
         self.links = links
     }
 
-    public static func == (a: HostPlacement, b: HostPlacement) -> Bool {
-        a.fileMode == b.fileMode && a.directoryMode == b.directoryMode && a.owner?.uid == b.owner?.uid && a.owner?.gid == b.owner?.gid
-    }
 }
 
 /// What a codec found odd in how an entry is stored: facts about the host, which the Checker
