@@ -74,7 +74,7 @@ public struct Exporter {
             let member = ArchiveMember(
                 path: Self.memberName(entry.path, rootPrefix: rootPrefix),
                 type: a.type, permissions: a.permissions, uid: a.uid, gid: a.gid, rdev: a.rdev,
-                size: a.type == .regular ? view.size : 0, symlinkTarget: a.symlinkTarget, mtime: view.mtime,
+                size: a.type == .regular ? view.host.size : 0, symlinkTarget: a.symlinkTarget, mtime: view.host.mtime,
                 xattrs: keeps ? a.xattrs : [], accessACL: keeps ? a.accessACL : nil, defaultACL: keeps ? a.defaultACL : nil)
             if !keeps {
                 // Neither an mtree manifest nor cpio can hold them: each entry that loses some
@@ -92,12 +92,12 @@ public struct Exporter {
             var written = false
             do throws(VirtFSError) {
                 // A directory's link count is the host's business (mapped-file adds one).
-                try writer.write(member, identity: view.identity,
-                                 nlink: a.type == .directory ? 2 : view.nlink, data: a.type == .regular ? { sink throws(VirtFSError) in
+                try writer.write(member, identity: view.host.identity,
+                                 nlink: a.type == .directory ? 2 : view.host.nlink, data: a.type == .regular ? { sink throws(VirtFSError) in
                     let fd = try Sys.openAt(entry.directory.fd, entry.name, O_RDONLY | O_NONBLOCK)
                     defer { Sys.close(fd) }
                     // What is read must be what was decoded, not something swapped in since.
-                    guard try Sys.stat(fd: fd).identity == view.identity else {
+                    guard try Sys.stat(fd: fd).identity == view.host.identity else {
                         throw VirtFSError.refused("open", path: entry.path, "file replaced while exporting")
                     }
                     try sink.copy(from: fd)
@@ -108,7 +108,7 @@ public struct Exporter {
                 return event(.failed(error.at(entry.path)))
             }
             summary.exported[a.type, default: 0] += 1
-            if written { summary.bytes += view.size }
+            if written { summary.bytes += view.host.size }
             event(.exported(view))
         }, failure: { error in
             summary.failures += 1

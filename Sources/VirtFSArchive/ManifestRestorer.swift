@@ -154,7 +154,7 @@ public struct ManifestRestorer {
                 // The manifest's mode is the guest's: an ACL kept from the tree follows it.
                 restored = restored.changingPermissions(wanted.permissions)
             }
-            let mtime = member.mtime.flatMap { $0 == current.mtime ? nil : $0 }
+            let mtime = member.mtime.flatMap { $0 == current.host.mtime ? nil : $0 }
             if restored == current.attributes && !current.hostFallback && mtime == nil {
                 summary.unchanged += 1
                 event(.unchanged(path: member.path))
@@ -167,7 +167,7 @@ public struct ManifestRestorer {
                     try codec.update(restored, of: entry, placement: options.placement)
                 }
                 if let mtime {
-                    try Sys.setTimes(entry.directory.fd, entry.name, atime: current.atime, mtime: mtime)
+                    try Sys.setTimes(entry.directory.fd, entry.name, atime: current.host.atime, mtime: mtime)
                 }
             }
             summary.restored += 1

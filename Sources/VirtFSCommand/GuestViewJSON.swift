@@ -20,20 +20,20 @@ public struct GuestViewRecord {
             "uid": a.uid,
             "gid": a.gid,
             "rdev": device(a.rdev.major, a.rdev.minor),
-            "size": view.size,
-            "blocks": view.blocks,
-            "nlink": view.nlink,
-            "inode": view.identity.inode,
-            "device": device(view.identity.device.major, view.identity.device.minor),
-            "atime": time(view.atime),
-            "mtime": time(view.mtime),
-            "ctime": time(view.ctime),
+            "size": view.host.size,
+            "blocks": view.host.blocks,
+            "nlink": view.host.nlink,
+            "inode": view.host.identity.inode,
+            "device": device(view.host.identity.device.major, view.host.identity.device.minor),
+            "atime": time(view.host.atime),
+            "mtime": time(view.host.mtime),
+            "ctime": time(view.host.ctime),
             "provenance": ["uid": p.uid.rawValue, "gid": p.gid.rawValue, "mode": p.mode.rawValue,
                            "rdev": p.rdev.rawValue, "acl": p.acl.rawValue] as [String: Any],
             "host_fallback": view.hostFallback,
             "diagnostics": view.diagnostics.map(\.description) as [Any],
         ]
-        if let btime = view.btime { f["btime"] = time(btime) }
+        if let btime = view.host.btime { f["btime"] = time(btime) }
         if a.type == .symlink, let target = a.symlinkTarget {
             f["symlink_target"] = target
             f["symlink_readable"] = view.symlinkReadable

@@ -102,14 +102,14 @@ public enum FuseMount {
         s.st_uid = view.uid
         s.st_gid = view.gid
         s.st_rdev = dev_t(view.attributes.rdev.glibc)
-        s.st_size = off_t(truncatingIfNeeded: view.size)
-        s.st_blocks = blkcnt_t(truncatingIfNeeded: view.blocks)
-        s.st_blksize = blksize_t(view.blockSize)
-        s.st_nlink = nlink_t(view.nlink)
-        s.st_ino = ino_t(view.identity.inode)
-        s.st_atim = timespec(tv_sec: Int(view.atime.seconds), tv_nsec: Int(view.atime.nanoseconds))
-        s.st_mtim = timespec(tv_sec: Int(view.mtime.seconds), tv_nsec: Int(view.mtime.nanoseconds))
-        s.st_ctim = timespec(tv_sec: Int(view.ctime.seconds), tv_nsec: Int(view.ctime.nanoseconds))
+        s.st_size = off_t(truncatingIfNeeded: view.host.size)
+        s.st_blocks = blkcnt_t(truncatingIfNeeded: view.host.blocks)
+        s.st_blksize = blksize_t(view.host.blockSize)
+        s.st_nlink = nlink_t(view.host.nlink)
+        s.st_ino = ino_t(view.host.identity.inode)
+        s.st_atim = timespec(tv_sec: Int(view.host.atime.seconds), tv_nsec: Int(view.host.atime.nanoseconds))
+        s.st_mtim = timespec(tv_sec: Int(view.host.mtime.seconds), tv_nsec: Int(view.host.mtime.nanoseconds))
+        s.st_ctim = timespec(tv_sec: Int(view.host.ctime.seconds), tv_nsec: Int(view.host.ctime.nanoseconds))
         st.pointee = s
     }
 

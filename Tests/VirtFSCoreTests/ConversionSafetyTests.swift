@@ -53,7 +53,7 @@ import VirtFSTestSupport
         for name in ["a", "b", "d/c"] {
             let seen = try #require(after[Array(name.utf8)])
             #expect(seen.attributes == a.attributes, "\(name): \(seen.attributes) != \(a.attributes)")
-            #expect(seen.nlink == 3, "\(name) keeps its three names")
+            #expect(seen.host.nlink == 3, "\(name) keeps its three names")
         }
         if to != .mappedXattr {
             // No user.virtfs.* left on the shared inode for a guest of the new model to see.

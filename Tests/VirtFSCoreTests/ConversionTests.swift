@@ -39,7 +39,7 @@ import VirtFSTestSupport
         return views.mapValues { v in
             var a = v.attributes
             a.xattrs.sort { $0.name.lexicographicallyPrecedes($1.name) }
-            return Seen(attributes: a, size: v.type == .directory ? 0 : v.size, mtime: v.mtime.seconds, links: v.type == .directory ? 0 : v.nlink)
+            return Seen(attributes: a, size: v.type == .directory ? 0 : v.host.size, mtime: v.host.mtime.seconds, links: v.type == .directory ? 0 : v.host.nlink)
         }
     }
 

@@ -94,7 +94,7 @@ import VirtFSTestSupport
             var got = ["\(a.uid)", "\(a.gid)", String(a.mode, radix: 16), String(a.rdev.major, radix: 16), String(a.rdev.minor, radix: 16)]
             var want = Array(line.fields.prefix(5))
             if a.type != .directory {
-                got.append("\(view.size)")
+                got.append("\(view.host.size)")
                 want.append(line.fields[5])
             }
             #expect(got == want, "\(String(decoding: line.path, as: UTF8.self))")

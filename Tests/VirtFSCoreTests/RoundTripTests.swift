@@ -45,12 +45,12 @@ import VirtFSTestSupport
                 #expect(got.defaultACL == want.defaultACL, "\(shown)")
                 #expect(Set(got.xattrs) == Set(want.xattrs), "\(shown)")
             }
-            if want.type == .regular { #expect(view.size == UInt64(entry.content.count), "\(shown)") }
+            if want.type == .regular { #expect(view.host.size == UInt64(entry.content.count), "\(shown)") }
             #expect(view.hostFallback == (entry.hostOnly || !model.isMapped), "\(shown)")
-            if let mtime = entry.mtime { #expect(view.mtime.seconds == mtime, "\(shown)") }
+            if let mtime = entry.mtime { #expect(view.host.mtime.seconds == mtime, "\(shown)") }
         }
         for (link, target) in linkTargets {
-            #expect(views[link]?.identity == views[target]?.identity, "hard link \(String(decoding: link, as: UTF8.self))")
+            #expect(views[link]?.host.identity == views[target]?.host.identity, "hard link \(String(decoding: link, as: UTF8.self))")
             #expect(views[link]?.attributes == views[target]?.attributes)
         }
         // The walker hides exactly mapped-file's own entries, nothing else.

@@ -49,7 +49,7 @@ public struct Converter {
 
         mutating func count(_ view: GuestView) {
             converted[view.type, default: 0] += 1
-            if view.type == .regular { bytes += view.size }
+            if view.type == .regular { bytes += view.host.size }
         }
 
         /// Counts what an event reports (a dropped xattr is counted where it is dropped), then
@@ -300,7 +300,7 @@ public struct Converter {
             try target.create(view.attributes, named: entry.name, in: parent,
                               content: view.type == .regular ? .copy(of: entry) : .empty, placement: options.placement)
             if view.type == .directory { return try parent.child(entry.name, path: Bytes.join(parent.path, entry.name)) }
-            try Sys.setTimes(parent.fd, entry.name, atime: view.atime, mtime: view.mtime)
+            try Sys.setTimes(parent.fd, entry.name, atime: view.host.atime, mtime: view.host.mtime)
             return nil
         }
         /// A directory's key among the copies: the path of its directory as the walk lists it.
@@ -320,7 +320,7 @@ public struct Converter {
             }
             // (What is in a directory that has no copy fails, rather than waits.) Its times
             // are given back when the walk leaves it.
-            if entry.stat.fileType == .directory { copies.made(key(entry), copy, times: (try? view.get()).map { ($0.0.atime, $0.0.mtime) }) }
+            if entry.stat.fileType == .directory { copies.made(key(entry), copy, times: (try? view.get()).map { ($0.0.host.atime, $0.0.host.mtime) }) }
             return (entry, view, made)
         }, visit: { copied in
             let entry = copied.entry
@@ -762,7 +762,7 @@ public struct Converter {
                 withExtendedLifetime(firstLocation) {}
             } else {
                 try codec.create(a, named: temporary, in: dir, content: .empty, placement: placement)
-                try Sys.setTimes(dir.fd, temporary, atime: view.atime, mtime: view.mtime)
+                try Sys.setTimes(dir.fd, temporary, atime: view.host.atime, mtime: view.host.mtime)
                 if entry.stat.nlink > 1 { links[old] = parts }
             }
             try codec.commitTemporary(temporary, as: entry.name, in: dir, dataFirst: false)
@@ -792,8 +792,8 @@ public struct Converter {
         }
         // Metadata calls leave a file's times alone; only a directory's change (its metadata
         // directory made or removed), and those come back when it is left, too.
-        if hostType == .directory || view.atime != entry.stat.atime || view.mtime != entry.stat.mtime {
-            try? Sys.setTimes(dir.fd, entry.name, atime: view.atime, mtime: view.mtime)
+        if hostType == .directory || view.host.atime != entry.stat.atime || view.host.mtime != entry.stat.mtime {
+            try? Sys.setTimes(dir.fd, entry.name, atime: view.host.atime, mtime: view.host.mtime)
         }
         return false
     }

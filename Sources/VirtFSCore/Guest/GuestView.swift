@@ -74,16 +74,9 @@ public struct GuestView: Sendable, Equatable {
     public var path: [UInt8]
     public var model: SecurityModel
     public var attributes: GuestAttributes
-    /// Size, blocks, times, link count and identity always come from the host object.
-    public var size: UInt64
-    public var blocks: UInt64
-    public var blockSize: UInt32
-    public var nlink: UInt64
-    public var identity: FileIdentity
-    public var atime: Timestamp
-    public var mtime: Timestamp
-    public var ctime: Timestamp
-    public var btime: Timestamp?
+    /// The host object's stat, whose size, blocks, times, link count and identity are the
+    /// guest's too (its owner, mode and rdev are the model's business: `attributes`).
+    public var host: HostStat
     /// False for a real host symlink in a mapped export: QEMU < 11 opens it with O_NOFOLLOW, so
     /// the guest's readlink fails with ELOOP.
     public var symlinkReadable: Bool = true
@@ -106,15 +99,7 @@ public struct GuestView: Sendable, Equatable {
         self.model = model
         attributes = GuestAttributes(type: type, permissions: host.permissions, uid: host.uid, gid: host.gid,
                                      rdev: host.rdev)
-        size = host.size
-        blocks = host.blocks
-        blockSize = host.blockSize
-        nlink = host.nlink
-        identity = host.identity
-        atime = host.atime
-        mtime = host.mtime
-        ctime = host.ctime
-        btime = host.btime
+        self.host = host
         provenance = Provenance()
     }
 }

@@ -241,7 +241,7 @@ public struct OverlayConverter {
                     // The mapped form is the model's own device; the other forms are empty files.
                     let v = members[0].view, device = form == .char || form == .mapped
                     try build(form, GuestAttributes(type: device ? .characterDevice : .regular, permissions: v.attributes.permissions, uid: v.uid, gid: v.gid),
-                              atime: v.atime, mtime: v.mtime, named: newName, in: context, target: target)
+                              atime: v.host.atime, mtime: v.host.mtime, named: newName, in: context, target: target)
                 }
                 recreated.insert(newName)
             } else if let keep, form != .xattr {
@@ -274,7 +274,7 @@ public struct OverlayConverter {
                     change(.opaque, Bytes.join(context.path, WhiteoutForm.ociOpaqueMarker), "overlay.opaque=y", ".wh..wh..opq") { () throws(VirtFSError) in
                         // With its directory's permissions, owner and mtime (what image tools write).
                         try build(.oci, GuestAttributes(type: .regular, permissions: dirView.attributes.permissions & 0o777, uid: dirView.uid, gid: dirView.gid),
-                                  atime: dirView.mtime, mtime: dirView.mtime, named: WhiteoutForm.ociOpaqueMarker, in: context, target: target)
+                                  atime: dirView.host.mtime, mtime: dirView.host.mtime, named: WhiteoutForm.ociOpaqueMarker, in: context, target: target)
                     }
                 }
                 dropOpaqueXattrs()
@@ -284,7 +284,7 @@ public struct OverlayConverter {
                 }
                 if let marker {
                     let mv = marker.view
-                    if mv.attributes.permissions != dirView.attributes.permissions & 0o777 || mv.uid != dirView.uid || mv.gid != dirView.gid || mv.mtime.seconds != dirView.mtime.seconds {
+                    if mv.attributes.permissions != dirView.attributes.permissions & 0o777 || mv.uid != dirView.uid || mv.gid != dirView.gid || mv.host.mtime.seconds != dirView.host.mtime.seconds {
                         emit(.warning(.refused("convert", path: marker.entry.path,
                             "its owner, mode or mtime differ from its directory's; an opaque xattr keeps none of them (a marker made again copies the directory's)")))
                     }
