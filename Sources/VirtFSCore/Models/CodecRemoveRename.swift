@@ -30,16 +30,6 @@ extension Sys {
     public static func setTimes(_ dirfd: Int32, _ name: [UInt8], _ times: UnsafePointer<timespec>?) throws(VirtFSError) {
         _ = try retry("utimensat", name) { withCString(name) { utimensat(dirfd, $0, times, VIRTFS_AT_SYMLINK_NOFOLLOW) } }
     }
-
-    /// Whether a directory holds nothing but the names `ignoring` accepts.
-    static func holdsOnly(_ dirfd: Int32, path: [UInt8], _ ignoring: ([UInt8]) -> Bool) throws(VirtFSError) -> Bool {
-        var only = true
-        try forEachName(in: dirfd, path: path) { name, _ in
-            only = ignoring(name)
-            return only
-        }
-        return only
-    }
 }
 
 /// The models whose guest metadata is the host inode or lives in it (passthrough, none,
@@ -73,18 +63,15 @@ extension ModelCodec {
 /// appears and removed after it is gone, so a crash leaves at most an orphaned metadata file,
 /// which the guest never sees and virtfs-fsck removes.
 extension MappedFileCodec {
-    static func failure(_ op: String, _ path: [UInt8], _ errno: Int32) -> VirtFSError {
-        VirtFSError.system(op, path: path, errno: errno)
-    }
-
     /// Whether the directory `name` in `directory` is empty as the guest sees it (nothing but
     /// its `.virtfs_metadata`); when it is, that metadata directory is removed, as QEMU removes
     /// it, so that the host directory can go. A metadata directory that still holds files
     /// (orphans: the metadata of names that are gone) fails with ENOTEMPTY, as it does in QEMU.
     func emptyForRemoval(_ name: [UInt8], in directory: DirectoryContext, path: [UInt8]) throws(VirtFSError) {
         let child = try directory.child(name, path: path)
-        guard try Sys.holdsOnly(child.fd, path: path, { $0 == MappedFileNames.metadataDirectory }) else {
-            throw Self.failure("unlinkat", path, ENOTEMPTY)
+        try Sys.forEachName(in: child.fd, path: path) { name, _ throws(VirtFSError) in
+            guard name == MappedFileNames.metadataDirectory else { throw .system("unlinkat", path: path, errno: ENOTEMPTY) }
+            return true
         }
         do {
             try Sys.unlink(child.fd, MappedFileNames.metadataDirectory, directory: true)
@@ -94,7 +81,7 @@ extension MappedFileCodec {
     }
 
     public func remove(_ entry: HostEntry) throws(VirtFSError) {
-        if MappedFileNames.isReserved(entry.name) || entry.isExportRoot { throw Self.failure("unlinkat", entry.path, EINVAL) }
+        if MappedFileNames.isReserved(entry.name) || entry.isExportRoot { throw .system("unlinkat", path: entry.path, errno: EINVAL) }
         let isDirectory = entry.stat.fileType == .directory
         do {
             if isDirectory { try emptyForRemoval(entry.name, in: entry.directory, path: entry.path) }
@@ -115,14 +102,14 @@ extension MappedFileCodec {
                        placement: HostPlacement) throws(VirtFSError) {
         let newPath = Bytes.join(newDirectory.path, newName)
         if MappedFileNames.isReserved(entry.name) || MappedFileNames.isReserved(newName) || entry.isExportRoot {
-            throw Self.failure("renameat", newPath, EINVAL)
+            throw .system("renameat", path: newPath, errno: EINVAL)
         }
         // Data and metadata are two names in two directories: no single system call exchanges
         // both, and a crash between two would give each name the other's owner and mode.
-        if mode == .exchange { throw Self.failure("renameat2", newPath, EINVAL) }
+        if mode == .exchange { throw .system("renameat2", path: newPath, errno: EINVAL) }
         do throws(VirtFSError) {
             if let target = try? Sys.stat(newDirectory.fd, newName) {
-                if mode == .noReplace { throw Self.failure("renameat2", newPath, EEXIST) }
+                if mode == .noReplace { throw .system("renameat2", path: newPath, errno: EEXIST) }
                 // Two names of one inode: rename(2) does nothing, and so does QEMU.
                 if target.identity == entry.stat.identity { return }
                 if target.fileType == .directory && entry.stat.fileType == .directory {

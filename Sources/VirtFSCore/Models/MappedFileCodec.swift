@@ -376,8 +376,8 @@ public struct MappedFileCodec: ModelCodec {
     public func link(_ entry: HostEntry, as newName: [UInt8], in newDirectory: DirectoryContext, placement: HostPlacement) throws(VirtFSError) {
         let newPath = Bytes.join(newDirectory.path, newName)
         do throws(VirtFSError) {
-            if MappedFileNames.isReserved(newName) { throw Self.failure("linkat", newPath, EINVAL) }
-            if (try? Sys.stat(newDirectory.fd, newName)) != nil { throw Self.failure("linkat", newPath, EEXIST) }
+            if MappedFileNames.isReserved(newName) { throw .system("linkat", path: newPath, errno: EINVAL) }
+            if (try? Sys.stat(newDirectory.fd, newName)) != nil { throw .system("linkat", path: newPath, errno: EEXIST) }
             var linked: Int32?
             if let source = try metadataFile(entry.name, in: entry.directory) {
                 // Over whatever orphan had the name.
