@@ -280,7 +280,14 @@ public enum Sys {
             return xattrCall(dirfd, name, at: { virtfs_listxattrat(dirfd, $0, list, size) }, legacy: { llistxattr($0, list, size) })
         }) else { return [] }
         // NUL-terminated names, one array each, without a per-byte conversion.
-        return buf.split(separator: 0).map(Array.init)
+        var names: [[UInt8]] = []
+        var start = 0
+        for i in 0..<buf.count where buf[i] == 0 {
+            if i > start { names.append(Array(buf[start..<i])) }
+            start = i + 1
+        }
+        if start < buf.count { names.append(Array(buf[start...])) }
+        return names
     }
 
     /// A call that fills a buffer (lgetxattr, llistxattr): first with `size` bytes, which fit
