@@ -59,7 +59,6 @@ public struct HostPlacement: Sendable {
         self.owner = owner
         self.links = links
     }
-
 }
 
 /// What a codec found odd in how an entry is stored: facts about the host, which the Checker
