@@ -83,6 +83,24 @@ import VirtFSTestSupport
         #expect(names(tmp) == ["f", "g", ".virtfs_metadata", ".virtfs_metadata/f", ".virtfs_metadata/g"])
     }
 
+    @Test("a whole-file write whose last rename fails leaves neither the temporary nor a changed name")
+    func wholeFileFailureLeavesNothing() throws {
+        let tmp = TemporaryDirectory()
+        let dir = try DirectoryContext.open(path: tmp.bytes)
+        // A non-empty directory holds the name: linking the new file there fails (EEXIST), and
+        // so does renaming it over the directory.
+        #expect(mkdir(tmp.path + "/name", 0o700) == 0)
+        write(tmp.path + "/name/inside", "keep")
+        let temporary = TemporaryName.current
+        #expect(throws: VirtFSError.self) {
+            try Sys.writeWhole(dir.fd, Array("name".utf8), via: temporary) { fd throws(VirtFSError) in
+                try Sys.writeAll(fd, Array("new".utf8), name: [])
+            }
+        }
+        #expect(names(tmp) == ["name"])
+        #expect(try Sys.readFile(dir.fd, Array("name/inside".utf8), limit: 16).bytes == Array("keep".utf8))
+    }
+
     @Test("commitTemporary puts an object built aside in place of a name, metadata and data, in every model",
           arguments: SecurityModel.allCases)
     func commitReplaces(model: SecurityModel) throws {

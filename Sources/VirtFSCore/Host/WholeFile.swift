@@ -15,8 +15,13 @@ extension Sys {
                 return try linkOpenFile(fd, dirfd, name)
             } catch where error.errno == EEXIST {}
             try? unlink(dirfd, temporary)
-            try linkOpenFile(fd, dirfd, temporary)
-            return try rename(dirfd, temporary, dirfd, name)
+            do {
+                try linkOpenFile(fd, dirfd, temporary)
+                return try rename(dirfd, temporary, dirfd, name)
+            } catch {
+                try? unlink(dirfd, temporary)
+                throw error
+            }
         }
         // What anyone left under the temporary name goes: O_EXCL never writes through a planted link.
         try? unlink(dirfd, temporary)
