@@ -43,9 +43,8 @@ public struct EditRun {
 
     /// Decodes one entry named by the user (for --reference).
     public func reference(_ path: String) throws(VirtFSError) -> GuestView {
-        let resolver = try OperandResolver(root: tree.rootBytes)
-        let location = try resolver.locate(RawArguments.bytes(for: path), recursive: false)
-        return try resolver.model(for: location, explicit: tree.model).0.codec.decode(location.entry())
+        let (location, model) = try OperandResolver(root: tree.rootBytes).resolve(RawArguments.bytes(for: path), recursive: false, explicit: tree.model)
+        return try model.codec.decode(location.entry())
     }
 
     /// The guest's user database of the tree the operands are in.

@@ -155,10 +155,8 @@ public struct FsckOptions: ParsableArguments {
                     // Every entry without metadata lost it: the findings are classified anew.
                     var options = checker.options
                     options.lossRule.all = true
-                    do { checker = try Checker(root: location, options: options) } catch {
-                        console.error(error)
-                        return 8
-                    }
+                    guard let again = console.attempt({ try Checker(root: location, options: options) }) else { return 8 }
+                    checker = again
                     findings = []
                     tally = FsckTally()
                     digest = FindingDigest(limit: 3)

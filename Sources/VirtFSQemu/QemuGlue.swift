@@ -46,8 +46,7 @@ public struct QemuExport: Sendable {
     public static func inspect(_ tree: [UInt8], model explicit: SecurityModel?) throws(VirtFSError) -> QemuExport {
         let location = try Walker.exportRoot(tree)
         let (model, detection) = try OperandResolver(root: nil).model(for: location, explicit: explicit)
-        let st: HostStat
-        do { st = try Sys.stat(fd: location.directory.fd) } catch let error { throw error.at(tree) }
+        let st = try location.entry().stat
         return QemuExport(path: try OperandResolver.realPath(tree), model: model,
                           reason: detection?.explanation ?? "\(model.rawValue) (given with --model)",
                           detected: detection != nil, owner: HostID(uid: st.uid, gid: st.gid))

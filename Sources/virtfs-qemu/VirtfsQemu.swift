@@ -32,12 +32,8 @@ struct ExportOperand: ParsableArguments {
 
     /// The export as the tools read it; a tree that cannot be read is an operational error (8).
     func inspect(_ console: Console) throws -> QemuExport {
-        do {
-            return try QemuExport.inspect(RawArguments.bytes(for: tree), model: model)
-        } catch {
-            console.error(error)
-            throw ExitCode(8)
-        }
+        guard let export = console.attempt({ try QemuExport.inspect(RawArguments.bytes(for: tree), model: model) }) else { throw ExitCode(8) }
+        return export
     }
 }
 

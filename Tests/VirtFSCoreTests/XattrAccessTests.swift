@@ -36,16 +36,16 @@ struct XattrAccessTests {
 
         try Sys.setXattr(dir.fd, f, raw: Array("user.a".utf8), [1, 2, 3])
         #expect(raw(file, "user.a") == [1, 2, 3])
-        #expect(try Sys.getXattr(dir.fd, f, "user.a") == [1, 2, 3])
-        #expect(try Sys.getXattr(dir.fd, f, "user.missing") == nil)
+        #expect(try Sys.getXattr(dir.fd, f, raw: Array("user.a".utf8)) == [1, 2, 3])
+        #expect(try Sys.getXattr(dir.fd, f, raw: Array("user.missing".utf8)) == nil)
         #expect(try Sys.listXattrs(dir.fd, f).contains(Array("user.a".utf8)))
         // A value larger than the first buffer goes through the ERANGE probe.
         let big = (0..<1000).map { UInt8(truncatingIfNeeded: $0) }
         try Sys.setXattr(dir.fd, f, raw: Array("user.big".utf8), big)
-        #expect(try Sys.getXattr(dir.fd, f, "user.big") == big)
+        #expect(try Sys.getXattr(dir.fd, f, raw: Array("user.big".utf8)) == big)
 
         // Through the symlink: its own (empty) xattrs, never the target's.
-        #expect(try Sys.getXattr(dir.fd, l, "user.a") == nil)
+        #expect(try Sys.getXattr(dir.fd, l, raw: Array("user.a".utf8)) == nil)
         #expect(!(try Sys.listXattrs(dir.fd, l).contains(Array("user.a".utf8))))
         #expect(throws: VirtFSError.self) { try Sys.setXattr(dir.fd, l, raw: Array("user.b".utf8), [9]) }
         #expect(raw(file, "user.b") == nil)
@@ -60,7 +60,7 @@ struct XattrAccessTests {
         try Sys.removeXattr(dir.fd, f, raw: Array("user.a".utf8))
 
         // A name with a NUL byte would be cut short by the kernel: refused before any call.
-        #expect(throws: VirtFSError.self) { try Sys.getXattr(dir.fd, [UInt8(ascii: "f"), 0, UInt8(ascii: "x")], "user.a") }
+        #expect(throws: VirtFSError.self) { try Sys.getXattr(dir.fd, [UInt8(ascii: "f"), 0, UInt8(ascii: "x")], raw: Array("user.a".utf8)) }
         #expect(throws: VirtFSError.self) { try Sys.stat(dir.fd, [UInt8(ascii: "f"), 0]) }
 
         // A symlink's real EPERM is an answer, not a sign that the kernel refuses *xattrat.

@@ -28,7 +28,7 @@ import VirtFSTestSupport
     func hostXattr(_ dir: TemporaryDirectory, _ name: String, _ attribute: String) -> String? {
         let fd = open(dir.path, O_RDONLY | O_DIRECTORY)
         defer { close(fd) }
-        guard let value = try? Sys.getXattr(fd, Array(name.utf8), attribute) else { return nil }
+        guard let value = try? Sys.getXattr(fd, Array(name.utf8), raw: Array(attribute.utf8)) else { return nil }
         let digits = Array("0123456789abcdef")
         return String(value.flatMap { [digits[Int($0 >> 4)], digits[Int($0 & 15)]] })
     }

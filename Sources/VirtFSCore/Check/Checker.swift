@@ -160,10 +160,7 @@ public struct Checker {
         }
         if checkName(entry, found: found) { return }
         let view: GuestView
-        switch decoded {
-        case .success(let decoded): view = decoded
-        case .failure(let error): return report(finding(for: error))
-        }
+        do { view = try decoded.get() } catch { return report(finding(for: error)) }
         let target = RepairTarget(view, host: entry.stat, codec: codec)
         let rewrite = checkDiagnostics(view, target, entry: entry, parts: parts, report: report)
         if options.model.isMapped {

@@ -132,7 +132,7 @@ public struct HostEntry {
     }
 
     public func xattr(_ attribute: String) throws(VirtFSError) -> [UInt8]? {
-        do { return try Sys.getXattr(directory.fd, name, attribute) } catch let e { throw e.at(path) }
+        try xattr(raw: Array(attribute.utf8))
     }
 
     public func setXattr(_ attribute: String, _ value: [UInt8]) throws(VirtFSError) {

@@ -259,14 +259,10 @@ public enum Sys {
         return withCString(xattrPath(dirfd, name), legacy)
     }
 
-    /// lgetxattr(2); nil when the attribute does not exist (ENODATA). Sized by `sizedRead`.
-    public static func getXattr(_ dirfd: Int32, _ name: [UInt8], _ attr: String) throws(VirtFSError) -> [UInt8]? {
-        try getXattr(dirfd, name, raw: Array(attr.utf8))
-    }
-
-    /// `getXattr` for an attribute name as raw bytes: a guest can set names that are not UTF-8.
+    /// lgetxattr(2), the attribute name as raw bytes (a guest can set names that are not UTF-8);
+    /// nil when the attribute does not exist (ENODATA). Sized by `sizedRead`.
     public static func getXattr(_ dirfd: Int32, _ name: [UInt8], raw rawAttr: [UInt8]) throws(VirtFSError) -> [UInt8]? {
-        return try withCString(rawAttr) { a throws(VirtFSError) in
+        try withCString(rawAttr) { a throws(VirtFSError) in
             try sizedRead(256, "lgetxattr", name, attribute: rawAttr, absent: ENODATA) { buffer, size in
                 xattrCall(dirfd, name, at: { virtfs_getxattrat(dirfd, $0, a, buffer, size) }, legacy: { lgetxattr($0, a, buffer, size) })
             }

@@ -46,19 +46,14 @@ public struct ACL: Sendable, Equatable, Hashable, Codable {
         guard bytes.count >= 4, (bytes.count - 4) % 8 == 0 else { throw corrupt(nil, "ACL value is \(bytes.count) bytes; expected 4 + 8n") }
         let version = Bytes.readLittle(bytes[0..<4], as: UInt32.self)
         guard version == ACL.xattrVersion else { throw corrupt(0, "ACL version \(version); expected 2") }
-        var entries: [Entry] = []
-        var offset = 4
-        while offset < bytes.count {
+        entries = try stride(from: 4, to: bytes.count, by: 8).map { offset throws(VirtFSError) in
             let rawTag = Bytes.readLittle(bytes[offset..<offset + 2], as: UInt16.self)
             let perm = Bytes.readLittle(bytes[offset + 2..<offset + 4], as: UInt16.self)
             let id = Bytes.readLittle(bytes[offset + 4..<offset + 8], as: UInt32.self)
             guard let tag = Tag(rawValue: rawTag) else { throw corrupt(offset, "unknown ACL tag 0x\(String(rawTag, radix: 16))") }
             guard perm & ~7 == 0 else { throw corrupt(offset + 2, "ACL permission bits 0x\(String(perm, radix: 16))") }
-            let hasQualifier = tag == .user || tag == .group
-            entries.append(Entry(tag: tag, permissions: perm, qualifier: hasQualifier ? id : nil))
-            offset += 8
+            return Entry(tag: tag, permissions: perm, qualifier: tag == .user || tag == .group ? id : nil)
         }
-        self.entries = entries
     }
 
     /// The kernel's xattr blob, the exact inverse of `init(xattr:)` for canonical input.

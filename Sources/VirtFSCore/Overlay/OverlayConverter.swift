@@ -99,8 +99,7 @@ public struct OverlayConverter {
     /// placement's owner, QEMU's user). Returns the copy, which `run` then converts with
     /// `copied` set, or nil when an entry could not be copied (reported through `failure`).
     public func copy(_ root: Walker.Location, intoNew output: [UInt8], failure: (VirtFSError) -> Void) throws(VirtFSError) -> Walker.Location? {
-        let scan = OverlayScan.scan(root, model: options.model, oneFileSystem: options.oneFileSystem)
-        try refuse(scan)
+        try refuse(OverlayScan.scan(root, model: options.model, oneFileSystem: options.oneFileSystem))
         var copyFailed = false
         let owner = options.model.isMapped ? options.placement.owner : nil
         let copy = try OverlayCopy.copy(root, intoNew: output, owner: owner) { failure($0); copyFailed = true }
@@ -349,7 +348,7 @@ public struct OverlayConverter {
             do throws(VirtFSError) {
                 guard let value = try Sys.getXattr(dir.fd, name, raw: old) else { continue }
                 if !dryRun {
-                    if let existing = try Sys.getXattr(dir.fd, name, new) {
+                    if let existing = try Sys.getXattr(dir.fd, name, raw: Array(new.utf8)) {
                         guard existing == value else {
                             throw VirtFSError.refused("rename", path: path, "both \(oldText) and \(new) are set, to different values; left as is")
                         }
