@@ -79,7 +79,7 @@ let package = Package(
         .target(name: "VirtFSMount", dependencies: ["VirtFSCore", "CVirtFS", "CFuse"]),
         .executableTarget(name: "virtfs-mount", dependencies: ["VirtFSCommand", "VirtFSMount"]),
         // Test support: materialises a text tree spec (testdata/trees/*.tree) in any model.
-        .target(name: "VirtFSTestSupport", dependencies: ["VirtFSCore"]),
+        .target(name: "VirtFSTestSupport", dependencies: ["VirtFSCore", "CVirtFS"]),
         .executableTarget(name: "vt-mktree", dependencies: ["VirtFSCommand", "VirtFSTestSupport"]),
         .testTarget(name: "VirtFSCoreTests", dependencies: ["VirtFSCore", "VirtFSQemu", "VirtFSTestSupport", "CVirtFS"]),
         .testTarget(name: "VirtFSCommandTests", dependencies: ["VirtFSCommand"]),

@@ -1,5 +1,6 @@
 import Testing
 @testable import VirtFSCore
+import VirtFSTestSupport
 
 /// Byte-level vectors QEMU 7.2 wrote for a Linux 6.1 guest, as recorded in
 /// ../shared/docs/virtfs-formats.md (guest commands in each test's name), and re-captured by

@@ -12,15 +12,6 @@ public enum Bytes {
         return out
     }
 
-    /// Parses hex digits (optionally `0x`-prefixed); nil on any other character.
-    public static func fromHex(_ text: some StringProtocol) -> [UInt8]? {
-        var s = Substring(text)
-        if s.hasPrefix("0x") || s.hasPrefix("0X") { s = s.dropFirst(2) }
-        let chars = Array(s)
-        guard chars.count % 2 == 0, chars.allSatisfy({ $0.isASCII && $0.isHexDigit }) else { return nil }
-        return stride(from: 0, to: chars.count, by: 2).map { UInt8(String(chars[$0...$0 + 1]), radix: 16)! }
-    }
-
     static func nibble(_ c: UInt8) -> UInt8? {
         switch c {
         case UInt8(ascii: "0")...UInt8(ascii: "9"): return c - UInt8(ascii: "0")

@@ -70,11 +70,6 @@ public enum FileType: UInt32, Sendable, Codable, CaseIterable {
     /// The name used in fixtures and JSON.
     public var keyword: String { Self.keywords[Int(rawValue >> 12)] }
 
-    public init?(keyword: String) {
-        guard let t = FileType.allCases.first(where: { $0.keyword == keyword }) else { return nil }
-        self = t
-    }
-
     /// ls(1)'s type letter.
     public var letter: Character { Self.letters[Int(rawValue >> 12)] }
 }

@@ -140,36 +140,4 @@ public struct ACL: Sendable, Equatable, Hashable, Codable {
     public var isValid: Bool {
         (try? withLibacl { acl_valid($0) == 0 }) ?? false
     }
-
-    /// Parses setfacl(1)'s long or short text form (libacl's `acl_from_text`). Names are looked
-    /// up in the host's user database by libacl, so callers use numeric ids for guest ACLs.
-    public init(text: String) throws(VirtFSError) {
-        guard let acl = acl_from_text(text) else {
-            throw VirtFSError.corrupt("acl_from_text", "invalid ACL text \"\(text)\"")
-        }
-        defer { acl_free(UnsafeMutableRawPointer(acl)) }
-        var result: [Entry] = []
-        var entry: acl_entry_t?
-        var which = ACL_FIRST_ENTRY
-        while acl_get_entry(acl, which, &entry) == 1, let e = entry {
-            which = ACL_NEXT_ENTRY
-            var rawTag = acl_tag_t(0)
-            acl_get_tag_type(e, &rawTag)
-            guard let tag = Tag(rawValue: UInt16(truncatingIfNeeded: rawTag)) else { continue }
-            var permset: acl_permset_t?
-            acl_get_permset(e, &permset)
-            var perms: UInt16 = 0
-            if let permset {
-                for bit: UInt16 in [4, 2, 1] where acl_get_perm(permset, acl_perm_t(bit)) == 1 { perms |= bit }
-            }
-            var qualifier: UInt32?
-            if tag == .user || tag == .group, let q = acl_get_qualifier(e) {
-                qualifier = q.load(as: UInt32.self)
-                acl_free(q)
-            }
-            result.append(Entry(tag: tag, permissions: perms, qualifier: qualifier))
-        }
-        // libacl keeps entries sorted the way the kernel wants them; keep that order.
-        entries = result.sorted { ($0.tag.rawValue, $0.qualifier ?? 0) < ($1.tag.rawValue, $1.qualifier ?? 0) }
-    }
 }
