@@ -19,8 +19,7 @@ public enum GetfaclFormat {
         var out = Array("# file: ".utf8) + quote(displayName(view.path)) + [0x0a]
         out += Array("# owner: \(a.uid)\n# group: \(a.gid)\n".utf8)
         if a.permissions & 0o7000 != 0 {
-            let flags = (a.permissions & 0o4000 != 0 ? "s" : "-") + (a.permissions & 0o2000 != 0 ? "s" : "-")
-                + (a.permissions & 0o1000 != 0 ? "t" : "-")
+            let flags = zip([0o4000, 0o2000, 0o1000] as [UInt32], ["s", "s", "t"]).map { a.permissions & $0 != 0 ? $1 : "-" }.joined()
             out += Array("# flags: \(flags)\n".utf8)
         }
         // Without an access ACL the guest's getfacl shows the one the mode implies.

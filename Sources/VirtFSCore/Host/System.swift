@@ -420,10 +420,7 @@ public enum Sys {
 
     /// utimensat(2) with AT_SYMLINK_NOFOLLOW.
     public static func setTimes(_ dirfd: Int32, _ name: [UInt8], atime: Timestamp, mtime: Timestamp) throws(VirtFSError) {
-        var times = [
-            timespec(tv_sec: Int(atime.seconds), tv_nsec: Int(atime.nanoseconds)),
-            timespec(tv_sec: Int(mtime.seconds), tv_nsec: Int(mtime.nanoseconds)),
-        ]
+        var times = [atime, mtime].map { timespec(tv_sec: Int($0.seconds), tv_nsec: Int($0.nanoseconds)) }
         _ = try retry("utimensat", name) { withCString(name) { utimensat(dirfd, $0, &times, VIRTFS_AT_SYMLINK_NOFOLLOW) } }
     }
 
