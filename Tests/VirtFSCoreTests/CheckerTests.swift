@@ -46,6 +46,26 @@ import VirtFSCore
         #expect(after["etc/passwd"]?.type == .regular)
     }
 
+    @Test("--adopt-from-parent gives an entry without metadata the guest owner of its own directory, keeping its mode",
+          arguments: [SecurityModel.mappedXattr, .mappedFile])
+    func adoptFromParent(model: SecurityModel) throws {
+        let tree = try FixtureTree(model)
+        tree.write("home/alice/new", "copied in on the host\n")
+        let before = try tree.view("home/alice/new")
+        #expect(before.hostFallback)
+        func adopting(_ findings: [Finding]) -> [Finding] {
+            findings.filter { $0.relativePath == "home/alice/new" && $0.check == .noMetadata }
+        }
+        let found = adopting(try tree.findings { $0.adoption = .fromParent })
+        #expect(found.count == 1 && found.first?.repair?.safe == true)
+        try tree.repairAll { $0.adoption = .fromParent }
+        let after = try tree.view("home/alice/new")
+        #expect((after.uid, after.gid) == (1000, 1000), "the owner of home/alice, not of the root")
+        #expect(after.attributes.permissions == before.attributes.permissions)
+        #expect(!after.hostFallback)
+        #expect(adopting(try tree.findings { $0.adoption = .fromParent }).isEmpty, "-n after -y is clean")
+    }
+
     @Test("mapped-file: metadata of a removed file is orphan-metadata, and the repair removes it and nothing else")
     func orphanMetadata() throws {
         let tree = try FixtureTree(.mappedFile)

@@ -408,8 +408,7 @@ public struct Checker {
         case .rewriteMetadata(let attributes):
             try rewrite(location, attributes)
         case .adoptFromParent(let attributes):
-            let parentParts = Array(finding.components.dropLast())
-            let parent = try Walker.inside(root, relative: parentParts, path: Array(finding.path))
+            let parent = try Walker.inside(root, relative: Array(finding.components.dropLast()), path: finding.path)
             let owner = try codec.decode(parent.entry()).attributes
             try rewrite(location, attributes.changingOwnerOnly(uid: owner.uid, gid: owner.gid))
         case .removeMetadataObject:

@@ -56,7 +56,7 @@ public struct GuestAccounts: Sendable {
     /// guest's, numbers are taken as ids; `OWNER:` means OWNER and OWNER's login group.
     public func parseOwner(_ spec: String) throws(VirtFSError) -> (uid: UInt32?, gid: UInt32?) {
         var separator = spec.firstIndex(of: ":")
-        if separator == nil, !spec.contains(where: { $0 == ":" }), userIDs[spec] == nil, let dot = spec.firstIndex(of: ".") {
+        if separator == nil, userIDs[spec] == nil, let dot = spec.firstIndex(of: ".") {
             separator = dot
         }
         let user = separator.map { String(spec[..<$0]) } ?? spec

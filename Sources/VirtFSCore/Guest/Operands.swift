@@ -80,7 +80,6 @@ public struct OperandResolver {
         if name == [UInt8(ascii: ".")] || name == Array("..".utf8) || name.isEmpty {
             return try realPath(operand)
         }
-        let base = try realPath(parent)
-        return base == [UInt8(ascii: "/")] ? base + name : base + [UInt8(ascii: "/")] + name
+        return Bytes.join(try realPath(parent), name)
     }
 }
