@@ -175,12 +175,10 @@ public enum QemuGlue {
         var shares: [Share] = []
         var deviceTags: [String: [UInt8]] = [:]
         var i = 0
-        func option(_ a: [UInt8]) -> String? {
-            let s = String(decoding: a, as: UTF8.self)
-            return s.hasPrefix("--") ? String(s.dropFirst()) : (s.hasPrefix("-") ? s : nil)
-        }
         while i < args.count {
-            let name = option(args[i])
+            // QEMU takes `--fsdev` for `-fsdev`.
+            let word = String(decoding: args[i], as: UTF8.self)
+            let name = word.hasPrefix("--") ? String(word.dropFirst()) : word
             let value = i + 1 < args.count ? args[i + 1] : nil
             if let value, name == "-fsdev" || name == "-virtfs" || name == "-device" {
                 i += 2
@@ -196,7 +194,7 @@ public enum QemuGlue {
                 default:
                     // -virtfs makes its own device; an -fsdev's comes from a -device naming it.
                     let fsdev = name == "-fsdev", tag = fsdev ? nil : text("mount_tag")
-                    shares.append(Share(origin: "\(name!) \(fsdev ? text("id") ?? "(no id)" : tag ?? "(no mount_tag)")",
+                    shares.append(Share(origin: "\(name) \(fsdev ? text("id") ?? "(no id)" : tag ?? "(no mount_tag)")",
                                         driver: text("fsdriver") ?? "", path: get("path"), model: text("security_model"),
                                         id: text("id"), tag: fsdev ? nil : get("mount_tag"), hasDevice: !fsdev, readonly: readonly))
                 }
