@@ -139,10 +139,10 @@ public struct MappedFileCodec: ModelCodec {
         return why
     }
 
-    public func create(_ attributes: GuestAttributes, named name: [UInt8], in directory: DirectoryContext,
-                       content: Content, placement: HostPlacement) throws(VirtFSError) {
+    public func begin(_ attributes: GuestAttributes, named name: [UInt8], in directory: DirectoryContext,
+                      content: Content, placement: HostPlacement) throws(VirtFSError) -> CreateCompletion {
         let entry = try createMappedHostObject(attributes, named: name, in: directory, content: content, placement: placement)
-        try write(attributes, to: entry, placement: placement, fresh: true)
+        return { () throws(VirtFSError) in try write(attributes, to: entry, placement: placement, fresh: true) }
     }
 
     public func update(_ attributes: GuestAttributes, of entry: HostEntry, placement: HostPlacement) throws(VirtFSError) {
