@@ -337,7 +337,7 @@ public struct Importer {
         let attributes = try keepable(member.attributes!, member: member, path: display, out: out)
         // Unprivileged host-inode directories that forbid their owner to write are opened up
         // while members go into them (see `directory(for:)`).
-        let content: Content = attributes.type == .regular ? .stream(data) : .empty
+        let content = try self.content(of: member, attributes.type, data: data, path: display, out: out)
         var completion: CreateCompletion
         do {
             // Most names are new: only one that is there already is looked at.
@@ -367,6 +367,27 @@ public struct Importer {
             return out.say(out.imported(display, attributes, bytes: bytes))
         }
         pipeline.submit(.member(path: display, attributes, bytes: bytes), finish)
+    }
+
+    /// A member's data: streamed into its file as it is read, or, when the file is written on
+    /// the second thread, read now if it is small (and has no holes to keep) and written there.
+    func content(of member: ArchiveMember, _ type: FileType, data: ArchiveReader, path: [UInt8], out: Output) throws(VirtFSError) -> Content {
+        guard type == .regular else { return .empty }
+        guard out.pipeline != nil, !member.sparse, let size = member.size, size <= 16384 else { return .stream(data) }
+        let (bytes, failure) = data.data(path: path)
+        // What was read before the archive failed is written now, as a stream would have been.
+        return failure.map { .stream(Unreadable(bytes: bytes, failure: $0)) } ?? .bytes(bytes)
+    }
+
+    /// Data read in part, then the archive failed.
+    struct Unreadable: ContentSource {
+        let bytes: [UInt8]
+        let failure: VirtFSError
+
+        func write(to fd: Int32, path: [UInt8]) throws(VirtFSError) {
+            try Sys.writeAll(fd, bytes, name: path)
+            throw failure
+        }
     }
 
     /// The attributes this model can keep, reporting (not failing on) what it drops.
