@@ -373,7 +373,8 @@ public struct Importer {
     /// the second thread, read now if it is small (and has no holes to keep) and written there.
     func content(of member: ArchiveMember, _ type: FileType, data: ArchiveReader, path: [UInt8], out: Output) throws(VirtFSError) -> Content {
         guard type == .regular else { return .empty }
-        guard out.pipeline != nil, !member.sparse, let size = member.size, size <= 16384 else { return .stream(data) }
+        // (mapped-file's second thread has a second file to make: the data stays here.)
+        guard out.pipeline != nil, !codec.keepsMetadataByName, !member.sparse, let size = member.size, size <= 16384 else { return .stream(data) }
         let (bytes, failure) = data.data(path: path)
         // What was read before the archive failed is written now, as a stream would have been.
         return failure.map { .stream(Unreadable(bytes: bytes, failure: $0)) } ?? .bytes(bytes)
