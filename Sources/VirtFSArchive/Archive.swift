@@ -18,8 +18,6 @@ public struct ArchiveMember: Sendable {
     public var hardlinkTarget: [UInt8]?
     /// The link count the archive records (cpio does; tar does not: 0).
     public var links: UInt32 = 0
-    /// The archive records holes in the data.
-    public var sparse = false
     public var mtime: Timestamp?
     public var atime: Timestamp?
     /// Every xattr the archive carries, in any namespace (ACLs excluded: see below).
@@ -198,50 +196,23 @@ public final class ArchiveReader: ContentSource, @unchecked Sendable {
     /// holes. (Not `archive_read_data_into_fd`, which fstat()s the file for every member to learn
     /// what this one always is.)
     public func write(to fd: Int32, path: [UInt8]) throws(VirtFSError) {
-        var end: Int64 = 0
-        let size = try forEachBlock(path: path) { block, offset throws(VirtFSError) in
+        var block: UnsafeRawPointer?, size = 0, offset: Int64 = 0, end: Int64 = 0
+        while case let status = archive_read_data_block(archive, &block, &size, &offset), status != ARCHIVE_EOF {
+            // A warning ends the data as it always has: what was read stays.
+            if status == ARCHIVE_WARN { return }
+            if status < ARCHIVE_WARN { throw archiveError(archive, "archive_read_data", path: path) }
             var done = 0
-            while done < block.count {
-                let n = pwrite(fd, block.baseAddress! + done, block.count - done, off_t(offset) + off_t(done))
+            while done < size, let block {
+                let n = pwrite(fd, block + done, size - done, off_t(offset) + off_t(done))
                 if n < 0 && errno != EINTR { throw .system("write", path: path, errno: errno) }
                 done += max(n, 0)
             }
-            end = max(end, offset + Int64(block.count))
+            end = max(end, offset + Int64(size))
         }
-        // A hole at the end is a hole too.
-        while let size, size > end, ftruncate(fd, off_t(size)) != 0 {
+        // At the end libarchive gives the member's size: a hole at the end is a hole too.
+        while offset > end && ftruncate(fd, off_t(offset)) != 0 {
             if errno != EINTR { throw .system("ftruncate", path: path, errno: errno) }
         }
-    }
-
-    /// The current member's data, read whole (a small member, whose file is written later).
-    /// What was read before a failure comes with the failure, to be written as `write(to:)`
-    /// would have written it.
-    public func data(path: [UInt8]) -> (bytes: [UInt8], failure: VirtFSError?) {
-        var bytes: [UInt8] = []
-        do {
-            let size = try forEachBlock(path: path) { block, offset throws(VirtFSError) in
-                if bytes.count < Int(offset) { bytes += repeatElement(0, count: Int(offset) - bytes.count) }
-                bytes += block
-            }
-            if let size, bytes.count < size { bytes += repeatElement(0, count: Int(size) - bytes.count) }
-            return (bytes, nil)
-        } catch {
-            return (bytes, error)
-        }
-    }
-
-    /// Calls `body` with each block of the current member's data and its offset; returns the
-    /// member's size when libarchive gives it at the end (nil when a warning ended the data,
-    /// which ends it as it always has: what was read stays).
-    func forEachBlock(path: [UInt8], _ body: (UnsafeRawBufferPointer, Int64) throws(VirtFSError) -> Void) throws(VirtFSError) -> Int64? {
-        var block: UnsafeRawPointer?, size = 0, offset: Int64 = 0
-        while case let status = archive_read_data_block(archive, &block, &size, &offset), status != ARCHIVE_EOF {
-            if status == ARCHIVE_WARN { return nil }
-            if status < ARCHIVE_WARN { throw archiveError(archive, "archive_read_data", path: path) }
-            try body(UnsafeRawBufferPointer(start: block, count: size), offset)
-        }
-        return offset
     }
 }
 
@@ -263,7 +234,6 @@ extension ArchiveMember {
         symlinkTarget = bytes(archive_entry_symlink(e)) ?? bytes(archive_entry_symlink_utf8(e))
         hardlinkTarget = bytes(archive_entry_hardlink(e)) ?? bytes(archive_entry_hardlink_utf8(e))
         links = archive_entry_nlink(e)
-        sparse = archive_entry_sparse_count(e) > 0
         func time(_ set: Int32, _ seconds: time_t, _ nanoseconds: Int) -> Timestamp? {
             set == 0 ? nil : Timestamp(seconds: Int64(seconds), nanoseconds: UInt32(clamping: nanoseconds))
         }

@@ -204,57 +204,6 @@ public struct Importer {
         return parts
     }
 
-    /// What is said once everything before it is: an event, or a member whose completion ran
-    /// on the pipeline (imported, or failed with what it threw).
-    enum Deferred {
-        case event(Event)
-        case member(path: [UInt8], GuestAttributes, bytes: UInt64)
-    }
-
-    /// An import's counts and events, in member order: while the pipeline has work
-    /// outstanding, an event waits behind it.
-    final class Output {
-        var summary = Summary()
-        let event: (Event) -> Void
-        let pipeline: Pipeline<Deferred>?
-
-        init(jobs: Int, event: @escaping (Event) -> Void) {
-            self.event = event
-            pipeline = jobs > 1 ? Pipeline() : nil
-        }
-
-        func say(_ event: Event) {
-            if let pipeline, !pipeline.isIdle { pipeline.submit(.event(event)) {} } else { self.event(event) }
-        }
-
-        func imported(_ path: [UInt8], _ attributes: GuestAttributes, bytes: UInt64 = 0) -> Event {
-            summary.imported[attributes.type, default: 0] += 1
-            summary.bytes += bytes
-            return .imported(path: path, attributes)
-        }
-
-        func rejected(_ error: VirtFSError) -> Event {
-            guard case .refused = error.reason else {
-                summary.failures += 1
-                return .failed(error)
-            }
-            summary.refused += 1
-            return .refused(error)
-        }
-
-        /// Says what the pipeline has finished; with `all`, waits for all of it first, so that
-        /// the tree is as one thread would have left it.
-        func deliver(all: Bool = false) {
-            for (item, error) in pipeline?.take(all: all) ?? [] {
-                switch (item, error) {
-                case (_, let error?): event(rejected(error))
-                case (.event(let e), nil): event(e)
-                case (.member(let path, let attributes, let bytes), nil): event(imported(path, attributes, bytes: bytes))
-                }
-            }
-        }
-    }
-
     /// Imports every member of `reader` into `root`, which `refusal` accepted.
     public func run(_ reader: ArchiveReader, into root: Walker.Location, event: @escaping (Event) -> Void) -> Summary {
         let out = Output(jobs: options.jobs, event: event)
@@ -276,13 +225,13 @@ public struct Importer {
             do throws(VirtFSError) {
                 try importMember(member, root: root, stack: &stack, data: reader, placement: &placement, out: out)
             } catch {
-                out.say(out.rejected(error))
+                out.say(Event(error))
             }
-            out.deliver()
-        }, failure: { out.say(out.rejected($0)) })
-        out.deliver(all: true)
+            out.settle()
+        }, failure: { out.say(Event($0)) })
+        out.settle(all: true)
         flush.finish()
-        do { try Sys.syncFilesystem(root.directory.fd, root.path) } catch { out.event(out.rejected(error)) }
+        do { try Sys.syncFilesystem(root.directory.fd, root.path) } catch { out.say(Event(error)) }
         return out.summary
     }
 
@@ -307,11 +256,11 @@ public struct Importer {
                 throw VirtFSError.refused("import", path: member.path, "the root of the tree can only be a directory")
             }
             let attributes = try keepable(member.attributes!, member: member, path: display, out: out)
-            out.deliver(all: true)
+            out.settle(all: true)
             while stack.count > 1 { stack.removeLast().close() }
             try codec.update(attributes, of: root.entry(), placement: placement)
             if let mtime = member.mtime { stack[0].times = (member.atime ?? mtime, mtime) }
-            return out.say(out.imported(display, attributes))
+            return out.say(.imported(path: display, attributes))
         }
 
         let parent = try directory(for: Array(parts.dropLast()), root: root, stack: &stack, placement: placement, display: display, out: out)
@@ -322,7 +271,7 @@ public struct Importer {
                 throw VirtFSError.refused("import", path: member.path, "hard link to the root of the tree")
             }
             // The target's metadata is whole before a name of it is made.
-            out.deliver(all: true)
+            out.settle(all: true)
             let location = try Walker.inside(root, relative: targetParts, path: target)
             let existing = try location.entry()
             guard existing.stat.fileType != .directory else {
@@ -331,20 +280,20 @@ public struct Importer {
             try removeExisting(name, in: parent, path: display, replacingWith: .regular)
             try codec.link(existing, as: name, in: parent, placement: placement)
             let linked = try codec.decode(HostEntry(directory: parent, name: name, path: display))
-            return out.say(out.imported(display, linked.attributes))
+            return out.say(.imported(path: display, linked.attributes))
         }
 
         let attributes = try keepable(member.attributes!, member: member, path: display, out: out)
         // Unprivileged host-inode directories that forbid their owner to write are opened up
         // while members go into them (see `directory(for:)`).
-        let content = try self.content(of: member, attributes.type, data: data, path: display, out: out)
+        let content: Content = attributes.type == .regular ? .stream(data) : .empty
         var completion: CreateCompletion
         do {
             // Most names are new: only one that is there already is looked at.
             completion = try codec.begin(attributes, named: name, in: parent, content: content, placement: placement)
         } catch where error.errno == EEXIST {
             // The earlier member of that name is finished before it is replaced.
-            out.deliver(all: true)
+            out.settle(all: true)
             if try removeExisting(name, in: parent, path: display, replacingWith: attributes.type) {
                 // A directory that is already there (named twice, or made for an earlier member).
                 try codec.update(attributes, of: HostEntry(directory: parent, name: name, path: display), placement: placement)
@@ -360,35 +309,10 @@ public struct Importer {
             try completion()
             if let times { try Sys.setTimes(parent.fd, name, atime: times.atime, mtime: times.mtime) }
         }
-        let bytes = attributes.type == .regular ? member.size ?? 0 : 0
         // A directory is finished at once: what goes into it next may need its metadata.
-        guard let pipeline = out.pipeline, attributes.type != .directory else {
-            try finish()
-            return out.say(out.imported(display, attributes, bytes: bytes))
-        }
-        pipeline.submit(.member(path: display, attributes, bytes: bytes), finish)
-    }
-
-    /// A member's data: streamed into its file as it is read, or, when the file is written on
-    /// the second thread, read now if it is small (and has no holes to keep) and written there.
-    func content(of member: ArchiveMember, _ type: FileType, data: ArchiveReader, path: [UInt8], out: Output) throws(VirtFSError) -> Content {
-        guard type == .regular else { return .empty }
-        // (mapped-file's second thread has a second file to make: the data stays here.)
-        guard out.pipeline != nil, !codec.keepsMetadataByName, !member.sparse, let size = member.size, size <= 16384 else { return .stream(data) }
-        let (bytes, failure) = data.data(path: path)
-        // What was read before the archive failed is written now, as a stream would have been.
-        return failure.map { .stream(Unreadable(bytes: bytes, failure: $0)) } ?? .bytes(bytes)
-    }
-
-    /// Data read in part, then the archive failed.
-    struct Unreadable: ContentSource {
-        let bytes: [UInt8]
-        let failure: VirtFSError
-
-        func write(to fd: Int32, path: [UInt8]) throws(VirtFSError) {
-            try Sys.writeAll(fd, bytes, name: path)
-            throw failure
-        }
+        if attributes.type == .directory { try finish() }
+        out.say(.imported(path: display, attributes), bytes: attributes.type == .regular ? member.size ?? 0 : 0,
+                after: attributes.type == .directory ? nil : finish)
     }
 
     /// The attributes this model can keep, reporting (not failing on) what it drops.
@@ -398,7 +322,7 @@ public struct Importer {
         }
         let (kept, dropped) = try Self.keepable(attributes, member: member, model: options.model, privileged: privileged)
         if !dropped.isEmpty {
-            out.summary.incomplete += 1
+            out.incomplete()
             out.say(.warning(.refused("import", path: path, "not kept: " + dropped.joined(separator: ", "))))
         }
         return kept
@@ -484,7 +408,7 @@ public struct Importer {
             common += 1
         }
         // A directory's times are put back once nothing written into it is outstanding.
-        if stack.count > common + 1 { out.deliver(all: true) }
+        if stack.count > common + 1 { out.settle(all: true) }
         while stack.count > common + 1 { stack.removeLast().close() }
         for part in parts[common...] {
             let parent = stack.last!.directory
@@ -498,7 +422,7 @@ public struct Importer {
                                  named: part, in: parent, content: .empty, placement: placement)
                 opened = try parent.child(part, path: path)
             } catch let error where error.errno == ENOTDIR || error.errno == ELOOP {
-                out.deliver(all: true)
+                out.settle(all: true)
                 let type = (try? codec.decode(HostEntry(directory: parent, name: part, path: path)))?.type
                 throw VirtFSError.refused("import", path: display,
                     type == .symlink ? "cannot extract through symlink \(Bytes.shellEscaped(path))"

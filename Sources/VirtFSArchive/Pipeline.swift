@@ -2,67 +2,100 @@ import Dispatch
 import Synchronization
 import VirtFSCore
 
-/// Work run in order on one other thread, at most `limit` pieces ahead of the thread that gives
-/// it, whose outcomes come back to that thread in the same order, each with the tag it was
-/// given with. An import makes each object on the reading thread and writes its metadata here,
-/// so the second core does a third of the kernel's work while the output keeps member order.
-final class Pipeline<Tag>: @unchecked Sendable {
-    private struct Batch: @unchecked Sendable {
-        var work: [() throws(VirtFSError) -> Void] = []
-    }
+extension Importer {
+    /// What an import says and counts, in member order. With more than one job, what touches
+    /// only a new object (its metadata and times) runs in order on a second thread while the
+    /// reading thread makes the next objects, so the second core does a third of the kernel's
+    /// work; a member's event, and any event after it, waits until that work is done.
+    final class Output: @unchecked Sendable {
+        typealias Work = () throws(VirtFSError) -> Void
 
-    private let queue = DispatchQueue(label: "virtfs-tools.pipeline")
-    /// Work goes over in batches: one wake-up of the other thread per batch, not per object.
-    private let batchSize: Int
-    private let room: DispatchSemaphore
-    private var batch = Batch()
-    /// Outcomes of the work done and not yet taken, oldest first.
-    private let outcomes = Mutex<[VirtFSError?]>([])
-    /// Tags of the work given and not yet taken (the giving thread's alone).
-    private var tags: [Tag] = []
+        private(set) var summary = Summary()
+        private let consumer: (Event) -> Void
+        /// nil with one job: the work runs at once.
+        private let queue: DispatchQueue?
+        /// Work goes over in batches of 32 (one wake-up of the other thread per batch, not per
+        /// object), at most 4 batches ahead of the reading thread.
+        private let room = DispatchSemaphore(value: 4)
+        private var batch: [Work] = []
+        /// Outcomes of the work done and not yet said, oldest first.
+        private let outcomes = Mutex<[VirtFSError?]>([])
+        /// The events of the work given and not yet said (the reading thread's alone).
+        private var waiting: [(Event, bytes: UInt64)] = []
 
-    /// At most `batches` batches of `batchSize` pieces of work are ahead of the giving thread.
-    init(batchSize: Int = 32, batches: Int = 4) {
-        self.batchSize = batchSize
-        room = DispatchSemaphore(value: batches)
-    }
+        init(jobs: Int, event: @escaping (Event) -> Void) {
+            consumer = event
+            queue = jobs > 1 ? DispatchQueue(label: "virtfs-tools.import") : nil
+        }
 
-    /// Nothing given is still waiting to be taken.
-    var isIdle: Bool { tags.isEmpty }
-
-    func submit(_ tag: Tag, _ run: @escaping () throws(VirtFSError) -> Void) {
-        tags.append(tag)
-        batch.work.append(run)
-        if batch.work.count == batchSize { send() }
-    }
-
-    private func send() {
-        guard !batch.work.isEmpty else { return }
-        room.wait()
-        let sent = batch
-        batch = Batch()
-        queue.async { [self] in
-            for run in sent.work {
-                var outcome: VirtFSError?
-                do throws(VirtFSError) { try run() } catch { outcome = error }
-                outcomes.withLock { $0.append(outcome) }
+        /// Says `event` once `work` has run (`bytes` of file data imported), or the error it threw instead.
+        func say(_ event: Event, bytes: UInt64 = 0, after work: Work? = nil) {
+            guard queue != nil, work != nil || !waiting.isEmpty else {
+                do throws(VirtFSError) {
+                    try work?()
+                    emit(event, bytes: bytes)
+                } catch {
+                    emit(Event(error))
+                }
+                return
             }
-            room.signal()
+            waiting.append((event, bytes))
+            batch.append(work ?? {})
+            if batch.count == 32 { send() }
+        }
+
+        func incomplete() { summary.incomplete += 1 }
+
+        private func emit(_ event: Event, bytes: UInt64 = 0) {
+            switch event {
+            case .imported(_, let attributes):
+                summary.imported[attributes.type, default: 0] += 1
+                summary.bytes += bytes
+            case .refused: summary.refused += 1
+            case .failed: summary.failures += 1
+            case .warning: break
+            }
+            consumer(event)
+        }
+
+        private func send() {
+            guard let queue, !batch.isEmpty else { return }
+            room.wait()
+            // Only the other thread touches these now.
+            nonisolated(unsafe) let sent = batch
+            batch = []
+            queue.async { [self] in
+                for work in sent {
+                    var outcome: VirtFSError?
+                    do throws(VirtFSError) { try work() } catch { outcome = error }
+                    outcomes.withLock { $0.append(outcome) }
+                }
+                room.signal()
+            }
+        }
+
+        /// Says what the second thread has finished; with `all`, waits for all of it first, so
+        /// that the tree is as one thread would have left it.
+        func settle(all: Bool = false) {
+            if all {
+                send()
+                queue?.sync {}
+            }
+            let done = outcomes.withLock { list in
+                defer { list = [] }
+                return list
+            }
+            for ((event, bytes), error) in zip(waiting, done) {
+                emit(error.map(Event.init) ?? event, bytes: bytes)
+            }
+            waiting.removeFirst(done.count)
         }
     }
+}
 
-    /// The tags and outcomes of the work done since the last call, oldest first; with `all`,
-    /// after sending and waiting for all the work given.
-    func take(all: Bool = false) -> [(Tag, VirtFSError?)] {
-        if all {
-            send()
-            queue.sync {}
-        }
-        let done = outcomes.withLock { list in
-            defer { list = [] }
-            return list
-        }
-        defer { tags.removeFirst(done.count) }
-        return Array(zip(tags, done))
+extension Importer.Event {
+    /// A member not written: refused, or failed.
+    init(_ error: VirtFSError) {
+        if case .refused = error.reason { self = .refused(error) } else { self = .failed(error) }
     }
 }

@@ -124,52 +124,38 @@ func checkTypeAgainstHost(_ view: inout GuestView, host: FileType) {
 
 /// Creation of the host object that stands for a guest object in both mapped models: a
 /// directory for a directory, a regular file for everything else (symlink target as data).
-/// Made here; the rest (the data, unless it streams: a stream is read once, in order, so now;
-/// the placement's owner and mode) is returned to run later, and gives the entry.
 func createMappedHostObject(_ attributes: GuestAttributes, named name: [UInt8], in directory: DirectoryContext,
-                            content: Content, placement: HostPlacement) throws(VirtFSError) -> () throws(VirtFSError) -> HostEntry {
+                            content: Content, placement: HostPlacement) throws(VirtFSError) -> HostEntry {
     let path = Bytes.join(directory.path, name)
-    let mode = attributes.type == .directory ? placement.directoryMode : placement.fileMode
-    var fd: Int32?
     do {
+        var stat: HostStat
+        let mode = attributes.type == .directory ? placement.directoryMode : placement.fileMode
         if attributes.type == .directory {
             try Sys.mkdir(directory.fd, name, mode_t(mode & 0o777))
+            stat = try Sys.stat(directory.fd, name)
         } else {
-            fd = try Sys.openAt(directory.fd, name, O_WRONLY | O_CREAT | O_EXCL, mode: mode_t(mode & 0o777))
-            if attributes.type == .regular, content.streams { try content.write(to: fd!, name: name) }
+            let fd = try Sys.openAt(directory.fd, name, O_WRONLY | O_CREAT | O_EXCL, mode: mode_t(mode & 0o777))
+            defer { Sys.close(fd) }
+            if attributes.type == .symlink {
+                try Sys.writeAll(fd, attributes.symlinkTarget ?? [], name: name)
+            } else if attributes.type == .regular {
+                try content.write(to: fd, name: name)
+            }
+            stat = try Sys.stat(fd: fd)
         }
+        // The umask, a default ACL or a set-group-ID directory decide what creation gave: only
+        // what differs from the placement is set (most creations need neither call).
+        if stat.permissions != mode {
+            try Sys.chmod(directory.fd, name, mode_t(mode))
+            stat.mode = stat.mode & ~0o7777 | mode
+        }
+        if let owner = placement.owner, stat.uid != owner.uid || stat.gid != owner.gid {
+            try Sys.chown(directory.fd, name, owner.uid, owner.gid)
+            (stat.uid, stat.gid) = owner
+        }
+        return HostEntry(directory: directory, name: name, path: path, stat: stat, isExportRoot: false)
     } catch let error {
-        if let fd { Sys.close(fd) }
         throw error.at(path)
-    }
-    return { [fd] () throws(VirtFSError) -> HostEntry in
-        defer { if let fd { Sys.close(fd) } }
-        do throws(VirtFSError) {
-            var stat: HostStat
-            if let fd {
-                if attributes.type == .symlink {
-                    try Sys.writeAll(fd, attributes.symlinkTarget ?? [], name: name)
-                } else if attributes.type == .regular, !content.streams {
-                    try content.write(to: fd, name: name)
-                }
-                stat = try Sys.stat(fd: fd)
-            } else {
-                stat = try Sys.stat(directory.fd, name)
-            }
-            // The umask, a default ACL or a set-group-ID directory decide what creation gave: only
-            // what differs from the placement is set (most creations need neither call).
-            if stat.permissions != mode {
-                try Sys.chmod(directory.fd, name, mode_t(mode))
-                stat.mode = stat.mode & ~0o7777 | mode
-            }
-            if let owner = placement.owner, stat.uid != owner.uid || stat.gid != owner.gid {
-                try Sys.chown(directory.fd, name, owner.uid, owner.gid)
-                (stat.uid, stat.gid) = owner
-            }
-            return HostEntry(directory: directory, name: name, path: path, stat: stat, isExportRoot: false)
-        } catch let error {
-            throw error.at(path)
-        }
     }
 }
 
@@ -211,12 +197,6 @@ public enum Content: Sendable {
     case stream(any ContentSource)
 
     public static let empty = Content.bytes([])
-
-    /// Data that can be read only once, in order, when it comes.
-    var streams: Bool {
-        if case .stream = self { return true }
-        return false
-    }
 
     func write(to fd: Int32, name: [UInt8]) throws(VirtFSError) {
         switch self {

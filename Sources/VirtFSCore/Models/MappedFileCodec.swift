@@ -138,8 +138,8 @@ public struct MappedFileCodec: ModelCodec {
 
     public func begin(_ attributes: GuestAttributes, named name: [UInt8], in directory: DirectoryContext,
                       content: Content, placement: HostPlacement) throws(VirtFSError) -> CreateCompletion {
-        let object = try createMappedHostObject(attributes, named: name, in: directory, content: content, placement: placement)
-        return { () throws(VirtFSError) in try write(attributes, to: object(), placement: placement, fresh: true) }
+        let entry = try createMappedHostObject(attributes, named: name, in: directory, content: content, placement: placement)
+        return { () throws(VirtFSError) in try write(attributes, to: entry, placement: placement, fresh: true) }
     }
 
     public func update(_ attributes: GuestAttributes, of entry: HostEntry, placement: HostPlacement) throws(VirtFSError) {
