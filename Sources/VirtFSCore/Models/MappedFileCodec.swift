@@ -138,7 +138,8 @@ public struct MappedFileCodec: ModelCodec {
 
     public func begin(_ attributes: GuestAttributes, named name: [UInt8], in directory: DirectoryContext,
                       content: Content, placement: HostPlacement) throws(VirtFSError) -> CreateCompletion {
-        let entry = try createMappedHostObject(attributes, named: name, in: directory, content: content, placement: placement)
+        // (Placed now: the second thread of an import has the metadata file to make.)
+        let entry = try createMappedHostObject(attributes, named: name, in: directory, content: content, placement: placement)()
         return { () throws(VirtFSError) in try write(attributes, to: entry, placement: placement, fresh: true) }
     }
 
