@@ -301,8 +301,6 @@ public struct Importer {
             } else {
                 completion = try codec.begin(attributes, named: name, in: parent, content: content, placement: placement)
             }
-        } catch {
-            throw error
         }
         let times = member.mtime.map { (atime: member.atime ?? $0, mtime: $0) }
         let finish = { [completion] () throws(VirtFSError) in
@@ -322,7 +320,7 @@ public struct Importer {
         }
         let (kept, dropped) = try Self.keepable(attributes, member: member, model: options.model, privileged: privileged)
         if !dropped.isEmpty {
-            out.incomplete()
+            out.summary.incomplete += 1
             out.say(.warning(.refused("import", path: path, "not kept: " + dropped.joined(separator: ", "))))
         }
         return kept
@@ -380,8 +378,6 @@ public struct Importer {
             existing = try HostEntry(directory: parent, name: name, path: path)
         } catch let error where error.errno == ENOENT {
             return false
-        } catch {
-            throw error
         }
         if existing.stat.fileType == .directory {
             if type == .directory { return true }
@@ -427,8 +423,6 @@ public struct Importer {
                 throw VirtFSError.refused("import", path: display,
                     type == .symlink ? "cannot extract through symlink \(Bytes.shellEscaped(path))"
                                      : "\(Bytes.shellEscaped(path)) is not a directory")
-            } catch {
-                throw error
             }
             let stat = try Sys.stat(fd: opened.fd)
             var frame = Frame(name: part, directory: opened, times: (stat.atime, stat.mtime))

@@ -10,7 +10,7 @@ extension Importer {
     final class Output: @unchecked Sendable {
         typealias Work = () throws(VirtFSError) -> Void
 
-        private(set) var summary = Summary()
+        var summary = Summary()
         private let consumer: (Event) -> Void
         /// nil with one job: the work runs at once.
         private let queue: DispatchQueue?
@@ -43,8 +43,6 @@ extension Importer {
             batch.append(work ?? {})
             if batch.count == 32 { send() }
         }
-
-        func incomplete() { summary.incomplete += 1 }
 
         private func emit(_ event: Event, bytes: UInt64 = 0) {
             switch event {
