@@ -53,13 +53,16 @@ public struct Exporter {
         walk.directoriesLast = writer.format == .mtree
         let codec = options.model.codec
         let rootPrefix = root.path.count
+        func failed(_ error: VirtFSError) {
+            summary.failures += 1
+            event(.failed(error))
+        }
         Walker(options: walk).walk(root, visit: { entry in
             let view: GuestView
             do throws(VirtFSError) {
                 view = try codec.decode(entry)
             } catch {
-                summary.failures += 1
-                return event(.failed(error.at(entry.path)))
+                return failed(error.at(entry.path))
             }
             if view.type == .symlink && !view.symlinkReadable {
                 event(.warning(.refused("export", path: entry.path, "a host symlink in a mapped export: the guest cannot read it (QEMU < 11), exported with its target")))
@@ -104,16 +107,12 @@ public struct Exporter {
                     written = true
                 } : nil)
             } catch {
-                summary.failures += 1
-                return event(.failed(error.at(entry.path)))
+                return failed(error.at(entry.path))
             }
             summary.exported[a.type, default: 0] += 1
             if written { summary.bytes += view.host.size }
             event(.exported(view))
-        }, failure: { error in
-            summary.failures += 1
-            event(.failed(error))
-        })
+        }, failure: failed)
         return summary
     }
 }

@@ -12,6 +12,9 @@ public struct Importer {
     public struct Options: Sendable {
         public var model: SecurityModel
         public var placement = HostPlacement()
+        /// More than one: each object's metadata (and times) is written on a second thread
+        /// while the next objects are made. The tree, the events and the counts are the same.
+        public var jobs = 1
 
         public init(model: SecurityModel) {
             self.model = model
@@ -202,8 +205,8 @@ public struct Importer {
     }
 
     /// Imports every member of `reader` into `root`, which `refusal` accepted.
-    public func run(_ reader: ArchiveReader, into root: Walker.Location, event: (Event) -> Void) -> Summary {
-        var summary = Summary()
+    public func run(_ reader: ArchiveReader, into root: Walker.Location, event: @escaping (Event) -> Void) -> Summary {
+        let out = Output(jobs: options.jobs, event: event)
         Sys.raiseOpenFileLimit()
         let rootTimes = (try? root.entry().stat).map { ($0.atime, $0.mtime) }
         var stack = [Frame(name: [], directory: root.directory, times: rootTimes)]
@@ -215,34 +218,30 @@ public struct Importer {
         do throws(VirtFSError) {
             placement.inheritsNoACL = try Sys.getXattr(root.directory.fd, dot, raw: Array(HostACLXattr.default.utf8)) == nil
         } catch {}
-        func failed(_ error: VirtFSError) {
-            summary.failures += 1
-            event(.failed(error))
-        }
         reader.forEach({ member in
             if let warning = reader.warning {
-                event(.warning(.corrupt("archive_read_next_header", path: member.path, warning)))
+                out.say(.warning(.corrupt("archive_read_next_header", path: member.path, warning)))
             }
             do throws(VirtFSError) {
-                try importMember(member, root: root, stack: &stack, data: reader, placement: &placement, summary: &summary, event: event)
+                try importMember(member, root: root, stack: &stack, data: reader, placement: &placement, out: out)
             } catch {
-                guard case .refused = error.reason else { return failed(error) }
-                summary.refused += 1
-                event(.refused(error))
+                out.say(Event(error))
             }
-        }, failure: failed)
+            out.settle()
+        }, failure: { out.say(Event($0)) })
+        out.settle(all: true)
         flush.finish()
-        do { try Sys.syncFilesystem(root.directory.fd, root.path) } catch { failed(error) }
-        return summary
+        do { try Sys.syncFilesystem(root.directory.fd, root.path) } catch { out.say(Event(error)) }
+        return out.summary
     }
 
     func importMember(_ member: ArchiveMember, root: Walker.Location, stack: inout [Frame], data: ArchiveReader,
-                      placement: inout HostPlacement, summary: inout Summary, event: (Event) -> Void) throws(VirtFSError) {
+                      placement: inout HostPlacement, out: Output) throws(VirtFSError) {
         if member.defaultACL != nil { placement.inheritsNoACL = false }
         let parts = try Self.components(of: member.path, in: member.path)
         let display = parts.isEmpty ? dot : parts.dropFirst().reduce(parts[0]) { Bytes.join($0, $1) }
         if member.path.first == UInt8(ascii: "/") {
-            event(.warning(.refused("import", path: member.path, "removing leading '/' from member name")))
+            out.say(.warning(.refused("import", path: member.path, "removing leading '/' from member name")))
         }
         if let reserved = parts.first(where: { codec.holdsMetadata($0) || TemporaryName.isReserved($0) }) {
             let whose = codec.holdsMetadata(reserved) ? "is reserved by the mapped-file model" : "is a name virtfs-tools reserves"
@@ -256,21 +255,23 @@ public struct Importer {
             guard member.type == .directory, member.hardlinkTarget == nil else {
                 throw VirtFSError.refused("import", path: member.path, "the root of the tree can only be a directory")
             }
-            let attributes = try keepable(member.attributes!, member: member, path: display, summary: &summary, event: event)
+            let attributes = try keepable(member.attributes!, member: member, path: display, out: out)
+            out.settle(all: true)
             while stack.count > 1 { stack.removeLast().close() }
             try codec.update(attributes, of: root.entry(), placement: placement)
             if let mtime = member.mtime { stack[0].times = (member.atime ?? mtime, mtime) }
-            summary.imported[.directory, default: 0] += 1
-            return event(.imported(path: display, attributes))
+            return out.say(.imported(path: display, attributes))
         }
 
-        let parent = try directory(for: Array(parts.dropLast()), root: root, stack: &stack, placement: placement, display: display)
+        let parent = try directory(for: Array(parts.dropLast()), root: root, stack: &stack, placement: placement, display: display, out: out)
 
         if let target = member.hardlinkTarget {
             let targetParts = try Self.components(of: target, in: member.path, "hard link target")
             guard !targetParts.isEmpty else {
                 throw VirtFSError.refused("import", path: member.path, "hard link to the root of the tree")
             }
+            // The target's metadata is whole before a name of it is made.
+            out.settle(all: true)
             let location = try Walker.inside(root, relative: targetParts, path: target)
             let existing = try location.entry()
             guard existing.stat.fileType != .directory else {
@@ -279,45 +280,48 @@ public struct Importer {
             try removeExisting(name, in: parent, path: display, replacingWith: .regular)
             try codec.link(existing, as: name, in: parent, placement: placement)
             let linked = try codec.decode(HostEntry(directory: parent, name: name, path: display))
-            summary.imported[linked.type, default: 0] += 1
-            return event(.imported(path: display, linked.attributes))
+            return out.say(.imported(path: display, linked.attributes))
         }
 
-        let attributes = try keepable(member.attributes!, member: member, path: display, summary: &summary, event: event)
+        let attributes = try keepable(member.attributes!, member: member, path: display, out: out)
         // Unprivileged host-inode directories that forbid their owner to write are opened up
         // while members go into them (see `directory(for:)`).
         let content: Content = attributes.type == .regular ? .stream(data) : .empty
+        var completion: CreateCompletion
         do {
             // Most names are new: only one that is there already is looked at.
-            try codec.create(attributes, named: name, in: parent, content: content, placement: placement)
+            completion = try codec.begin(attributes, named: name, in: parent, content: content, placement: placement)
         } catch where error.errno == EEXIST {
+            // The earlier member of that name is finished before it is replaced.
+            out.settle(all: true)
             if try removeExisting(name, in: parent, path: display, replacingWith: attributes.type) {
                 // A directory that is already there (named twice, or made for an earlier member).
                 try codec.update(attributes, of: HostEntry(directory: parent, name: name, path: display), placement: placement)
+                completion = {}
             } else {
-                try codec.create(attributes, named: name, in: parent, content: content, placement: placement)
+                completion = try codec.begin(attributes, named: name, in: parent, content: content, placement: placement)
             }
-        } catch {
-            throw error
         }
-        if let mtime = member.mtime {
-            try Sys.setTimes(parent.fd, name, atime: member.atime ?? mtime, mtime: mtime)
+        let times = member.mtime.map { (atime: member.atime ?? $0, mtime: $0) }
+        let finish = { [completion] () throws(VirtFSError) in
+            try completion()
+            if let times { try Sys.setTimes(parent.fd, name, atime: times.atime, mtime: times.mtime) }
         }
-        summary.imported[attributes.type, default: 0] += 1
-        if attributes.type == .regular { summary.bytes += member.size ?? 0 }
-        event(.imported(path: display, attributes))
+        // A directory is finished at once: what goes into it next may need its metadata.
+        if attributes.type == .directory { try finish() }
+        out.say(.imported(path: display, attributes), bytes: attributes.type == .regular ? member.size ?? 0 : 0,
+                after: attributes.type == .directory ? nil : finish)
     }
 
     /// The attributes this model can keep, reporting (not failing on) what it drops.
-    func keepable(_ attributes: GuestAttributes, member: ArchiveMember, path: [UInt8], summary: inout Summary,
-                  event: (Event) -> Void) throws(VirtFSError) -> GuestAttributes {
+    func keepable(_ attributes: GuestAttributes, member: ArchiveMember, path: [UInt8], out: Output) throws(VirtFSError) -> GuestAttributes {
         for note in member.notes {
-            event(.warning(.refused("import", path: path, note)))
+            out.say(.warning(.refused("import", path: path, note)))
         }
         let (kept, dropped) = try Self.keepable(attributes, member: member, model: options.model, privileged: privileged)
         if !dropped.isEmpty {
-            summary.incomplete += 1
-            event(.warning(.refused("import", path: path, "not kept: " + dropped.joined(separator: ", "))))
+            out.summary.incomplete += 1
+            out.say(.warning(.refused("import", path: path, "not kept: " + dropped.joined(separator: ", "))))
         }
         return kept
     }
@@ -374,8 +378,6 @@ public struct Importer {
             existing = try HostEntry(directory: parent, name: name, path: path)
         } catch let error where error.errno == ENOENT {
             return false
-        } catch {
-            throw error
         }
         if existing.stat.fileType == .directory {
             if type == .directory { return true }
@@ -396,11 +398,13 @@ public struct Importer {
     /// The directory `parts` below the root, opened along the stack of the previous member's
     /// directories; missing ones are created as bsdtar does (0755, owned by root in the guest).
     func directory(for parts: [[UInt8]], root: Walker.Location, stack: inout [Frame], placement: HostPlacement,
-                   display: [UInt8]) throws(VirtFSError) -> DirectoryContext {
+                   display: [UInt8], out: Output) throws(VirtFSError) -> DirectoryContext {
         var common = 0
         while common < parts.count && common + 1 < stack.count && stack[common + 1].name == parts[common] {
             common += 1
         }
+        // A directory's times are put back once nothing written into it is outstanding.
+        if stack.count > common + 1 { out.settle(all: true) }
         while stack.count > common + 1 { stack.removeLast().close() }
         for part in parts[common...] {
             let parent = stack.last!.directory
@@ -414,12 +418,11 @@ public struct Importer {
                                  named: part, in: parent, content: .empty, placement: placement)
                 opened = try parent.child(part, path: path)
             } catch let error where error.errno == ENOTDIR || error.errno == ELOOP {
+                out.settle(all: true)
                 let type = (try? codec.decode(HostEntry(directory: parent, name: part, path: path)))?.type
                 throw VirtFSError.refused("import", path: display,
                     type == .symlink ? "cannot extract through symlink \(Bytes.shellEscaped(path))"
                                      : "\(Bytes.shellEscaped(path)) is not a directory")
-            } catch {
-                throw error
             }
             let stat = try Sys.stat(fd: opened.fd)
             var frame = Frame(name: part, directory: opened, times: (stat.atime, stat.mtime))

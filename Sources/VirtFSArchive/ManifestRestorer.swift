@@ -229,8 +229,6 @@ public struct ManifestRestorer {
             return try Walker.inside(root, relative: parts, path: path).entry()
         } catch where error.errno == ENOENT {
             return nil
-        } catch {
-            throw error
         }
     }
 

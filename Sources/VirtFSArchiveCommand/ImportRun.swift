@@ -21,6 +21,9 @@ public struct ImportOptions: ParsableArguments {
     @Flag(name: .long, help: "Keep what a failed import wrote (an incomplete tree, for inspection) instead of removing it.")
     public var keepFailed = false
 
+    @Option(name: [.customShort("j"), .long], help: ArgumentHelp("With 2 or more (the default on more than one CPU), write each object's metadata on a second thread while the next objects are made; the tree, the output and the counts do not change.", valueName: "n"))
+    public var jobs = min(Walker.onlineCPUs, 2)
+
     @Flag(name: [.customShort("v"), .long], help: "Name every member as it is written.")
     public var verbose = false
 
@@ -38,6 +41,7 @@ public struct ImportOptions: ParsableArguments {
     public init() {}
 
     public func validate() throws {
+        if jobs < 1 { throw ValidationError("--jobs must be at least 1.") }
         if dryRun && !metadataOnly { throw ValidationError("--dry-run goes with --metadata-only.") }
         if keepFailed && metadataOnly { throw ValidationError("--keep-failed goes with an import, not --metadata-only.") }
     }
@@ -55,6 +59,7 @@ public struct ImportOptions: ParsableArguments {
         defer { withExtendedLifetime(lock) {} }
         var options = Importer.Options(model: model)
         options.placement = placement
+        options.jobs = jobs
         let importer = Importer(options: options)
         do {
             if let refusal = importer.refusal() { throw refusal }

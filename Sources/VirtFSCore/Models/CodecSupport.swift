@@ -124,38 +124,46 @@ func checkTypeAgainstHost(_ view: inout GuestView, host: FileType) {
 
 /// Creation of the host object that stands for a guest object in both mapped models: a
 /// directory for a directory, a regular file for everything else (symlink target as data).
+/// Made here, with its data; what only looks at the new object (what creation gave it, set to
+/// the placement's owner and mode) is returned, to run later if the caller wants, and gives the entry.
 func createMappedHostObject(_ attributes: GuestAttributes, named name: [UInt8], in directory: DirectoryContext,
-                            content: Content, placement: HostPlacement) throws(VirtFSError) -> HostEntry {
+                            content: Content, placement: HostPlacement) throws(VirtFSError) -> () throws(VirtFSError) -> HostEntry {
     let path = Bytes.join(directory.path, name)
+    let mode = attributes.type == .directory ? placement.directoryMode : placement.fileMode
+    var fd: Int32 = -1
     do {
-        var stat: HostStat
-        let mode = attributes.type == .directory ? placement.directoryMode : placement.fileMode
         if attributes.type == .directory {
             try Sys.mkdir(directory.fd, name, mode_t(mode & 0o777))
-            stat = try Sys.stat(directory.fd, name)
         } else {
-            let fd = try Sys.openAt(directory.fd, name, O_WRONLY | O_CREAT | O_EXCL, mode: mode_t(mode & 0o777))
-            defer { Sys.close(fd) }
+            fd = try Sys.openAt(directory.fd, name, O_WRONLY | O_CREAT | O_EXCL, mode: mode_t(mode & 0o777))
             if attributes.type == .symlink {
                 try Sys.writeAll(fd, attributes.symlinkTarget ?? [], name: name)
             } else if attributes.type == .regular {
                 try content.write(to: fd, name: name)
             }
-            stat = try Sys.stat(fd: fd)
         }
-        // The umask, a default ACL or a set-group-ID directory decide what creation gave: only
-        // what differs from the placement is set (most creations need neither call).
-        if stat.permissions != mode {
-            try Sys.chmod(directory.fd, name, mode_t(mode))
-            stat.mode = stat.mode & ~0o7777 | mode
-        }
-        if let owner = placement.owner, stat.uid != owner.uid || stat.gid != owner.gid {
-            try Sys.chown(directory.fd, name, owner.uid, owner.gid)
-            (stat.uid, stat.gid) = owner
-        }
-        return HostEntry(directory: directory, name: name, path: path, stat: stat, isExportRoot: false)
     } catch let error {
+        if fd >= 0 { Sys.close(fd) }
         throw error.at(path)
+    }
+    return { [fd] () throws(VirtFSError) -> HostEntry in
+        defer { if fd >= 0 { Sys.close(fd) } }
+        do throws(VirtFSError) {
+            var stat = fd >= 0 ? try Sys.stat(fd: fd) : try Sys.stat(directory.fd, name)
+            // The umask, a default ACL or a set-group-ID directory decide what creation gave: only
+            // what differs from the placement is set (most creations need neither call).
+            if stat.permissions != mode {
+                try Sys.chmod(directory.fd, name, mode_t(mode))
+                stat.mode = stat.mode & ~0o7777 | mode
+            }
+            if let owner = placement.owner, stat.uid != owner.uid || stat.gid != owner.gid {
+                try Sys.chown(directory.fd, name, owner.uid, owner.gid)
+                (stat.uid, stat.gid) = owner
+            }
+            return HostEntry(directory: directory, name: name, path: path, stat: stat, isExportRoot: false)
+        } catch let error {
+            throw error.at(path)
+        }
     }
 }
 

@@ -42,8 +42,8 @@ public struct HostInodeCodec: ModelCodec {
         return why
     }
 
-    public func create(_ attributes: GuestAttributes, named name: [UInt8], in directory: DirectoryContext,
-                       content: Content, placement: HostPlacement) throws(VirtFSError) {
+    public func begin(_ attributes: GuestAttributes, named name: [UInt8], in directory: DirectoryContext,
+                      content: Content, placement: HostPlacement) throws(VirtFSError) -> CreateCompletion {
         let path = Bytes.join(directory.path, name)
         do {
             switch attributes.type {
@@ -62,7 +62,8 @@ public struct HostInodeCodec: ModelCodec {
         } catch let error {
             throw error.at(path)
         }
-        try update(attributes, of: HostEntry(directory: directory, name: name, path: path), placement: placement)
+        let entry = try HostEntry(directory: directory, name: name, path: path)
+        return { () throws(VirtFSError) in try update(attributes, of: entry, placement: placement) }
     }
 
     public func update(_ attributes: GuestAttributes, of entry: HostEntry, placement: HostPlacement) throws(VirtFSError) {

@@ -136,10 +136,11 @@ public struct MappedFileCodec: ModelCodec {
         return why
     }
 
-    public func create(_ attributes: GuestAttributes, named name: [UInt8], in directory: DirectoryContext,
-                       content: Content, placement: HostPlacement) throws(VirtFSError) {
-        let entry = try createMappedHostObject(attributes, named: name, in: directory, content: content, placement: placement)
-        try write(attributes, to: entry, placement: placement, fresh: true)
+    public func begin(_ attributes: GuestAttributes, named name: [UInt8], in directory: DirectoryContext,
+                      content: Content, placement: HostPlacement) throws(VirtFSError) -> CreateCompletion {
+        // (Placed now: the second thread of an import has the metadata file to make.)
+        let entry = try createMappedHostObject(attributes, named: name, in: directory, content: content, placement: placement)()
+        return { () throws(VirtFSError) in try write(attributes, to: entry, placement: placement, fresh: true) }
     }
 
     public func update(_ attributes: GuestAttributes, of entry: HostEntry, placement: HostPlacement) throws(VirtFSError) {

@@ -107,11 +107,11 @@ public struct MappedXattrCodec: ModelCodec {
         return view
     }
 
-    public func create(_ attributes: GuestAttributes, named name: [UInt8], in directory: DirectoryContext,
-                       content: Content, placement: HostPlacement) throws(VirtFSError) {
-        let entry = try createMappedHostObject(attributes, named: name, in: directory, content: content, placement: placement)
+    public func begin(_ attributes: GuestAttributes, named name: [UInt8], in directory: DirectoryContext,
+                      content: Content, placement: HostPlacement) throws(VirtFSError) -> CreateCompletion {
+        let object = try createMappedHostObject(attributes, named: name, in: directory, content: content, placement: placement)
         // (A new object has no user.* xattrs: no inheritance makes them.)
-        try write(attributes, to: entry, fresh: true)
+        return { () throws(VirtFSError) in try write(attributes, to: object(), fresh: true) }
     }
 
     public func update(_ attributes: GuestAttributes, of entry: HostEntry, placement: HostPlacement) throws(VirtFSError) {

@@ -88,6 +88,9 @@ public enum StorageFinding: Sendable, Equatable {
 
 /// One codec per model: decode host facts into the guest view, and write a guest view back the
 /// way QEMU itself would have stored it.
+/// What is left of a creation once the host object exists (`ModelCodec.begin`).
+public typealias CreateCompletion = () throws(VirtFSError) -> Void
+
 public protocol ModelCodec: Sendable {
     var model: SecurityModel { get }
 
@@ -95,10 +98,13 @@ public protocol ModelCodec: Sendable {
     /// (unreadable or undecodable metadata); tolerated oddities go to `GuestView.diagnostics`.
     func decode(_ entry: HostEntry) throws(VirtFSError) -> GuestView
 
-    /// Creates `name` in `directory` the way QEMU would store an object with these attributes,
-    /// with `content` as its data (regular files; symlink targets come from `attributes`).
-    func create(_ attributes: GuestAttributes, named name: [UInt8], in directory: DirectoryContext,
-                content: Content, placement: HostPlacement) throws(VirtFSError)
+    /// Makes the host object of `name` in `directory` the way QEMU would store an object with
+    /// these attributes, with `content` as its data (regular files; symlink targets come from
+    /// `attributes`), and returns the rest of the creation: what touches only the new object
+    /// (its metadata). Until that has run the object shows its host values, as after a crash
+    /// inside QEMU's create; it may run on another thread, before anything else uses `name`.
+    func begin(_ attributes: GuestAttributes, named name: [UInt8], in directory: DirectoryContext,
+               content: Content, placement: HostPlacement) throws(VirtFSError) -> CreateCompletion
 
     /// Rewrites the guest-owned metadata of an existing entry (chown, chmod, ACLs, rdev), leaving
     /// its data alone. Used for the export root, which always exists.
@@ -205,6 +211,12 @@ public protocol ModelCodec: Sendable {
 }
 
 extension ModelCodec {
+    /// Creates `name` in `directory` whole: `begin` and its completion at once.
+    public func create(_ attributes: GuestAttributes, named name: [UInt8], in directory: DirectoryContext,
+                       content: Content, placement: HostPlacement) throws(VirtFSError) {
+        try begin(attributes, named: name, in: directory, content: content, placement: placement)()
+    }
+
     public func cannotHold(_ attributes: GuestAttributes, name: [UInt8]?) -> [String] { [] }
     public func keeps(_ attributes: GuestAttributes, host: HostStat) -> Bool { true }
     public var keepsMetadataByName: Bool { false }
