@@ -79,6 +79,7 @@ public struct Converter {
         var options = options
         // Durability comes in batches (see `inPlace`'s flush), not a flush per metadata file.
         options.placement.syncEachFile = false
+        options.placement.metadataFileInPlace = true
         self.options = options
         source = options.from.codec
         target = options.to.codec
@@ -96,10 +97,14 @@ public struct Converter {
     /// The model an entry is stored in right now, during a conversion between the two models:
     /// the one whose metadata it carries. Between the two mapped models, a metadata file wins
     /// (a name converted to mapped-file keeps the inode's xattrs until its last name is done).
+    /// A metadata file this run writes is made under its name (`metadataFileInPlace`) and
+    /// written in one call: empty, it was cut short before that call, and does not count.
     func form(of entry: HostEntry) -> SecurityModel {
         let first = source.keepsMetadataByName || !target.model.isMapped ? source : target
         guard first.model.isMapped else { return options.from }
-        return first.hasMetadata(entry) ? first.model : first.model == options.from ? options.to : options.from
+        let written = first.model == options.to && first.keepsMetadataByName
+            ? (first.metadataStat(of: entry)?.size ?? 0) > 0 : first.hasMetadata(entry)
+        return written ? first.model : first.model == options.from ? options.to : options.from
     }
 
     /// The guest view to carry over: the source's, minus `user.virtfs.*` xattrs a guest could
