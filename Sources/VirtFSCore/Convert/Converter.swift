@@ -116,11 +116,9 @@ public struct Converter {
         var view = try model.codec.decode(entry)
         // (A guest of the target's own model sees none of them.)
         let forged = view.attributes.xattrs.filter { target.holdsMetadata(xattr: $0.name) }.map(\.name)
-        if !forged.isEmpty && (ours || !options.trustExistingXattrs) {
-            view.attributes.xattrs.removeAll { target.holdsMetadata(xattr: $0.name) }
-            return (view, ours ? [] : forged)
-        }
-        return (view, [])
+        guard !forged.isEmpty && (ours || !options.trustExistingXattrs) else { return (view, []) }
+        view.attributes.xattrs.removeAll { target.holdsMetadata(xattr: $0.name) }
+        return (view, ours ? [] : forged)
     }
 
     static func droppedForged(_ path: [UInt8], _ names: [[UInt8]]) -> VirtFSError {
@@ -482,15 +480,12 @@ public struct Converter {
             }
             do {
                 let shared = entry.stat.fileType != .directory && entry.stat.nlink > 1
-                var current = unmarked ? options.from : form(of: entry)
-                var leftoverName = false
-                if current != options.to && current.codec.keepsMetadataByName && target.hasMetadata(entry) {
-                    // Its inode was converted through another name (or before an interruption):
-                    // the inode's metadata is the target's now, this name's own is all that is left.
-                    current = options.to
-                    leftoverName = true
-                }
-                if current == options.to && !leftoverName {
+                let found = unmarked ? options.from : form(of: entry)
+                // Its inode was converted through another name (or before an interruption):
+                // the inode's metadata is the target's now, this name's own is all that is left.
+                let leftoverName = found != options.to && found.codec.keepsMetadataByName && target.hasMetadata(entry)
+                let current = leftoverName ? options.to : found
+                if found == options.to {
                     if shared && convertedInodes.contains(entry.stat.identity) {
                         let view = try target.decode(entry)
                         summary.note(.converted(view), event)
