@@ -79,6 +79,7 @@ public struct Converter {
         var options = options
         // Durability comes in batches (see `inPlace`'s flush), not a flush per metadata file.
         options.placement.syncEachFile = false
+        options.placement.metadataFileInPlace = true
         self.options = options
         source = options.from.codec
         target = options.to.codec
@@ -96,10 +97,14 @@ public struct Converter {
     /// The model an entry is stored in right now, during a conversion between the two models:
     /// the one whose metadata it carries. Between the two mapped models, a metadata file wins
     /// (a name converted to mapped-file keeps the inode's xattrs until its last name is done).
+    /// A metadata file this run writes is made under its name (`metadataFileInPlace`) and
+    /// written in one call: empty, it was cut short before that call, and does not count.
     func form(of entry: HostEntry) -> SecurityModel {
         let first = source.keepsMetadataByName || !target.model.isMapped ? source : target
         guard first.model.isMapped else { return options.from }
-        return first.hasMetadata(entry) ? first.model : first.model == options.from ? options.to : options.from
+        let written = first.model == options.to && first.keepsMetadataByName
+            ? (first.metadataStat(of: entry)?.size ?? 0) > 0 : first.hasMetadata(entry)
+        return written ? first.model : first.model == options.from ? options.to : options.from
     }
 
     /// The guest view to carry over: the source's, minus `user.virtfs.*` xattrs a guest could
@@ -111,11 +116,9 @@ public struct Converter {
         var view = try model.codec.decode(entry)
         // (A guest of the target's own model sees none of them.)
         let forged = view.attributes.xattrs.filter { target.holdsMetadata(xattr: $0.name) }.map(\.name)
-        if !forged.isEmpty && (ours || !options.trustExistingXattrs) {
-            view.attributes.xattrs.removeAll { target.holdsMetadata(xattr: $0.name) }
-            return (view, ours ? [] : forged)
-        }
-        return (view, [])
+        guard !forged.isEmpty && (ours || !options.trustExistingXattrs) else { return (view, []) }
+        view.attributes.xattrs.removeAll { target.holdsMetadata(xattr: $0.name) }
+        return (view, ours ? [] : forged)
     }
 
     static func droppedForged(_ path: [UInt8], _ names: [[UInt8]]) -> VirtFSError {
@@ -477,15 +480,12 @@ public struct Converter {
             }
             do {
                 let shared = entry.stat.fileType != .directory && entry.stat.nlink > 1
-                var current = unmarked ? options.from : form(of: entry)
-                var leftoverName = false
-                if current != options.to && current.codec.keepsMetadataByName && target.hasMetadata(entry) {
-                    // Its inode was converted through another name (or before an interruption):
-                    // the inode's metadata is the target's now, this name's own is all that is left.
-                    current = options.to
-                    leftoverName = true
-                }
-                if current == options.to && !leftoverName {
+                let found = unmarked ? options.from : form(of: entry)
+                // Its inode was converted through another name (or before an interruption):
+                // the inode's metadata is the target's now, this name's own is all that is left.
+                let leftoverName = found != options.to && found.codec.keepsMetadataByName && target.hasMetadata(entry)
+                let current = leftoverName ? options.to : found
+                if found == options.to {
                     if shared && convertedInodes.contains(entry.stat.identity) {
                         let view = try target.decode(entry)
                         summary.note(.converted(view), event)

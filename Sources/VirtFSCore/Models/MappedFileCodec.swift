@@ -292,21 +292,22 @@ public struct MappedFileCodec: ModelCodec {
         let temporary = TemporaryName.current
         let path = entry.isExportRoot ? Bytes.join(entry.directory.path, name)
             : Bytes.join(Bytes.join(entry.directory.path, MappedFileNames.metadataDirectory), name)
-        /// 0600 and the placement's owner, asked for only when creation gave something else.
+        /// 0600 and the placement's owner, asked for only when creation gave something else;
+        /// then the content, in one call, so that a file with content has them.
         func fill(_ fd: Int32) throws(VirtFSError) {
-            try Sys.writeAll(fd, bytes, name: name)
             let st = try Sys.stat(fd: fd)
             if st.permissions != 0o600 { _ = try Sys.retry("fchmod", name) { fchmod(fd, 0o600) } }
             if let owner = placement.owner, st.uid != owner.uid || st.gid != owner.gid {
                 _ = try Sys.retry("fchown", name) { fchown(fd, owner.uid, owner.gid) }
             }
+            try Sys.writeAll(fd, bytes, name: name)
             if placement.syncEachFile { _ = try Sys.retry("fsync", name) { fsync(fd) } }
         }
         do throws(VirtFSError) {
             // A new object's metadata file is written in place, as QEMU writes it: until it is
             // whole the object shows its host values, as it did without one. One already there
             // (left by anyone) is replaced whole, as every update is.
-            if fresh, let fd = try? Sys.openAt(dirfd, name, O_WRONLY | O_CREAT | O_EXCL, mode: 0o600) {
+            if fresh || placement.metadataFileInPlace, let fd = try? Sys.openAt(dirfd, name, O_WRONLY | O_CREAT | O_EXCL, mode: 0o600) {
                 defer { Sys.close(fd) }
                 do { return try fill(fd) } catch {
                     try? Sys.unlink(dirfd, name)

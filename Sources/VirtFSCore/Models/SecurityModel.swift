@@ -48,6 +48,9 @@ public struct HostPlacement: Sendable {
     /// makes its work durable in batches (virtfs-convert: syncfs at checkpoints) turns it off;
     /// the order of the steps, which is what an interrupted run relies on, is the same.
     public var syncEachFile = true
+    /// A missing metadata file is written under its own name, as QEMU writes it, not whole
+    /// aside first: for a writer to whom an empty one counts for nothing (virtfs-convert).
+    public var metadataFileInPlace = false
     /// No directory of the tree has a default ACL, so an object made in it inherits no ACL: a
     /// writer that knows it (an import that saw none) removes none from what it creates.
     public var inheritsNoACL = false
