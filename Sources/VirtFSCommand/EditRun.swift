@@ -125,11 +125,8 @@ public struct EditRun {
             }) else { continue }
             // One writer at a time: the export root when one is named, else the operand's tree;
             // held while this operand is changed (operands may share a tree).
-            var lock: TreeLock?
-            if !edit.dryRun {
-                guard let held = console.attempt({ try TreeLock(resolver.root ?? location) }) else { continue }
-                lock = held
-            }
+            let lock = edit.dryRun ? nil : console.attempt { try TreeLock(resolver.root ?? location) }
+            if !edit.dryRun && lock == nil { continue }
             defer { lock?.release() }
             let links = LinkCensus(treeOf: location, root: resolver.root, allowOutside: edit.allowOutsideLinks)
             let editor = Editor(model: model, dryRun: edit.dryRun, links: links)

@@ -74,4 +74,18 @@ import VirtFSTestSupport
         #expect(throws: VirtFSError.self) { try accounts.parseOwner("mallory") }
         #expect(throws: VirtFSError.self) { try accounts.parseOwner("alice:wheel") }
     }
+
+    @Test("a tree's etc/passwd gives each user the login group of its first line with a numeric one")
+    func loginGroups() throws {
+        let tree = TemporaryDirectory()
+        let file = fopen(tree.sub("etc") + "/passwd", "w")
+        let passwd = "# comment\nroot:x:0:0:root:/root:/bin/sh\nalice:x:1000:100:::\nalias:x:1000:200:::\nbob:x:1001\ncarol:x:1002:staff:::\ncarol2:x:1002:300:::\n"
+        fputs(passwd, file)
+        fclose(file)
+        let accounts = GuestAccounts.load(root: try Walker.exportRoot(tree.bytes).directory)
+        #expect(accounts.loginGroups == [0: 0, 1000: 100, 1002: 300])
+        #expect(accounts.users == [0: "root", 1000: "alice", 1001: "bob", 1002: "carol"])
+        #expect(try accounts.parseOwner("alice:") == (1000, 100))
+        #expect(throws: VirtFSError.self) { try accounts.parseOwner("bob:") }
+    }
 }

@@ -376,6 +376,21 @@ struct OverlayLayers {
         #expect(try hostDump(upper) == before)
     }
 
+    @Test("--check names each redirect or metacopy key as a blocker under userxattr only")
+    func checkUserxattrKeys() {
+        var scan = OverlayScan()
+        scan.keys = ["redirect": 2, "metacopy": 1, "opaque": 4]
+        let layer = OverlayCheck.Layer(path: Array("upper".utf8), scan: scan, isUpper: true)
+        var target = OverlayCheck.Target()
+        #expect(!OverlayCheck.findings([layer], target: target).contains { $0.text.contains("userxattr disables") })
+        target.userxattr = true
+        let texts = OverlayCheck.findings([layer], target: target).filter { $0.severity == .blocker }.map(\.text)
+        #expect(texts.filter { $0.contains("userxattr disables") }.sorted() == [
+            "1 entries use overlay.metacopy, which userxattr disables: renamed directories / metacopy files would show wrong contents",
+            "2 entries use overlay.redirect, which userxattr disables: renamed directories / metacopy files would show wrong contents",
+        ])
+    }
+
     @Test("--check reads the dialect and whiteout form and names what stops a userxattr guest over 9p")
     func check() throws {
         let t = TemporaryDirectory()

@@ -40,10 +40,8 @@ public enum TreeVerdict: Sendable, Equatable {
             if !verdicts.isEmpty { return verdicts }
         }
         // Outside the mapped models a metadata-less entry is normal: only a stripped tree is damage.
-        if stripped(census) {
-            verdicts.append(.metadataLost(count: census.withoutMetadata.count, of: m, example: census.example, paths: census.withoutMetadata.paths))
-        } else if model.isMapped, census.lost.count > 0 {
-            verdicts.append(.metadataLost(count: census.lost.count, of: m, example: census.example, paths: census.lost.paths))
+        if let lost = stripped(census) ? census.withoutMetadata : model.isMapped && census.lost.count > 0 ? census.lost : nil {
+            verdicts.append(.metadataLost(count: lost.count, of: m, example: census.example, paths: lost.paths))
         }
         if model.isMapped || stripped(census), !qemuUserGiven, rootOwner == 0 {
             verdicts.append(.rootOwned(count: census.rootOwned.count, of: m, paths: census.rootOwned.paths))

@@ -16,11 +16,7 @@ public struct StatFormatter: Sendable {
     /// model and where each field came from.
     public static func defaultFormat(for view: GuestView) -> [UInt8] {
         var format = "  File: %N\n  Size: %-10s\tBlocks: %-10b IO Block: %-6o %F\n"
-        if view.type.hasDeviceNumber {
-            format += "Device: %Hd,%Ld\tInode: %-11i Links: %-5h Device type: %Hr,%Lr\n"
-        } else {
-            format += "Device: %Hd,%Ld\tInode: %-11i Links: %h\n"
-        }
+        format += "Device: %Hd,%Ld\tInode: %-11i Links: " + (view.type.hasDeviceNumber ? "%-5h Device type: %Hr,%Lr\n" : "%h\n")
         format += "Access: (%04a/%10.10A)  Uid: (%5u/%8U)   Gid: (%5g/%8G)\n"
         format += "Access: %x\nModify: %y\nChange: %z\n Birth: %w\n Model: %M (%P)\n"
         return Array(format.utf8)

@@ -108,11 +108,8 @@ public struct MappedFileMetadata: Sendable, Equatable {
         var i = start
         func at(_ k: Int) -> UInt8 { k < bytes.count ? bytes[k] : 0 }
         while [0x20, 0x09, 0x0a, 0x0b, 0x0c, 0x0d].contains(at(i)) { i += 1 }
-        var negative = false
-        if at(i) == UInt8(ascii: "-") || at(i) == UInt8(ascii: "+") {
-            negative = at(i) == UInt8(ascii: "-")
-            i += 1
-        }
+        let negative = at(i) == UInt8(ascii: "-")
+        if negative || at(i) == UInt8(ascii: "+") { i += 1 }
         // Saturates: once past UInt64, the value clamps to strtol's LONG_MIN or LONG_MAX below.
         var magnitude: UInt64 = 0
         while at(i) >= UInt8(ascii: "0") && at(i) <= UInt8(ascii: "9") {

@@ -123,14 +123,13 @@ public struct ModelDetection: Sendable, Equatable {
             }
             result.entriesExamined += 1
             guard let examined = try? HostEntry(directory: dir, name: name, path: path, isExportRoot: isRoot) else { return }
-            var carries = false
-            for codec in SecurityModel.mappedCodecs where codec.carriesMetadata(examined) {
-                carries = true
+            let carriers = SecurityModel.mappedCodecs.filter { $0.carriesMetadata(examined) }
+            for codec in carriers {
                 // Storage by name is evidence where it lies; the root's is listed in the root.
                 let file = codec.metadataFile(of: examined)
                 if file == nil || !isRoot { result.evidence[codec.model, default: .init()].add(file.map { $0.reduce(dir.path) { Bytes.join($0, $1) } } ?? path) }
             }
-            if carries {
+            if !carriers.isEmpty {
                 let profile = HostProfile(examined.stat)
                 if result.profiles[profile] != nil || result.profiles.count < profileLimit { result.profiles[profile, default: 0] += 1 }
             }

@@ -107,10 +107,8 @@ public struct OverlayCheck {
             if let n = s.whiteouts[.mapped], n > 0, !mapped9p {
                 add(.blocker, "\(n) whiteouts in the mapped form (regular files standing for char 0:0), which only a guest of a mapped export sees as whiteouts; run virtfs-overlay --whiteouts char")
             }
-            if target.userxattr {
-                for key in OverlayKey.disabledByUserxattr.sorted() where s.keys[key] ?? 0 > 0 {
-                    add(.blocker, "\(s.keys[key]!) entries use overlay.\(key), which userxattr disables: renamed directories / metacopy files would show wrong contents")
-                }
+            for key in OverlayKey.disabledByUserxattr.sorted() where target.userxattr && s.keys[key] ?? 0 > 0 {
+                add(.blocker, "\(s.keys[key]!) entries use overlay.\(key), which userxattr disables: renamed directories / metacopy files would show wrong contents")
             }
             if mapped9p {
                 let whiteouts = (s.whiteouts[.char] ?? 0) + (s.whiteouts[.mapped] ?? 0)
