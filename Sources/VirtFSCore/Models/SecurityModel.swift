@@ -89,11 +89,11 @@ public enum StorageFinding: Sendable, Equatable {
     case metadataForgeable
 }
 
-/// One codec per model: decode host facts into the guest view, and write a guest view back the
-/// way QEMU itself would have stored it.
 /// What is left of a creation once the host object exists (`ModelCodec.begin`).
 public typealias CreateCompletion = () throws(VirtFSError) -> Void
 
+/// One codec per model: decode host facts into the guest view, and write a guest view back the
+/// way QEMU itself would have stored it.
 public protocol ModelCodec: Sendable {
     var model: SecurityModel { get }
 
