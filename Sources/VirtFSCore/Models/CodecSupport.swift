@@ -149,7 +149,8 @@ func createMappedHostObject(_ attributes: GuestAttributes, named name: [UInt8], 
     return { [fd] () throws(VirtFSError) -> HostEntry in
         defer { if fd >= 0 { Sys.close(fd) } }
         if placement.creationIsExact {
-            // The mapped models' writers read only the new object's name after this.
+            // Nothing to look at: creation gave what was asked. (The mapped models' writers go
+            // by the name alone; the stat is what creation is known to give, not the inode's.)
             let stat = HostStat(created: attributes.type == .directory ? .directory : .regular, permissions: mode,
                                 owner: placement.owner ?? (geteuid(), getegid()))
             return HostEntry(directory: directory, name: name, path: path, stat: stat, isExportRoot: false)
