@@ -217,8 +217,8 @@ public struct Importer {
         var placement = options.placement
         do throws(VirtFSError) {
             placement.inheritsNoACL = try Sys.getXattr(root.directory.fd, dot, raw: Array(HostACLXattr.default.utf8)) == nil
-            if let rootStat { placement.creationIsExact = try createsExactly(root, rootStat: rootStat, placement: placement) }
-        } catch {}
+            placement.creationIsExact = try createsExactly(root, rootStat: rootStat, placement: placement)
+        } catch { placement.creationIsExact = false }
         reader.forEach({ member in
             if let warning = reader.warning {
                 out.say(.warning(.corrupt("archive_read_next_header", path: member.path, warning)))
@@ -242,12 +242,12 @@ public struct Importer {
     /// 0o777 (which they drop), so no new directory is set-group-ID; the owner is the process's,
     /// and so is the group a new object could take from its directory instead (a set-group-ID
     /// root; a filesystem mounted grpid, where every directory passes its group on).
-    func createsExactly(_ root: Walker.Location, rootStat: HostStat, placement: HostPlacement) throws(VirtFSError) -> Bool {
+    func createsExactly(_ root: Walker.Location, rootStat: HostStat?, placement: HostPlacement) throws(VirtFSError) -> Bool {
         let mask = UInt32(umask(0))
         umask(mode_t(mask))
         let asked = placement.fileMode | placement.directoryMode | 0o600
         let me = (uid: geteuid(), gid: getegid())
-        guard options.model.isMapped, placement.inheritsNoACL, asked & ~0o777 == 0, asked & mask == 0,
+        guard let rootStat, options.model.isMapped, placement.inheritsNoACL, asked & ~0o777 == 0, asked & mask == 0,
               placement.owner.map({ $0 == me }) ?? true, rootStat.permissions & UInt32(S_ISGID) == 0, rootStat.gid == me.gid
         else { return false }
         return try Sys.isEmptyDirectory(root.directory.fd, path: root.path)
