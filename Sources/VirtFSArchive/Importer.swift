@@ -208,8 +208,8 @@ public struct Importer {
     public func run(_ reader: ArchiveReader, into root: Walker.Location, event: @escaping (Event) -> Void) -> Summary {
         let out = Output(jobs: options.jobs, event: event)
         Sys.raiseOpenFileLimit()
-        let rootTimes = (try? root.entry().stat).map { ($0.atime, $0.mtime) }
-        var stack = [Frame(name: [], directory: root.directory, times: rootTimes)]
+        let rootStat = try? root.entry().stat
+        var stack = [Frame(name: [], directory: root.directory, times: rootStat.map { ($0.atime, $0.mtime) })]
         defer { while let frame = stack.popLast() { frame.close() } }
         let flush = BackgroundFlush(root.directory.fd)
         // Until a directory with a default ACL is there, nothing the import makes inherits an
@@ -217,7 +217,8 @@ public struct Importer {
         var placement = options.placement
         do throws(VirtFSError) {
             placement.inheritsNoACL = try Sys.getXattr(root.directory.fd, dot, raw: Array(HostACLXattr.default.utf8)) == nil
-        } catch {}
+            placement.creationIsExact = try createsExactly(root, rootStat: rootStat, placement: placement)
+        } catch { placement.creationIsExact = false }
         reader.forEach({ member in
             if let warning = reader.warning {
                 out.say(.warning(.corrupt("archive_read_next_header", path: member.path, warning)))
@@ -235,9 +236,26 @@ public struct Importer {
         return out.summary
     }
 
+    /// Whether open and mkdir give what the import creates exactly the placement's mode and
+    /// owner (`HostPlacement.creationIsExact`). Every directory is the import's own (the root
+    /// is empty) and none has a default ACL; the umask clears no bit asked for, none is above
+    /// 0o777 (which they drop), so no new directory is set-group-ID; the owner is the process's,
+    /// and so is the group a new object could take from its directory instead (a set-group-ID
+    /// root; a filesystem mounted grpid, where every directory passes its group on).
+    func createsExactly(_ root: Walker.Location, rootStat: HostStat?, placement: HostPlacement) throws(VirtFSError) -> Bool {
+        let mask = UInt32(umask(0))
+        umask(mode_t(mask))
+        let asked = placement.fileMode | placement.directoryMode | 0o600
+        let me = (uid: geteuid(), gid: getegid())
+        guard let rootStat, options.model.isMapped, placement.inheritsNoACL, asked & ~0o777 == 0, asked & mask == 0,
+              placement.owner.map({ $0 == me }) ?? true, rootStat.permissions & UInt32(S_ISGID) == 0, rootStat.gid == me.gid
+        else { return false }
+        return try Sys.isEmptyDirectory(root.directory.fd, path: root.path)
+    }
+
     func importMember(_ member: ArchiveMember, root: Walker.Location, stack: inout [Frame], data: ArchiveReader,
                       placement: inout HostPlacement, out: Output) throws(VirtFSError) {
-        if member.defaultACL != nil { placement.inheritsNoACL = false }
+        if member.defaultACL != nil { (placement.inheritsNoACL, placement.creationIsExact) = (false, false) }
         let parts = try Self.components(of: member.path, in: member.path)
         let display = parts.isEmpty ? dot : parts.dropFirst().reduce(parts[0]) { Bytes.join($0, $1) }
         if member.path.first == UInt8(ascii: "/") {

@@ -187,3 +187,26 @@ let asRoot = geteuid() == 0
         #expect(lines(try scratch.read("m")) == lines(try scratch.read("m2")))
     }
 }
+
+@Suite(.enabled(if: asRoot, "needs root: the directory imported into belongs to another group")) struct ImportPlacement {
+    /// (Through `run` alone: virtfs-import's `prepare` would first give the root the placement's owner and mode.)
+    @Test("an import into a set-group-ID root of another group gives what it makes the placement's owner and mode, not the root's group",
+          arguments: [SecurityModel.mappedXattr, .mappedFile])
+    func setGroupIDRoot(model: SecurityModel) throws {
+        let scratch = TemporaryDirectory()
+        let (source, tree) = (scratch.sub("src"), scratch.sub("tree"))
+        sh("mkdir '\(source)/d' && echo x > '\(source)/d/f' && tar -cf '\(scratch.path)/a.tar' -C '\(source)' d")
+        sh("chown 0:100 '\(tree)' && chmod 2755 '\(tree)'")
+        var options = Importer.Options(model: model)
+        options.placement = HostPlacement(owner: (geteuid(), getegid()))
+        let summary = Importer(options: options).run(try ArchiveReader(path: scratch.file("a.tar")), into: try Walker.exportRoot(Array(tree.utf8))) { _ in }
+        #expect(summary.total == 2 && summary.failures == 0)
+        let made = ["d", "d/f"] + (model == .mappedFile ? [".virtfs_metadata", ".virtfs_metadata/d", "d/.virtfs_metadata", "d/.virtfs_metadata/f"] : [])
+        for name in made {
+            var st = Glibc.stat()
+            #expect(lstat(tree + "/" + name, &st) == 0)
+            let asked: UInt32 = st.st_mode & S_IFMT == S_IFDIR ? 0o700 : 0o600
+            #expect((name, st.st_mode & 0o7777, st.st_uid, st.st_gid) == (name, asked, geteuid(), getegid()))
+        }
+    }
+}

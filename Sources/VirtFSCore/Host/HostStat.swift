@@ -109,6 +109,16 @@ public struct HostStat: Sendable, Equatable {
         btime = (sx.stx_mask & VIRTFS_STATX_BTIME) != 0 ? ts(sx.stx_btime) : nil
     }
 
+    /// What creation is known to give a new object (`HostPlacement.creationIsExact`): type,
+    /// permissions and owner, read from no inode. Its identity is none (inode 0), its size,
+    /// link count and times are 0: only for a writer that goes on to write metadata by name.
+    init(created type: FileType, permissions: UInt32, owner: (uid: UInt32, gid: UInt32)) {
+        var sx = virtfs_statx()
+        sx.stx_mode = UInt16(type.rawValue | permissions)
+        (sx.stx_uid, sx.stx_gid) = owner
+        self.init(sx)
+    }
+
     public var fileType: FileType? { FileType(mode: mode) }
     public var permissions: UInt32 { mode & 0o7777 }
     public var identity: FileIdentity { FileIdentity(device: device, inode: inode) }

@@ -148,6 +148,13 @@ func createMappedHostObject(_ attributes: GuestAttributes, named name: [UInt8], 
     }
     return { [fd] () throws(VirtFSError) -> HostEntry in
         defer { if fd >= 0 { Sys.close(fd) } }
+        if placement.creationIsExact {
+            // Nothing to look at: creation gave what was asked. (The mapped models' writers go
+            // by the name alone; the stat is what creation is known to give, not the inode's.)
+            let stat = HostStat(created: attributes.type == .directory ? .directory : .regular, permissions: mode,
+                                owner: placement.owner ?? (geteuid(), getegid()))
+            return HostEntry(directory: directory, name: name, path: path, stat: stat, isExportRoot: false)
+        }
         do throws(VirtFSError) {
             var stat = fd >= 0 ? try Sys.stat(fd: fd) : try Sys.stat(directory.fd, name)
             // The umask, a default ACL or a set-group-ID directory decide what creation gave: only

@@ -292,13 +292,15 @@ public struct MappedFileCodec: ModelCodec {
         let temporary = TemporaryName.current
         let path = entry.isExportRoot ? Bytes.join(entry.directory.path, name)
             : Bytes.join(Bytes.join(entry.directory.path, MappedFileNames.metadataDirectory), name)
-        /// 0600 and the placement's owner, asked for only when creation gave something else;
-        /// then the content, in one call, so that a file with content has them.
+        /// 0600 and the placement's owner, asked for only when creation gave something else
+        /// (or may have); then the content, in one call, so that a file with content has them.
         func fill(_ fd: Int32) throws(VirtFSError) {
-            let st = try Sys.stat(fd: fd)
-            if st.permissions != 0o600 { _ = try Sys.retry("fchmod", name) { fchmod(fd, 0o600) } }
-            if let owner = placement.owner, st.uid != owner.uid || st.gid != owner.gid {
-                _ = try Sys.retry("fchown", name) { fchown(fd, owner.uid, owner.gid) }
+            if !placement.creationIsExact {
+                let st = try Sys.stat(fd: fd)
+                if st.permissions != 0o600 { _ = try Sys.retry("fchmod", name) { fchmod(fd, 0o600) } }
+                if let owner = placement.owner, st.uid != owner.uid || st.gid != owner.gid {
+                    _ = try Sys.retry("fchown", name) { fchown(fd, owner.uid, owner.gid) }
+                }
             }
             try Sys.writeAll(fd, bytes, name: name)
             if placement.syncEachFile { _ = try Sys.retry("fsync", name) { fsync(fd) } }

@@ -54,6 +54,11 @@ public struct HostPlacement: Sendable {
     /// No directory of the tree has a default ACL, so an object made in it inherits no ACL: a
     /// writer that knows it (an import that saw none) removes none from what it creates.
     public var inheritsNoACL = false
+    /// Creation gives every new object exactly the mode asked for (the placement's, a metadata
+    /// file's 0600) and the placement's owner: no default ACL, umask bit or set-group-ID
+    /// directory changes them. A writer that has shown it (an import, `Importer.run`) sets it;
+    /// what it creates is then not stat'ed to find out what it got.
+    public var creationIsExact = false
 
     public init(fileMode: UInt32 = 0o600, directoryMode: UInt32 = 0o700, owner: (uid: UInt32, gid: UInt32)? = nil,
                 links: LinkCensus? = nil) {
