@@ -107,6 +107,17 @@ public struct Converter {
         return written ? first.model : first.model == options.from ? options.to : options.from
     }
 
+    /// The form an entry is in, and `decode` of it in that form. Decoding as the source comes
+    /// first: where the source keeps its metadata by name, that finds the metadata file or finds
+    /// none, which is what tells the form, so the form costs no lookup of its own.
+    func read(_ entry: HostEntry, _ decode: (SecurityModel) throws(VirtFSError) -> GuestView) -> (SecurityModel, Result<GuestView, VirtFSError>) {
+        entry.remembering {
+            let early = Result { () throws(VirtFSError) in try decode(options.from) }
+            let current = form(of: entry)
+            return (current, current == options.from ? early : Result { () throws(VirtFSError) in try decode(current) })
+        }
+    }
+
     /// The guest view to carry over: the source's, minus `user.virtfs.*` xattrs a guest could
     /// have forged where the target would make them authoritative, and the names of those it
     /// dropped. In place, once the state file is written, the forged ones are gone and any left
@@ -195,8 +206,8 @@ public struct Converter {
         survey.complete = inPlace && !recorded
         // Reading only: each entry's form and decoding on `jobs` threads, the checks in walk order.
         Walker(options: preflightWalk).walk(root, jobs: options.jobs, transform: { entry in
-            let current = form(of: entry)
-            return (entry, current, Result { () throws(VirtFSError) in try current.codec.decode(entry) })
+            let (current, decoded) = read(entry) { model throws(VirtFSError) in try model.codec.decode(entry) }
+            return (entry, current, decoded)
         }, visit: { (entry: HostEntry, current: SecurityModel, decoded: Result<GuestView, VirtFSError>) in
             entries += 1
             if survey.complete {
@@ -669,7 +680,8 @@ public struct Converter {
     func alone(_ entry: HostEntry, root: Walker.Location, unmarked: Bool, resumed: Bool) -> Alone {
         guard !entry.isExportRoot, !TemporaryName.matches(entry.name), !isStateFile(entry, root: root),
               entry.stat.fileType == .directory || entry.stat.nlink == 1 else { return nil }
-        let current = unmarked ? options.from : form(of: entry)
+        let (current, decoded) = unmarked ? (options.from, nil)
+            : read(entry) { model throws(VirtFSError) in try self.view(of: entry, in: model, ours: true).0 }
         if current != options.to && current.codec.keepsMetadataByName && target.hasMetadata(entry) { return nil }
         if current == options.to {
             do throws(VirtFSError) {
@@ -682,7 +694,7 @@ public struct Converter {
         // The view once the entry is converted (then only its inode's part can fail).
         var converted: GuestView?
         do throws(VirtFSError) {
-            let (view, _) = try self.view(of: entry, in: current, ours: true)
+            let view = try (decoded ?? Result { () throws(VirtFSError) in try self.view(of: entry, in: current, ours: true).0 }).get()
             // Resumed, the walk lists temporary names (an interrupted run's are removed in walk
             // order), so objects are rebuilt by the walking thread; a fresh run has none (see preflight).
             let hostType = entry.stat.fileType ?? .regular

@@ -88,8 +88,9 @@ public struct HostEntry {
         /// The xattr names once listed, kept current by the entry's own set and remove calls.
         var names: [[UInt8]]?
         /// Whether the model's metadata file is remembered too: only on entries of a read-only
-        /// pass (`remembering()`), since codecs change that file by name, not through the entry.
-        let remembers: Bool
+        /// pass (`remembering()`), or while nothing changes (`remembering(during:)`), since codecs
+        /// change that file by name, not through the entry.
+        var remembers: Bool
         /// The model's metadata file: unknown (nil), none (.some(nil)) or its stat.
         var metadataStat: HostStat??
 
@@ -120,6 +121,15 @@ public struct HostEntry {
     /// changes nothing in the tree while it holds the entry.
     public func remembering() -> HostEntry {
         HostEntry(directory: directory, name: name, path: path, stat: stat, isExportRoot: isExportRoot, remembering: true)
+    }
+
+    /// Runs `read`, which changes nothing, remembering what it learns; an entry of a pass that
+    /// changes the tree forgets its metadata file again before the caller changes anything.
+    func remembering<T>(during read: () -> T) -> T {
+        let before = learned.remembers
+        learned.remembers = true
+        defer { if !before { (learned.remembers, learned.metadataStat) = (false, nil) } }
+        return read()
     }
 
     public func xattrNames() throws(VirtFSError) -> [[UInt8]] {
