@@ -78,6 +78,9 @@ public enum Bytes {
         name.map { $0 > 0x20 && $0 < 0x7f && $0 != UInt8(ascii: "\\") ? String(Unicode.Scalar($0)) : octalEscape($0) }.joined()
     }
 
+    /// The printable characters that mean something to a shell: a name with one is quoted.
+    static let shellSpecial = Set(" \t!\"#$&'()*;<=>?[\\]^`{|}~".unicodeScalars)
+
     /// A name as every tool shows it in text (messages, fsck findings, -v lines): the way
     /// ls(1) and stat(1) quote with `--quoting-style=shell-escape`, so that a name a guest
     /// chose can neither forge a line nor reach the terminal as a control sequence. A name of
@@ -92,12 +95,11 @@ public enum Bytes {
         func add(_ text: String, escaped: Bool) {
             if runs.last?.escaped == escaped { runs[runs.count - 1].text += text } else { runs.append((escaped, text)) }
         }
-        let special = Set(" \t!\"#$&'()*;<=>?[\\]^`{|}~".unicodeScalars)
         var i = 0
         while i < bytes.count {
             let (scalar, length) = decodeScalar(bytes, at: i)
             if let scalar, isPrintable(scalar) {
-                if special.contains(scalar) { needsQuotes = true }
+                if shellSpecial.contains(scalar) { needsQuotes = true }
                 add(String(Character(scalar)), escaped: false)
             } else {
                 needsQuotes = true
