@@ -489,7 +489,7 @@ public struct Converter {
                 if let failure { summary.note(.failed(failure), event) }
                 return times
             }
-            do {
+            do throws(VirtFSError) {
                 let shared = entry.stat.fileType != .directory && entry.stat.nlink > 1
                 let found = unmarked ? options.from : form(of: entry)
                 // Its inode was converted through another name (or before an interruption):
@@ -527,10 +527,10 @@ public struct Converter {
                 if resumed || attempted || convertedInodes.contains(entry.stat.identity) {
                     try finishInode(entry)
                 }
-            } catch let error as VirtFSError {
+            } catch {
                 summary.note(.failed(error.at(entry.path)), event)
                 cleaned = nil
-            } catch { cleaned = nil }
+            }
             return times
         }
         func leave(_ directory: DirectoryContext, _ times: Times) {
