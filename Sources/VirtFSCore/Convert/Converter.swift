@@ -107,14 +107,16 @@ public struct Converter {
         return written ? first.model : first.model == options.from ? options.to : options.from
     }
 
-    /// The form an entry is in, and `decode` of it in that form. Decoding as the source comes
-    /// first: where the source keeps its metadata by name, that finds the metadata file or finds
-    /// none, which is what tells the form, so the form costs no lookup of its own.
+    /// The form an entry is in, and `decode` of it in that form. Where the source keeps its
+    /// metadata by name, decoding as the source comes first: that finds the metadata file or
+    /// finds none, which is what tells the form, so the form costs no lookup of its own.
+    /// (Elsewhere the form is told by the xattr names, which decoding lists once for both.)
     func read(_ entry: HostEntry, _ decode: (SecurityModel) throws(VirtFSError) -> GuestView) -> (SecurityModel, Result<GuestView, VirtFSError>) {
         entry.remembering {
-            let early = Result { () throws(VirtFSError) in try decode(options.from) }
+            let early = source.keepsMetadataByName ? Result { () throws(VirtFSError) in try decode(options.from) } : nil
             let current = form(of: entry)
-            return (current, current == options.from ? early : Result { () throws(VirtFSError) in try decode(current) })
+            if current == options.from, let early { return (current, early) }
+            return (current, Result { () throws(VirtFSError) in try decode(current) })
         }
     }
 
