@@ -544,7 +544,7 @@ public struct Converter {
         // Directories visited and not yet left, with the times they get back when left.
         var open: [[UInt8]: Times] = [:]
         var walk = walkOptions
-        if !resumed { walk.inFlight = Array(".virtfs-tools.\(TemporaryName.pid).".utf8) }
+        if !resumed { walk.inFlight = TemporaryName.ours }
         Walker(options: walk).walk(root, jobs: options.jobs, transform: { entry in
             (entry, alone(entry, root: root, unmarked: unmarked, resumed: resumed))
         }, visit: { entry, alone in
@@ -748,7 +748,8 @@ public struct Converter {
         let targetIsPlain = to.isMapped || a.type == .regular || a.type == .directory
         let dir = entry.directory
         let placement = options.placement
-        let parts = Self.components(entry.path, below: root)
+        // (Wanted only for an inode with several names.)
+        var parts: [[UInt8]] { Self.components(entry.path, below: root) }
         if !current.isMapped && !to.isMapped {
             return false  // passthrough and none store the same inode
         }

@@ -31,24 +31,35 @@ extension Walker {
         var batch = Batch<Value>()
         func consume(_ done: Batch<Value>) {
             done.join()
+            var results = done.takeResults().makeIterator()
             for item in done.items {
                 switch item {
-                case .done(.success(let value)): visit(value)
-                case .done(.failure(let error)), .failure(let error): failure(error)
+                case .entry:
+                    switch results.next()! {
+                    case .success(let value): visit(value)
+                    case .failure(let error): failure(error)
+                    }
+                case .failure(let error): failure(error)
                 case .leave(let directory):
                     audit(directory, failure: failure)
                     leave(directory)
-                case .entry: break
                 }
             }
         }
-        func add(_ item: Batch<Value>.Item) {
-            batch.add(item)
+        func startIfFull() {
             guard batch.isFull else { return }
             if running.count == jobs { consume(running.removeFirst()) }
             batch.start(transform)
             running.append(batch)
             batch = Batch()
+        }
+        func add(_ item: Batch<Value>.Item) {
+            batch.add(item)
+            startIfFull()
+        }
+        func add(_ entry: Batch<Value>.Pending) {
+            batch.add(entry)
+            startIfFull()
         }
         traverse(top, state: (), step: { frame, name, type, path in
             var opened: (DirectoryContext, HostStat)?
@@ -62,7 +73,7 @@ extension Walker {
                     if error.errno != ENOTDIR && error.errno != ELOOP { openFailure = error.at(path) }
                 }
             }
-            add(.entry(frame.directory, name, path, opened?.1))
+            add(Batch<Value>.Pending(directory: frame.directory, name: name, path: path, stat: opened?.1))
             if let openFailure { add(.failure(openFailure)) }
             guard let (child, stat) = opened, !options.oneFileSystem || stat.device == device else { return nil }
             if metadataByName { _ = try? child.metadataDirectory() }
@@ -76,37 +87,64 @@ extension Walker {
     /// directories left between them.
     final class Batch<Value> {
         enum Item {
-            /// A name in a directory, with its stat when the listing thread opened it as a directory.
-            case entry(DirectoryContext, [UInt8], [UInt8], HostStat?)
+            /// The next of `pending`.
+            case entry
             case failure(VirtFSError)
             case leave(DirectoryContext)
-            /// An entry as `run` left it.
-            case done(Result<Value, VirtFSError>)
+        }
+
+        /// A name in a directory, with its stat when the listing thread opened it as a directory.
+        struct Pending {
+            let directory: DirectoryContext
+            let name: [UInt8]
+            let path: [UInt8]
+            let stat: HostStat?
         }
 
         private(set) var items: [Item] = []
+        private var pending: [Pending] = []
+        /// What `run` made of each of `pending`, in order. (The items stay small, and nothing
+        /// large is copied on its way from `transform` to `visit`.)
+        private var results: [Result<Value, VirtFSError>] = []
         private var thread: pthread_t?
         /// The directories opened for the items, which they and the items after them hold open.
         private var directories = 0
 
         /// Enough entries that a thread's start costs little, few enough (and few enough
         /// directories, each one or two descriptors) that the batches in flight stay small.
-        var isFull: Bool { items.count >= 512 || directories >= 64 }
+        static var capacity: Int { 512 }
+        var isFull: Bool { items.count >= Self.capacity || directories >= 64 }
+
+        init() {
+            items.reserveCapacity(Self.capacity)
+            pending.reserveCapacity(Self.capacity)
+        }
 
         func add(_ item: Item) {
-            if case .entry(_, _, _, _?) = item { directories += 1 }
             items.append(item)
         }
 
+        func add(_ entry: Pending) {
+            if entry.stat != nil { directories += 1 }
+            pending.append(entry)
+            items.append(.entry)
+        }
+
         func run(_ transform: (HostEntry) -> Value) {
-            for (i, item) in items.enumerated() {
-                guard case .entry(let directory, let name, let path, let stat) = item else { continue }
-                items[i] = .done(Result { () throws(VirtFSError) in
-                    let entry = if let stat { HostEntry(directory: directory, name: name, path: path, stat: stat, isExportRoot: false) }
-                                else { try HostEntry(directory: directory, name: name, path: path) }
+            results.reserveCapacity(pending.count)
+            for p in pending {
+                results.append(Result { () throws(VirtFSError) in
+                    let entry = if let stat = p.stat { HostEntry(directory: p.directory, name: p.name, path: p.path, stat: stat, isExportRoot: false) }
+                                else { try HostEntry(directory: p.directory, name: p.name, path: p.path) }
                     return transform(entry)
                 })
             }
+        }
+
+        /// The results, once joined; the batch keeps none.
+        func takeResults() -> [Result<Value, VirtFSError>] {
+            defer { results = [] }
+            return results
         }
 
         /// `run` on a thread of its own (on this one when no thread can be made); `join` waits

@@ -236,14 +236,28 @@ public enum TemporaryName {
     /// (A process's id does not change; asking the kernel for it per entry cost a system call.)
     static let pid = getpid()
     /// Per thread: threads of one run that write beside each other never share a temporary.
-    /// (The thread's handle is unique among the live threads of the process, and costs no call.)
-    public static var current: [UInt8] { Array(".virtfs-tools.\(pid).\(String(UInt(bitPattern: Int(bitPattern: pthread_self())), radix: 16)).tmp".utf8) }
+    /// (The thread's handle is unique among the live threads of the process, and costs no call;
+    /// it is spelled in hex without a String, as every object a conversion rebuilds asks for it.)
+    public static var current: [UInt8] {
+        var name = ours
+        let handle = UInt(bitPattern: Int(bitPattern: pthread_self()))
+        let digits = max(1, (UInt.bitWidth - handle.leadingZeroBitCount + 3) / 4)
+        for shift in stride(from: (digits - 1) * 4, through: 0, by: -4) {
+            name.append(hexDigits[Int(handle >> UInt(shift) & 0xf)])
+        }
+        return name + suffix
+    }
+    /// The start of every temporary name of this run.
+    static let ours = prefix + Array("\(pid).".utf8)
+    private static let prefix = Array(".virtfs-tools.".utf8)
+    private static let suffix = Array(".tmp".utf8)
+    private static let hexDigits = Array("0123456789abcdef".utf8)
 
     /// A second temporary name of this run, for a step that needs two at once.
     public static func named(_ purpose: String) -> [UInt8] { Array(".virtfs-tools.\(pid).\(purpose).tmp".utf8) }
 
     public static func matches(_ name: [UInt8]) -> Bool {
-        name.starts(with: Array(".virtfs-tools.".utf8)) && name.reversed().starts(with: Array("pmt.".utf8))
+        name.starts(with: prefix) && name.suffix(suffix.count).elementsEqual(suffix)
     }
 
     /// Whether virtfs-tools keeps a file of this name itself: a temporary, or the record of a

@@ -125,14 +125,18 @@ public struct MappedXattrCodec: ModelCodec {
         try writeACLs(attributes, to: entry, accessName: VirtfsXattr.aclAccess, defaultName: VirtfsXattr.aclDefault, fresh: fresh)
         try writeUserXattrs(attributes, to: entry, refusingVirtfs: true)
         if attributes.type.isSpecial {
-            try entry.setXattr(VirtfsXattr.rdev, Self.encodeRdev(attributes.type.hasDeviceNumber ? attributes.rdev : .zero))
+            try entry.setXattr(raw: Self.field.rdev, Self.encodeRdev(attributes.type.hasDeviceNumber ? attributes.rdev : .zero))
         } else if !fresh {
-            try entry.removeXattr(VirtfsXattr.rdev)
+            try entry.removeXattr(raw: Self.field.rdev)
         }
-        try entry.setXattr(VirtfsXattr.uid, Self.encodeID(attributes.uid))
-        try entry.setXattr(VirtfsXattr.gid, Self.encodeID(attributes.gid))
-        try entry.setXattr(VirtfsXattr.mode, Self.encodeMode(attributes.mode))
+        try entry.setXattr(raw: Self.field.uid, Self.encodeID(attributes.uid))
+        try entry.setXattr(raw: Self.field.gid, Self.encodeID(attributes.gid))
+        try entry.setXattr(raw: Self.field.mode, Self.encodeMode(attributes.mode))
     }
+
+    /// The fields' names as the system calls take them, made once rather than per entry.
+    static let field = (uid: Array(VirtfsXattr.uid.utf8), gid: Array(VirtfsXattr.gid.utf8),
+                        mode: Array(VirtfsXattr.mode.utf8), rdev: Array(VirtfsXattr.rdev.utf8))
 
     public func holdsMetadata(xattr name: [UInt8]) -> Bool { name.starts(with: virtfsPrefix) }
     public var metadataForgeable: Bool { true }
@@ -142,7 +146,7 @@ public struct MappedXattrCodec: ModelCodec {
     public func carriesMetadata(_ entry: HostEntry) -> Bool {
         ((try? entry.xattrNames()) ?? []).contains(where: Self.ownerAndMode.contains)
     }
-    static let ownerAndMode = [VirtfsXattr.uid, VirtfsXattr.gid, VirtfsXattr.mode].map { Array($0.utf8) }
+    static let ownerAndMode = [field.uid, field.gid, field.mode]
 
     /// A device number is kept only on the types mknod makes.
     public func keeps(_ attributes: GuestAttributes, host: HostStat) -> Bool {
@@ -153,13 +157,15 @@ public struct MappedXattrCodec: ModelCodec {
 
     /// The mode is written last: an entry that carries it has all its metadata.
     public func hasMetadata(_ entry: HostEntry) -> Bool {
-        ((try? entry.xattrNames()) ?? []).contains(Array(VirtfsXattr.mode.utf8))
+        ((try? entry.xattrNames()) ?? []).contains(Self.field.mode)
     }
+
+    static let hostACLs = [HostACLXattr.access, HostACLXattr.default].map { Array($0.utf8) }
 
     /// Host ACLs go: the guest's are in `user.virtfs.system.*`.
     public func settle(_ entry: HostEntry, names: [[UInt8]], placement: HostPlacement?) throws(VirtFSError) {
-        for acl in [HostACLXattr.access, HostACLXattr.default] where names.contains(Array(acl.utf8)) {
-            try entry.removeXattr(acl)
+        for acl in Self.hostACLs where names.contains(acl) {
+            try entry.removeXattr(raw: acl)
         }
         if let placement { try entry.place(placement) }
     }
