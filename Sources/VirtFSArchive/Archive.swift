@@ -478,7 +478,10 @@ public final class ArchiveWriter {
             if let spare { archive_entry_free(spare) }
         }
         archive_entry_set_nlink(e, UInt32(truncatingIfNeeded: nlink))
-        if let identity {
+        // odc cpio has room for 18-bit inode numbers, which libarchive hands out one per member
+        // that has one: a file with one name goes without (readers link only members with
+        // several), so the limit is on hard-linked inodes, not on the size of the tree.
+        if let identity, format != .cpio || nlink > 1 {
             archive_entry_set_dev(e, dev_t(identity.device.glibc))
             archive_entry_set_ino64(e, Int64(bitPattern: identity.inode))
         }

@@ -1,7 +1,7 @@
 import Glibc
 import Testing
 @testable import VirtFSArchive
-import VirtFSCore
+@testable import VirtFSCore
 import VirtFSTestSupport
 
 @discardableResult
@@ -208,5 +208,39 @@ let asRoot = geteuid() == 0
             let asked: UInt32 = st.st_mode & S_IFMT == S_IFDIR ? 0o700 : 0o600
             #expect((name, st.st_mode & 0o7777, st.st_uid, st.st_gid) == (name, asked, geteuid(), getegid()))
         }
+    }
+}
+
+@Suite struct CpioSize {
+    func member(_ path: String, size: UInt64) -> ArchiveMember {
+        ArchiveMember(path: Array(path.utf8), type: .regular, permissions: 0o644, uid: 0, gid: 0, rdev: .zero,
+                      size: size, symlinkTarget: nil, hardlinkTarget: nil, mtime: nil, atime: nil, xattrs: [],
+                      accessACL: nil, defaultACL: nil, sha256: nil)
+    }
+
+    @Test("odc cpio holds more files than its 18-bit inode numbers count: only hard-linked ones take a number")
+    func moreFilesThanInodeNumbers() throws {
+        let scratch = TemporaryDirectory()
+        let device = DeviceNumber(major: 7, minor: 1)
+        let files = (1 << 18) + 1000
+        let writer = try ArchiveWriter(path: scratch.file("big.cpio"), format: .cpio)
+        for i in 0..<files {
+            try writer.write(member("./f\(i)", size: 0), identity: FileIdentity(device: device, inode: UInt64(100 + i)), nlink: 1, data: nil)
+        }
+        // One inode with two names, after all of them: still one file.
+        let shared = FileIdentity(device: device, inode: 42)
+        for name in ["./a", "./b"] {
+            try writer.write(member(name, size: 2), identity: shared, nlink: 2) { sink throws(VirtFSError) in try sink.append(Array("x\n".utf8)) }
+        }
+        try writer.close()
+        let reader = try ArchiveReader(path: scratch.file("big.cpio"))
+        var count = 0
+        var linked: [UInt8]?
+        while let m = try reader.next() {
+            count += 1
+            if m.path == Array("./b".utf8) { linked = m.hardlinkTarget }
+        }
+        #expect(count == files + 2)
+        #expect(linked == Array("./a".utf8))
     }
 }
