@@ -479,8 +479,9 @@ public final class ArchiveWriter {
         }
         archive_entry_set_nlink(e, UInt32(truncatingIfNeeded: nlink))
         // odc cpio has room for 18-bit inode numbers, which libarchive hands out one per member
-        // that has one: a member with one name goes without (readers link only members with
-        // several), so the limit is on directories and hard-linked inodes, not on the tree's size.
+        // that has one: a member with one name goes without (readers link only members whose
+        // link count is above 1), so the limit is on directories and hard-linked inodes, not on
+        // the tree's size.
         if let identity, format != .cpio || nlink > 1 {
             archive_entry_set_dev(e, dev_t(identity.device.glibc))
             archive_entry_set_ino64(e, Int64(bitPattern: identity.inode))

@@ -216,7 +216,7 @@ public struct Importer {
         // ACL that would have to be removed again. (Unreadable: removed, as always.)
         var placement = options.placement
         do throws(VirtFSError) {
-            placement.inheritsNoACL = try Sys.getXattr(root.directory.fd, dot, raw: Array(HostACLXattr.default.utf8)) == nil
+            placement.inheritsNoACL = try Sys.getXattr(root.directory.fd, dot, raw: HostACLXattr.bytes.default) == nil
             placement.creationIsExact = try createsExactly(root, rootStat: rootStat, placement: placement)
         } catch { placement.creationIsExact = false }
         reader.forEach({ member in

@@ -259,8 +259,8 @@ extension GuestFilesystem {
 
     // MARK: extended attributes
 
-    static let aclAccess = Array(HostACLXattr.access.utf8)
-    static let aclDefault = Array(HostACLXattr.default.utf8)
+    static let aclAccess = HostACLXattr.bytes.access
+    static let aclDefault = HostACLXattr.bytes.default
     static let userPrefix = Array("user.".utf8)
 
     /// QEMU's xattr namespaces: `user.*` and the two ACL names; everything else (`trusted.*`,

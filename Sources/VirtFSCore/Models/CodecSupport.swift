@@ -5,6 +5,8 @@ public enum HostACLXattr {
     public static let access = "system.posix_acl_access"
     public static let `default` = "system.posix_acl_default"
     static let names = (access: access, default: `default`)
+    /// The same names as the system calls take them.
+    public static let bytes = (access: Array(access.utf8), default: Array(`default`.utf8))
 }
 
 let userPrefix = Array("user.".utf8)
@@ -254,7 +256,7 @@ public enum TemporaryName {
     private static let hexDigits = Array("0123456789abcdef".utf8)
 
     /// A second temporary name of this run, for a step that needs two at once.
-    public static func named(_ purpose: String) -> [UInt8] { Array(".virtfs-tools.\(pid).\(purpose).tmp".utf8) }
+    public static func named(_ purpose: String) -> [UInt8] { ours + Array(purpose.utf8) + suffix }
 
     public static func matches(_ name: [UInt8]) -> Bool {
         name.starts(with: prefix) && name.suffix(suffix.count).elementsEqual(suffix)

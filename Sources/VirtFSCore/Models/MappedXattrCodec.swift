@@ -98,7 +98,7 @@ public struct MappedXattrCodec: ModelCodec {
         try apply(Self.decodeMode(read(VirtfsXattr.mode)), VirtfsXattr.mode) { mode = ($0, $1) }
         try apply(Self.decodeRdev(read(VirtfsXattr.rdev)), VirtfsXattr.rdev) { view.attributes.rdev = $0; view.provenance.rdev = $1 }
         if let (mode, source) = mode {
-            try entry.applyMappedMode(mode, from: source, attribute: Array(VirtfsXattr.mode.utf8), shown: "mode 0\(String(mode, radix: 8))",
+            try entry.applyMappedMode(mode, from: source, attribute: Self.field.mode, shown: "mode 0\(String(mode, radix: 8))",
                                       to: &view, hostType: hostType, lenient: lenient)
         }
         try entry.finishMappedView(&view, hostType: hostType)
@@ -160,11 +160,9 @@ public struct MappedXattrCodec: ModelCodec {
         ((try? entry.xattrNames()) ?? []).contains(Self.field.mode)
     }
 
-    static let hostACLs = [HostACLXattr.access, HostACLXattr.default].map { Array($0.utf8) }
-
     /// Host ACLs go: the guest's are in `user.virtfs.system.*`.
     public func settle(_ entry: HostEntry, names: [[UInt8]], placement: HostPlacement?) throws(VirtFSError) {
-        for acl in Self.hostACLs where names.contains(acl) {
+        for acl in [HostACLXattr.bytes.access, HostACLXattr.bytes.default] where names.contains(acl) {
             try entry.removeXattr(raw: acl)
         }
         if let placement { try entry.place(placement) }
