@@ -60,7 +60,9 @@ func withOverlay<T>(lowers: [String], upper: String? = nil, work: String? = nil,
     if let upper, let work { options += ",upperdir=\(upper),workdir=\(work)" }
     let status = shell("mount -t overlay overlay -o '\(options)' '\(mountpoint)'")
     guard status == 0 else { throw VirtFSError.refused("mount", path: Array(mountpoint.utf8), "mount -t overlay -o \(options) failed (\(status))") }
-    defer { shell("umount '\(mountpoint)'") }
+    // Busy for a moment when another test spawns a command while `body` has a directory of the
+    // mount open (the child holds a copy until its exec): retried, then detached, never left.
+    defer { shell("for i in $(seq 50); do umount '\(mountpoint)' 2>/dev/null && exit 0; sleep 0.1; done; umount -l '\(mountpoint)'") }
     return try body()
 }
 
