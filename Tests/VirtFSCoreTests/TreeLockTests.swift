@@ -21,10 +21,10 @@ import VirtFSTestSupport
         }
     }
 
-    /// The lock, once no refusal outlasts a moment. A lock just released is free again at once
-    /// in a process that spawns nothing, but other tests in this process spawn commands, and a
-    /// child between fork and exec holds a copy of every descriptor open here, the lock's too,
-    /// until its exec closes them.
+    /// The lock, retried for up to five seconds while refused. A lock just released is free
+    /// again at once in a process that spawns nothing, but other tests in this process spawn
+    /// commands, and a child between fork and exec holds a copy of every descriptor open here,
+    /// the lock's too, until its exec closes them.
     func lockSoon(_ path: String) throws -> TreeLock {
         for _ in 0..<500 {
             if let held = try? lock(path) { return held }
