@@ -160,9 +160,12 @@ public struct MappedXattrCodec: ModelCodec {
         ((try? entry.xattrNames()) ?? []).contains(Self.field.mode)
     }
 
+    /// (Made once: settle runs for every entry of a conversion.)
+    static let hostACLs = [HostACLXattr.bytes.access, HostACLXattr.bytes.default]
+
     /// Host ACLs go: the guest's are in `user.virtfs.system.*`.
     public func settle(_ entry: HostEntry, names: [[UInt8]], placement: HostPlacement?) throws(VirtFSError) {
-        for acl in [HostACLXattr.bytes.access, HostACLXattr.bytes.default] where names.contains(acl) {
+        for acl in Self.hostACLs where names.contains(acl) {
             try entry.removeXattr(raw: acl)
         }
         if let placement { try entry.place(placement) }
