@@ -4,7 +4,6 @@ import Glibc
 public enum HostACLXattr {
     public static let access = "system.posix_acl_access"
     public static let `default` = "system.posix_acl_default"
-    static let names = (access: access, default: `default`)
     /// The same names as the system calls take them.
     public static let bytes = (access: Array(access.utf8), default: Array(`default`.utf8))
 }
@@ -21,10 +20,10 @@ extension HostEntry {
     }
 
     /// Decodes an ACL blob; a blob the guest kernel would reject becomes a diagnostic.
-    func acl(_ attribute: String, present names: [[UInt8]], into diagnostics: inout [VirtFSError]) throws(VirtFSError) -> ACL? {
-        guard names.contains(Array(attribute.utf8)), let bytes = try xattr(attribute) else { return nil }
+    func acl(_ attribute: [UInt8], present names: [[UInt8]], into diagnostics: inout [VirtFSError]) throws(VirtFSError) -> ACL? {
+        guard names.contains(attribute), let bytes = try xattr(raw: attribute) else { return nil }
         do {
-            return try ACL(xattr: bytes, attribute: attribute)
+            return try ACL(xattr: bytes, attribute: String(decoding: attribute, as: UTF8.self))
         } catch let error {
             diagnostics.append(error.at(path).found(.aclRejected))
             return nil
@@ -34,7 +33,7 @@ extension HostEntry {
     /// The view's ACLs, from the xattrs `acls` names (nil: the model keeps none), and the
     /// `user.*` xattrs the guest can list and read, in host order. In mapped-xattr QEMU hides
     /// the whole `user.virtfs.` namespace (`hidingVirtfs`); elsewhere the guest sees every `user.*`.
-    func applyXattrs(_ names: [[UInt8]], acls: (access: String, default: String)?, hidingVirtfs: Bool = false,
+    func applyXattrs(_ names: [[UInt8]], acls: (access: [UInt8], default: [UInt8])?, hidingVirtfs: Bool = false,
                      to view: inout GuestView) throws(VirtFSError) {
         if let acls {
             view.attributes.accessACL = try acl(acls.access, present: names, into: &view.diagnostics)
@@ -179,14 +178,16 @@ func createMappedHostObject(_ attributes: GuestAttributes, named name: [UInt8], 
 /// Writes ACLs under `accessName`/`defaultName` (removing absent ones) and the guest's user
 /// xattrs, which every model but none keeps on the host object as they are. `fresh`: the host
 /// object was just made, so it has no xattr of these (user) names to remove.
-func writeACLs(_ attributes: GuestAttributes, to entry: HostEntry, accessName: String, defaultName: String, fresh: Bool = false) throws(VirtFSError) {
+func writeACLs(_ attributes: GuestAttributes, to entry: HostEntry, accessName: [UInt8], defaultName: [UInt8], fresh: Bool = false) throws(VirtFSError) {
     let directory = attributes.type == .directory
     if !directory && attributes.defaultACL != nil {
         throw VirtFSError.refused("setxattr", path: entry.path, "only directories have default ACLs")
     }
-    for (name, acl) in [(accessName, attributes.accessACL)] + (directory ? [(defaultName, attributes.defaultACL)] : []) {
-        if let acl { try entry.setXattr(name, acl.xattrValue) } else if !fresh { try entry.removeXattr(name) }
+    func write(_ name: [UInt8], _ acl: ACL?) throws(VirtFSError) {
+        if let acl { try entry.setXattr(raw: name, acl.xattrValue) } else if !fresh { try entry.removeXattr(raw: name) }
     }
+    try write(accessName, attributes.accessACL)
+    if directory { try write(defaultName, attributes.defaultACL) }
 }
 
 func writeUserXattrs(_ attributes: GuestAttributes, to entry: HostEntry, refusingVirtfs: Bool) throws(VirtFSError) {

@@ -20,7 +20,7 @@ public struct HostInodeCodec: ModelCodec {
         if type == .symlink {
             try entry.applyHostSymlink(to: &view, readable: true)
         }
-        try entry.applyXattrs(try entry.xattrNames(), acls: keepsACLs ? HostACLXattr.names : nil, to: &view)
+        try entry.applyXattrs(try entry.xattrNames(), acls: keepsACLs ? HostACLXattr.bytes : nil, to: &view)
         return view
     }
 
@@ -86,7 +86,7 @@ public struct HostInodeCodec: ModelCodec {
             return
         }
         if keepsACLs {
-            try writeACLs(attributes, to: entry, accessName: HostACLXattr.access, defaultName: HostACLXattr.default)
+            try writeACLs(attributes, to: entry, accessName: HostACLXattr.bytes.access, defaultName: HostACLXattr.bytes.default)
         } else if attributes.accessACL.map({ !$0.isMinimal }) == true || attributes.defaultACL != nil {
             throw VirtFSError.refused("setxattr", path: entry.path, "the none model cannot show ACLs to the guest")
         }

@@ -100,7 +100,7 @@ public struct MappedFileCodec: ModelCodec {
             }
         }
         try entry.finishMappedView(&view, hostType: hostType)
-        try entry.applyXattrs(try entry.xattrNames(), acls: HostACLXattr.names, to: &view)
+        try entry.applyXattrs(try entry.xattrNames(), acls: HostACLXattr.bytes, to: &view)
         return view
     }
 
@@ -153,7 +153,7 @@ public struct MappedFileCodec: ModelCodec {
         // Guest ACLs are host ACLs here; setting one makes the host group bits its mask, as it
         // does when the guest sets it through QEMU. (`fresh` only where nothing is inherited: a
         // new object takes the default ACL of its directory, which the guest view may not have.)
-        try writeACLs(attributes, to: entry, accessName: HostACLXattr.access, defaultName: HostACLXattr.default,
+        try writeACLs(attributes, to: entry, accessName: HostACLXattr.bytes.access, defaultName: HostACLXattr.bytes.default,
                       fresh: fresh && placement.inheritsNoACL)
         try writeUserXattrs(attributes, to: entry, refusingVirtfs: false)
         try writeMetadataFile(Self.metadata(for: attributes).serialized(), for: entry, placement: placement, fresh: fresh)

@@ -77,32 +77,33 @@ public struct MappedXattrCodec: ModelCodec {
         let hostType = try entry.fileType()
         var view = GuestView(path: entry.path, model: model, host: entry.stat, type: hostType)
         let names = try entry.xattrNames()
-        func read(_ attribute: String) throws(VirtFSError) -> [UInt8]? {
-            names.contains(Array(attribute.utf8)) ? try entry.xattr(attribute) : nil
+        func read(_ attribute: [UInt8]) throws(VirtFSError) -> [UInt8]? {
+            names.contains(attribute) ? try entry.xattr(raw: attribute) : nil
         }
-        func apply<V>(_ field: Field<V>, _ attribute: String, set: (V, Source) -> Void) throws(VirtFSError) {
+        func apply<V>(_ field: Field<V>, _ attribute: [UInt8], set: (V, Source) -> Void) throws(VirtFSError) {
             switch field {
             case .absent: break
             case .value(let v, let source): set(v, source)
             case .ignored(let why):
-                view.diagnostics.append(VirtFSError.corrupt("decode", path: entry.path, attribute: Array(attribute.utf8), why).found(.valueIgnored))
+                view.diagnostics.append(VirtFSError.corrupt("decode", path: entry.path, attribute: attribute, why).found(.valueIgnored))
             case .undefined(let why):
-                let error = VirtFSError.corrupt("decode", path: entry.path, attribute: Array(attribute.utf8), why).found(.valueUndefined)
+                let error = VirtFSError.corrupt("decode", path: entry.path, attribute: attribute, why).found(.valueUndefined)
                 guard lenient else { throw error }
                 view.diagnostics.append(error)
             }
         }
-        try apply(Self.decodeID(read(VirtfsXattr.uid)), VirtfsXattr.uid) { view.attributes.uid = $0; view.provenance.uid = $1 }
-        try apply(Self.decodeID(read(VirtfsXattr.gid)), VirtfsXattr.gid) { view.attributes.gid = $0; view.provenance.gid = $1 }
+        let field = Self.field
+        try apply(Self.decodeID(read(field.uid)), field.uid) { view.attributes.uid = $0; view.provenance.uid = $1 }
+        try apply(Self.decodeID(read(field.gid)), field.gid) { view.attributes.gid = $0; view.provenance.gid = $1 }
         var mode: (UInt32, Source)?
-        try apply(Self.decodeMode(read(VirtfsXattr.mode)), VirtfsXattr.mode) { mode = ($0, $1) }
-        try apply(Self.decodeRdev(read(VirtfsXattr.rdev)), VirtfsXattr.rdev) { view.attributes.rdev = $0; view.provenance.rdev = $1 }
+        try apply(Self.decodeMode(read(field.mode)), field.mode) { mode = ($0, $1) }
+        try apply(Self.decodeRdev(read(field.rdev)), field.rdev) { view.attributes.rdev = $0; view.provenance.rdev = $1 }
         if let (mode, source) = mode {
-            try entry.applyMappedMode(mode, from: source, attribute: Self.field.mode, shown: "mode 0\(String(mode, radix: 8))",
+            try entry.applyMappedMode(mode, from: source, attribute: field.mode, shown: "mode 0\(String(mode, radix: 8))",
                                       to: &view, hostType: hostType, lenient: lenient)
         }
         try entry.finishMappedView(&view, hostType: hostType)
-        try entry.applyXattrs(names, acls: (VirtfsXattr.aclAccess, VirtfsXattr.aclDefault), hidingVirtfs: true, to: &view)
+        try entry.applyXattrs(names, acls: (field.aclAccess, field.aclDefault), hidingVirtfs: true, to: &view)
         if view.attributes.accessACL != nil || view.attributes.defaultACL != nil { view.provenance.acl = .xattr }
         return view
     }
@@ -122,7 +123,7 @@ public struct MappedXattrCodec: ModelCodec {
     /// complete, which is what an interrupted virtfs-convert relies on. rdev is written only
     /// for the types mknod makes, as QEMU does.
     func write(_ attributes: GuestAttributes, to entry: HostEntry, fresh: Bool = false) throws(VirtFSError) {
-        try writeACLs(attributes, to: entry, accessName: VirtfsXattr.aclAccess, defaultName: VirtfsXattr.aclDefault, fresh: fresh)
+        try writeACLs(attributes, to: entry, accessName: Self.field.aclAccess, defaultName: Self.field.aclDefault, fresh: fresh)
         try writeUserXattrs(attributes, to: entry, refusingVirtfs: true)
         if attributes.type.isSpecial {
             try entry.setXattr(raw: Self.field.rdev, Self.encodeRdev(attributes.type.hasDeviceNumber ? attributes.rdev : .zero))
@@ -136,7 +137,8 @@ public struct MappedXattrCodec: ModelCodec {
 
     /// The fields' names as the system calls take them, made once rather than per entry.
     static let field = (uid: Array(VirtfsXattr.uid.utf8), gid: Array(VirtfsXattr.gid.utf8),
-                        mode: Array(VirtfsXattr.mode.utf8), rdev: Array(VirtfsXattr.rdev.utf8))
+                        mode: Array(VirtfsXattr.mode.utf8), rdev: Array(VirtfsXattr.rdev.utf8),
+                        aclAccess: Array(VirtfsXattr.aclAccess.utf8), aclDefault: Array(VirtfsXattr.aclDefault.utf8))
 
     public func holdsMetadata(xattr name: [UInt8]) -> Bool { name.starts(with: virtfsPrefix) }
     public var metadataForgeable: Bool { true }
@@ -174,8 +176,10 @@ public struct MappedXattrCodec: ModelCodec {
     /// Removes every `user.virtfs.*` field (the mode first, so the entry stops claiming mapped
     /// metadata before the rest goes).
     public func removeMetadata(of entry: HostEntry) throws(VirtFSError) {
-        for name in [VirtfsXattr.mode, VirtfsXattr.uid, VirtfsXattr.gid, VirtfsXattr.rdev, VirtfsXattr.aclAccess, VirtfsXattr.aclDefault] {
-            try entry.removeXattr(name)
+        for name in Self.removalOrder {
+            try entry.removeXattr(raw: name)
         }
     }
+    /// (Made once: a conversion from mapped-xattr removes them from every entry.)
+    static let removalOrder = [field.mode, field.uid, field.gid, field.rdev, field.aclAccess, field.aclDefault]
 }
