@@ -9,11 +9,12 @@
 //   - a pass that reads every entry before anything changes: stat, listxattr, and a symlink's
 //     target;
 //   - then, per entry: stat, listxattr; a file or directory gets user.virtfs.uid, .gid and .mode
-//     (mode last) and the host owner and mode QEMU's user needs (the caller's, 0600 or 0700); a symlink,
-//     device, fifo or socket is rebuilt as a file under a temporary name (its target as data,
-//     the xattrs, rdev for devices, its times) and renamed over its old name;
+//     (mode last) and the host owner and mode QEMU's user needs (the caller's, 0600 or 0700); a
+//     symlink, device, fifo or socket is rebuilt as a file under a temporary name (its target as
+//     data, the xattrs, rdev for devices, its times) and renamed over its old name;
 //   - each directory's times given back when its entries are done, and one syncfs at the end.
-// Exits 1 if any call failed.
+// Where the kernel has no setxattrat/listxattrat (before 6.13), the l*xattr calls on a
+// /proc/self/fd path, as the toolkit falls back to. Exits 1 if any call failed.
 #define _GNU_SOURCE
 #include <dirent.h>
 #include <errno.h>
@@ -81,22 +82,48 @@ static void done(void) {
     pthread_mutex_unlock(&lock);
 }
 
-static void setxattrat(int dir, const char *name, const char *attr, const void *value, size_t size) {
+static int legacy;
+
+// NAME below DIR as a path the l*xattr calls take.
+static void procPath(char *path, size_t size, int dir, const char *name) {
+    snprintf(path, size, "/proc/self/fd/%d/%s", dir, name);
+}
+
+static void setxattrat(int dir, const char *name, const char *attr, const void *value,
+                       size_t size) {
     struct xattr_args args = { (uint64_t)(uintptr_t)value, (uint32_t)size, 0 };
-    if (syscall(SYS_setxattrat, dir, name, AT_SYMLINK_NOFOLLOW, attr, &args, sizeof args) != 0) failed("setxattrat", name);
+    if (!legacy && syscall(SYS_setxattrat, dir, name, AT_SYMLINK_NOFOLLOW, attr, &args,
+                           sizeof args) == 0)
+        return;
+    if (!legacy && errno != ENOSYS) { failed("setxattrat", name); return; }
+    legacy = 1;
+    char path[4200];
+    procPath(path, sizeof path, dir, name);
+    if (lsetxattr(path, attr, value, size, 0) != 0) failed("lsetxattr", name);
+}
+
+static void listxattrat(int dir, const char *name, char *list, size_t size) {
+    if (!legacy && syscall(SYS_listxattrat, dir, name, AT_SYMLINK_NOFOLLOW, list, size) >= 0)
+        return;
+    if (!legacy && errno != ENOSYS) { failed("listxattrat", name); return; }
+    legacy = 1;
+    char path[4200];
+    procPath(path, sizeof path, dir, name);
+    if (llistxattr(path, list, size) < 0) failed("llistxattr", name);
 }
 
 static void readEntry(int dir, const char *name, const struct stat *st) {
     char list[1024], target[4096];
-    if (syscall(SYS_listxattrat, dir, name, AT_SYMLINK_NOFOLLOW, list, sizeof list) < 0) failed("listxattrat", name);
-    if (S_ISLNK(st->st_mode) && readlinkat(dir, name, target, sizeof target) < 0) failed("readlinkat", name);
+    listxattrat(dir, name, list, sizeof list);
+    if (S_ISLNK(st->st_mode) && readlinkat(dir, name, target, sizeof target) < 0)
+        failed("readlinkat", name);
 }
 
 // The export root, through its descriptor.
 static void convertRoot(int fd) {
     struct stat st;
     char list[1024];
-    if (fstat(fd, &st) != 0) return failed("fstat", ".");
+    if (fstat(fd, &st) != 0) { failed("fstat", "."); return; }
     if (flistxattr(fd, list, sizeof list) < 0) failed("flistxattr", ".");
     uint32_t uid = st.st_uid, gid = st.st_gid, mode = st.st_mode;
     if (fsetxattr(fd, "user.virtfs.uid", &uid, 4, 0) != 0) failed("fsetxattr", ".");
@@ -109,22 +136,27 @@ static void convertRoot(int fd) {
 static void convertEntry(int dir, const char *name) {
     struct stat st;
     char list[1024], target[4096];
-    if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) != 0) return failed("fstatat", name);
-    if (syscall(SYS_listxattrat, dir, name, AT_SYMLINK_NOFOLLOW, list, sizeof list) < 0) failed("listxattrat", name);
+    if (fstatat(dir, name, &st, AT_SYMLINK_NOFOLLOW) != 0) { failed("fstatat", name); return; }
+    listxattrat(dir, name, list, sizeof list);
     uint32_t uid = st.st_uid, gid = st.st_gid, mode = st.st_mode;
     if (S_ISREG(st.st_mode) || S_ISDIR(st.st_mode)) {
         setxattrat(dir, name, "user.virtfs.uid", &uid, 4);
         setxattrat(dir, name, "user.virtfs.gid", &gid, 4);
         setxattrat(dir, name, "user.virtfs.mode", &mode, 4);
-        if (fchownat(dir, name, geteuid(), getegid(), AT_SYMLINK_NOFOLLOW) != 0) failed("fchownat", name);
-        if (fchmodat(dir, name, S_ISDIR(st.st_mode) ? 0700 : 0600, 0) != 0) failed("fchmodat", name);
+        if (fchownat(dir, name, geteuid(), getegid(), AT_SYMLINK_NOFOLLOW) != 0)
+            failed("fchownat", name);
+        if (fchmodat(dir, name, S_ISDIR(st.st_mode) ? 0700 : 0600, 0) != 0)
+            failed("fchmodat", name);
         return;
     }
     ssize_t length = 0;
-    if (S_ISLNK(st.st_mode) && (length = readlinkat(dir, name, target, sizeof target)) < 0) return failed("readlinkat", name);
+    if (S_ISLNK(st.st_mode) && (length = readlinkat(dir, name, target, sizeof target)) < 0) {
+        failed("readlinkat", name);
+        return;
+    }
     const char *temporary = ".bench-floor.tmp";
     int fd = openat(dir, temporary, O_CREAT | O_EXCL | O_WRONLY | O_CLOEXEC, 0600);
-    if (fd < 0) return failed("openat", temporary);
+    if (fd < 0) { failed("openat", temporary); return; }
     if (length > 0 && write(fd, target, length) != length) failed("write", temporary);
     if (fsetxattr(fd, "user.virtfs.uid", &uid, 4, 0) != 0) failed("fsetxattr", temporary);
     if (fsetxattr(fd, "user.virtfs.gid", &gid, 4, 0) != 0) failed("fsetxattr", temporary);
@@ -146,13 +178,16 @@ static void directory(int fd) {
     struct stat self;
     if (fstat(fd, &self) != 0) failed("fstat", ".");
     DIR *d = fdopendir(dup(fd));
-    if (!d) return failed("fdopendir", ".");
+    if (!d) { failed("fdopendir", "."); return; }
     struct dirent *e;
     while ((e = readdir(d))) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
         struct stat st;
         if (!converting) {
-            if (fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) { failed("fstatat", e->d_name); continue; }
+            if (fstatat(fd, e->d_name, &st, AT_SYMLINK_NOFOLLOW) != 0) {
+                failed("fstatat", e->d_name);
+                continue;
+            }
             readEntry(fd, e->d_name, &st);
         } else {
             convertEntry(fd, e->d_name);
