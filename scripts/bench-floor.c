@@ -82,7 +82,8 @@ static void done(void) {
     pthread_mutex_unlock(&lock);
 }
 
-static int legacy;
+// Set by whichever thread first meets ENOSYS, read by all.
+static _Atomic int legacy;
 
 // NAME below DIR as a path the l*xattr calls take.
 static void procPath(char *path, size_t size, int dir, const char *name) {
