@@ -51,6 +51,10 @@ public struct MountRequest: Sendable {
         var out = [writable ? "rw" : "ro"]
         if given.contains("allow_other") && !given.contains("default_permissions") { out.append("default_permissions") }
         out += given
+        // libfuse 3.14.0 (Debian 12's) gives fuse_main's multi-threaded loop an unset idle-thread
+        // limit and warns about it at every mount. At most 10 threads run (its max_threads
+        // default), so a limit of 10 idle ones keeps what unset means: none is ended.
+        if !given.contains(where: { $0.hasPrefix("max_idle_threads=") }) { out.append("max_idle_threads=10") }
         // libfuse splits its option list at commas; a backslash keeps one in the name.
         var name = ""
         for c in String(decoding: tree, as: UTF8.self) {

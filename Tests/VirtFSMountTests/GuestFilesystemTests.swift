@@ -129,9 +129,10 @@ import VirtFSTestSupport
         func options(_ given: [String]) throws -> String {
             try MountRequest(tree: Array("/srv/a,b\\c".utf8), mountpoint: [], model: nil, options: given, foreground: false).fuseOptions()
         }
-        #expect(try options([]) == "rw,fsname=/srv/a\\,b\\\\c,subtype=virtfs")
-        #expect(try options(["ro,allow_other"]) == "ro,default_permissions,allow_other,fsname=/srv/a\\,b\\\\c,subtype=virtfs")
-        #expect(try options(["ro", "rw"]) == "rw,fsname=/srv/a\\,b\\\\c,subtype=virtfs")
+        #expect(try options([]) == "rw,max_idle_threads=10,fsname=/srv/a\\,b\\\\c,subtype=virtfs")
+        #expect(try options(["ro,allow_other"]) == "ro,default_permissions,allow_other,max_idle_threads=10,fsname=/srv/a\\,b\\\\c,subtype=virtfs")
+        #expect(try options(["ro", "rw"]) == "rw,max_idle_threads=10,fsname=/srv/a\\,b\\\\c,subtype=virtfs")
         #expect(try options(["rw,ro"]).hasPrefix("ro,"))
+        #expect(try options(["max_idle_threads=4"]) == "rw,max_idle_threads=4,fsname=/srv/a\\,b\\\\c,subtype=virtfs")
     }
 }

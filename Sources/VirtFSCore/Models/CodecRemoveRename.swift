@@ -61,7 +61,8 @@ extension ModelCodec {
 /// leaves a guest name without its metadata (the guest then sees the host's owner and mode).
 /// Here a name never exists without its metadata: metadata is put in place before the data name
 /// appears and removed after it is gone, so a crash leaves at most an orphaned metadata file,
-/// which the guest never sees and virtfs-fsck removes.
+/// which the guest never sees and virtfs-fsck removes. (A name renamed over always has
+/// metadata, but for a moment the replaced file's: its data goes first.)
 extension MappedFileCodec {
     /// Whether the directory `name` in `directory` is empty as the guest sees it (nothing but
     /// its `.virtfs_metadata`); when it is, that metadata directory is removed, as QEMU removes
@@ -108,7 +109,8 @@ extension MappedFileCodec {
         // both, and a crash between two would give each name the other's owner and mode.
         if mode == .exchange { throw .system("renameat2", path: newPath, errno: EINVAL) }
         do throws(VirtFSError) {
-            if let target = try? Sys.stat(newDirectory.fd, newName) {
+            let target = try? Sys.stat(newDirectory.fd, newName)
+            if let target {
                 if mode == .noReplace { throw .system("renameat2", path: newPath, errno: EEXIST) }
                 // Two names of one inode: rename(2) does nothing, and so does QEMU.
                 if target.identity == entry.stat.identity { return }
@@ -127,16 +129,35 @@ extension MappedFileCodec {
                 try Sys.link(source, entry.name, destination, temporary)
                 moved = (source, destination)
             }
+            // A new name gets its metadata before it appears (over an orphan of that name, which
+            // describes nothing), and nothing else for the entry to show meanwhile. A name renamed
+            // over keeps the replaced file's metadata until the entry's takes its place: for that
+            // moment the name has the new data and the old owner and mode.
+            var placed = false
+            if target == nil {
+                if let moved {
+                    do {
+                        try Sys.rename(moved.to, temporary, moved.to, newName)
+                    } catch {
+                        try? Sys.unlink(moved.to, temporary)
+                        throw error
+                    }
+                    placed = true
+                } else if let orphan = try metadataFile(newName, in: newDirectory) {
+                    try Sys.unlink(orphan, newName)
+                }
+            }
             do {
-                try Sys.rename(entry.directory.fd, entry.name, newDirectory.fd, newName, mode: mode)
+                // (No target was there: one appearing now is not replaced without its metadata.)
+                try Sys.rename(entry.directory.fd, entry.name, newDirectory.fd, newName, mode: target == nil ? .noReplace : mode)
             } catch {
-                if let moved { try? Sys.unlink(moved.to, temporary) }
+                if let moved { try? Sys.unlink(moved.to, placed ? newName : temporary) }
                 throw error
             }
             if let moved {
-                try Sys.rename(moved.to, temporary, moved.to, newName)
+                if !placed { try Sys.rename(moved.to, temporary, moved.to, newName) }
                 try Sys.unlink(moved.from, entry.name)
-            } else if let stale = try metadataFile(newName, in: newDirectory) {
+            } else if target != nil, let stale = try metadataFile(newName, in: newDirectory) {
                 // The replaced target's metadata would otherwise describe the entry renamed over
                 // it (QEMU leaves it there): an entry without metadata keeps having none.
                 try Sys.unlink(stale, newName)
