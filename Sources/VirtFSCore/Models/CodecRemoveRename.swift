@@ -129,10 +129,10 @@ extension MappedFileCodec {
                 try Sys.link(source, entry.name, destination, temporary)
                 moved = (source, destination)
             }
-            // A new name gets its metadata before it appears (over an orphan of that name, which
-            // describes nothing), and nothing else for the entry to show meanwhile. A name renamed
-            // over keeps the replaced file's metadata until the entry's takes its place: for that
-            // moment the name has the new data and the old owner and mode.
+            // A new name gets the entry's metadata before it appears, in place of any orphan of
+            // that name (which describes nothing); an entry without metadata has the orphan
+            // removed first. A name renamed over keeps the replaced file's metadata until the
+            // entry's takes its place: for that moment it has the new data, the old owner and mode.
             var placed = false
             if target == nil {
                 if let moved {
@@ -148,8 +148,7 @@ extension MappedFileCodec {
                 }
             }
             do {
-                // (No target was there: one appearing now is not replaced without its metadata.)
-                try Sys.rename(entry.directory.fd, entry.name, newDirectory.fd, newName, mode: target == nil ? .noReplace : mode)
+                try Sys.rename(entry.directory.fd, entry.name, newDirectory.fd, newName, mode: mode)
             } catch {
                 if let moved { try? Sys.unlink(moved.to, placed ? newName : temporary) }
                 throw error
